@@ -1,0 +1,53 @@
+//! `api-contract-rule`: a dependency rule (seed 003's `API_Contract`) that
+//! links tasks in different repositories when both touch an API and share
+//! terms, e.g. "Define user authentication API" and "Implement authentication
+//! endpoint".
+//!
+//! This file is the thin WIT glue; the decision lives in [`terms`] so it runs
+//! under `cargo test` natively.
+
+mod terms;
+
+use exports::host::plugin::dependency_rule::Guest;
+use host::plugin::host::config;
+use host::plugin::types::{Dependency, RuleInfo, Task};
+use terms::{TaskText, check, parse_keywords};
+
+wit_bindgen::generate!({ world: "dependency-rule-plugin", path: "../../wit" });
+
+struct ApiContractRule;
+
+impl Guest for ApiContractRule {
+    fn describe() -> RuleInfo {
+        RuleInfo {
+            name: "api-contract".to_string(),
+            description: "Tasks in different repositories that touch the same API contract"
+                .to_string(),
+            keywords: keywords(),
+        }
+    }
+
+    fn check(a: Task, b: Task) -> Option<Dependency> {
+        let finding = check(&text(&a), &text(&b), &keywords())?;
+        Some(Dependency {
+            relationship: "api-contract".to_string(),
+            reason: finding.reason,
+            confidence: finding.confidence,
+        })
+    }
+}
+
+fn keywords() -> Vec<String> {
+    parse_keywords(config("keywords").as_deref())
+}
+
+fn text(task: &Task) -> TaskText<'_> {
+    TaskText {
+        repository: &task.repository,
+        title: &task.title,
+        description: &task.description,
+        keywords: &task.keywords,
+    }
+}
+
+export!(ApiContractRule);

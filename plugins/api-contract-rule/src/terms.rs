@@ -1,0 +1,339 @@
+//! The API-contract decision (seed 003's `API_Contract` rule), free of any
+//! host call so it can be unit-tested natively.
+//!
+//! The seed only asked "does one text say `api` and the other `implement`".
+//! This version asks for evidence both tasks are about the *same* interface:
+//! both mention an API keyword, and they share at least one meaningful term
+//! (an API keyword both use, or a subject such as `authentication`).
+
+use std::collections::BTreeSet;
+
+/// Keywords that mark a task as touching an API; config `keywords` replaces them.
+pub const DEFAULT_KEYWORDS: &[&str] = &[
+    "api",
+    "endpoint",
+    "contract",
+    "interface",
+    "schema",
+    "openapi",
+    "graphql",
+    "rest",
+];
+
+/// Words too common in task titles to show that two tasks share a subject.
+const STOPWORDS: &[&str] = &[
+    "the",
+    "and",
+    "for",
+    "with",
+    "from",
+    "into",
+    "onto",
+    "that",
+    "this",
+    "these",
+    "those",
+    "are",
+    "was",
+    "were",
+    "has",
+    "have",
+    "not",
+    "all",
+    "any",
+    "new",
+    "our",
+    "its",
+    "their",
+    "via",
+    "per",
+    "add",
+    "adds",
+    "update",
+    "updates",
+    "fix",
+    "fixes",
+    "make",
+    "use",
+    "uses",
+    "create",
+    "creates",
+    "remove",
+    "change",
+    "changes",
+    "support",
+    "task",
+    "work",
+    "need",
+    "needs",
+    "should",
+    "must",
+    "will",
+    "can",
+    "also",
+    "when",
+    "then",
+    "than",
+    "more",
+    "less",
+    "some",
+    // The definer/implementer verbs below are evidence of a relation, not of
+    // a shared subject, so they never count as shared terms.
+    "define",
+    "design",
+    "spec",
+    "specify",
+    "draft",
+    "implement",
+    "implementation",
+    "build",
+    "integrate",
+    "consume",
+    "client",
+];
+
+/// Verbs of a task that defines an interface (seed: "Define ... API").
+const DEFINES: &[&str] = &[
+    "define",
+    "design",
+    "spec",
+    "specify",
+    "specification",
+    "draft",
+];
+/// Verbs of a task that builds against one (seed: "Implement ... endpoint").
+const IMPLEMENTS: &[&str] = &[
+    "implement",
+    "implementation",
+    "build",
+    "integrate",
+    "consume",
+    "client",
+];
+
+/// The text of one task that the rule looks at.
+pub struct TaskText<'a> {
+    pub repository: &'a str,
+    pub title: &'a str,
+    pub description: &'a str,
+    pub keywords: &'a [String],
+}
+
+/// A found dependency, before it becomes the WIT record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub reason: String,
+    /// 0.0 ..= 1.0, growing with the number of shared terms.
+    pub confidence: f32,
+}
+
+/// Whether `a` and `b` depend on each other through an API contract.
+///
+/// Tasks in the same repository are left to other rules (the seed's
+/// detection is cross-repository). `api_keywords` must be lowercase.
+pub fn check(a: &TaskText, b: &TaskText, api_keywords: &[String]) -> Option<Finding> {
+    if a.repository == b.repository {
+        return None;
+    }
+    let terms_a = terms(a);
+    let terms_b = terms(b);
+    let is_api = |t: &String| api_keywords.contains(t);
+    if !terms_a.iter().any(is_api) || !terms_b.iter().any(is_api) {
+        return None;
+    }
+    let shared: Vec<&String> = terms_a
+        .intersection(&terms_b)
+        .filter(|t| !STOPWORDS.contains(&t.as_str()))
+        .collect();
+    if shared.is_empty() {
+        return None;
+    }
+    let shared_api = shared.iter().filter(|t| is_api(t)).count();
+    let shared_subject = shared.len() - shared_api;
+    let has = |set: &BTreeSet<String>, verbs: &[&str]| verbs.iter().any(|v| set.contains(*v));
+    let defines_and_implements = (has(&terms_a, DEFINES) && has(&terms_b, IMPLEMENTS))
+        || (has(&terms_b, DEFINES) && has(&terms_a, IMPLEMENTS));
+
+    // A shared subject says more than a shared API word (two tasks can both
+    // say "api" about unrelated APIs), and a define/implement pair is the
+    // seed's own signal. Capped below 1: this is a heuristic.
+    let confidence = 0.25
+        + 0.2 * shared_subject as f32
+        + 0.1 * shared_api as f32
+        + if defines_and_implements { 0.2 } else { 0.0 };
+    let names: Vec<&str> = shared.iter().map(|t| t.as_str()).collect();
+    let mut reason = format!("both tasks touch an API and share: {}", names.join(", "));
+    if defines_and_implements {
+        reason.push_str("; one defines the contract, the other implements it");
+    }
+    Some(Finding {
+        reason,
+        confidence: confidence.min(0.95),
+    })
+}
+
+/// Splits the `keywords` config value (a comma list), lowercased; unset or
+/// blank gives [`DEFAULT_KEYWORDS`].
+pub fn parse_keywords(raw: Option<&str>) -> Vec<String> {
+    let keywords: Vec<String> = raw
+        .unwrap_or("")
+        .split(',')
+        .map(|k| k.trim().to_lowercase())
+        .filter(|k| !k.is_empty())
+        .collect();
+    if keywords.is_empty() {
+        DEFAULT_KEYWORDS.iter().map(|k| k.to_string()).collect()
+    } else {
+        keywords
+    }
+}
+
+/// Lowercase words of three or more letters from title, description and
+/// keywords, with a plural `s` dropped so `endpoints` meets `endpoint`.
+fn terms(task: &TaskText) -> BTreeSet<String> {
+    let keywords = task.keywords.join(" ");
+    [task.title, task.description, keywords.as_str()]
+        .iter()
+        .flat_map(|text| text.split(|c: char| !c.is_alphanumeric()))
+        .filter(|w| w.chars().count() >= 3)
+        .map(|w| singular(&w.to_lowercase()))
+        .collect()
+}
+
+/// Drops a plural `s`, but not from words like `status`, `analysis`, `class`.
+fn singular(word: &str) -> String {
+    let keep = ["ss", "us", "is"].iter().any(|end| word.ends_with(end));
+    match word.strip_suffix('s') {
+        Some(stem) if !keep && stem.len() >= 3 => stem.to_string(),
+        _ => word.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task<'a>(repository: &'a str, title: &'a str, description: &'a str) -> TaskText<'a> {
+        TaskText {
+            repository,
+            title,
+            description,
+            keywords: &[],
+        }
+    }
+
+    fn defaults() -> Vec<String> {
+        parse_keywords(None)
+    }
+
+    #[test]
+    fn the_seed_example_is_detected_with_good_confidence() {
+        let a = task(
+            "backend-api",
+            "Define user authentication API",
+            "Create OpenAPI spec for user auth endpoints",
+        );
+        let b = task("frontend-app", "Implement authentication endpoint", "");
+        let found = check(&a, &b, &defaults()).unwrap();
+        assert!(found.reason.contains("authentication"), "{}", found.reason);
+        assert!(found.reason.contains("endpoint"), "{}", found.reason);
+        assert!(found.reason.contains("implements"), "{}", found.reason);
+        assert!(found.confidence > 0.7, "{}", found.confidence);
+    }
+
+    #[test]
+    fn tasks_in_the_same_repository_are_left_alone() {
+        let a = task("api", "Define billing API", "");
+        let b = task("api", "Implement billing API", "");
+        assert_eq!(check(&a, &b, &defaults()), None);
+    }
+
+    #[test]
+    fn both_tasks_must_touch_an_api() {
+        let a = task("one", "Define billing API", "");
+        let b = task("two", "Billing report layout", "");
+        assert_eq!(check(&a, &b, &defaults()), None);
+    }
+
+    #[test]
+    fn api_tasks_sharing_nothing_do_not_depend() {
+        let a = task("one", "Billing endpoint", "");
+        let b = task("two", "Search API", "");
+        assert_eq!(check(&a, &b, &defaults()), None);
+    }
+
+    #[test]
+    fn sharing_only_an_api_word_is_a_weak_hit() {
+        let a = task("one", "Billing endpoint", "");
+        let b = task("two", "Search endpoint", "");
+        let weak = check(&a, &b, &defaults()).unwrap();
+        assert!(weak.confidence < 0.4, "{}", weak.confidence);
+    }
+
+    #[test]
+    fn more_shared_terms_give_more_confidence() {
+        let a = task("one", "Invoice export API", "");
+        let b = task("two", "Invoice API client", "");
+        let c = task("two", "Invoice export API client", "");
+        let fewer = check(&a, &b, &defaults()).unwrap().confidence;
+        let more = check(&a, &c, &defaults()).unwrap().confidence;
+        assert!(more > fewer, "{more} <= {fewer}");
+    }
+
+    #[test]
+    fn common_verbs_are_not_shared_subjects() {
+        let a = task("one", "Add API for users", "");
+        let b = task("two", "Add endpoint for orders", "");
+        assert_eq!(check(&a, &b, &defaults()), None);
+    }
+
+    #[test]
+    fn task_keywords_count_as_terms() {
+        let keywords = vec!["GraphQL".to_string(), "inventory".to_string()];
+        let a = TaskText {
+            repository: "one",
+            title: "Stock levels",
+            description: "",
+            keywords: &keywords,
+        };
+        let b = task("two", "Inventory graphql resolver", "");
+        let found = check(&a, &b, &defaults()).unwrap();
+        assert!(
+            found.reason.contains("graphql, inventory"),
+            "{}",
+            found.reason
+        );
+    }
+
+    #[test]
+    fn configured_keywords_replace_the_defaults() {
+        let keywords = parse_keywords(Some(" gRPC , Proto "));
+        assert_eq!(keywords, vec!["grpc", "proto"]);
+        let a = task("one", "Ledger gRPC service", "");
+        let b = task("two", "Ledger proto client", "");
+        assert!(check(&a, &b, &keywords).is_some());
+        assert_eq!(check(&a, &b, &defaults()), None);
+    }
+
+    #[test]
+    fn plurals_meet_singulars_but_status_stays_whole() {
+        assert_eq!(singular("endpoints"), "endpoint");
+        assert_eq!(singular("status"), "status");
+        assert_eq!(singular("class"), "class");
+    }
+
+    #[test]
+    fn confidence_never_reaches_certainty() {
+        let a = task(
+            "one",
+            "Define invoice order customer payment refund API",
+            "",
+        );
+        let b = task(
+            "two",
+            "Implement invoice order customer payment refund API",
+            "",
+        );
+        assert!(check(&a, &b, &defaults()).unwrap().confidence <= 0.95);
+    }
+}
