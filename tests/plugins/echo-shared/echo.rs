@@ -1,0 +1,32 @@
+// Shared body of echo-v1 and echo-v2, included by each after it defines
+// `VERSION`. Two crates rather than one with a feature flag, so both
+// components exist side by side and a test can swap one file for the other.
+// (Plain comments: `//!` is not allowed in an included file.)
+
+use exports::host::plugin::event_handler::Guest;
+use host::plugin::types::{Action, Event, NewEvent};
+
+wit_bindgen::generate!({ world: "event-handler-plugin", path: "../../../wit" });
+
+struct Echo;
+
+impl Guest for Echo {
+    fn subscriptions() -> Vec<String> {
+        vec!["test.ping".to_string()]
+    }
+
+    fn handle(e: Event) -> Result<Vec<Action>, String> {
+        let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
+        if data.get("fail") == Some(&serde_json::Value::Bool(true)) {
+            return Err("asked to fail".to_string());
+        }
+        let pong = serde_json::json!({ "version": VERSION, "ping_sequence": e.sequence });
+        Ok(vec![Action::Emit(NewEvent {
+            type_: "test.pong".to_string(),
+            subject: None,
+            data: pong.to_string(),
+        })])
+    }
+}
+
+export!(Echo);

@@ -1,0 +1,7 @@
+//! `echo-v1`: answers `test.ping` with `test.pong` {"version": 1, "ping_sequence"},
+//! or fails with "asked to fail" when the ping's data has `"fail": true`.
+//! Hot-reload tests swap this component for its sibling and watch the version.
+
+const VERSION: u32 = 1;
+
+include!("../../echo-shared/echo.rs");

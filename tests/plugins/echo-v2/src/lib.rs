@@ -1,0 +1,7 @@
+//! `echo-v2`: answers `test.ping` with `test.pong` {"version": 2, "ping_sequence"},
+//! or fails with "asked to fail" when the ping's data has `"fail": true`.
+//! Hot-reload tests swap this component for its sibling and watch the version.
+
+const VERSION: u32 = 2;
+
+include!("../../echo-shared/echo.rs");
