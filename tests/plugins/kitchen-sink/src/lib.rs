@@ -2,7 +2,8 @@
 //! `full-plugin`), each with trivial, predictable behaviour, so the host's
 //! tests can check it binds every export a component has.
 //!
-//! - event handler: `test.sink` → emits `test.sink-seen` {"sequence"};
+//! - event handler: `test.sink` → emits `test.sink-seen` {"sequence"} with the
+//!   event's subject;
 //! - status mapper: kinds `["sink"]`; the output line `done` → `completed`;
 //! - dependency rule `same-title`: tasks with equal titles depend;
 //! - background agent: every 50 ms, no actions, activity `tick <n>` with `n`
