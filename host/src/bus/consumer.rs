@@ -1,0 +1,407 @@
+//! Consumers: cursors over the log, in the manner of NATS JetStream.
+//!
+//! A consumer remembers only a sequence number. Whatever it has not read yet is
+//! still in the ring or the journal, so a slow consumer catches up instead of
+//! being dropped, and a restarted one resumes with [`StartAt::After`] its last
+//! cursor. Reading is one page at a time, so a consumer far behind never loads
+//! the backlog into memory. The only loss possible is journal retention, and it
+//! is counted ([`Consumer::skipped`]) and logged, never silent.
+
+use std::collections::VecDeque;
+
+use tokio::sync::watch;
+
+use crate::bus::error::BusError;
+use crate::bus::event::{Event, NewEvent};
+use crate::bus::log::Bus;
+use crate::bus::pattern::Pattern;
+
+/// The type of the event announcing that a consumer lost events to retention;
+/// its subject is the consumer's name.
+pub(crate) const SKIPPED_TYPE: &str = "bus.consumer_skipped";
+const SKIPPED_SOURCE: &str = "host/bus";
+
+/// Where a new consumer's cursor starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartAt {
+    /// Just before the oldest event still retained: replay everything kept.
+    Beginning,
+    /// At the current head: only events published after the consumer is created.
+    Head,
+    /// After this sequence, e.g. a cursor saved before a reload.
+    After(u64),
+}
+
+/// A cursor over the log that yields matching events in sequence order.
+///
+/// Owned by one task. Dropping it loses nothing: the events stay in the log.
+pub struct Consumer {
+    bus: Bus,
+    name: String,
+    filter: Vec<Pattern>,
+    /// Last sequence delivered or passed over as non-matching.
+    cursor: u64,
+    /// Events lost to retention before this consumer reached them.
+    skipped: u64,
+    /// Matching events read ahead from the current page, not yet delivered.
+    pending: VecDeque<Event>,
+    /// Last sequence the current page examined; the cursor moves here once
+    /// `pending` is empty.
+    scanned_to: u64,
+    head: watch::Receiver<u64>,
+}
+
+/// What one read step achieved.
+enum Step {
+    Delivered(Event),
+    /// Read a page (possibly with nothing matching); more may follow at once.
+    Advanced,
+    /// Nothing after the cursor yet.
+    Idle,
+}
+
+impl Consumer {
+    pub(crate) fn new(bus: Bus, name: String, filter: Vec<Pattern>, cursor: u64) -> Consumer {
+        let head = bus.watch_head();
+        Consumer {
+            bus,
+            name,
+            filter,
+            cursor,
+            skipped: 0,
+            pending: VecDeque::new(),
+            scanned_to: cursor,
+            head,
+        }
+    }
+
+    /// The next matching event after the cursor, waiting for one if needed.
+    ///
+    /// Cancel-safe: if the future is dropped (e.g. another `select!` branch won),
+    /// no event is consumed, and the next call returns the same event.
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::Journal`] or [`BusError::CorruptEvent`] if a catch-up read
+    /// fails; the cursor stays put, so calling again retries.
+    pub async fn next(&mut self) -> Result<Event, BusError> {
+        // All state changes happen in the synchronous `step`; the awaits below
+        // only wait, so dropping this future at either of them loses nothing.
+        loop {
+            match self.step()? {
+                Step::Delivered(event) => return Ok(event),
+                // Catching up through many non-matching pages: let other tasks run.
+                Step::Advanced => tokio::task::yield_now().await,
+                Step::Idle => {
+                    let cursor = self.cursor;
+                    // The bus (and so the sender) lives as long as this consumer.
+                    if self.head.wait_for(|head| *head > cursor).await.is_err() {
+                        return Err(BusError::Closed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next matching event if one is already in the log, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`Consumer::next`].
+    pub fn try_next(&mut self) -> Result<Option<Event>, BusError> {
+        loop {
+            match self.step()? {
+                Step::Delivered(event) => return Ok(Some(event)),
+                Step::Advanced => continue,
+                Step::Idle => return Ok(None),
+            }
+        }
+    }
+
+    /// Sequence of the last event delivered or passed over as non-matching; save
+    /// it and resume with [`StartAt::After`].
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// The name given at creation.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Events that journal retention removed before this consumer read them.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    fn step(&mut self) -> Result<Step, BusError> {
+        if let Some(event) = self.pending.pop_front() {
+            self.cursor = event.sequence;
+            return Ok(Step::Delivered(event));
+        }
+        self.cursor = self.cursor.max(self.scanned_to);
+        let page = self.bus.read_page(self.cursor, &self.filter)?;
+        let (Some(first), Some(last)) = (page.first_seq, page.last_seq) else {
+            return Ok(Step::Idle);
+        };
+        if first > self.cursor + 1 {
+            self.report_loss(self.cursor + 1, first - 1);
+        }
+        self.pending = page.events.into();
+        self.scanned_to = last;
+        Ok(Step::Advanced)
+    }
+
+    /// Counts events `from..=to` as lost, and says so in the log and in an event
+    /// ([`SKIPPED_TYPE`]) so every other reader learns of it too.
+    fn report_loss(&mut self, from: u64, to: u64) {
+        let lost = to - from + 1;
+        self.skipped += lost;
+        tracing::warn!(
+            consumer = %self.name,
+            lost,
+            from,
+            to,
+            "consumer fell behind journal retention; events were pruned before it read them"
+        );
+        let data =
+            serde_json::json!({ "consumer": self.name, "lost": lost, "from": from, "to": to });
+        let event =
+            NewEvent::new(SKIPPED_SOURCE, SKIPPED_TYPE, data).with_subject(self.name.clone());
+        if let Err(error) = self.bus.publish(event) {
+            tracing::warn!(consumer = %self.name, %error, "could not publish the skipped-events notice");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::{BusConfig, NewEvent};
+    use serde_json::json;
+    use std::time::Duration;
+
+    /// Generous: only there so a broken wake-up fails the test instead of hanging it.
+    const HANG: Duration = Duration::from_secs(10);
+
+    fn ev(ty: &str, n: u64) -> NewEvent {
+        NewEvent::new("host/test", ty, json!({ "n": n }))
+    }
+
+    fn small_ring(ring_capacity: usize, max_journal_events: u64) -> BusConfig {
+        BusConfig {
+            ring_capacity,
+            max_journal_events,
+        }
+    }
+
+    fn drain(consumer: &mut Consumer) -> Vec<u64> {
+        std::iter::from_fn(|| consumer.try_next().unwrap())
+            .map(|e| e.sequence)
+            .collect()
+    }
+
+    #[test]
+    fn a_consumer_can_move_to_another_task() {
+        fn assert_send<T: Send + 'static>() {}
+        assert_send::<Consumer>();
+    }
+
+    #[test]
+    fn consumer_from_the_beginning_reads_every_event_in_order() {
+        let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+        for n in 0..5 {
+            bus.publish(ev("a", n)).unwrap();
+        }
+        let mut c = bus.consumer("reader", Vec::new(), StartAt::Beginning);
+        assert_eq!(c.name(), "reader");
+        assert_eq!(drain(&mut c), [1, 2, 3, 4, 5]);
+        assert_eq!(c.cursor(), 5);
+        assert_eq!(c.try_next().unwrap(), None);
+    }
+
+    #[test]
+    fn consumer_at_head_sees_only_later_events() {
+        let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+        bus.publish(ev("a", 0)).unwrap();
+        let mut c = bus.consumer("late", Vec::new(), StartAt::Head);
+        assert_eq!(c.try_next().unwrap(), None);
+        bus.publish(ev("a", 1)).unwrap();
+        assert_eq!(drain(&mut c), [2]);
+    }
+
+    #[test]
+    fn consumer_resumes_after_its_cursor() {
+        let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+        for n in 0..6 {
+            bus.publish(ev("a", n)).unwrap();
+        }
+        let mut first = bus.consumer("p", Vec::new(), StartAt::Beginning);
+        first.try_next().unwrap();
+        first.try_next().unwrap();
+        let saved = first.cursor();
+        drop(first);
+        let mut resumed = bus.consumer("p", Vec::new(), StartAt::After(saved));
+        assert_eq!(drain(&mut resumed), [3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn consumer_with_a_filter_gets_only_matching_types_and_passes_the_rest() {
+        let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+        for ty in [
+            "process.started",
+            "plugin.loaded",
+            "process.exited",
+            "plugin.x",
+        ] {
+            bus.publish(ev(ty, 0)).unwrap();
+        }
+        let filter = vec![Pattern::parse("process.*").unwrap()];
+        let mut c = bus.consumer("procs", filter, StartAt::Beginning);
+        let types: Vec<String> = std::iter::from_fn(|| c.try_next().unwrap())
+            .map(|e| e.ty)
+            .collect();
+        assert_eq!(types, ["process.started", "process.exited"]);
+        // The trailing non-matching event was passed over, not left pending.
+        assert_eq!(c.cursor(), 4);
+    }
+
+    #[test]
+    fn consumer_catches_up_from_the_journal_when_far_behind_the_ring() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Bus::open(dir.path(), small_ring(8, 0)).unwrap();
+        let mut c = bus.consumer("slow", Vec::new(), StartAt::Beginning);
+        let total = 1000;
+        let batch = (0..total).map(|n| ev("a", n)).collect();
+        bus.publish_all(batch).unwrap();
+        let seqs = drain(&mut c);
+        assert_eq!(seqs, (1..=total).collect::<Vec<_>>());
+        assert_eq!(c.skipped(), 0);
+    }
+
+    #[test]
+    fn filtered_catch_up_crosses_many_non_matching_pages() {
+        let bus = Bus::open_in_memory(small_ring(4, 0)).unwrap();
+        bus.publish_all((0..2000).map(|n| ev("noise", n)).collect())
+            .unwrap();
+        bus.publish(ev("wanted", 0)).unwrap();
+        bus.publish_all((0..10).map(|n| ev("noise", n)).collect())
+            .unwrap();
+        let mut c = bus.consumer(
+            "needle",
+            vec![Pattern::parse("wanted").unwrap()],
+            StartAt::Beginning,
+        );
+        assert_eq!(drain(&mut c), [2001]);
+        assert_eq!(c.cursor(), 2011);
+    }
+
+    #[tokio::test]
+    async fn next_waits_and_wakes_when_an_event_is_published() {
+        let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+        let mut c = bus.consumer("waiter", Vec::new(), StartAt::Head);
+        let waiter = tokio::spawn(async move { tokio::time::timeout(HANG, c.next()).await });
+        // Let the waiter reach its await point before publishing.
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let published = bus.publish(ev("a", 7)).unwrap();
+        let got = waiter
+            .await
+            .unwrap()
+            .expect("consumer was never woken")
+            .unwrap();
+        assert_eq!(got, published);
+    }
+
+    #[tokio::test]
+    async fn dropping_a_waiting_next_loses_no_event() {
+        let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+        let mut c = bus.consumer("select", Vec::new(), StartAt::Head);
+        tokio::select! {
+            _ = c.next() => panic!("nothing was published yet"),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        let published = bus.publish(ev("a", 1)).unwrap();
+        let got = tokio::time::timeout(HANG, c.next()).await.unwrap().unwrap();
+        assert_eq!(got, published);
+        assert_eq!(
+            c.try_next().unwrap(),
+            None,
+            "the event must come exactly once"
+        );
+    }
+
+    #[tokio::test]
+    async fn dropping_next_in_the_middle_of_a_catch_up_loses_no_event() {
+        let bus = Bus::open_in_memory(small_ring(4, 0)).unwrap();
+        let early = bus.publish(ev("wanted", 0)).unwrap();
+        bus.publish_all((0..1000).map(|n| ev("noise", n)).collect())
+            .unwrap();
+        let late = bus.publish(ev("wanted", 1)).unwrap();
+        let filter = vec![Pattern::parse("wanted").unwrap()];
+        let mut c = bus.consumer("select", filter, StartAt::Beginning);
+        // `next` is polled first: it reads the first journal page (holding `early`)
+        // and yields before delivering; the second branch is then ready, so the
+        // `next` future is dropped with a page read but not yet handed out.
+        tokio::select! {
+            biased;
+            _ = c.next() => panic!("next should yield after reading a page"),
+            _ = std::future::ready(()) => {}
+        }
+        assert_eq!(c.cursor(), 0, "nothing was delivered, so the cursor stays");
+        let got = tokio::time::timeout(HANG, c.next()).await.unwrap().unwrap();
+        assert_eq!(got, early);
+        let got = tokio::time::timeout(HANG, c.next()).await.unwrap().unwrap();
+        assert_eq!(got, late);
+        assert_eq!(c.try_next().unwrap(), None, "each event exactly once");
+    }
+
+    #[test]
+    fn retention_counts_the_events_a_lagging_consumer_missed() {
+        let bus = Bus::open_in_memory(small_ring(2, 10)).unwrap();
+        let mut c = bus.consumer("laggard", Vec::new(), StartAt::Beginning);
+        for n in 0..100 {
+            bus.publish(ev("a", n)).unwrap();
+        }
+        // Retention ran at head 100 and kept 91..=100; the consumer also reads
+        // the notice of its own loss, published as event 101.
+        let seqs = drain(&mut c);
+        assert_eq!(seqs, (91..=101).collect::<Vec<_>>());
+        assert_eq!(c.skipped(), 90);
+        let notice = bus
+            .query(&crate::bus::EventQuery {
+                types: vec![Pattern::parse(SKIPPED_TYPE).unwrap()],
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(notice.len(), 1);
+        assert_eq!(notice[0].subject.as_deref(), Some("laggard"));
+        assert_eq!(notice[0].data["lost"], 90);
+        assert_eq!(notice[0].data["from"], 1);
+        assert_eq!(notice[0].data["to"], 90);
+    }
+
+    #[test]
+    fn a_consumer_created_after_pruning_starts_at_the_oldest_kept_event() {
+        let bus = Bus::open_in_memory(small_ring(2, 10)).unwrap();
+        for n in 0..100 {
+            bus.publish(ev("a", n)).unwrap();
+        }
+        let mut c = bus.consumer("newcomer", Vec::new(), StartAt::Beginning);
+        assert_eq!(drain(&mut c), (91..=100).collect::<Vec<_>>());
+        assert_eq!(c.skipped(), 0);
+    }
+
+    #[test]
+    fn events_still_in_the_ring_are_not_counted_as_lost() {
+        // A ring larger than the journal holds events retention already pruned.
+        let bus = Bus::open_in_memory(small_ring(50, 10)).unwrap();
+        let mut c = bus.consumer("laggard", Vec::new(), StartAt::Beginning);
+        for n in 0..100 {
+            bus.publish(ev("a", n)).unwrap();
+        }
+        let seqs = drain(&mut c);
+        assert_eq!(seqs, (51..=101).collect::<Vec<_>>());
+        assert_eq!(c.skipped(), 50);
+    }
+}
