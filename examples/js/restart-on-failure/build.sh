@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 if [ ! -x node_modules/.bin/jco ]; then
-    if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+    # Not `npm ci`: npm 11 rejects this lock for lacking other platforms'
+    # optional bindings. `install --no-save` still follows the lock's
+    # versions and leaves package-lock.json untouched.
+    npm install --no-save --no-audit --no-fund
 fi
 
 node_modules/.bin/jco componentize app.js \
