@@ -1,0 +1,462 @@
+//! `host bench`: the numbers of the design card, measured in one run.
+//!
+//! 1. **Handler throughput**: the same logic (answer `test.ping` with a
+//!    `test.pong` carrying the ping's sequence) as a WASM event handler and
+//!    as a native Rust function, both as bare calls and through the full
+//!    pipeline (event log → consumer → handler → action channel).
+//! 2. **Reload latency**: under a steady stream of pings, swap the
+//!    component file between two versions; time from the file's rename to
+//!    the first pong answered by the new version, and count, by sequence
+//!    numbers, pings answered zero or several times.
+//!
+//! The components are the `echo-v1`/`echo-v2` test fixtures
+//! (`tests/plugins`); they are built on first use.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use chrono::Utc;
+use clap::Args;
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::bus::{Bus, BusConfig, Event, NewEvent, Pattern, StartAt};
+use crate::plugins::{Action, ActionRequest, Kind, PluginHost, PluginHostConfig, ProcessView};
+use crate::supervisor::ProcessInfo;
+
+/// Flags of `host bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Events per throughput measurement.
+    #[arg(long, default_value_t = 100_000)]
+    pub events: u64,
+    /// Number of hot swaps in the reload measurement.
+    #[arg(long, default_value_t = 20)]
+    pub reloads: u32,
+    /// Pings per second during the reload measurement.
+    #[arg(long, default_value_t = 10_000)]
+    pub rate: u64,
+    /// Debounce of the plugin watcher during the reload measurement.
+    #[arg(long, default_value_t = 100)]
+    pub debounce_ms: u64,
+    /// The v1 echo component [default: built from tests/plugins].
+    #[arg(long)]
+    pub echo_v1: Option<PathBuf>,
+    /// The v2 echo component [default: built from tests/plugins].
+    #[arg(long)]
+    pub echo_v2: Option<PathBuf>,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Everything `host bench` measured.
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    /// Events per measurement.
+    pub events: u64,
+    /// Bare calls per second, WASM.
+    pub call_wasm_per_sec: f64,
+    /// Bare calls per second, native.
+    pub call_native_per_sec: f64,
+    /// Pipeline events per second, WASM handler.
+    pub pipeline_wasm_per_sec: f64,
+    /// Pipeline events per second, native handler.
+    pub pipeline_native_per_sec: f64,
+    /// Reload measurement.
+    pub reload: ReloadReport,
+}
+
+/// The reload measurement.
+#[derive(Debug, Serialize)]
+pub struct ReloadReport {
+    /// Swaps measured.
+    pub swaps: usize,
+    /// Watcher debounce in force.
+    pub debounce_ms: u64,
+    /// Median latency, file renamed → first event handled by new version.
+    pub median_ms: f64,
+    /// 95th percentile latency.
+    pub p95_ms: f64,
+    /// Slowest swap.
+    pub max_ms: f64,
+    /// Pings sent.
+    pub pings: u64,
+    /// Pings never answered.
+    pub lost: u64,
+    /// Pings answered more than once.
+    pub duplicated: u64,
+}
+
+struct NoProcesses;
+
+impl ProcessView for NoProcesses {
+    fn list(&self) -> Vec<ProcessInfo> {
+        Vec::new()
+    }
+    fn get(&self, _: &str) -> Option<ProcessInfo> {
+        None
+    }
+}
+
+pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    crate::cli::init_logging("warn");
+    let (v1, v2) = match (&args.echo_v1, &args.echo_v2) {
+        (Some(a), Some(b)) => (a.clone(), b.clone()),
+        _ => build_fixtures()?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(measure(&args, &v1, &v2))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let r = &report;
+        println!(
+            "handler throughput, {} events (same logic, one handler):",
+            r.events
+        );
+        println!(
+            "  bare call    wasm {:>10.0}/s   native {:>10.0}/s   ratio {:.2}",
+            r.call_wasm_per_sec,
+            r.call_native_per_sec,
+            r.call_wasm_per_sec / r.call_native_per_sec
+        );
+        println!(
+            "  pipeline     wasm {:>10.0}/s   native {:>10.0}/s   ratio {:.2}",
+            r.pipeline_wasm_per_sec,
+            r.pipeline_native_per_sec,
+            r.pipeline_wasm_per_sec / r.pipeline_native_per_sec
+        );
+        let l = &r.reload;
+        println!(
+            "reload under {} pings/s, {} swaps, debounce {} ms:",
+            args.rate, l.swaps, l.debounce_ms
+        );
+        println!(
+            "  file renamed → new version answering: median {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+            l.median_ms, l.p95_ms, l.max_ms
+        );
+        println!(
+            "  {} pings: {} lost, {} duplicated",
+            l.pings, l.lost, l.duplicated
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Build the echo fixtures with cargo and return their paths.
+fn build_fixtures() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/plugins");
+    let status = std::process::Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "echo-v1",
+            "-p",
+            "echo-v2",
+        ])
+        .current_dir(&root)
+        .status()
+        .with_context(|| format!("cannot run cargo in {}", root.display()))?;
+    if !status.success() {
+        bail!("building the echo fixtures in {} failed", root.display());
+    }
+    let out = root.join("target/wasm32-wasip2/release");
+    Ok((out.join("echo_v1.wasm"), out.join("echo_v2.wasm")))
+}
+
+fn native_echo(event: &Event) -> Result<Vec<Action>, String> {
+    if event.data.get("fail").and_then(|f| f.as_bool()) == Some(true) {
+        return Err("asked to fail".into());
+    }
+    Ok(vec![Action::Emit {
+        ty: "test.pong".into(),
+        subject: None,
+        data: json!({ "version": 0, "ping_sequence": event.sequence }),
+    }])
+}
+
+fn ping(sequence: u64) -> Event {
+    Event {
+        specversion: "1.0".into(),
+        id: uuid::Uuid::now_v7().to_string(),
+        source: "bench".into(),
+        ty: "test.ping".into(),
+        subject: None,
+        time: Utc::now(),
+        sequence,
+        datacontenttype: "application/json".into(),
+        data: json!({ "n": sequence }),
+    }
+}
+
+async fn plugin_host(
+    dir: &Path,
+    bus: Bus,
+    debounce_ms: u64,
+) -> anyhow::Result<(PluginHost, mpsc::Receiver<ActionRequest>)> {
+    let (tx, rx) = mpsc::channel(1024);
+    let mut config = PluginHostConfig::new(dir);
+    config.debounce = Duration::from_millis(debounce_ms);
+    config.state_dir = Some(dir.join(".state"));
+    config.build_missing = false;
+    let host = PluginHost::start(config, bus, Arc::new(NoProcesses), tx).await?;
+    Ok((host, rx))
+}
+
+async fn measure(args: &BenchArgs, v1: &Path, v2: &Path) -> anyhow::Result<BenchReport> {
+    let n = args.events;
+    let calls = tempfile::tempdir()?;
+    let plugin_dir = calls.path().join("plugins");
+    std::fs::create_dir_all(&plugin_dir)?;
+    std::fs::copy(v1, plugin_dir.join("echo.wasm")).with_context(|| format!("{}", v1.display()))?;
+
+    // 1a. Bare calls.
+    let bus = Bus::open_in_memory(BusConfig::default())?;
+    let (host, _rx) = plugin_host(&plugin_dir, bus.clone(), 100).await?;
+    let echo = host
+        .with_kind(Kind::EventHandler)
+        .into_iter()
+        .next()
+        .context("the echo fixture did not load as an event handler")?;
+    let events: Vec<Event> = (1..=n).map(ping).collect();
+    for e in events.iter().take(1000) {
+        echo.handle(e).await?;
+    }
+    let t = Instant::now();
+    for e in &events {
+        std::hint::black_box(echo.handle(e).await?);
+    }
+    let call_wasm = n as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for e in &events {
+        std::hint::black_box(native_echo(e).map_err(anyhow::Error::msg)?);
+    }
+    let call_native = n as f64 / t.elapsed().as_secs_f64();
+    host.shutdown().await;
+    drop(host);
+
+    // 1b. Pipeline: pre-publish, then time consumers catching up.
+    let pipeline_wasm = {
+        let bus = Bus::open_in_memory(BusConfig::default())?;
+        let (host, mut rx) = plugin_host(&plugin_dir, bus.clone(), 100).await?;
+        let t = Instant::now();
+        publish_pings(&bus, n)?;
+        let mut seen = 0;
+        while seen < n {
+            let r = rx.recv().await.context("the handler stopped answering")?;
+            seen += r.actions.len() as u64;
+        }
+        let rate = n as f64 / t.elapsed().as_secs_f64();
+        host.shutdown().await;
+        rate
+    };
+    let pipeline_native = {
+        let bus = Bus::open_in_memory(BusConfig::default())?;
+        let (tx, mut rx) = mpsc::channel::<ActionRequest>(1024);
+        let mut consumer = bus.consumer(
+            "native",
+            vec![Pattern::parse("test.ping")?],
+            StartAt::After(bus.head()),
+        );
+        let worker = tokio::spawn(async move {
+            while let Ok(e) = consumer.next().await {
+                if let Ok(actions) = native_echo(&e)
+                    && tx
+                        .send(ActionRequest {
+                            plugin: "native".into(),
+                            cause: Some(e.sequence),
+                            actions,
+                        })
+                        .await
+                        .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let t = Instant::now();
+        publish_pings(&bus, n)?;
+        let mut seen = 0;
+        while seen < n {
+            let r = rx.recv().await.context("the native handler stopped")?;
+            seen += r.actions.len() as u64;
+        }
+        let rate = n as f64 / t.elapsed().as_secs_f64();
+        worker.abort();
+        rate
+    };
+
+    let reload = measure_reload(args, v1, v2).await?;
+    Ok(BenchReport {
+        events: n,
+        call_wasm_per_sec: call_wasm,
+        call_native_per_sec: call_native,
+        pipeline_wasm_per_sec: pipeline_wasm,
+        pipeline_native_per_sec: pipeline_native,
+        reload,
+    })
+}
+
+fn publish_pings(bus: &Bus, n: u64) -> anyhow::Result<()> {
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(1000);
+        bus.publish_all(
+            (0..k)
+                .map(|i| NewEvent::new("bench", "test.ping", json!({ "n": i })))
+                .collect(),
+        )?;
+        left -= k;
+    }
+    Ok(())
+}
+
+async fn measure_reload(args: &BenchArgs, v1: &Path, v2: &Path) -> anyhow::Result<ReloadReport> {
+    let dir = tempfile::tempdir()?;
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins)?;
+    let target = plugins.join("echo.wasm");
+    std::fs::copy(v1, &target)?;
+    let bytes = [std::fs::read(v1)?, std::fs::read(v2)?];
+    let bus = Bus::open(&dir.path().join("journal"), BusConfig::default())?;
+    let (host, mut actions) = plugin_host(&plugins, bus.clone(), args.debounce_ms).await?;
+    host.watch()?;
+
+    // The executor's job, reduced to what matters here: perform the emits.
+    let executor_bus = bus.clone();
+    let executor = tokio::spawn(async move {
+        while let Some(request) = actions.recv().await {
+            for a in request.actions {
+                if let Action::Emit { ty, subject, data } = a {
+                    let mut e = NewEvent::new(format!("plugin/{}", request.plugin), ty, data);
+                    if let Some(s) = subject {
+                        e = e.with_subject(s);
+                    }
+                    let _ = executor_bus.publish(e);
+                }
+            }
+        }
+    });
+
+    // A steady stream of pings, in small batches every millisecond.
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let publisher_bus = bus.clone();
+    let per_ms = (args.rate / 1000).max(1);
+    let publisher = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        let mut sent = 0u64;
+        loop {
+            tokio::select! {
+                _ = crate::shutdown::requested(&mut stop_rx) => return sent,
+                _ = tick.tick() => {
+                    let batch = (0..per_ms).map(|_| NewEvent::new("bench", "test.ping", json!({}))).collect();
+                    if publisher_bus.publish_all(batch).is_ok() {
+                        sent += per_ms;
+                    }
+                }
+            }
+        }
+    });
+
+    let mut pongs = bus.consumer(
+        "bench-pongs",
+        vec![Pattern::parse("test.pong")?],
+        StartAt::After(bus.head()),
+    );
+    let mut answers: HashMap<u64, u32> = HashMap::new();
+    let mut latencies = Vec::new();
+    let mut version = 1;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for swap in 0..args.reloads {
+        let next = if version == 1 { 2 } else { 1 };
+        let tmp = plugins.join(".echo.wasm.tmp");
+        std::fs::write(&tmp, &bytes[next as usize - 1])?;
+        let renamed = Instant::now();
+        std::fs::rename(&tmp, &target)?;
+        let deadline = renamed + Duration::from_secs(30);
+        loop {
+            let e = tokio::time::timeout_at(deadline.into(), pongs.next())
+                .await
+                .with_context(|| format!("swap {swap}: version {next} never answered"))??;
+            *answers
+                .entry(e.data["ping_sequence"].as_u64().unwrap_or(0))
+                .or_default() += 1;
+            if e.data["version"].as_u64() == Some(next) {
+                latencies.push(renamed.elapsed().as_secs_f64() * 1000.0);
+                break;
+            }
+        }
+        version = next;
+        let settle = Instant::now() + Duration::from_millis(200);
+        while let Ok(Ok(e)) = tokio::time::timeout_at(settle.into(), pongs.next()).await {
+            *answers
+                .entry(e.data["ping_sequence"].as_u64().unwrap_or(0))
+                .or_default() += 1;
+        }
+    }
+    stop_tx.send_replace(true);
+    let pings = publisher.await?;
+    // Drain: every ping published must be answered.
+    let last_ping = bus
+        .query(&crate::bus::EventQuery {
+            types: vec![Pattern::parse("test.ping")?],
+            limit: Some(1),
+            ..Default::default()
+        })?
+        .pop()
+        .map(|e| e.sequence)
+        .unwrap_or(0);
+    let drain = Instant::now() + Duration::from_secs(30);
+    while !answers.contains_key(&last_ping) {
+        match tokio::time::timeout_at(drain.into(), pongs.next()).await {
+            Ok(Ok(e)) => {
+                *answers
+                    .entry(e.data["ping_sequence"].as_u64().unwrap_or(0))
+                    .or_default() += 1
+            }
+            _ => break,
+        }
+    }
+    let ping_seqs = bus.query(&crate::bus::EventQuery {
+        types: vec![Pattern::parse("test.ping")?],
+        limit: Some(usize::MAX),
+        after_sequence: Some(0),
+        ..Default::default()
+    })?;
+    let lost = ping_seqs
+        .iter()
+        .filter(|p| !answers.contains_key(&p.sequence))
+        .count() as u64;
+    let duplicated = answers.values().filter(|&&c| c > 1).count() as u64;
+    host.shutdown().await;
+    drop(host);
+    executor.abort();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    Ok(ReloadReport {
+        swaps: latencies.len(),
+        debounce_ms: args.debounce_ms,
+        median_ms: pct(0.5),
+        p95_ms: pct(0.95),
+        max_ms: latencies.last().copied().unwrap_or(f64::NAN),
+        pings: pings.max(ping_seqs.len() as u64),
+        lost,
+        duplicated,
+    })
+}

@@ -1,0 +1,91 @@
+//! `host plugin check`: what a component is and what it would be granted.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+
+/// Plugin verbs.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Load a component (FILE.wasm, a plugin.toml, or its folder) the way
+    /// the host would, and print its kinds, imports and grants.
+    Check {
+        /// The component, manifest or plugin folder.
+        path: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(super) fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
+    super::init_logging("warn");
+    let PluginCommand::Check { path, json } = cmd;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let report = runtime.block_on(crate::plugins::check(&path))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("plugin     {}", report.name);
+    println!("component  {}", report.component.display());
+    if let Some(m) = &report.manifest {
+        println!("manifest   {}", m.display());
+    }
+    println!("digest     {}", report.digest);
+    let kinds: Vec<String> = report.kinds.iter().map(|k| k.to_string()).collect();
+    println!("kinds      {}", kinds.join(", "));
+    let d = &report.description;
+    if !d.subscriptions.is_empty() {
+        println!("subscribes {}", d.subscriptions.join(", "));
+    }
+    if !d.mapper_kinds.is_empty() {
+        println!("maps kinds {}", d.mapper_kinds.join(", "));
+    }
+    if let Some(r) = &d.rule {
+        println!(
+            "rule       {} — {} (keywords: {})",
+            r.name,
+            r.description,
+            r.keywords.join(", ")
+        );
+    }
+    if let Some(a) = &d.agent {
+        println!(
+            "agent      {} — {} (every {} ms)",
+            a.name,
+            a.description,
+            a.interval.as_millis()
+        );
+    }
+    println!("imports");
+    for i in &report.imports {
+        println!("  {i}");
+    }
+    println!("grants");
+    if report.grants.dirs.is_empty() && report.grants.env.is_empty() {
+        println!("  nothing: no files, no environment, no network, no arguments");
+    }
+    for d in &report.grants.dirs {
+        println!(
+            "  dir {} as {} ({})",
+            d.host.display(),
+            d.guest,
+            if d.read_only {
+                "read-only"
+            } else {
+                "read-write"
+            }
+        );
+    }
+    for e in &report.grants.env {
+        println!("  env {e}");
+    }
+    println!(
+        "limits     {} ms per call, {} MiB memory",
+        report.deadline_ms, report.memory_mib
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,346 @@
+//! `host.toml`: what a user writes to describe a host.
+//!
+//! Parsed with serde (unknown keys rejected, so a typo is an error, not a
+//! silently ignored setting); every error names the file, the line and
+//! column, and the field. Relative paths are resolved against the folder
+//! of the config file, so a config works from any working directory.
+//!
+//! ```toml
+//! [host]
+//! state_dir = ".state"
+//!
+//! [plugins]
+//! dir = "plugins"
+//! deadline_ms = 100
+//!
+//! [process.web]
+//! command = "python3 -m http.server 8000"
+//! restart = "on-failure"
+//!
+//! [[task]]
+//! id = "login-api"
+//! repository = "backend"
+//! title = "Add /login endpoint"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::coordination::{CoordinationConfig, Task};
+use crate::supervisor::ProcessSpec;
+
+/// A whole `host.toml`, with defaults applied.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// `[host]`: where state lives.
+    #[serde(default)]
+    pub host: HostSection,
+    /// `[plugins]`: the plugin folder and sandbox defaults.
+    #[serde(default)]
+    pub plugins: PluginsSection,
+    /// `[bus]`: event log sizes.
+    #[serde(default)]
+    pub bus: BusSection,
+    /// `[supervisor]`: output capture sizes.
+    #[serde(default)]
+    pub supervisor: SupervisorSection,
+    /// `[coordination]`: dependency detection settings.
+    #[serde(default)]
+    pub coordination: CoordinationConfig,
+    /// `[process.NAME]` tables: the processes to supervise.
+    #[serde(default)]
+    pub process: BTreeMap<String, ProcessSpec>,
+    /// `[[task]]` entries: tasks registered at start.
+    #[serde(default, rename = "task")]
+    pub tasks: Vec<Task>,
+}
+
+/// `[host]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSection {
+    /// Journal, logs, compile cache and plugin state.
+    /// Example: `state_dir = ".state"`
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `[plugins]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsSection {
+    /// Folder of plugins (overridden by `--plugins`).
+    /// Example: `dir = "plugins"`
+    pub dir: Option<PathBuf>,
+    /// Default deadline of one plugin call. Example: `deadline_ms = 100`
+    pub deadline_ms: u64,
+    /// Default memory cap of a plugin. Example: `memory_mib = 64`
+    pub memory_mib: u64,
+    /// Failures in a row before quarantine. Example: `max_failures = 3`
+    pub max_failures: u32,
+    /// Quiet time before a changed file is reloaded. Example: `debounce_ms = 100`
+    pub debounce_ms: u64,
+    /// Run `[build] command` of manifests whose component is missing.
+    /// Example: `build_missing = false`
+    pub build_missing: bool,
+    /// Reload plugins when their files change. Example: `watch = false`
+    pub watch: bool,
+}
+
+impl Default for PluginsSection {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            deadline_ms: 100,
+            memory_mib: 64,
+            max_failures: 3,
+            debounce_ms: 100,
+            build_missing: true,
+            watch: true,
+        }
+    }
+}
+
+/// `[bus]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusSection {
+    /// Events kept in memory for fast reads. Example: `ring_capacity = 10000`
+    pub ring_capacity: usize,
+    /// Events kept in the journal; older ones are pruned.
+    /// Example: `max_journal_events = 1000000`
+    pub max_journal_events: u64,
+}
+
+impl Default for BusSection {
+    fn default() -> Self {
+        let d = crate::bus::BusConfig::default();
+        Self {
+            ring_capacity: d.ring_capacity,
+            max_journal_events: d.max_journal_events,
+        }
+    }
+}
+
+/// `[supervisor]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisorSection {
+    /// Output lines kept in memory per process. Example: `ring_lines = 1000`
+    pub ring_lines: usize,
+    /// Size at which a process log file is rotated.
+    /// Example: `log_max_bytes = 10485760`
+    pub log_max_bytes: u64,
+}
+
+impl Default for SupervisorSection {
+    fn default() -> Self {
+        Self {
+            ring_lines: 1000,
+            log_max_bytes: 10 << 20,
+        }
+    }
+}
+
+/// A config error, located.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{}: {message}", path.display(), location(*line, *column))]
+pub struct ConfigError {
+    /// The config file.
+    pub path: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// What is wrong, naming the field.
+    pub message: String,
+}
+
+fn location(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
+    }
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+impl HostConfig {
+    /// Read and check `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the file, line, column and field.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            line: None,
+            column: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse `text` as if read from `path` (relative paths resolve
+    /// against the folder of `path`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the file, line, column and field.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut config: HostConfig = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unzip();
+            ConfigError {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve(base);
+        config.validate(text, path)?;
+        Ok(config)
+    }
+
+    fn resolve(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(p) = &mut self.host.state_dir {
+            fix(p);
+        }
+        if let Some(p) = &mut self.plugins.dir {
+            fix(p);
+        }
+        for (name, spec) in &mut self.process {
+            spec.name = name.clone();
+            match &mut spec.cwd {
+                Some(cwd) => fix(cwd),
+                // A process without `cwd` runs where its config lives.
+                None => spec.cwd = Some(base.to_path_buf()),
+            }
+        }
+    }
+
+    fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        for (name, spec) in &self.process {
+            if let Err(e) = spec.validate() {
+                let header = format!("[process.{name}]");
+                let line = text.find(&header).map(|o| line_col(text, o).0);
+                return Err(ConfigError {
+                    path: path.to_path_buf(),
+                    line,
+                    column: None,
+                    message: format!("process `{name}`: {e}"),
+                });
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, task) in self.tasks.iter().enumerate() {
+            let problem = if task.id.trim().is_empty() {
+                Some("field `id` must not be empty".to_string())
+            } else if task.title.trim().is_empty() {
+                Some("field `title` must not be empty".to_string())
+            } else if !seen.insert(task.id.as_str()) {
+                Some(format!("task id `{}` is used twice", task.id))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                let line = text
+                    .match_indices("[[task]]")
+                    .nth(i)
+                    .map(|(o, _)| line_col(text, o).0);
+                return Err(ConfigError {
+                    path: path.to_path_buf(),
+                    line,
+                    column: None,
+                    message: format!("task #{}: {problem}", i + 1),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<HostConfig, ConfigError> {
+        HostConfig::parse(text, Path::new("/etc/demo/host.toml"))
+    }
+
+    #[test]
+    fn an_empty_config_is_valid_and_takes_the_defaults() {
+        let c = parse("").unwrap();
+        assert!(c.process.is_empty());
+        assert_eq!(c.plugins.deadline_ms, 100);
+        assert_eq!(c.plugins.memory_mib, 64);
+        assert!(c.plugins.watch);
+    }
+
+    #[test]
+    fn processes_get_their_names_and_paths_resolve_against_the_config_folder() {
+        let c = parse(
+            "[host]\nstate_dir = \"state\"\n[process.web]\ncommand = \"sleep 1\"\n\
+             [process.job]\ncommand = \"true\"\ncwd = \"work\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.host.state_dir.unwrap(), Path::new("/etc/demo/state"));
+        assert_eq!(c.process["web"].name, "web");
+        assert_eq!(
+            c.process["web"].cwd.as_deref(),
+            Some(Path::new("/etc/demo"))
+        );
+        assert_eq!(
+            c.process["job"].cwd.as_deref(),
+            Some(Path::new("/etc/demo/work"))
+        );
+    }
+
+    #[test]
+    fn a_misspelt_field_is_reported_with_file_line_and_name() {
+        let err = parse("[process.web]\ncommand = \"x\"\nrestrat = \"always\"\n").unwrap_err();
+        assert_eq!(err.line, Some(3), "{err}");
+        let text = err.to_string();
+        assert!(text.starts_with("/etc/demo/host.toml:3:"), "{text}");
+        assert!(text.contains("restrat"), "{text}");
+    }
+
+    #[test]
+    fn a_bad_value_is_reported_with_its_line() {
+        let err = parse("[plugins]\n\ndeadline_ms = \"soon\"\n").unwrap_err();
+        assert_eq!(err.line, Some(3), "{err}");
+        assert!(err.to_string().contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn broken_toml_syntax_is_reported_with_its_line() {
+        let err = parse("[process.web]\ncommand = \"x\n").unwrap_err();
+        assert_eq!(err.line, Some(2), "{err}");
+    }
+
+    #[test]
+    fn tasks_parse_and_duplicates_are_rejected_with_the_line() {
+        let ok = parse("[[task]]\nid = \"a\"\ntitle = \"A\"\nkeywords = [\"api\"]\n").unwrap();
+        assert_eq!(ok.tasks[0].keywords, vec!["api".to_string()]);
+        let err =
+            parse("[[task]]\nid = \"a\"\ntitle = \"A\"\n\n[[task]]\nid = \"a\"\ntitle = \"B\"\n")
+                .unwrap_err();
+        assert_eq!(err.line, Some(5), "{err}");
+        assert!(err.to_string().contains("used twice"), "{err}");
+    }
+}

@@ -1,0 +1,189 @@
+//! The coordination room: a registry of tasks and dependency detection
+//! over dependency-rule plugins (seed 003).
+//!
+//! Detection asks each rule only about candidate pairs: tasks are indexed
+//! by the words of their title, description and keywords, and a rule that
+//! declares keywords sees only pairs where both tasks mention one of them
+//! (a rule with no keywords sees every pair). Pairs in the same repository
+//! are skipped unless configured otherwise, as in the seed. Hits become
+//! `dependency.detected` events.
+
+mod index;
+mod task;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+use crate::bus::{Bus, NewEvent};
+use crate::plugins::{Kind, PluginHost};
+
+use index::KeywordIndex;
+pub use task::{Dependency, Task};
+
+/// Source of coordination events.
+const SOURCE: &str = "host/coordination";
+
+/// Settings of the coordinator (`[coordination]` in host.toml).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoordinationConfig {
+    /// Skip pairs of tasks in the same repository (seed semantics).
+    /// Example: `skip_same_repository = false`
+    pub skip_same_repository: bool,
+}
+
+impl Default for CoordinationConfig {
+    fn default() -> Self {
+        Self {
+            skip_same_repository: true,
+        }
+    }
+}
+
+/// Why a task could not be registered.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinationError {
+    /// The task is malformed.
+    #[error("task `{id}`: {reason}")]
+    InvalidTask {
+        /// The task id.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+#[derive(Default)]
+struct Registry {
+    tasks: BTreeMap<String, Task>,
+    index: KeywordIndex,
+    dependencies: Vec<Dependency>,
+}
+
+/// Tasks, and the dependencies rules found between them.
+#[derive(Clone)]
+pub struct Coordinator {
+    registry: Arc<Mutex<Registry>>,
+    bus: Bus,
+    plugins: PluginHost,
+    config: CoordinationConfig,
+}
+
+impl Coordinator {
+    /// A coordinator with no tasks, asking the rule plugins of `plugins`.
+    pub fn new(bus: Bus, plugins: PluginHost, config: CoordinationConfig) -> Self {
+        Self {
+            registry: Arc::default(),
+            bus,
+            plugins,
+            config,
+        }
+    }
+
+    /// Register (or replace) a task and detect its dependencies on the
+    /// tasks already known. Returns what was found.
+    ///
+    /// `by` names who registered it (`config`, `plugin/NAME`, ...).
+    ///
+    /// # Errors
+    ///
+    /// [`CoordinationError::InvalidTask`] when the id or title is empty.
+    pub async fn register(
+        &self,
+        task: Task,
+        by: &str,
+    ) -> Result<Vec<Dependency>, CoordinationError> {
+        if task.id.trim().is_empty() {
+            return Err(CoordinationError::InvalidTask {
+                id: task.id,
+                reason: "id must not be empty".into(),
+            });
+        }
+        if task.title.trim().is_empty() {
+            return Err(CoordinationError::InvalidTask {
+                id: task.id,
+                reason: "title must not be empty".into(),
+            });
+        }
+        {
+            let mut reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(old) = reg.tasks.remove(&task.id) {
+                reg.index.remove(&old);
+                reg.dependencies
+                    .retain(|d| d.task != old.id && d.depends_on != old.id);
+            }
+        }
+        self.publish(
+            NewEvent::new(SOURCE, "task.registered", json!({ "task": task, "by": by }))
+                .with_subject(&task.id),
+        );
+        let mut found = Vec::new();
+        for rule in self.plugins.with_kind(Kind::DependencyRule) {
+            let keywords = rule
+                .description()
+                .and_then(|d| d.rule)
+                .map(|r| r.keywords)
+                .unwrap_or_default();
+            let candidates = self.candidates(&task, &keywords);
+            if candidates.is_empty() {
+                continue;
+            }
+            match rule.check_many(&task, &candidates).await {
+                Ok(deps) => found.extend(deps),
+                // Already published as plugin.failed / plugin.error.
+                Err(e) => tracing::warn!("dependency rule: {e}"),
+            }
+        }
+        {
+            let mut reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+            reg.index.insert(&task);
+            reg.tasks.insert(task.id.clone(), task.clone());
+            reg.dependencies.extend(found.iter().cloned());
+        }
+        for dep in &found {
+            self.publish(
+                NewEvent::new(
+                    SOURCE,
+                    "dependency.detected",
+                    serde_json::to_value(dep).unwrap_or_default(),
+                )
+                .with_subject(&task.id),
+            );
+        }
+        Ok(found)
+    }
+
+    /// The tasks a rule with `keywords` should see paired with `task`.
+    fn candidates(&self, task: &Task, keywords: &[String]) -> Vec<Task> {
+        let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let ids = reg.index.candidates(task, keywords);
+        ids.into_iter()
+            .filter_map(|id| reg.tasks.get(&id))
+            .filter(|other| {
+                other.id != task.id
+                    && !(self.config.skip_same_repository && other.repository == task.repository)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Every registered task.
+    pub fn tasks(&self) -> Vec<Task> {
+        let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        reg.tasks.values().cloned().collect()
+    }
+
+    /// Every dependency found so far.
+    pub fn dependencies(&self) -> Vec<Dependency> {
+        let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        reg.dependencies.clone()
+    }
+
+    fn publish(&self, event: NewEvent) {
+        if let Err(e) = self.bus.publish(event) {
+            tracing::error!("could not publish a coordination event: {e}");
+        }
+    }
+}

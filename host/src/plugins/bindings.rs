@@ -1,0 +1,174 @@
+//! Host bindings generated from `wit/` and the conversions between WIT
+//! values and the host's own types.
+//!
+//! The generated code stays private to the plugin room (a guest-facing
+//! shape must never leak into the host's public API); everything crossing
+//! the boundary goes through the functions here, which is also where values
+//! from guests are validated.
+
+use crate::bus::Event;
+use crate::coordination::Task;
+use crate::supervisor::{ProcessInfo, ProcessState, StatusUpdate};
+
+use super::action::Action;
+
+mod generated {
+    wasmtime::component::bindgen!({
+        world: "full-plugin",
+        path: "../wit",
+        // Host functions may trap the guest (e.g. a state quota exceeded).
+        imports: { default: trappable },
+    });
+}
+
+pub(crate) use generated::FullPlugin;
+pub(crate) use generated::exports::host::plugin::{
+    background_agent, dependency_rule, event_handler, status_mapper,
+};
+pub(crate) use generated::host::plugin::host as host_api;
+pub(crate) use generated::host::plugin::types as wit;
+
+/// Fully qualified export names, without the version, per kind.
+pub(crate) const EVENT_HANDLER: &str = "host:plugin/event-handler";
+pub(crate) const STATUS_MAPPER: &str = "host:plugin/status-mapper";
+pub(crate) const DEPENDENCY_RULE: &str = "host:plugin/dependency-rule";
+pub(crate) const BACKGROUND_AGENT: &str = "host:plugin/background-agent";
+
+pub(crate) fn event_to_wit(e: &Event) -> wit::Event {
+    wit::Event {
+        id: e.id.clone(),
+        source: e.source.clone(),
+        type_: e.ty.clone(),
+        subject: e.subject.clone(),
+        time: e.time.to_rfc3339(),
+        sequence: e.sequence,
+        data: e.data.to_string(),
+    }
+}
+
+pub(crate) fn state_to_wit(s: ProcessState) -> wit::ProcessState {
+    use wit::ProcessState as W;
+    match s {
+        ProcessState::Pending => W::Pending,
+        ProcessState::Starting => W::Starting,
+        ProcessState::Running => W::Running,
+        ProcessState::Paused => W::Paused,
+        ProcessState::Stopping => W::Stopping,
+        ProcessState::Completed => W::Completed,
+        ProcessState::Failed => W::Failed,
+        ProcessState::Timeout => W::Timeout,
+        ProcessState::Cancelled => W::Cancelled,
+        ProcessState::Backoff => W::Backoff,
+    }
+}
+
+pub(crate) fn state_from_wit(s: wit::ProcessState) -> ProcessState {
+    use wit::ProcessState as W;
+    match s {
+        W::Pending => ProcessState::Pending,
+        W::Starting => ProcessState::Starting,
+        W::Running => ProcessState::Running,
+        W::Paused => ProcessState::Paused,
+        W::Stopping => ProcessState::Stopping,
+        W::Completed => ProcessState::Completed,
+        W::Failed => ProcessState::Failed,
+        W::Timeout => ProcessState::Timeout,
+        W::Cancelled => ProcessState::Cancelled,
+        W::Backoff => ProcessState::Backoff,
+    }
+}
+
+pub(crate) fn process_to_wit(p: &ProcessInfo) -> wit::ProcessInfo {
+    wit::ProcessInfo {
+        name: p.name.clone(),
+        kind: p.kind.clone(),
+        state: state_to_wit(p.state),
+        reported_state: p.reported_state.map(state_to_wit),
+        pid: p.pid,
+        exit_code: p.exit_code,
+        restarts: p.restarts,
+        progress: p.progress,
+        message: p.message.clone(),
+        started_at_ms: p.started_at.map(|t| t.timestamp_millis().max(0) as u64),
+        last_output_ms: p.last_output_at.map(|t| t.timestamp_millis().max(0) as u64),
+        metadata: p
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+/// Validate a guest's status update: progress must be a number in 0..=1.
+pub(crate) fn update_from_wit(u: wit::StatusUpdate) -> Result<StatusUpdate, String> {
+    if let Some(p) = u.progress
+        && !(0.0..=1.0).contains(&p)
+    {
+        return Err(format!("progress {p} is outside 0.0..=1.0"));
+    }
+    Ok(StatusUpdate {
+        state: u.state.map(state_from_wit),
+        progress: u.progress,
+        message: u.message,
+    })
+}
+
+pub(crate) fn task_to_wit(t: &Task) -> wit::Task {
+    wit::Task {
+        id: t.id.clone(),
+        repository: t.repository.clone(),
+        title: t.title.clone(),
+        description: t.description.clone(),
+        keywords: t.keywords.clone(),
+        agent: t.agent.clone(),
+    }
+}
+
+fn task_from_wit(t: wit::Task) -> Result<Task, String> {
+    if t.id.trim().is_empty() {
+        return Err("register-task: task id must not be empty".into());
+    }
+    Ok(Task {
+        id: t.id,
+        repository: t.repository,
+        title: t.title,
+        description: t.description,
+        keywords: t.keywords,
+        agent: t.agent,
+    })
+}
+
+/// Convert and validate one action a guest returned.
+pub(crate) fn action_from_wit(a: wit::Action) -> Result<Action, String> {
+    use wit::Action as W;
+    Ok(match a {
+        W::Emit(e) => {
+            let data = if e.data.trim().is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::from_str(&e.data)
+                    .map_err(|err| format!("emit `{}`: data is not valid JSON: {err}", e.type_))?
+            };
+            Action::Emit {
+                ty: e.type_,
+                subject: e.subject,
+                data,
+            }
+        }
+        W::Start(name) => Action::Start { name },
+        W::Stop(s) => Action::Stop {
+            name: s.name,
+            force: s.force,
+        },
+        W::Restart(name) => Action::Restart { name },
+        W::Pause(name) => Action::Pause { name },
+        W::Resume(name) => Action::Resume { name },
+        W::SetStatus(s) => Action::SetStatus {
+            name: s.name,
+            update: update_from_wit(s.update)?,
+        },
+        W::RegisterTask(t) => Action::RegisterTask {
+            task: task_from_wit(t)?,
+        },
+    })
+}

@@ -1,0 +1,248 @@
+//! [`PluginRef`]: typed calls into a plugin, for the rooms that drive
+//! plugins (dispatchers here, the agent scheduler, coordination).
+//!
+//! Every call goes to whichever version serves the slot at that moment,
+//! with failure accounting. Values coming back from the guest are
+//! validated here; a malformed action is reported as `plugin.error` and
+//! dropped while the plugin's valid actions still run.
+
+use std::sync::Arc;
+
+use crate::bus::Event;
+use crate::coordination::{Dependency, Task};
+use crate::supervisor::{ProcessInfo, StatusUpdate};
+
+use super::action::Action;
+use super::bindings::{
+    action_from_wit, event_to_wit, process_to_wit, task_to_wit, update_from_wit, wit,
+};
+use super::error::{CallFailure, PluginError};
+use super::instance::{Description, Kind};
+use super::slot::{Health, Slot};
+
+/// What one agent tick produced.
+#[derive(Debug, Clone)]
+pub struct TickOutcome {
+    /// What the agent says it is doing.
+    pub activity: String,
+    /// Actions it asks for.
+    pub actions: Vec<Action>,
+}
+
+/// A handle to a loaded plugin (whichever version is current).
+#[derive(Clone)]
+pub struct PluginRef {
+    slot: Arc<Slot>,
+}
+
+impl PluginRef {
+    pub(crate) fn new(slot: Arc<Slot>) -> Self {
+        Self { slot }
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.slot.name
+    }
+
+    /// Whether the plugin is still loaded.
+    pub fn is_loaded(&self) -> bool {
+        !self.slot.is_removed() && self.slot.current().is_some()
+    }
+
+    /// Whether the current version exports `kind`.
+    pub fn has_kind(&self, kind: Kind) -> bool {
+        self.slot
+            .current()
+            .is_some_and(|v| v.compiled.kinds.contains(&kind))
+    }
+
+    /// What the current version said about itself.
+    pub fn description(&self) -> Option<Description> {
+        self.slot.current().map(|v| v.description.clone())
+    }
+
+    /// Digest of the current version's component.
+    pub fn digest(&self) -> Option<String> {
+        self.slot.current().map(|v| v.compiled.digest.clone())
+    }
+
+    /// Counters and quarantine state.
+    pub fn health(&self) -> Health {
+        self.slot.health()
+    }
+
+    /// Deliver one event to an event handler.
+    pub async fn handle(&self, event: &Event) -> Result<Vec<Action>, PluginError> {
+        let wit_event = event_to_wit(event);
+        let actions = self
+            .slot
+            .invoke("handle", Some(event.sequence), move |store, x| {
+                let Some(h) = &x.handler else {
+                    return Ok(Err(not_exported("event-handler")));
+                };
+                Ok(h.call_handle(store, &wit_event)?
+                    .map_err(CallFailure::GuestError))
+            })
+            .await?;
+        Ok(self.convert_actions("handle", Some(event.sequence), actions))
+    }
+
+    /// Map a batch of output lines of `process`; the updates the mapper
+    /// returns are merged in order (later fields win) into one.
+    pub async fn map_output(
+        &self,
+        process: &ProcessInfo,
+        lines: Vec<String>,
+        cause: Option<u64>,
+    ) -> Result<Option<StatusUpdate>, PluginError> {
+        let info = process_to_wit(process);
+        let updates = self
+            .slot
+            .invoke("map-output", cause, move |store, x| {
+                let Some(m) = &x.mapper else {
+                    return Ok(Err(not_exported("status-mapper")));
+                };
+                let mut out = Vec::new();
+                for line in &lines {
+                    if let Some(u) = m.call_map_output(&mut *store, &info, line)? {
+                        out.push(u);
+                    }
+                }
+                Ok(Ok(out))
+            })
+            .await?;
+        self.merge_updates("map-output", cause, updates)
+    }
+
+    /// Map a status reported by the process's own system.
+    pub async fn map_status(
+        &self,
+        process: &ProcessInfo,
+        reported: String,
+        cause: Option<u64>,
+    ) -> Result<Option<StatusUpdate>, PluginError> {
+        let info = process_to_wit(process);
+        let update = self
+            .slot
+            .invoke("map-status", cause, move |store, x| {
+                let Some(m) = &x.mapper else {
+                    return Ok(Err(not_exported("status-mapper")));
+                };
+                Ok(Ok(m.call_map_status(store, &info, &reported)?))
+            })
+            .await?;
+        self.merge_updates("map-status", cause, update.into_iter().collect())
+    }
+
+    /// Ask a dependency rule about `task` against each of `others`, in one
+    /// trip to the plugin.
+    pub async fn check_many(
+        &self,
+        task: &Task,
+        others: &[Task],
+    ) -> Result<Vec<Dependency>, PluginError> {
+        let a = task_to_wit(task);
+        let bs: Vec<wit::Task> = others.iter().map(task_to_wit).collect();
+        let found = self
+            .slot
+            .invoke("check", None, move |store, x| {
+                let Some(r) = &x.rule else {
+                    return Ok(Err(not_exported("dependency-rule")));
+                };
+                let mut found = Vec::new();
+                for b in &bs {
+                    if let Some(d) = r.call_check(&mut *store, &a, b)? {
+                        found.push((b.id.clone(), d));
+                    }
+                }
+                Ok(Ok(found))
+            })
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(|(other, d)| Dependency {
+                rule: self.slot.name.clone(),
+                task: task.id.clone(),
+                depends_on: other,
+                relationship: d.relationship,
+                reason: d.reason,
+                confidence: if d.confidence.is_finite() {
+                    d.confidence.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                },
+            })
+            .collect())
+    }
+
+    /// Run one background-agent tick.
+    pub async fn tick(&self) -> Result<TickOutcome, PluginError> {
+        let outcome = self
+            .slot
+            .invoke("tick", None, move |store, x| {
+                let Some(a) = &x.agent else {
+                    return Ok(Err(not_exported("background-agent")));
+                };
+                Ok(a.call_tick(store)?.map_err(CallFailure::GuestError))
+            })
+            .await?;
+        Ok(TickOutcome {
+            activity: outcome.activity,
+            actions: self.convert_actions("tick", None, outcome.actions),
+        })
+    }
+
+    fn convert_actions(
+        &self,
+        call: &'static str,
+        cause: Option<u64>,
+        actions: Vec<wit::Action>,
+    ) -> Vec<Action> {
+        actions
+            .into_iter()
+            .filter_map(|a| match action_from_wit(a) {
+                Ok(a) => Some(a),
+                Err(reason) => {
+                    self.slot.report(call, cause, &CallFailure::Invalid(reason));
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn merge_updates(
+        &self,
+        call: &'static str,
+        cause: Option<u64>,
+        updates: Vec<wit::StatusUpdate>,
+    ) -> Result<Option<StatusUpdate>, PluginError> {
+        let mut merged: Option<StatusUpdate> = None;
+        for u in updates {
+            match update_from_wit(u) {
+                Ok(u) => {
+                    let m = merged.get_or_insert(StatusUpdate {
+                        state: None,
+                        progress: None,
+                        message: None,
+                    });
+                    if u.state.is_some() {
+                        m.state = u.state;
+                    }
+                    if u.progress.is_some() {
+                        m.progress = u.progress;
+                    }
+                    if u.message.is_some() {
+                        m.message = u.message;
+                    }
+                }
+                Err(reason) => self.slot.report(call, cause, &CallFailure::Invalid(reason)),
+            }
+        }
+        Ok(merged)
+    }
+}
+
+fn not_exported(kind: &str) -> CallFailure {
+    CallFailure::Invalid(format!("the current version no longer exports {kind}"))
+}

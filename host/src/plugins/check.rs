@@ -1,0 +1,109 @@
+//! `host plugin check`: load one component the way the host would, without
+//! running a host, and say what it is and what it would be granted.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::bus::{Bus, BusConfig};
+use crate::supervisor::ProcessInfo;
+
+use super::engine::{PluginEngine, digest};
+use super::error::PluginError;
+use super::instance::{Compiled, Description, Kind, PluginVersion, linker};
+use super::manifest::{LimitDefaults, MANIFEST_FILE, Permissions, PluginSpec};
+use super::services::{HostServices, ProcessView, StateStore, system_clock};
+
+/// What `host plugin check` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// Plugin name.
+    pub name: String,
+    /// The component file.
+    pub component: PathBuf,
+    /// The manifest, if one was used.
+    pub manifest: Option<PathBuf>,
+    /// SHA-256 of the component.
+    pub digest: String,
+    /// Kinds it exports.
+    pub kinds: Vec<Kind>,
+    /// Everything it imports (WASI interfaces it imports are satisfied
+    /// but grant nothing beyond `grants`).
+    pub imports: Vec<String>,
+    /// Everything it exports.
+    pub exports: Vec<String>,
+    /// What it said about itself.
+    pub description: Description,
+    /// What it would be granted.
+    pub grants: Permissions,
+    /// Per-call deadline in milliseconds.
+    pub deadline_ms: u64,
+    /// Memory cap in MiB.
+    pub memory_mib: u64,
+}
+
+struct NoProcesses;
+
+impl ProcessView for NoProcesses {
+    fn list(&self) -> Vec<ProcessInfo> {
+        Vec::new()
+    }
+    fn get(&self, _name: &str) -> Option<ProcessInfo> {
+        None
+    }
+}
+
+/// Check `path`: a component file, a `plugin.toml`, or a folder holding one.
+///
+/// # Errors
+///
+/// The same errors loading would give, naming the file: unreadable,
+/// not a component, missing imports, no known kind, or a failing
+/// `describe`/`subscriptions` call.
+pub async fn check(path: &Path) -> Result<CheckReport, PluginError> {
+    let defaults = LimitDefaults::default();
+    let spec = if path.is_dir() {
+        PluginSpec::from_manifest(&path.join(MANIFEST_FILE), defaults)?
+    } else if path.file_name().is_some_and(|n| n == MANIFEST_FILE) {
+        PluginSpec::from_manifest(path, defaults)?
+    } else {
+        PluginSpec::bare(path, defaults)?
+    };
+    let bytes = std::fs::read(&spec.component_path).map_err(|source| PluginError::Io {
+        path: spec.component_path.clone(),
+        source,
+    })?;
+    let engine = PluginEngine::new(None)?;
+    let component = engine.compile(&spec.component_path, &bytes)?;
+    let linker = linker(&engine)?;
+    let digest = digest(&bytes);
+    let compiled = Compiled::new(&engine, &linker, spec.clone(), digest.clone(), component)?;
+    let (kinds, imports, exports) = (
+        compiled.kinds.clone(),
+        compiled.imports.clone(),
+        compiled.exports.clone(),
+    );
+    let bus = Bus::open_in_memory(BusConfig::default())
+        .map_err(|e| PluginError::Engine(e.to_string()))?;
+    let services = Arc::new(HostServices::new(
+        bus,
+        Arc::new(NoProcesses),
+        StateStore::in_memory(),
+        system_clock(),
+    ));
+    let version = PluginVersion::start(compiled, engine, services).await?;
+    Ok(CheckReport {
+        name: spec.name.clone(),
+        component: spec.component_path.clone(),
+        manifest: spec.manifest_path.clone(),
+        digest,
+        kinds,
+        imports,
+        exports,
+        description: version.description.clone(),
+        grants: spec.permissions.clone(),
+        deadline_ms: spec.deadline.as_millis() as u64,
+        memory_mib: spec.memory_bytes >> 20,
+    })
+}

@@ -1,0 +1,200 @@
+//! The one wasmtime [`Engine`] of a host, its epoch ticker, and the
+//! compilation cache.
+//!
+//! Why a ticker that sleeps when idle: deadlines use epoch interruption, which
+//! needs something to bump the epoch. A thread ticking every millisecond
+//! forever would cost idle CPU on a host that mostly waits, so the ticker
+//! parks while no plugin call is in flight and wakes when one starts.
+//!
+//! Why our own `.cwasm` cache rather than wasmtime's: `Component::serialize`
+//! plus `deserialize_file` is roughly 30× faster than a hit in wasmtime's own
+//! cache, and a host restart with ten plugins should cost milliseconds.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
+
+use super::error::PluginError;
+
+/// How often the epoch advances while calls are in flight. A deadline of N
+/// milliseconds is N ticks, so a runaway guest is cut off within about one
+/// tick of its deadline.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// The shared engine plus the machinery every plugin call relies on.
+#[derive(Clone)]
+pub(crate) struct PluginEngine {
+    engine: Engine,
+    ticker: Arc<EpochTicker>,
+    cache_dir: Option<PathBuf>,
+}
+
+impl PluginEngine {
+    /// Build the engine (epoch interruption on) and start its ticker thread.
+    ///
+    /// `cache_dir`, when given, holds precompiled `.cwasm` files keyed by the
+    /// component's digest and the engine's compatibility hash.
+    pub(crate) fn new(cache_dir: Option<PathBuf>) -> Result<Self, PluginError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        let ticker = EpochTicker::start(engine.clone());
+        if let Some(dir) = &cache_dir {
+            std::fs::create_dir_all(dir).map_err(|source| PluginError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        Ok(Self {
+            engine,
+            ticker,
+            cache_dir,
+        })
+    }
+
+    /// The wasmtime engine.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Mark a call in flight for as long as the guard lives, so the epoch
+    /// advances and deadlines can fire.
+    pub(crate) fn call_guard(&self) -> CallGuard {
+        self.ticker.enter();
+        CallGuard {
+            ticker: self.ticker.clone(),
+        }
+    }
+
+    /// Compile `bytes` (from `path`, for messages), using the cache when a
+    /// matching precompiled artifact exists and filling it otherwise.
+    ///
+    /// This is CPU-heavy: call it off the async executor
+    /// (`spawn_blocking`).
+    pub(crate) fn compile(&self, path: &Path, bytes: &[u8]) -> Result<Component, PluginError> {
+        let cached = self.cache_path(bytes);
+        if let Some(cached) = &cached
+            && cached.exists()
+        {
+            // SAFETY: the file was written by `Component::serialize` of an
+            // engine with the same compatibility hash (it is in the file
+            // name) into the host's own state directory. A corrupt or
+            // foreign file is rejected by wasmtime's header checks; if it
+            // is, fall through and recompile.
+            match unsafe { Component::deserialize_file(&self.engine, cached) } {
+                Ok(component) => return Ok(component),
+                Err(e) => tracing::warn!(
+                    cache = %cached.display(),
+                    "ignoring unusable compilation cache entry: {e:#}"
+                ),
+            }
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| PluginError::Compile {
+            path: path.to_path_buf(),
+            reason: format!("{e:#}"),
+        })?;
+        if let Some(cached) = cached {
+            if let Err(e) = write_cache(&component, &cached) {
+                tracing::warn!(cache = %cached.display(), "could not write compilation cache: {e:#}");
+            }
+        }
+        Ok(component)
+    }
+
+    fn cache_path(&self, bytes: &[u8]) -> Option<PathBuf> {
+        let dir = self.cache_dir.as_ref()?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
+        let engine_key = hasher.finish();
+        Some(dir.join(format!("{}-{engine_key:016x}.cwasm", digest(bytes))))
+    }
+}
+
+/// Hex SHA-256 of a component's bytes: its identity for reload decisions.
+pub(crate) fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn write_cache(component: &Component, path: &Path) -> anyhow::Result<()> {
+    let bytes = component.serialize()?;
+    // Write then rename so a concurrent reader never sees half a file.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Keeps the epoch moving while at least one call is in flight.
+pub(crate) struct EpochTicker {
+    in_flight: AtomicUsize,
+    wake: Mutex<()>,
+    cv: Condvar,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Arc<Self> {
+        let ticker = Arc::new(Self {
+            in_flight: AtomicUsize::new(0),
+            wake: Mutex::new(()),
+            cv: Condvar::new(),
+        });
+        // Only a weak reference in the thread: when the last engine clone
+        // goes away the thread notices and ends.
+        let weak = Arc::downgrade(&ticker);
+        let spawned = std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                loop {
+                    let Some(ticker) = weak.upgrade() else { return };
+                    if ticker.in_flight.load(Ordering::Acquire) == 0 {
+                        let guard = ticker.wake.lock().unwrap_or_else(|p| p.into_inner());
+                        // Re-check under the lock: `enter` notifies under it.
+                        if ticker.in_flight.load(Ordering::Acquire) == 0 {
+                            let _ = ticker.cv.wait_timeout(guard, Duration::from_millis(500));
+                        }
+                        continue;
+                    }
+                    drop(ticker);
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            });
+        if let Err(e) = spawned {
+            // Without the ticker deadlines cannot fire; say so loudly.
+            tracing::error!("could not start the epoch ticker thread: {e}");
+        }
+        ticker
+    }
+
+    fn enter(&self) {
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
+            let _guard = self.wake.lock().unwrap_or_else(|p| p.into_inner());
+            self.cv.notify_one();
+        }
+    }
+
+    fn exit(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Returned by [`PluginEngine::call_guard`]; the epoch keeps ticking until
+/// it is dropped.
+pub(crate) struct CallGuard {
+    ticker: Arc<EpochTicker>,
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.ticker.exit();
+    }
+}

@@ -1,0 +1,47 @@
+//! The plugin room: sandboxed WASM components behind the WIT contract.
+//!
+//! Plugins decide, the host acts. This room loads components from a
+//! folder (with optional `plugin.toml` manifests), runs each in its own
+//! sandbox (no grants unless listed; a deadline and a memory cap on every
+//! call), feeds event handlers and status mappers from the event log,
+//! offers typed calls for rules and agents ([`PluginRef`]), hot-reloads on
+//! file change, and turns what plugins return into validated [`Action`]s
+//! sent to the executor. It knows the bus and the *types* of the
+//! supervisor and coordination, never their handles.
+//!
+//! Layout: `manifest` (plugin.toml, discovery) → `engine` (compile, cache,
+//! epoch ticker) → `instance` (link, kinds, actor thread) → `slot`
+//! (current version, failures, quarantine) → `registry` (load, reload,
+//! unload) with `dispatch` (bus → plugin), `watch` (files → reload),
+//! `calls` (typed calls), `sandbox` + `logpipe` + `services` (what a
+//! store holds and the host imports), `bindings` (generated code and
+//! conversions), `check` (`host plugin check`).
+
+mod action;
+mod bindings;
+mod build;
+mod calls;
+mod check;
+mod dispatch;
+mod engine;
+mod error;
+mod instance;
+mod logpipe;
+mod manifest;
+mod registry;
+mod sandbox;
+mod services;
+mod slot;
+mod watch;
+
+pub use action::{Action, ActionRequest};
+pub use calls::{PluginRef, TickOutcome};
+pub use check::{CheckReport, check};
+pub use error::{CallFailure, PluginError};
+pub use instance::{AgentInfo, Description, Kind, RuleInfo};
+pub use manifest::{
+    BuildSpec, DirGrant, LimitDefaults, Limits, MANIFEST_FILE, Permissions, PluginSpec,
+};
+pub use registry::{PluginHost, PluginHostConfig, PluginSummary};
+pub use services::{Clock, ProcessView, system_clock};
+pub use slot::Health;

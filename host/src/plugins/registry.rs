@@ -1,0 +1,461 @@
+//! [`PluginHost`]: every plugin of a plugins folder, loaded, reloaded and
+//! unloaded as the folder changes.
+//!
+//! Reload is a reconcile: rescan the folder, and for each plugin whose
+//! manifest or component bytes changed, build the new version off the hot
+//! path (compile in a blocking task, instantiate, ask it to describe
+//! itself) and only then swap it in. If anything fails the old version
+//! keeps serving and `plugin.reload_failed` records the error text.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use wasmtime::component::Linker;
+
+use crate::bus::{Bus, NewEvent, StartAt};
+
+use super::PluginRef;
+use super::action::ActionRequest;
+use super::dispatch;
+use super::engine::{PluginEngine, digest};
+use super::error::PluginError;
+use super::instance::{Compiled, Description, Kind, PluginVersion, linker};
+use super::manifest::{LimitDefaults, PluginSpec, discover};
+use super::sandbox::StoreState;
+use super::services::{Clock, HostServices, ProcessView, StateStore, system_clock};
+use super::slot::{Health, SOURCE, Slot};
+
+/// Settings of the plugin host.
+#[derive(Debug, Clone)]
+pub struct PluginHostConfig {
+    /// The folder plugins are loaded from and watched.
+    pub plugins_dir: PathBuf,
+    /// Where the compilation cache and plugin state live; `None` keeps
+    /// both in memory (tests, `plugin check`).
+    pub state_dir: Option<PathBuf>,
+    /// Default per-call deadline and memory cap.
+    pub limits: LimitDefaults,
+    /// Failures in a row before a plugin is quarantined.
+    pub max_failures: u32,
+    /// Quiet time after the last file event before reloading.
+    pub debounce: Duration,
+    /// Run a manifest's `[build] command` when its component is missing.
+    pub build_missing: bool,
+}
+
+impl PluginHostConfig {
+    /// Defaults for `plugins_dir`: 100 ms deadline, 64 MiB, quarantine
+    /// after 3 failures, 100 ms debounce, build missing components.
+    pub fn new(plugins_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            plugins_dir: plugins_dir.into(),
+            state_dir: None,
+            limits: LimitDefaults::default(),
+            max_failures: 3,
+            debounce: Duration::from_millis(100),
+            build_missing: true,
+        }
+    }
+}
+
+/// One line of `host plugins`: what is loaded and how it is doing.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginSummary {
+    /// Plugin name.
+    pub name: String,
+    /// Version from its manifest.
+    pub version: Option<String>,
+    /// Kinds it exports.
+    pub kinds: Vec<Kind>,
+    /// The component file.
+    pub component: PathBuf,
+    /// SHA-256 of the component bytes.
+    pub digest: String,
+    /// What it said about itself.
+    pub description: Description,
+    /// Counters and quarantine.
+    pub health: Health,
+}
+
+/// Every loaded plugin, and the tasks that feed them.
+#[derive(Clone)]
+pub struct PluginHost {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: PluginHostConfig,
+    engine: PluginEngine,
+    linker: Linker<StoreState>,
+    pub(crate) services: Arc<HostServices>,
+    pub(crate) bus: Bus,
+    slots: Mutex<BTreeMap<String, Arc<Slot>>>,
+    pub(crate) actions: mpsc::Sender<ActionRequest>,
+    /// Bumped whenever the set of plugins or a version changes.
+    changes: watch::Sender<u64>,
+    /// Last load error per path, so a broken file is reported once per
+    /// change rather than on every rescan.
+    reported: Mutex<HashMap<PathBuf, String>>,
+    /// Serialises reconciles (watcher and explicit calls).
+    reconciling: tokio::sync::Mutex<()>,
+    pub(crate) shutdown: watch::Sender<bool>,
+    tasks: Mutex<JoinSet<()>>,
+}
+
+impl PluginHost {
+    /// Create the host and load every plugin in the folder.
+    ///
+    /// A plugin that fails to load is reported (`plugin.load_failed`, and
+    /// in the log) and skipped; the others load. Actions plugins decide
+    /// are sent to `actions`.
+    ///
+    /// # Errors
+    ///
+    /// When the engine cannot be created or the folder cannot be read.
+    pub async fn start(
+        config: PluginHostConfig,
+        bus: Bus,
+        processes: Arc<dyn ProcessView>,
+        actions: mpsc::Sender<ActionRequest>,
+    ) -> Result<Self, PluginError> {
+        Self::start_with_clock(config, bus, processes, actions, system_clock()).await
+    }
+
+    /// [`PluginHost::start`] with a clock of the caller's choosing (tests
+    /// use a virtual one for `now-ms`).
+    pub async fn start_with_clock(
+        config: PluginHostConfig,
+        bus: Bus,
+        processes: Arc<dyn ProcessView>,
+        actions: mpsc::Sender<ActionRequest>,
+        clock: Clock,
+    ) -> Result<Self, PluginError> {
+        let cache_dir = config.state_dir.as_ref().map(|d| d.join("cache"));
+        let state = match &config.state_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| PluginError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+                StateStore::open(&dir.join("plugin-state.sqlite"))?
+            }
+            None => StateStore::in_memory(),
+        };
+        let engine = PluginEngine::new(cache_dir)?;
+        let linker = linker(&engine)?;
+        let services = Arc::new(HostServices::new(bus.clone(), processes, state, clock));
+        let host = Self {
+            inner: Arc::new(Inner {
+                config,
+                engine,
+                linker,
+                services,
+                bus,
+                slots: Mutex::new(BTreeMap::new()),
+                actions,
+                changes: watch::Sender::new(0),
+                reported: Mutex::new(HashMap::new()),
+                reconciling: tokio::sync::Mutex::new(()),
+                shutdown: watch::Sender::new(false),
+                tasks: Mutex::new(JoinSet::new()),
+            }),
+        };
+        host.reconcile().await?;
+        Ok(host)
+    }
+
+    /// Start watching the plugins folder and reloading on change.
+    ///
+    /// # Errors
+    ///
+    /// When the file watcher cannot be set up.
+    pub fn watch(&self) -> Result<(), PluginError> {
+        let task = super::watch::watcher(self.clone())?;
+        self.spawn(task);
+        Ok(())
+    }
+
+    /// Rescan the folder and load, reload or unload what changed.
+    ///
+    /// # Errors
+    ///
+    /// Only when the folder cannot be read; per-plugin problems are
+    /// published as events and leave the old version serving.
+    pub async fn reconcile(&self) -> Result<(), PluginError> {
+        let _one_at_a_time = self.inner.reconciling.lock().await;
+        let found = discover(&self.inner.config.plugins_dir, self.inner.config.limits)?;
+        for (path, err) in found.errors {
+            self.report_failure(None, &path, &err, "plugin.load_failed");
+        }
+        let mut wanted = Vec::new();
+        for spec in found.specs {
+            wanted.push(spec.name.clone());
+            let existing = self.slot(&spec.name);
+            if let Some(slot) = &existing
+                && let Some(current) = slot.current()
+                && current.compiled.spec == spec
+                && std::fs::read(&spec.component_path)
+                    .is_ok_and(|b| digest(&b) == current.compiled.digest)
+            {
+                continue;
+            }
+            let started = Instant::now();
+            let path = spec
+                .manifest_path
+                .clone()
+                .unwrap_or(spec.component_path.clone());
+            let name = spec.name.clone();
+            match self.load(spec).await {
+                Ok(version) => {
+                    self.inner
+                        .reported
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&path);
+                    self.install(&name, existing, version, started.elapsed());
+                }
+                Err(err) => {
+                    let ty = if existing.is_some() {
+                        "plugin.reload_failed"
+                    } else {
+                        "plugin.load_failed"
+                    };
+                    self.report_failure(Some(&name), &path, &err, ty);
+                }
+            }
+        }
+        let gone: Vec<Arc<Slot>> = {
+            let mut slots = self.inner.slots.lock().unwrap_or_else(|p| p.into_inner());
+            let names: Vec<String> = slots
+                .keys()
+                .filter(|n| !wanted.contains(n))
+                .cloned()
+                .collect();
+            names.iter().filter_map(|n| slots.remove(n)).collect()
+        };
+        for slot in gone {
+            slot.remove();
+            tracing::info!(plugin = %slot.name, "plugin unloaded");
+            self.publish(
+                NewEvent::new(SOURCE, "plugin.unloaded", json!({ "plugin": slot.name }))
+                    .with_subject(&slot.name),
+            );
+            self.inner.changes.send_modify(|g| *g += 1);
+        }
+        Ok(())
+    }
+
+    /// Build a version of `spec`: compile (cached) off the async threads,
+    /// link, instantiate and ask it to describe itself.
+    async fn load(&self, spec: PluginSpec) -> Result<Arc<PluginVersion>, PluginError> {
+        if !spec.component_path.exists()
+            && self.inner.config.build_missing
+            && let Some(build) = &spec.build
+        {
+            super::build::run(&spec, build).await?;
+        }
+        let path = spec.component_path.clone();
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|source| PluginError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let engine = self.inner.engine.clone();
+        let (component, digest) = tokio::task::spawn_blocking(move || {
+            let d = digest(&bytes);
+            engine.compile(&path, &bytes).map(|c| (c, d))
+        })
+        .await
+        .map_err(|e| PluginError::Engine(format!("compile task: {e}")))??;
+        let compiled = Compiled::new(
+            &self.inner.engine,
+            &self.inner.linker,
+            spec,
+            digest,
+            component,
+        )?;
+        PluginVersion::start(
+            compiled,
+            self.inner.engine.clone(),
+            self.inner.services.clone(),
+        )
+        .await
+    }
+
+    fn install(
+        &self,
+        name: &str,
+        existing: Option<Arc<Slot>>,
+        version: Arc<PluginVersion>,
+        took: Duration,
+    ) {
+        let kinds = version.compiled.kinds.clone();
+        let info = json!({
+            "plugin": name,
+            "version": version.compiled.spec.version,
+            "kinds": kinds,
+            "digest": version.compiled.digest,
+            "component": version.compiled.spec.component_path,
+            "load_ms": took.as_secs_f64() * 1000.0,
+            "description": version.description,
+        });
+        let (slot, ty) = match existing {
+            Some(slot) => {
+                slot.install(version);
+                (slot, "plugin.reloaded")
+            }
+            None => {
+                let slot = Slot::new(
+                    name.to_string(),
+                    self.inner.bus.clone(),
+                    self.inner.config.max_failures,
+                );
+                slot.install(version);
+                self.inner
+                    .slots
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(name.to_string(), slot.clone());
+                (slot, "plugin.loaded")
+            }
+        };
+        tracing::info!(
+            plugin = name,
+            kinds = %kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(","),
+            "{}",
+            if ty == "plugin.loaded" { "plugin loaded" } else { "plugin reloaded" }
+        );
+        // Publish before starting dispatchers, and start them after the
+        // event: a handler never sees its own load announcement.
+        self.publish(NewEvent::new(SOURCE, ty, info).with_subject(name));
+        let start = StartAt::After(self.inner.bus.head());
+        for kind in kinds {
+            let fresh = slot
+                .dispatching
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(kind);
+            if !fresh {
+                continue;
+            }
+            let inner = self.inner.clone();
+            let slot = slot.clone();
+            match kind {
+                Kind::EventHandler => self.spawn(dispatch::event_handler(inner, slot, start)),
+                Kind::StatusMapper => self.spawn(dispatch::status_mapper(inner, slot, start)),
+                // Rules are called by coordination, agents by the
+                // scheduler: nothing to feed here.
+                Kind::DependencyRule | Kind::BackgroundAgent => {}
+            }
+        }
+        self.inner.changes.send_modify(|g| *g += 1);
+    }
+
+    fn report_failure(&self, name: Option<&str>, path: &Path, err: &PluginError, ty: &str) {
+        let text = err.to_string();
+        {
+            let mut reported = self
+                .inner
+                .reported
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if reported.get(path) == Some(&text) {
+                return;
+            }
+            reported.insert(path.to_path_buf(), text.clone());
+        }
+        tracing::error!(path = %path.display(), "{ty}: {text}");
+        let mut event = NewEvent::new(
+            SOURCE,
+            ty,
+            json!({ "plugin": name, "path": path, "error": text }),
+        );
+        if let Some(name) = name {
+            event = event.with_subject(name);
+        }
+        self.publish(event);
+    }
+
+    fn publish(&self, event: NewEvent) {
+        if let Err(e) = self.inner.bus.publish(event) {
+            tracing::error!("could not publish a plugin event: {e}");
+        }
+    }
+
+    fn slot(&self, name: &str) -> Option<Arc<Slot>> {
+        self.inner
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.inner
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .spawn(task);
+    }
+
+    /// Every loaded plugin, by name.
+    pub fn list(&self) -> Vec<PluginSummary> {
+        let slots: Vec<Arc<Slot>> = self
+            .inner
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        slots
+            .iter()
+            .filter_map(|slot| {
+                let v = slot.current()?;
+                Some(PluginSummary {
+                    name: slot.name.clone(),
+                    version: v.compiled.spec.version.clone(),
+                    kinds: v.compiled.kinds.clone(),
+                    component: v.compiled.spec.component_path.clone(),
+                    digest: v.compiled.digest.clone(),
+                    description: v.description.clone(),
+                    health: slot.health(),
+                })
+            })
+            .collect()
+    }
+
+    /// Handles to the plugins that export `kind`, by name.
+    pub fn with_kind(&self, kind: Kind) -> Vec<PluginRef> {
+        let slots = self.inner.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots
+            .values()
+            .filter(|s| {
+                s.current()
+                    .is_some_and(|v| v.compiled.kinds.contains(&kind))
+            })
+            .map(|s| PluginRef::new(s.clone()))
+            .collect()
+    }
+
+    /// A receiver that changes whenever a plugin loads, reloads or unloads.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.changes.subscribe()
+    }
+
+    /// Stop the watcher and dispatchers and wait for them.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+        let mut tasks =
+            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        while tasks.join_next().await.is_some() {}
+    }
+}

@@ -1,0 +1,222 @@
+//! What a plugin's `Store` holds: a WASI context that grants only what the
+//! manifest lists, a memory cap, and the host-import implementation.
+//!
+//! Deny by default: `WasiCtx::builder().build()` gives no preopened folders,
+//! no environment, no arguments, no sockets. Guests built with
+//! componentize-py or wit-bindgen still import WASI interfaces; this
+//! satisfies them without granting anything. Plugin stdout/stderr become
+//! tracing lines tagged with the plugin's name.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{event_to_wit, host_api, process_to_wit, wit};
+use super::error::PluginError;
+use super::logpipe::LogPipe;
+use super::manifest::PluginSpec;
+use super::services::HostServices;
+
+/// Most bytes of per-plugin state the host keeps for one plugin.
+const STATE_QUOTA_BYTES: usize = 16 << 20;
+/// Most events one `recent-events` call returns.
+const RECENT_EVENTS_CAP: u32 = 1000;
+
+/// Everything one plugin instance's `Store` owns.
+pub(crate) struct StoreState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: MemoryCap,
+    pub(crate) host: HostCtx,
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl StoreState {
+    /// Build the sandbox for `spec`: only its grants, its memory cap.
+    pub(crate) fn new(spec: &PluginSpec, services: Arc<HostServices>) -> Result<Self, PluginError> {
+        let mut builder = WasiCtx::builder();
+        builder.stdout(LogPipe::new(spec.name.clone(), "stdout"));
+        builder.stderr(LogPipe::new(spec.name.clone(), "stderr"));
+        for grant in &spec.permissions.dirs {
+            let perms = if grant.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
+            builder
+                .preopened_dir(&grant.host, &grant.guest, perms)
+                .map_err(|e| PluginError::Permission {
+                    plugin: spec.name.clone(),
+                    field: "permissions.dirs".into(),
+                    reason: format!("cannot open {}: {e:#}", grant.host.display()),
+                })?;
+        }
+        for name in &spec.permissions.env {
+            if let Ok(value) = std::env::var(name) {
+                builder.env(name, value);
+            }
+        }
+        Ok(Self {
+            wasi: builder.build(),
+            table: ResourceTable::new(),
+            limiter: MemoryCap::new(spec.memory_bytes),
+            host: HostCtx {
+                plugin: spec.name.clone(),
+                config: Arc::new(spec.config.clone()),
+                services,
+            },
+        })
+    }
+}
+
+/// The memory cap. Our own limiter rather than `StoreLimits` so that the
+/// host can tell "ran out of its memory budget" from any other trap.
+pub(crate) struct MemoryCap {
+    max_bytes: usize,
+    /// Set when a growth was refused; read and cleared after each call.
+    pub(crate) exceeded: bool,
+}
+
+impl MemoryCap {
+    fn new(max_bytes: u64) -> Self {
+        Self {
+            max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX),
+            exceeded: false,
+        }
+    }
+
+    /// The cap in MiB, for messages.
+    pub(crate) fn limit_mib(&self) -> u64 {
+        (self.max_bytes >> 20) as u64
+    }
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.exceeded = true;
+            // An error, not `Ok(false)`: a guest that checks for a failed
+            // `memory.grow` would otherwise carry on at its cap forever.
+            wasmtime::bail!(
+                "memory limit of {} MiB exceeded (asked for {} MiB)",
+                self.max_bytes >> 20,
+                desired >> 20
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; a million is far beyond any
+        // real plugin and keeps a hostile one from growing them unbounded.
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The slice of store state the `host` import interface works on.
+pub(crate) struct HostCtx {
+    plugin: String,
+    config: Arc<BTreeMap<String, String>>,
+    services: Arc<HostServices>,
+}
+
+impl wit::Host for HostCtx {}
+
+impl host_api::Host for HostCtx {
+    fn log(&mut self, level: wit::Level, message: String) -> wasmtime::Result<()> {
+        let plugin = self.plugin.as_str();
+        match level {
+            wit::Level::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
+            wit::Level::Debug => tracing::debug!(target: "plugin", plugin, "{message}"),
+            wit::Level::Info => tracing::info!(target: "plugin", plugin, "{message}"),
+            wit::Level::Warn => tracing::warn!(target: "plugin", plugin, "{message}"),
+            wit::Level::Error => tracing::error!(target: "plugin", plugin, "{message}"),
+        }
+        Ok(())
+    }
+
+    fn now_ms(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.services.now_ms())
+    }
+
+    fn config(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.config.get(&key).cloned())
+    }
+
+    fn processes(&mut self) -> wasmtime::Result<Vec<wit::ProcessInfo>> {
+        Ok(self
+            .services
+            .processes
+            .list()
+            .iter()
+            .map(process_to_wit)
+            .collect())
+    }
+
+    fn recent_events(&mut self, filter: wit::EventFilter) -> wasmtime::Result<Vec<wit::Event>> {
+        let mut types = Vec::with_capacity(filter.types.len());
+        for t in &filter.types {
+            match crate::bus::Pattern::parse(t) {
+                Ok(p) => types.push(p),
+                Err(e) => {
+                    // A bad pattern is the guest's mistake, not a reason to
+                    // trap it: log and answer with nothing.
+                    tracing::warn!(plugin = %self.plugin, "recent-events: {e}");
+                    return Ok(Vec::new());
+                }
+            }
+        }
+        let query = crate::bus::EventQuery {
+            types,
+            subject: filter.subject,
+            after_sequence: filter.after_sequence,
+            limit: Some(filter.limit.min(RECENT_EVENTS_CAP) as usize),
+            ..Default::default()
+        };
+        match self.services.bus.query(&query) {
+            Ok(events) => Ok(events.iter().map(event_to_wit).collect()),
+            Err(e) => {
+                tracing::warn!(plugin = %self.plugin, "recent-events: {e}");
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn state_get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        Ok(self.services.state.get(&self.plugin, &key))
+    }
+
+    fn state_set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        let used = self.services.state.usage(&self.plugin, &key);
+        if used + key.len() + value.len() > STATE_QUOTA_BYTES {
+            wasmtime::bail!(
+                "plugin `{}` exceeded its state quota of {} MiB",
+                self.plugin,
+                STATE_QUOTA_BYTES >> 20
+            );
+        }
+        self.services.state.set(&self.plugin, key, value);
+        Ok(())
+    }
+}

@@ -1,0 +1,247 @@
+//! A plugin slot: one plugin name, whichever version currently serves it,
+//! and its health (failures, quarantine).
+//!
+//! The slot outlives versions. Dispatchers hold the slot, not a version,
+//! and look up the current version for every call, so a hot swap takes
+//! effect between two deliveries; the dispatcher's cursor and the plugin's
+//! state live outside the version and carry over.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::bus::{Bus, NewEvent};
+
+use super::error::{CallFailure, PluginError};
+use super::instance::{Exports, Kind, PluginVersion};
+use super::sandbox::StoreState;
+
+/// Source of the events the plugin room publishes about plugins.
+pub(crate) const SOURCE: &str = "host/plugins";
+
+/// Counters and flags of one plugin, kept across versions.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Health {
+    /// Calls made to this plugin (all versions).
+    pub calls: u64,
+    /// Calls that trapped or ran out of time or memory.
+    pub failures: u64,
+    /// Calls where the plugin returned an error of its own.
+    pub errors: u64,
+    /// Failures in a row; reset by a successful call or a new version.
+    pub consecutive_failures: u32,
+    /// Whether calls are refused until the plugin's file changes.
+    pub quarantined: bool,
+    /// Deliveries skipped while quarantined.
+    pub skipped_while_quarantined: u64,
+    /// The most recent failure or error.
+    pub last_error: Option<String>,
+    /// How many versions have been loaded under this name.
+    pub versions_loaded: u64,
+    /// When the current version was loaded.
+    pub loaded_at: Option<DateTime<Utc>>,
+}
+
+/// One plugin name and its current version.
+pub(crate) struct Slot {
+    pub(crate) name: String,
+    version: RwLock<Option<Arc<PluginVersion>>>,
+    health: Mutex<Health>,
+    /// Bumped on every swap or unload; dispatchers wait on it.
+    generation: watch::Sender<u64>,
+    /// Kinds for which a dispatcher task is running.
+    pub(crate) dispatching: Mutex<HashSet<Kind>>,
+    removed: AtomicBool,
+    bus: Bus,
+    max_failures: u32,
+}
+
+impl Slot {
+    pub(crate) fn new(name: String, bus: Bus, max_failures: u32) -> Arc<Self> {
+        Arc::new(Self {
+            name,
+            version: RwLock::new(None),
+            health: Mutex::new(Health::default()),
+            generation: watch::Sender::new(0),
+            dispatching: Mutex::new(HashSet::new()),
+            removed: AtomicBool::new(false),
+            bus,
+            max_failures: max_failures.max(1),
+        })
+    }
+
+    /// The version serving now, if any.
+    pub(crate) fn current(&self) -> Option<Arc<PluginVersion>> {
+        self.version
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Swap in a new version: the old one finishes any call in flight and
+    /// its actor ends when the last reference goes. A new version lifts a
+    /// quarantine and resets the failure streak.
+    pub(crate) fn install(&self, version: Arc<PluginVersion>) -> Option<Arc<PluginVersion>> {
+        let old = self
+            .version
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(version);
+        {
+            let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+            h.consecutive_failures = 0;
+            h.quarantined = false;
+            h.versions_loaded += 1;
+            h.loaded_at = Some(Utc::now());
+        }
+        self.generation.send_modify(|g| *g += 1);
+        old
+    }
+
+    /// Take the plugin out of service for good.
+    pub(crate) fn remove(&self) {
+        self.removed.store(true, Ordering::Release);
+        self.version
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    pub(crate) fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    pub(crate) fn health(&self) -> Health {
+        self.health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn note_skipped(&self) {
+        self.health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .skipped_while_quarantined += 1;
+    }
+
+    /// Call the current version, with failure accounting: traps and
+    /// deadlines publish `plugin.failed` (and `plugin.quarantined` after
+    /// too many in a row); guest errors publish `plugin.error`.
+    ///
+    /// `cause` is the sequence of the event being handled, if any.
+    pub(crate) async fn invoke<R: Send + 'static>(
+        &self,
+        call: &'static str,
+        cause: Option<u64>,
+        f: impl FnOnce(
+            &mut wasmtime::Store<StoreState>,
+            &Exports,
+        ) -> wasmtime::Result<Result<R, CallFailure>>
+        + Send
+        + 'static,
+    ) -> Result<R, PluginError> {
+        if self.health().quarantined {
+            self.note_skipped();
+            return Err(PluginError::Quarantined(self.name.clone()));
+        }
+        let Some(version) = self.current() else {
+            return Err(PluginError::Gone(self.name.clone()));
+        };
+        let result = version.call(f).await.and_then(|inner| inner);
+        let failure = match result {
+            Ok(r) => {
+                let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+                h.calls += 1;
+                h.consecutive_failures = 0;
+                return Ok(r);
+            }
+            Err(failure) => failure,
+        };
+        self.report(call, cause, &failure);
+        Err(PluginError::Call {
+            plugin: self.name.clone(),
+            call,
+            failure,
+        })
+    }
+
+    /// Record a failure and publish what happened.
+    pub(crate) fn report(&self, call: &'static str, cause: Option<u64>, failure: &CallFailure) {
+        let (consecutive, quarantine_now) = {
+            let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+            h.calls += 1;
+            h.last_error = Some(failure.to_string());
+            if failure.is_fatal() {
+                h.failures += 1;
+                h.consecutive_failures += 1;
+                let quarantine_now = !h.quarantined && h.consecutive_failures >= self.max_failures;
+                if quarantine_now {
+                    h.quarantined = true;
+                }
+                (h.consecutive_failures, quarantine_now)
+            } else {
+                h.errors += 1;
+                (h.consecutive_failures, false)
+            }
+        };
+        let digest = self.current().map(|v| v.compiled.digest.clone());
+        let mut events = Vec::new();
+        if failure.is_fatal() {
+            tracing::warn!(plugin = %self.name, call, "plugin failed: {failure}");
+            events.push(
+                NewEvent::new(
+                    SOURCE,
+                    "plugin.failed",
+                    json!({
+                        "plugin": self.name, "call": call, "failure": failure.kind(),
+                        "error": failure.to_string(), "consecutive_failures": consecutive,
+                        "cause_sequence": cause, "digest": digest,
+                        "restarted": !quarantine_now,
+                    }),
+                )
+                .with_subject(&self.name),
+            );
+        } else {
+            tracing::info!(plugin = %self.name, call, "plugin returned an error: {failure}");
+            events.push(
+                NewEvent::new(
+                    SOURCE,
+                    "plugin.error",
+                    json!({
+                        "plugin": self.name, "call": call, "failure": failure.kind(),
+                        "error": failure.to_string(), "cause_sequence": cause,
+                    }),
+                )
+                .with_subject(&self.name),
+            );
+        }
+        if quarantine_now {
+            tracing::error!(plugin = %self.name, "plugin quarantined after {consecutive} failures in a row");
+            events.push(
+                NewEvent::new(
+                    SOURCE,
+                    "plugin.quarantined",
+                    json!({
+                        "plugin": self.name, "consecutive_failures": consecutive,
+                        "last_error": failure.to_string(), "digest": digest,
+                    }),
+                )
+                .with_subject(&self.name),
+            );
+        }
+        if let Err(e) = self.bus.publish_all(events) {
+            tracing::error!(plugin = %self.name, "could not record plugin failure: {e}");
+        }
+    }
+}
