@@ -1,1 +1,255 @@
-//! placeholder
+//! Test kit shared by the host's plugin tests and the end-to-end tests.
+//!
+//! - [`fixture`] / [`shipped_plugin`]: real compiled components, built with
+//!   cargo on first use (cargo's own lock makes concurrent test processes
+//!   wait for one build);
+//! - [`host_bin`]: the real `host` binary of this workspace;
+//! - [`RunningHost`]: a `host run` child with its own state folder, and
+//!   helpers that read its journal through `host events --json`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+/// The workspace root (the folder holding `host/`, `plugins/`, `tests/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives inside the workspace")
+        .to_path_buf()
+}
+
+/// Build a guest workspace for wasm32-wasip2 in release mode.
+fn build_guests(dir: &Path) {
+    let status = Command::new("cargo")
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
+        .current_dir(dir)
+        // The outer `cargo test` may have set these for the host build.
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo in {}: {e}", dir.display()));
+    assert!(
+        status.success(),
+        "building the guests in {} failed",
+        dir.display()
+    );
+}
+
+/// Path of a test-fixture component (`tests/plugins/<name>`), built on
+/// first use. `name` is the crate name, e.g. `echo-v1`.
+pub fn fixture(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let dir = workspace_root().join("tests/plugins");
+    BUILT.get_or_init(|| build_guests(&dir));
+    let path = dir
+        .join("target/wasm32-wasip2/release")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(path.is_file(), "no fixture component at {}", path.display());
+    path
+}
+
+/// Path of a shipped plugin's folder (`plugins/<name>`), with its
+/// component built.
+pub fn shipped_plugin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let dir = workspace_root().join("plugins");
+    BUILT.get_or_init(|| build_guests(&dir));
+    dir.join(name)
+}
+
+/// Path of a shipped plugin's component.
+pub fn shipped_component(name: &str) -> PathBuf {
+    shipped_plugin(name);
+    workspace_root()
+        .join("plugins/target/wasm32-wasip2/release")
+        .join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+/// The `host` binary built by this `cargo test` run.
+pub fn host_bin() -> PathBuf {
+    // Test binaries live in target/<profile>/deps; the host binary in
+    // target/<profile>.
+    let exe = std::env::current_exe().expect("current test executable");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let bin = profile_dir.join("host");
+    assert!(
+        bin.is_file(),
+        "no host binary at {} — run the tests with `cargo test --workspace`, which builds it",
+        bin.display()
+    );
+    bin
+}
+
+/// Copy `component` into `dir` as `<name>.wasm` atomically (write a
+/// temporary file, then rename), as a build tool or a careful user does.
+pub fn install_component(component: &Path, dir: &Path, name: &str) -> PathBuf {
+    let target = dir.join(format!("{name}.wasm"));
+    let tmp = dir.join(format!(".{name}.wasm.tmp"));
+    std::fs::copy(component, &tmp).expect("copy component");
+    std::fs::rename(&tmp, &target).expect("rename component");
+    target
+}
+
+/// A `host run` child process with its own state folder.
+pub struct RunningHost {
+    /// The child.
+    pub child: Child,
+    /// Its `--state-dir`.
+    pub state_dir: PathBuf,
+    stderr_path: PathBuf,
+}
+
+impl RunningHost {
+    /// Start `host run --plugins PLUGINS --state-dir STATE [extra...]`.
+    pub fn start(plugins: &Path, state_dir: &Path, extra: &[&str]) -> Self {
+        std::fs::create_dir_all(state_dir).expect("state dir");
+        let stderr_path = state_dir.join("host.stderr");
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+        let child = Command::new(host_bin())
+            .arg("run")
+            .arg("--plugins")
+            .arg(plugins)
+            .arg("--state-dir")
+            .arg(state_dir)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn host");
+        Self {
+            child,
+            state_dir: state_dir.to_path_buf(),
+            stderr_path,
+        }
+    }
+
+    /// Everything the host wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Events of the journal matching `pattern` (all with `>`).
+    pub fn events(&self, pattern: &str) -> Vec<Value> {
+        events(&self.state_dir, pattern)
+    }
+
+    /// Wait until an event matching `pattern` satisfies `pred`.
+    pub fn wait_for(
+        &mut self,
+        pattern: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(e) = self.events(pattern).into_iter().find(|e| pred(e)) {
+                return Ok(e);
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "host exited ({status}) while waiting for {pattern}:\n{}",
+                    self.stderr()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "no {pattern} event within {timeout:?}; host stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Send SIGTERM and wait for the host to exit.
+    pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).context("SIGTERM")?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "host did not exit within 60 s of SIGTERM:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for RunningHost {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Read the journal of `state_dir` with `host events --json`.
+pub fn events(state_dir: &Path, pattern: &str) -> Vec<Value> {
+    let out = Command::new(host_bin())
+        .args([
+            "events",
+            "--json",
+            "--limit",
+            "100000",
+            "--type",
+            pattern,
+            "--state-dir",
+        ])
+        .arg(state_dir)
+        .output()
+        .expect("run host events");
+    if !out.status.success() {
+        // The journal may not exist yet in the first milliseconds.
+        return Vec::new();
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Whether a process with `pid` still exists (zombies count as gone).
+pub fn pid_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // Field 3 is the state; it follows the parenthesised name.
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|s| s.split_whitespace().next());
+            state != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
+
+/// Poll `cond` until it holds or `timeout` passes.
+pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}

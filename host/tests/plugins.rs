@@ -1,0 +1,666 @@
+//! Plugin tests against real compiled components (the fixtures of
+//! `tests/plugins` and the shipped plugins), through the host library:
+//! a real bus, a real `PluginHost`, and the action channel read directly
+//! so each test sees exactly what plugins decided.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use host::bus::{Bus, BusConfig, EventQuery, NewEvent, Pattern};
+use host::coordination::{CoordinationConfig, Coordinator, Task};
+use host::plugins::{
+    Action, ActionRequest, Kind, PluginError, PluginHost, PluginHostConfig, ProcessView,
+};
+use host::supervisor::{ProcessInfo, ProcessState};
+use host_tests::{fixture, install_component, shipped_component, shipped_plugin};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+/// A process table the test controls.
+#[derive(Default, Clone)]
+struct FakeProcesses(Arc<Mutex<Vec<ProcessInfo>>>);
+
+impl ProcessView for FakeProcesses {
+    fn list(&self) -> Vec<ProcessInfo> {
+        self.0.lock().unwrap().clone()
+    }
+    fn get(&self, name: &str) -> Option<ProcessInfo> {
+        self.list().into_iter().find(|p| p.name == name)
+    }
+}
+
+fn process(name: &str, kind: &str) -> ProcessInfo {
+    ProcessInfo {
+        name: name.into(),
+        kind: kind.into(),
+        state: ProcessState::Running,
+        reported_state: None,
+        pid: Some(1),
+        exit_code: None,
+        signal: None,
+        restarts: 0,
+        progress: None,
+        message: None,
+        started_at: None,
+        last_output_at: None,
+        metadata: BTreeMap::new(),
+    }
+}
+
+struct Harness {
+    _dir: TempDir,
+    plugins: PathBuf,
+    bus: Bus,
+    host: PluginHost,
+    actions: mpsc::Receiver<ActionRequest>,
+    processes: FakeProcesses,
+}
+
+async fn harness(
+    components: &[(&str, PathBuf)],
+    configure: impl FnOnce(&mut PluginHostConfig),
+) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for (name, path) in components {
+        install_component(path, &plugins, name);
+    }
+    let bus = Bus::open(&dir.path().join("state"), BusConfig::default()).unwrap();
+    let mut config = PluginHostConfig::new(plugins.canonicalize().unwrap());
+    config.state_dir = Some(dir.path().join("state"));
+    config.build_missing = false;
+    configure(&mut config);
+    let (tx, actions) = mpsc::channel(1024);
+    let processes = FakeProcesses::default();
+    let host = PluginHost::start(config, bus.clone(), Arc::new(processes.clone()), tx)
+        .await
+        .unwrap();
+    Harness {
+        _dir: dir,
+        plugins,
+        bus,
+        host,
+        actions,
+        processes,
+    }
+}
+
+impl Harness {
+    fn publish(&self, ty: &str, data: Value) -> u64 {
+        self.bus
+            .publish(NewEvent::new("test", ty, data))
+            .unwrap()
+            .sequence
+    }
+
+    async fn next_action(&mut self) -> ActionRequest {
+        timeout(Duration::from_secs(30), self.actions.recv())
+            .await
+            .expect("no action within 30 s")
+            .expect("action channel closed")
+    }
+
+    fn events(&self, ty: &str) -> Vec<host::bus::Event> {
+        self.bus
+            .query(&EventQuery {
+                types: vec![Pattern::parse(ty).unwrap()],
+                after_sequence: Some(0),
+                limit: Some(100_000),
+                ..Default::default()
+            })
+            .unwrap()
+    }
+
+    async fn wait_event(
+        &self,
+        ty: &str,
+        pred: impl Fn(&host::bus::Event) -> bool,
+    ) -> host::bus::Event {
+        for _ in 0..600 {
+            if let Some(e) = self.events(ty).into_iter().find(|e| pred(e)) {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no {ty} event within 30 s; log: {:#?}", self.events(">"));
+    }
+}
+
+fn emitted(request: &ActionRequest) -> Vec<(String, Value)> {
+    request
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Emit { ty, data, .. } => Some((ty.clone(), data.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_event_handler_answers_the_events_it_subscribed_to() {
+    let mut h = harness(&[("echo", fixture("echo-v1"))], |_| {}).await;
+    h.publish("test.unrelated", json!({}));
+    let seq = h.publish("test.ping", json!({}));
+    let request = h.next_action().await;
+    assert_eq!(request.plugin, "echo");
+    assert_eq!(request.cause, Some(seq));
+    assert_eq!(
+        emitted(&request),
+        vec![(
+            "test.pong".to_string(),
+            json!({ "version": 1, "ping_sequence": seq })
+        )]
+    );
+    assert_eq!(h.events("plugin.loaded").len(), 1);
+}
+
+#[tokio::test]
+async fn a_guest_error_is_recorded_and_the_plugin_keeps_serving() {
+    let mut h = harness(&[("echo", fixture("echo-v1"))], |_| {}).await;
+    let failing = h.publish("test.ping", json!({ "fail": true }));
+    let ok = h.publish("test.ping", json!({}));
+    let request = h.next_action().await;
+    assert_eq!(
+        request.cause,
+        Some(ok),
+        "the failing ping produced no actions"
+    );
+    let error = h.wait_event("plugin.error", |_| true).await;
+    assert_eq!(error.data["cause_sequence"], json!(failing));
+    assert!(
+        error.data["error"]
+            .as_str()
+            .unwrap()
+            .contains("asked to fail")
+    );
+    assert!(
+        h.events("plugin.failed").is_empty(),
+        "a guest error is not a failure"
+    );
+}
+
+#[tokio::test]
+async fn a_plugin_that_loops_forever_is_cut_off_then_quarantined_while_others_keep_working() {
+    let mut h = harness(
+        &[
+            ("echo", fixture("echo-v1")),
+            ("spin", fixture("spin-forever")),
+        ],
+        |c| {
+            c.limits.deadline = Duration::from_millis(50);
+        },
+    )
+    .await;
+    for round in 1..=4u64 {
+        h.publish("test.spin", json!({}));
+        let seq = h.publish("test.ping", json!({}));
+        let request = h.next_action().await;
+        assert_eq!(request.cause, Some(seq), "echo answered ping {round}");
+    }
+    let failed = h.wait_event("plugin.failed", |_| true).await;
+    assert_eq!(failed.data["plugin"], "spin");
+    assert_eq!(failed.data["failure"], "deadline");
+    h.wait_event("plugin.quarantined", |e| e.data["plugin"] == "spin")
+        .await;
+    let failures = h.events("plugin.failed");
+    assert_eq!(
+        failures.len(),
+        3,
+        "the fourth spin was skipped by the quarantine: {failures:#?}"
+    );
+    let spin = h
+        .host
+        .list()
+        .into_iter()
+        .find(|p| p.name == "spin")
+        .unwrap();
+    assert!(spin.health.quarantined);
+    assert!(spin.health.skipped_while_quarantined >= 1);
+}
+
+#[tokio::test]
+async fn a_plugin_allocating_a_gibibyte_is_cut_off_at_its_memory_cap() {
+    let mut h = harness(
+        &[
+            ("echo", fixture("echo-v1")),
+            ("bomb", fixture("alloc-bomb")),
+        ],
+        |c| {
+            c.limits.memory_bytes = 32 << 20;
+        },
+    )
+    .await;
+    h.publish("test.alloc", json!({}));
+    let seq = h.publish("test.ping", json!({}));
+    assert_eq!(h.next_action().await.cause, Some(seq));
+    let failed = h.wait_event("plugin.failed", |_| true).await;
+    assert_eq!(failed.data["plugin"], "bomb");
+    assert_eq!(failed.data["failure"], "memory", "{failed:#?}");
+    assert!(h.events("test.alloc-survived").is_empty());
+    // A fresh instance serves the next event: the plugin is not dead.
+    h.publish("test.alloc", json!({}));
+    h.wait_event("plugin.failed", |e| e.data["consecutive_failures"] == 2)
+        .await;
+}
+
+fn file_reader_with_grant(dir: &Path, grant: Option<&Path>) -> PathBuf {
+    let folder = dir.join("reader");
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut manifest = format!("component = {:?}\n", fixture("file-reader"));
+    if let Some(host_dir) = grant {
+        manifest.push_str(&format!(
+            "[permissions]\ndirs = [{{ host = {host_dir:?}, guest = \"/data\", read_only = true }}]\n"
+        ));
+    }
+    std::fs::write(folder.join("plugin.toml"), manifest).unwrap();
+    folder
+}
+
+#[tokio::test]
+async fn a_plugin_cannot_read_host_files_unless_its_manifest_grants_the_folder() {
+    let secret_dir = tempfile::tempdir().unwrap();
+    std::fs::write(secret_dir.path().join("secret.txt"), "hunter2").unwrap();
+    let secret = secret_dir.path().join("secret.txt");
+
+    // No grant: neither the host path nor anything else is visible.
+    let mut h = harness(&[], |_| {}).await;
+    file_reader_with_grant(&h.plugins, None);
+    h.host.reconcile().await.unwrap();
+    for path in [secret.to_str().unwrap(), "/etc/passwd", "/data/secret.txt"] {
+        h.publish("test.read-file", json!({ "path": path }));
+        let (ty, data) = emitted(&h.next_action().await).remove(0);
+        assert_eq!(ty, "test.file-result");
+        assert_eq!(data["ok"], false, "read {path} without a grant: {data}");
+    }
+
+    // Positive control: with the folder granted, the same plugin reads it.
+    let mut h = harness(&[], |_| {}).await;
+    file_reader_with_grant(&h.plugins, Some(secret_dir.path()));
+    h.host.reconcile().await.unwrap();
+    h.publish("test.read-file", json!({ "path": "/data/secret.txt" }));
+    let (_, data) = emitted(&h.next_action().await).remove(0);
+    assert_eq!(data["ok"], true, "{data}");
+    assert_eq!(data["len"], 7);
+}
+
+#[tokio::test]
+async fn a_reload_under_a_steady_stream_loses_and_duplicates_nothing() {
+    let mut h = harness(&[("echo", fixture("echo-v1"))], |c| {
+        c.debounce = Duration::from_millis(50);
+    })
+    .await;
+    h.host.watch().unwrap();
+    let bus = h.bus.clone();
+    let publisher = tokio::spawn(async move {
+        let mut sent = Vec::new();
+        for _ in 0..1500 {
+            sent.push(
+                bus.publish(NewEvent::new("test", "test.ping", json!({})))
+                    .unwrap()
+                    .sequence,
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        sent
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    install_component(&fixture("echo-v2"), &h.plugins, "echo");
+    let sent = publisher.await.unwrap();
+
+    let mut answers: HashMap<u64, Vec<u64>> = HashMap::new();
+    let mut order = Vec::new();
+    while answers.len() < sent.len() {
+        let request = h.next_action().await;
+        for (_, data) in emitted(&request) {
+            let ping = data["ping_sequence"].as_u64().unwrap();
+            let version = data["version"].as_u64().unwrap();
+            answers.entry(ping).or_default().push(version);
+            order.push(version);
+        }
+    }
+    for seq in &sent {
+        assert_eq!(
+            answers[seq].len(),
+            1,
+            "ping {seq} answered {:?}",
+            answers[seq]
+        );
+    }
+    assert_eq!(answers.len(), sent.len());
+    let first_v2 = order
+        .iter()
+        .position(|v| *v == 2)
+        .expect("version 2 took over");
+    assert!(first_v2 > 0, "version 1 served before the swap");
+    assert!(
+        order[first_v2..].iter().all(|v| *v == 2),
+        "once swapped, only version 2 answers"
+    );
+    assert_eq!(h.events("plugin.reloaded").len(), 1);
+}
+
+#[tokio::test]
+async fn a_broken_component_written_in_place_keeps_the_old_version_serving() {
+    let mut h = harness(&[("echo", fixture("echo-v1"))], |c| {
+        c.debounce = Duration::from_millis(50);
+    })
+    .await;
+    h.host.watch().unwrap();
+    std::fs::write(
+        h.plugins.join("echo.wasm"),
+        b"\0asm this is not a component",
+    )
+    .unwrap();
+    let failed = h.wait_event("plugin.reload_failed", |_| true).await;
+    assert_eq!(failed.data["plugin"], "echo");
+    assert!(
+        failed.data["error"].as_str().unwrap().contains("echo.wasm"),
+        "{failed:#?}"
+    );
+    let seq = h.publish("test.ping", json!({}));
+    let (_, data) = emitted(&h.next_action().await).remove(0);
+    assert_eq!(data, json!({ "version": 1, "ping_sequence": seq }));
+}
+
+#[tokio::test]
+async fn new_files_load_and_deleted_files_unload() {
+    let h = harness(&[], |c| c.debounce = Duration::from_millis(50)).await;
+    h.host.watch().unwrap();
+    install_component(&fixture("echo-v1"), &h.plugins, "late");
+    h.wait_event("plugin.loaded", |e| e.data["plugin"] == "late")
+        .await;
+    std::fs::remove_file(h.plugins.join("late.wasm")).unwrap();
+    h.wait_event("plugin.unloaded", |e| e.data["plugin"] == "late")
+        .await;
+    assert!(h.host.list().is_empty());
+}
+
+#[tokio::test]
+async fn plugin_state_survives_a_reload() {
+    let mut h = harness(&[], |_| {}).await;
+    let folder = h.plugins.join("counter");
+    std::fs::create_dir_all(&folder).unwrap();
+    let manifest = |interval: u32| {
+        format!(
+            "component = {:?}\n[config]\ninterval_ms = {interval}\n",
+            fixture("counter-agent")
+        )
+    };
+    std::fs::write(folder.join("plugin.toml"), manifest(20)).unwrap();
+    h.host.reconcile().await.unwrap();
+    let agents = host::agents::Scheduler::start(h.host.clone(), h.bus.clone(), {
+        let (tx, rx) = mpsc::channel(1024);
+        h.actions = rx;
+        tx
+    });
+    let mut last = 0;
+    while last < 3 {
+        for (_, data) in emitted(&h.next_action().await) {
+            last = data["n"].as_u64().unwrap();
+        }
+    }
+    // A config change is a new version: reload, same state.
+    std::fs::write(folder.join("plugin.toml"), manifest(25)).unwrap();
+    h.host.reconcile().await.unwrap();
+    h.wait_event("plugin.reloaded", |_| true).await;
+    let mut after = Vec::new();
+    while after.len() < 3 {
+        for (_, data) in emitted(&h.next_action().await) {
+            after.push(data["n"].as_u64().unwrap());
+        }
+    }
+    assert!(after.windows(2).all(|w| w[1] == w[0] + 1), "{after:?}");
+    assert!(
+        after[0] > 3,
+        "the counter continued rather than restarting: {after:?}"
+    );
+    agents.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_background_agent_is_ticked_paused_and_resumed() {
+    let mut h = harness(&[("counter", fixture("counter-agent"))], |_| {}).await;
+    let (tx, rx) = mpsc::channel(1024);
+    h.actions = rx;
+    let agents = host::agents::Scheduler::start(h.host.clone(), h.bus.clone(), tx);
+    h.next_action().await;
+    h.next_action().await;
+    let state = agents
+        .list()
+        .into_iter()
+        .find(|a| a.plugin == "counter")
+        .unwrap();
+    assert!(state.cycles >= 2);
+    assert_eq!(state.interval_ms, 100);
+    agents.pause("counter").unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    while h.actions.try_recv().is_ok() {}
+    let paused_cycles = agents.list()[0].cycles;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        agents.list()[0].cycles,
+        paused_cycles,
+        "no ticks while paused"
+    );
+    assert!(h.actions.try_recv().is_err());
+    agents.resume("counter").unwrap();
+    h.next_action().await;
+    assert!(matches!(
+        agents.pause("nobody"),
+        Err(host::agents::AgentError::Unknown(_))
+    ));
+    agents.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_status_mapper_turns_output_lines_of_its_kinds_into_status_updates() {
+    let mut h = harness(&[("sink", fixture("kitchen-sink"))], |_| {}).await;
+    h.processes
+        .0
+        .lock()
+        .unwrap()
+        .extend([process("job", "sink"), process("other", "web")]);
+    h.bus
+        .publish(
+            NewEvent::new(
+                "host/supervisor",
+                "process.output",
+                json!({ "stream": "stdout", "lines": ["done"] }),
+            )
+            .with_subject("other"),
+        )
+        .unwrap();
+    let seq = h
+        .bus
+        .publish(
+            NewEvent::new(
+                "host/supervisor",
+                "process.output",
+                json!({ "stream": "stdout", "lines": ["working", "done"] }),
+            )
+            .with_subject("job"),
+        )
+        .unwrap()
+        .sequence;
+    let request = loop {
+        let r = h.next_action().await;
+        if r.actions
+            .iter()
+            .any(|a| matches!(a, Action::SetStatus { .. }))
+        {
+            break r;
+        }
+    };
+    assert_eq!(
+        request.cause,
+        Some(seq),
+        "the `web` process is not of the mapper's kinds"
+    );
+    let Action::SetStatus { name, update } = &request.actions[0] else {
+        panic!()
+    };
+    assert_eq!(name, "job");
+    assert_eq!(update.state, Some(ProcessState::Completed));
+}
+
+#[tokio::test]
+async fn the_shipped_progress_mapper_reads_progress_from_output() {
+    let mut h = harness(&[], |_| {}).await;
+    std::fs::create_dir_all(h.plugins.join("progress-mapper")).unwrap();
+    let manifest =
+        std::fs::read_to_string(shipped_plugin("progress-mapper").join("plugin.toml")).unwrap();
+    let manifest = manifest.replace(
+        "../target/wasm32-wasip2/release/progress_mapper.wasm",
+        shipped_component("progress-mapper").to_str().unwrap(),
+    );
+    std::fs::write(h.plugins.join("progress-mapper/plugin.toml"), manifest).unwrap();
+    h.host.reconcile().await.unwrap();
+    h.processes
+        .0
+        .lock()
+        .unwrap()
+        .push(process("build", "build"));
+    h.bus
+        .publish(
+            NewEvent::new(
+                "host/supervisor",
+                "process.output",
+                json!({ "lines": ["step [3/4] linking"] }),
+            )
+            .with_subject("build"),
+        )
+        .unwrap();
+    let request = h.next_action().await;
+    let Action::SetStatus { update, .. } = &request.actions[0] else {
+        panic!("{request:?}")
+    };
+    assert_eq!(update.progress, Some(0.75));
+}
+
+#[tokio::test]
+async fn dependency_rules_are_asked_about_new_tasks_and_hits_become_events() {
+    let h = harness(
+        &[
+            ("sink", fixture("kitchen-sink")),
+            ("api", shipped_component("api-contract-rule")),
+        ],
+        |_| {},
+    )
+    .await;
+    let coordinator =
+        Coordinator::new(h.bus.clone(), h.host.clone(), CoordinationConfig::default());
+    let task = |id: &str, repo: &str, title: &str, description: &str| Task {
+        id: id.into(),
+        repository: repo.into(),
+        title: title.into(),
+        description: description.into(),
+        keywords: vec![],
+        agent: None,
+    };
+    assert!(
+        coordinator
+            .register(
+                task("a", "backend", "Expose the orders REST API endpoint", ""),
+                "test"
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let found = coordinator
+        .register(
+            task(
+                "b",
+                "frontend",
+                "Call the orders REST API endpoint",
+                "consume the endpoint",
+            ),
+            "test",
+        )
+        .await
+        .unwrap();
+    assert!(
+        found.iter().any(|d| d.rule == "api" && d.depends_on == "a"),
+        "{found:#?}"
+    );
+    // kitchen-sink says two tasks with the same title depend; same
+    // repository pairs are skipped.
+    coordinator
+        .register(
+            task("c", "frontend", "Expose the orders REST API endpoint", ""),
+            "test",
+        )
+        .await
+        .unwrap();
+    let same_title = coordinator
+        .dependencies()
+        .into_iter()
+        .filter(|d| d.rule == "sink")
+        .collect::<Vec<_>>();
+    assert_eq!(same_title.len(), 1, "{same_title:#?}");
+    assert_eq!(
+        (
+            same_title[0].task.as_str(),
+            same_title[0].depends_on.as_str()
+        ),
+        ("c", "a")
+    );
+    let events = h.events("dependency.detected");
+    assert_eq!(events.len(), coordinator.dependencies().len());
+}
+
+#[tokio::test]
+async fn plugin_kinds_are_detected_from_exports() {
+    let sink = host::plugins::check(&fixture("kitchen-sink"))
+        .await
+        .unwrap();
+    assert_eq!(
+        sink.kinds,
+        vec![
+            Kind::EventHandler,
+            Kind::StatusMapper,
+            Kind::DependencyRule,
+            Kind::BackgroundAgent
+        ]
+    );
+    let echo = host::plugins::check(&fixture("echo-v1")).await.unwrap();
+    assert_eq!(echo.kinds, vec![Kind::EventHandler]);
+    assert_eq!(
+        echo.description.subscriptions,
+        vec!["test.ping".to_string()]
+    );
+    assert!(echo.grants.dirs.is_empty() && echo.grants.env.is_empty());
+    let bad = host::plugins::check(&fixture("bad-kind"))
+        .await
+        .unwrap_err();
+    assert!(matches!(bad, PluginError::NoKnownKind { .. }), "{bad}");
+    assert!(bad.to_string().contains("test:other/thing"), "{bad}");
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_component_is_rejected_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junk.wasm");
+    std::fs::write(&path, b"definitely not wasm").unwrap();
+    let err = host::plugins::check(&path).await.unwrap_err();
+    assert!(matches!(err, PluginError::Compile { .. }), "{err}");
+    assert!(err.to_string().contains("junk.wasm"), "{err}");
+}
+
+#[tokio::test]
+async fn a_broken_plugin_at_start_is_reported_and_the_others_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"nope").unwrap();
+    let h = harness(&[("echo", fixture("echo-v1")), ("junk", junk)], |_| {}).await;
+    let names: Vec<String> = h.host.list().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["echo"]);
+    let failed = h.wait_event("plugin.load_failed", |_| true).await;
+    assert_eq!(failed.data["plugin"], "junk");
+}
