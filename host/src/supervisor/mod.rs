@@ -1,0 +1,62 @@
+//! Process supervision: spawn, watch, restart and stop child process trees.
+//!
+//! Every supervised child leads its own process group and carries a
+//! parent-death signal; the host can make itself a child subreaper so that
+//! nothing a child abandons escapes. Stopping means the whole tree. Every
+//! state change is published on the [`bus`](crate::bus) (source
+//! `host/supervisor`, subject = process name), and output is captured
+//! losslessly into a ring and a rotated log file, with anything the bus
+//! could not take counted in `process.output_dropped`. This room knows
+//! nothing of plugins.
+//!
+//! Events (source `host/supervisor`, subject = process name; transitions
+//! also carry `from` and `to`):
+//! - `process.starting` {restarts} → `process.started` {pid};
+//! - `process.exited` {exit_code, signal, duration_ms, restarts} after every
+//!   run, then one of `process.completed`, `process.failed` {exit_code,
+//!   signal, reason} (also alone when a spawn fails), `process.timeout`
+//!   {timeout_ms}, `process.cancelled`;
+//! - `process.backoff` {delay_ms, attempt}, `process.gave_up` {restarts,
+//!   max_restarts, window_ms, state};
+//! - `process.stopping` {signal, force, reason}, `process.paused`,
+//!   `process.resumed`, `process.status` {state, progress, message, lifecycle};
+//! - `process.output` {stream, lines, truncated} and
+//!   `process.output_dropped` {stream, dropped}.
+//!
+//! Layout:
+//! - `spec`: [`ProcessSpec`], what to run (the `[process.NAME]` table);
+//! - `state`: the public vocabulary ([`ProcessState`], [`ProcessInfo`], ...);
+//! - `supervisor`: [`Supervisor`] and its verbs; `table`: the records behind it;
+//! - `runner`: one task per started process: spawn, wait, stop, restart;
+//! - `spawn`: the command, its process group, and the thread that forks;
+//! - `stop`: process trees from `/proc`, signalling them, waiting for them;
+//! - `restart`: the restart decision, window and backoff (pure functions);
+//! - `output`: pipe readers and batching; `publish`: batches to the bus;
+//!   `store`: the ring and the rotated log file;
+//! - `reaper`: the child subreaper and orphan reaping;
+//! - `events`, `duration`, `error`: event shapes, `"10s"` parsing, [`SupervisorError`].
+
+mod duration;
+mod error;
+mod events;
+mod output;
+mod publish;
+mod reaper;
+mod restart;
+mod runner;
+mod spawn;
+mod spec;
+mod state;
+mod stop;
+mod store;
+#[allow(clippy::module_inception)]
+mod supervisor;
+mod table;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::SupervisorError;
+pub use spec::{ProcessSpec, RestartMode, StopSignal};
+pub use state::{OutputLine, ProcessInfo, ProcessState, StatusUpdate, Stream};
+pub use supervisor::{Supervisor, SupervisorConfig};

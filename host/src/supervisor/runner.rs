@@ -1,0 +1,415 @@
+//! One task per started process: spawn, watch, stop, decide, back off, again.
+//!
+//! The runner is the only owner of the child handle, so every exit, timeout
+//! and stop request is handled in one place and in order. It touches the
+//! process table only through short locked updates and publishes after each.
+
+use std::os::unix::process::ExitStatusExt as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::json;
+use tokio::process::Child;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::error::SupervisorError;
+use super::events;
+use super::output::OutputTasks;
+use super::reaper;
+use super::restart::{backoff_delay, should_restart};
+use super::spawn::build_command;
+use super::spec::{ProcessSpec, StopSignal};
+use super::state::ProcessState;
+use super::stop::Tree;
+use super::store::{LogFile, Ring};
+use super::table::{Inner, Record};
+use crate::bus::NewEvent;
+
+/// Requests from the [`Supervisor`](super::Supervisor) to a runner.
+#[derive(Debug)]
+pub(super) enum Control {
+    /// Stop the tree; `force` skips the grace period.
+    Stop { force: bool },
+}
+
+/// How long output readers may outlive the tree before they are detached.
+const OUTPUT_DRAIN_LIMIT: Duration = Duration::from_secs(5);
+/// How long to wait for `SIGKILL`ed members (stuck in the kernel) to vanish.
+const KILL_WAIT_LIMIT: Duration = Duration::from_secs(30);
+
+struct Runner {
+    inner: Arc<Inner>,
+    name: String,
+    generation: u64,
+    control: mpsc::UnboundedReceiver<Control>,
+    /// A stop was asked for: never restart after this run.
+    stop_requested: bool,
+}
+
+/// A spawned child with its output tasks.
+struct Spawned {
+    child: Child,
+    pid: u32,
+    output: OutputTasks,
+}
+
+/// Why the wait for a run ended.
+enum Ending {
+    Exited,
+    TimedOut,
+    Stopped { force: bool },
+}
+
+/// Runs process `name` until it ends for good; see the module doc.
+pub(super) async fn run(
+    inner: Arc<Inner>,
+    name: String,
+    generation: u64,
+    control: mpsc::UnboundedReceiver<Control>,
+    reply: oneshot::Sender<Result<(), SupervisorError>>,
+    done: watch::Sender<bool>,
+) {
+    let mut runner = Runner {
+        inner,
+        name,
+        generation,
+        control,
+        stop_requested: false,
+    };
+    runner.life(reply).await;
+    runner.inner.run_finished(&runner.name, runner.generation);
+    let _ = done.send(true);
+}
+
+impl Runner {
+    async fn life(&mut self, reply: oneshot::Sender<Result<(), SupervisorError>>) {
+        let mut reply = Some(reply);
+        loop {
+            let Some(spec) = self
+                .inner
+                .with_run(&self.name, self.generation, |r, _| r.spec.clone())
+            else {
+                return;
+            };
+            let outcome = match self.spawn(&spec).await {
+                Err(err) => {
+                    self.spawn_failed(&err);
+                    if let Some(reply) = reply.take() {
+                        let _ = reply.send(Err(err));
+                        return;
+                    }
+                    ProcessState::Failed
+                }
+                Ok(spawned) => {
+                    self.running(spawned.pid);
+                    if let Some(reply) = reply.take() {
+                        let _ = reply.send(Ok(()));
+                    }
+                    self.supervise(spawned, &spec).await
+                }
+            };
+            while let Ok(Control::Stop { .. }) = self.control.try_recv() {
+                self.stop_requested = true;
+            }
+            if self.stop_requested || !should_restart(spec.restart, outcome) {
+                return;
+            }
+            let Some(delay) = self.schedule_restart(&spec) else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.control.recv() => {
+                    self.transition(ProcessState::Cancelled, "process.cancelled", json!({}));
+                    return;
+                }
+            }
+            let name = &self.name;
+            self.update_and_publish(|rec, _| {
+                let from = rec.state;
+                rec.state = ProcessState::Starting;
+                rec.restarts += 1;
+                let data = json!({ "restarts": rec.restarts });
+                vec![events::transition(
+                    name,
+                    "process.starting",
+                    from,
+                    rec.state,
+                    data,
+                )]
+            });
+        }
+    }
+
+    async fn spawn(&self, spec: &ProcessSpec) -> Result<Spawned, SupervisorError> {
+        let spawn_error = |source| SupervisorError::Spawn {
+            name: self.name.clone(),
+            source,
+        };
+        let spawner = self.inner.spawner().map_err(spawn_error)?;
+        let path = self.inner.config.log_dir.join(format!("{}.log", self.name));
+        let log =
+            LogFile::open(path.clone(), self.inner.config.log_max_bytes).map_err(|source| {
+                SupervisorError::Log {
+                    name: self.name.clone(),
+                    path,
+                    source,
+                }
+            })?;
+        let mut child = spawner
+            .spawn(build_command(spec))
+            .await
+            .map_err(spawn_error)?;
+        let pid = child.id().ok_or_else(|| {
+            spawn_error(std::io::Error::other(
+                "the child exited before its pid was read",
+            ))
+        })?;
+        let ring = self
+            .inner
+            .with_run(&self.name, self.generation, |r, _| r.ring.clone());
+        let ring = ring.unwrap_or_else(|| Ring::shared(0));
+        let output = OutputTasks::start(
+            self.inner.bus.clone(),
+            self.name.clone(),
+            child.stdout.take(),
+            child.stderr.take(),
+            ring,
+            log,
+        );
+        Ok(Spawned { child, pid, output })
+    }
+
+    /// Waits for the run to end, stops the tree if asked or timed out, and
+    /// publishes `process.exited` plus the outcome; returns the outcome.
+    async fn supervise(&mut self, mut spawned: Spawned, spec: &ProcessSpec) -> ProcessState {
+        let started = Instant::now();
+        let pgid = spawned.pid as i32;
+        let timeout = spec.timeout.map(|t| tokio::time::Instant::now() + t);
+        let ending = tokio::select! {
+            _ = spawned.child.wait() => Ending::Exited,
+            _ = tokio::time::sleep_until(timeout.unwrap_or_else(tokio::time::Instant::now)), if timeout.is_some() => Ending::TimedOut,
+            request = self.control.recv() => {
+                let force = matches!(request, Some(Control::Stop { force: true }));
+                Ending::Stopped { force }
+            }
+        };
+        let (force, reason) = match ending {
+            Ending::Exited => (false, None),
+            Ending::TimedOut => (false, Some("timeout")),
+            Ending::Stopped { force } => {
+                self.stop_requested = true;
+                (force, Some("requested"))
+            }
+        };
+        if let Some(reason) = reason {
+            let signal = if force {
+                StopSignal::Kill
+            } else {
+                spec.stop_signal
+            };
+            self.transition(
+                ProcessState::Stopping,
+                "process.stopping",
+                json!({ "signal": signal.to_string(), "force": force, "reason": reason }),
+            );
+        }
+        // On a natural exit this cleans up whatever the leader left behind.
+        let grace = (!force).then_some(spec.stop_timeout);
+        let tree = Tree::collect(pgid, Some(pgid));
+        let status = self
+            .terminate(&mut spawned.child, tree, spec.stop_signal.signal(), grace)
+            .await;
+        reaper::untrack_child(pgid);
+        if !spawned.output.finish(OUTPUT_DRAIN_LIMIT).await {
+            tracing::warn!(process = %self.name, "output pipes still open after the process tree exited; their readers carry on detached");
+        }
+        let (exit_code, signal) = match &status {
+            Some(status) => (status.code(), status.signal()),
+            None => (None, None),
+        };
+        let outcome = match ending {
+            Ending::Stopped { .. } => ProcessState::Cancelled,
+            Ending::TimedOut => ProcessState::Timeout,
+            Ending::Exited if exit_code == Some(0) => ProcessState::Completed,
+            Ending::Exited => ProcessState::Failed,
+        };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let timeout_ms = spec.timeout.map(|t| t.as_millis() as u64);
+        let name = &self.name;
+        self.update_and_publish(|rec, _| {
+            let from = rec.state;
+            rec.state = outcome;
+            rec.exit_code = exit_code;
+            rec.signal = signal;
+            let exited = events::transition(
+                name,
+                "process.exited",
+                from,
+                outcome,
+                json!({ "exit_code": exit_code, "signal": signal, "duration_ms": duration_ms, "restarts": rec.restarts }),
+            );
+            let data = match outcome {
+                ProcessState::Failed => json!({ "exit_code": exit_code, "signal": signal, "reason": events::exit_reason(exit_code, signal) }),
+                ProcessState::Timeout => json!({ "exit_code": exit_code, "signal": signal, "timeout_ms": timeout_ms }),
+                _ => json!({ "exit_code": exit_code, "signal": signal }),
+            };
+            let ty = format!("process.{outcome}");
+            vec![exited, events::transition(name, &ty, from, outcome, data)]
+        });
+        outcome
+    }
+
+    /// Asks the tree to stop (if `grace`), then kills whatever is left and
+    /// waits for the leader and every member to be gone.
+    async fn terminate(
+        &mut self,
+        child: &mut Child,
+        mut tree: Tree,
+        signal: Signal,
+        grace: Option<Duration>,
+    ) -> Option<std::process::ExitStatus> {
+        reaper::note_escapees(&tree.escapees());
+        let leader_done = child.try_wait().ok().flatten().is_some();
+        if leader_done && tree.alive().is_empty() {
+            // The usual natural exit: nothing left behind.
+            reaper::forget_group(tree.pgid());
+            return child.wait().await.ok();
+        }
+        if let Some(grace) = grace.filter(|_| signal != Signal::SIGKILL) {
+            let _ = tree.signal(signal);
+            // A paused tree must run to act on the signal.
+            let _ = tree.signal(Signal::SIGCONT);
+            let all_gone = async {
+                let _ = child.wait().await;
+                tree.wait_gone(None).await;
+            };
+            tokio::select! {
+                _ = tokio::time::timeout(grace, all_gone) => {}
+                _ = wait_for_force(&mut self.control, &mut self.stop_requested) => {}
+            }
+        }
+        tree.extend();
+        reaper::note_escapees(&tree.escapees());
+        tree.kill_all();
+        let status = child.wait().await.ok();
+        let gone = tree.wait_gone(Some(KILL_WAIT_LIMIT)).await;
+        reaper::reap_orphans();
+        if gone {
+            reaper::forget_group(tree.pgid());
+        } else {
+            tracing::warn!(process = %self.name, pids = ?tree.alive(), "processes survive SIGKILL (stuck in the kernel?)");
+        }
+        status
+    }
+
+    fn running(&self, pid: u32) {
+        let name = &self.name;
+        self.update_and_publish(|rec, _| {
+            let from = rec.state;
+            rec.state = ProcessState::Running;
+            rec.pid = Some(pid);
+            rec.exit_code = None;
+            rec.signal = None;
+            rec.started_at = Some(chrono::Utc::now());
+            vec![events::transition(
+                name,
+                "process.started",
+                from,
+                rec.state,
+                json!({ "pid": pid }),
+            )]
+        });
+    }
+
+    fn spawn_failed(&self, err: &SupervisorError) {
+        let reason = err.to_string();
+        self.transition(
+            ProcessState::Failed,
+            "process.failed",
+            json!({ "exit_code": null, "signal": null, "reason": reason }),
+        );
+    }
+
+    /// Enters backoff and returns the delay; `None` when giving up or
+    /// shutting down.
+    fn schedule_restart(&self, spec: &ProcessSpec) -> Option<Duration> {
+        let mut delay = None;
+        let name = &self.name;
+        self.update_and_publish(|rec, shutting_down| {
+            if shutting_down {
+                // Decided under the lock the shutdown sets its flag under, so
+                // either it saw this process active or we see the flag here.
+                return Vec::new();
+            }
+            let window = spec.restart_window;
+            match rec
+                .window
+                .try_record(Instant::now(), window, spec.max_restarts)
+            {
+                None => vec![events::new(
+                    name,
+                    "process.gave_up",
+                    json!({
+                        "restarts": rec.restarts,
+                        "max_restarts": spec.max_restarts,
+                        "window_ms": window.as_millis() as u64,
+                        "state": rec.state,
+                    }),
+                )],
+                Some(attempt) => {
+                    let d = backoff_delay(spec.backoff, spec.backoff_max, attempt, fastrand::f64());
+                    delay = Some(d);
+                    let from = rec.state;
+                    rec.state = ProcessState::Backoff;
+                    let data = json!({ "delay_ms": d.as_millis() as u64, "attempt": attempt });
+                    vec![events::transition(
+                        name,
+                        "process.backoff",
+                        from,
+                        rec.state,
+                        data,
+                    )]
+                }
+            }
+        });
+        delay
+    }
+
+    /// Moves to `to` and publishes a transition event `ty` with `data`.
+    fn transition(&self, to: ProcessState, ty: &str, data: serde_json::Value) {
+        let name = &self.name;
+        self.update_and_publish(|rec, _| {
+            let from = rec.state;
+            rec.state = to;
+            vec![events::transition(name, ty, from, to, data)]
+        });
+    }
+
+    /// Applies `f` under the table lock, then publishes what it returned.
+    ///
+    /// `f` also learns whether the supervisor is shutting down.
+    fn update_and_publish(&self, f: impl FnOnce(&mut Record, bool) -> Vec<NewEvent>) {
+        let events = self
+            .inner
+            .with_run(&self.name, self.generation, f)
+            .unwrap_or_default();
+        events::publish(&self.inner.bus, events);
+    }
+}
+
+/// Resolves when a forced stop is requested; notes graceful requests.
+async fn wait_for_force(control: &mut mpsc::UnboundedReceiver<Control>, stop_requested: &mut bool) {
+    loop {
+        match control.recv().await {
+            Some(Control::Stop { force }) => {
+                *stop_requested = true;
+                if force {
+                    return;
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+}

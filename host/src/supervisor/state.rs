@@ -1,0 +1,210 @@
+//! The public vocabulary of process lifecycles: states, snapshots, output lines.
+//!
+//! Kept apart from the machinery so other rooms (API, plugins) can read what a
+//! process is doing without seeing how it is done.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where a process is in its lifecycle (a superset of seed 004's states).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessState {
+    /// Added, never started.
+    Pending,
+    /// Being spawned.
+    Starting,
+    /// Running.
+    Running,
+    /// Stopped with `SIGSTOP`; resumes with `SIGCONT`.
+    Paused,
+    /// A stop was asked for; waiting for the tree to exit.
+    Stopping,
+    /// Exited with status 0.
+    Completed,
+    /// Exited non-zero, died from a signal, or could not be spawned.
+    Failed,
+    /// Ran longer than its `timeout` and was stopped.
+    Timeout,
+    /// Stopped on request.
+    Cancelled,
+    /// Waiting before an automatic restart.
+    Backoff,
+}
+
+impl ProcessState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [ProcessState; 10] = [
+        ProcessState::Pending,
+        ProcessState::Starting,
+        ProcessState::Running,
+        ProcessState::Paused,
+        ProcessState::Stopping,
+        ProcessState::Completed,
+        ProcessState::Failed,
+        ProcessState::Timeout,
+        ProcessState::Cancelled,
+        ProcessState::Backoff,
+    ];
+
+    /// True when the process has finished and nothing will restart it.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            ProcessState::Completed
+                | ProcessState::Failed
+                | ProcessState::Timeout
+                | ProcessState::Cancelled
+        )
+    }
+
+    /// True while a child exists or is about to (anything a stop would act on).
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            ProcessState::Starting
+                | ProcessState::Running
+                | ProcessState::Paused
+                | ProcessState::Stopping
+                | ProcessState::Backoff
+        )
+    }
+
+    /// The lowercase name used in events and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessState::Pending => "pending",
+            ProcessState::Starting => "starting",
+            ProcessState::Running => "running",
+            ProcessState::Paused => "paused",
+            ProcessState::Stopping => "stopping",
+            ProcessState::Completed => "completed",
+            ProcessState::Failed => "failed",
+            ProcessState::Timeout => "timeout",
+            ProcessState::Cancelled => "cancelled",
+            ProcessState::Backoff => "backoff",
+        }
+    }
+}
+
+impl fmt::Display for ProcessState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A status report about a process, from a plugin or the process itself.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+pub struct StatusUpdate {
+    /// The state the reporter believes the process is in; kept as `reported_state`.
+    pub state: Option<ProcessState>,
+    /// Progress, conventionally 0.0 to 1.0.
+    pub progress: Option<f32>,
+    /// A human-readable message.
+    pub message: Option<String>,
+}
+
+/// A snapshot of one supervised process.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ProcessInfo {
+    /// Unique name.
+    pub name: String,
+    /// Kind (picks status mappers).
+    pub kind: String,
+    /// Lifecycle state, owned by the supervisor.
+    pub state: ProcessState,
+    /// Last state reported through [`StatusUpdate`], if any.
+    pub reported_state: Option<ProcessState>,
+    /// PID of the current (or last) child.
+    pub pid: Option<u32>,
+    /// Exit code of the last run, if it exited normally.
+    pub exit_code: Option<i32>,
+    /// Signal that ended the last run, if any.
+    pub signal: Option<i32>,
+    /// Automatic restarts since the last explicit start.
+    pub restarts: u32,
+    /// Last reported progress.
+    pub progress: Option<f32>,
+    /// Last reported message.
+    pub message: Option<String>,
+    /// When the current (or last) run was spawned.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the last output line arrived.
+    pub last_output_at: Option<DateTime<Utc>>,
+    /// Labels from the spec.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Which pipe a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl Stream {
+    /// `"stdout"` or `"stderr"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+impl fmt::Display for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One line of a process's output.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+pub struct OutputLine {
+    /// The pipe it came from.
+    pub stream: Stream,
+    /// The text, without its newline; lossily decoded, possibly truncated.
+    pub line: String,
+    /// When the host read it.
+    pub time: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_serialize_lowercase_and_display_the_same() {
+        for state in ProcessState::ALL {
+            let json = serde_json::to_value(state).unwrap();
+            assert_eq!(json, serde_json::Value::String(state.to_string()));
+            let back: ProcessState = serde_json::from_value(json).unwrap();
+            assert_eq!(back, state);
+        }
+    }
+
+    #[test]
+    fn only_finished_states_are_terminal() {
+        let terminal: Vec<_> = ProcessState::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
+        assert_eq!(
+            terminal,
+            [
+                ProcessState::Completed,
+                ProcessState::Failed,
+                ProcessState::Timeout,
+                ProcessState::Cancelled
+            ]
+        );
+        assert!(!ProcessState::Pending.is_active());
+        assert!(ProcessState::Backoff.is_active());
+    }
+}

@@ -1,0 +1,270 @@
+//! Process trees: finding every process a child started, signalling them all,
+//! and waiting until they are gone.
+//!
+//! A child leads its own process group, so `killpg` reaches everything that
+//! stayed in the group. Descendants that left it (`setsid`, job-control
+//! shells) are found by walking parent links in `/proc`, and are collected
+//! *before* signalling: once a parent dies its children are re-parented and
+//! the link is lost. Killing freezes the tree with `SIGSTOP` first so nothing
+//! can fork between the last scan and the `SIGKILL`.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+/// One line of `/proc/<pid>/stat`, the fields the supervisor needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ProcStat {
+    pub(crate) pid: i32,
+    pub(crate) ppid: i32,
+    pub(crate) pgid: i32,
+    /// `R`, `S`, `Z`, ...
+    pub(crate) state: char,
+    /// Clock ticks after boot; with `pid` it identifies a process across pid reuse.
+    pub(crate) start_time: u64,
+}
+
+impl ProcStat {
+    /// True once the process has exited (a zombie is dead, just not reaped).
+    pub(crate) fn is_dead(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
+/// Parses the text of `/proc/<pid>/stat`.
+pub(crate) fn parse_stat(text: &str) -> Option<ProcStat> {
+    let open = text.find('(')?;
+    // The command name may itself contain `)` and spaces; the last `)` ends it.
+    let close = text.rfind(')')?;
+    let pid = text[..open].trim().parse().ok()?;
+    let fields: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
+    Some(ProcStat {
+        pid,
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        pgid: fields.get(2)?.parse().ok()?,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Reads one process's stat; `None` if it no longer exists.
+pub(crate) fn read_stat(pid: i32) -> Option<ProcStat> {
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Reads every process visible in `/proc`.
+pub(crate) fn scan() -> Vec<ProcStat> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(read_stat)
+        .collect()
+}
+
+/// Every pid reachable from `roots` through parent links, `roots` included.
+pub(crate) fn descendants(procs: &[ProcStat], roots: impl IntoIterator<Item = i32>) -> Vec<i32> {
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    for p in procs {
+        children.entry(p.ppid).or_default().push(p.pid);
+    }
+    let mut seen = Vec::new();
+    let mut queue: VecDeque<i32> = roots.into_iter().collect();
+    while let Some(pid) = queue.pop_front() {
+        if seen.contains(&pid) {
+            continue;
+        }
+        seen.push(pid);
+        if let Some(kids) = children.get(&pid) {
+            queue.extend(kids.iter().copied());
+        }
+    }
+    seen
+}
+
+/// The processes of one supervised child: its group plus descendants that left it.
+#[derive(Debug, Clone)]
+pub(crate) struct Tree {
+    pgid: i32,
+    /// pid → start time, so a recycled pid is never signalled.
+    members: BTreeMap<i32, u64>,
+}
+
+impl Tree {
+    /// Collects the group `pgid` and every descendant of it (and of `leader`).
+    pub(crate) fn collect(pgid: i32, leader: Option<i32>) -> Tree {
+        let mut tree = Tree {
+            pgid,
+            members: BTreeMap::new(),
+        };
+        if let Some(leader) = leader.and_then(read_stat) {
+            tree.members.insert(leader.pid, leader.start_time);
+        }
+        tree.extend();
+        tree
+    }
+
+    /// Adds group members and descendants of living members that appeared since.
+    pub(crate) fn extend(&mut self) {
+        let procs = scan();
+        let me = std::process::id() as i32;
+        let alive = |pid: &i32, start: &u64| {
+            procs
+                .iter()
+                .any(|p| p.pid == *pid && p.start_time == *start && !p.is_dead())
+        };
+        let roots: Vec<i32> = procs
+            .iter()
+            .filter(|p| p.pgid == self.pgid)
+            .map(|p| p.pid)
+            .chain(
+                self.members
+                    .iter()
+                    .filter(|(pid, start)| alive(pid, start))
+                    .map(|(pid, _)| *pid),
+            )
+            .collect();
+        for pid in descendants(&procs, roots) {
+            if pid == me {
+                continue;
+            }
+            if let Some(p) = procs.iter().find(|p| p.pid == pid) {
+                self.members.entry(pid).or_insert(p.start_time);
+            }
+        }
+    }
+
+    /// The process group id.
+    pub(crate) fn pgid(&self) -> i32 {
+        self.pgid
+    }
+
+    /// Members outside the group, with start times (for the orphan reaper).
+    pub(crate) fn escapees(&self) -> Vec<(i32, u64)> {
+        self.members
+            .iter()
+            .filter(|(pid, start)| {
+                read_stat(**pid).is_some_and(|p| p.start_time == **start && p.pgid != self.pgid)
+            })
+            .map(|(pid, start)| (*pid, *start))
+            .collect()
+    }
+
+    /// Members still alive (not exited, not recycled).
+    pub(crate) fn alive(&self) -> Vec<i32> {
+        self.members
+            .iter()
+            .filter(|(pid, start)| {
+                read_stat(**pid).is_some_and(|p| p.start_time == **start && !p.is_dead())
+            })
+            .map(|(pid, _)| *pid)
+            .collect()
+    }
+
+    /// Sends `signal` to the group and to each living member outside it.
+    ///
+    /// A group that no longer exists is not an error: the tree may simply be
+    /// gone already.
+    pub(crate) fn signal(&self, signal: Signal) -> Result<(), Errno> {
+        match killpg(Pid::from_raw(self.pgid), signal) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(e) => return Err(e),
+        }
+        for (pid, start) in &self.members {
+            // Checked right before the kill so a recycled pid is left alone;
+            // the remaining window is a few microseconds.
+            let Some(stat) = read_stat(*pid) else {
+                continue;
+            };
+            if stat.start_time != *start || stat.pgid == self.pgid || stat.is_dead() {
+                continue;
+            }
+            match kill(Pid::from_raw(*pid), signal) {
+                Ok(()) | Err(Errno::ESRCH) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Freezes the whole tree, collects stragglers, then `SIGKILL`s it all.
+    pub(crate) fn kill_all(&mut self) {
+        // Stopped processes cannot fork, so a few rounds reach a fixed point.
+        for _ in 0..8 {
+            let before = self.members.len();
+            let _ = self.signal(Signal::SIGSTOP);
+            self.extend();
+            if self.members.len() == before {
+                break;
+            }
+        }
+        if let Err(e) = self.signal(Signal::SIGKILL) {
+            tracing::warn!(pgid = self.pgid, error = %e, "could not SIGKILL process tree");
+        }
+    }
+
+    /// Waits until every member is dead, or `limit` passes; true if all are gone.
+    pub(crate) async fn wait_gone(&self, limit: Option<Duration>) -> bool {
+        let deadline = limit.map(|l| tokio::time::Instant::now() + l);
+        let mut pause = Duration::from_millis(2);
+        loop {
+            if self.alive().is_empty() {
+                return true;
+            }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                return false;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_parse_even_with_odd_command_names() {
+        let line = "4242 (we ird) (x)) S 1 4242 4242 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
+        let stat = parse_stat(line).unwrap();
+        assert_eq!(
+            stat,
+            ProcStat {
+                pid: 4242,
+                ppid: 1,
+                pgid: 4242,
+                state: 'S',
+                start_time: 987654
+            }
+        );
+        assert!(!stat.is_dead());
+        assert!(parse_stat("garbage").is_none());
+    }
+
+    #[test]
+    fn our_own_stat_is_readable() {
+        let me = read_stat(std::process::id() as i32).unwrap();
+        assert_eq!(me.pid, std::process::id() as i32);
+        assert!(scan().iter().any(|p| p.pid == me.pid));
+    }
+
+    #[test]
+    fn descendants_follow_parent_links_transitively() {
+        let p = |pid, ppid| ProcStat {
+            pid,
+            ppid,
+            pgid: pid,
+            state: 'S',
+            start_time: 1,
+        };
+        let procs = [p(1, 0), p(10, 1), p(11, 10), p(12, 11), p(20, 1)];
+        let mut found = descendants(&procs, [10]);
+        found.sort();
+        assert_eq!(found, [10, 11, 12]);
+    }
+}

@@ -1,0 +1,185 @@
+//! Where output lines are kept for good: the in-memory ring per process and
+//! the rotated log file `<log_dir>/<name>.log`.
+//!
+//! Both get every line, whatever happens on the bus, so they are the
+//! lossless record; the ring survives restarts so the last run's output is
+//! still there after a crash.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+
+use super::state::OutputLine;
+
+/// Rotated log files kept (`.1` to `.3`).
+const LOG_GENERATIONS: u32 = 3;
+
+/// The last lines of a process, kept across restarts.
+#[derive(Debug)]
+pub(crate) struct Ring {
+    lines: VecDeque<OutputLine>,
+    capacity: usize,
+    last_output_at: Option<DateTime<Utc>>,
+}
+
+/// A ring shared between the readers and the supervisor.
+pub(crate) type SharedRing = Arc<Mutex<Ring>>;
+
+impl Ring {
+    pub(crate) fn shared(capacity: usize) -> SharedRing {
+        Arc::new(Mutex::new(Ring {
+            lines: VecDeque::with_capacity(capacity.min(1024)),
+            capacity,
+            last_output_at: None,
+        }))
+    }
+
+    pub(crate) fn push(&mut self, line: OutputLine) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.lines.len() == self.capacity {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(line);
+    }
+
+    /// The last `n` lines, oldest first.
+    pub(crate) fn last(&self, n: usize) -> Vec<OutputLine> {
+        let skip = self.lines.len().saturating_sub(n);
+        self.lines.iter().skip(skip).cloned().collect()
+    }
+
+    pub(crate) fn last_output_at(&self) -> Option<DateTime<Utc>> {
+        self.last_output_at
+    }
+
+    pub(crate) fn touch(&mut self, at: DateTime<Utc>) {
+        self.last_output_at = Some(at);
+    }
+}
+
+/// Locks a ring; its data stays valid even if a holder panicked.
+pub(crate) fn lock_ring(ring: &SharedRing) -> MutexGuard<'_, Ring> {
+    ring.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `<name>.log`, rotated to `.1`, `.2`, `.3` when it grows past a limit.
+pub(crate) struct LogFile {
+    path: PathBuf,
+    file: BufWriter<File>,
+    size: u64,
+    max_bytes: u64,
+}
+
+impl LogFile {
+    /// Opens (appending) or creates the log file and its directory.
+    pub(crate) fn open(path: PathBuf, max_bytes: u64) -> io::Result<LogFile> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let size = file.metadata()?.len();
+        Ok(LogFile {
+            path,
+            file: BufWriter::with_capacity(64 * 1024, file),
+            size,
+            max_bytes,
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+
+    pub(crate) fn write_line(&mut self, line: &str) -> io::Result<()> {
+        let len = line.len() as u64 + 1;
+        if self.size > 0 && self.size + len > self.max_bytes {
+            self.rotate()?;
+        }
+        self.file.write_all(line.as_bytes())?;
+        self.file.write_all(b"\n")?;
+        self.size += len;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        self.file.flush()?;
+        for n in (1..LOG_GENERATIONS).rev() {
+            let from = rotated(&self.path, n);
+            if from.exists() {
+                fs::rename(&from, rotated(&self.path, n + 1))?;
+            }
+        }
+        fs::rename(&self.path, rotated(&self.path, 1))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.file = BufWriter::with_capacity(64 * 1024, file);
+        self.size = 0;
+        Ok(())
+    }
+}
+
+/// `app.log` → `app.log.N`.
+pub(crate) fn rotated(path: &Path, n: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+/// Locks a log file; a writer that panicked mid-line leaves at worst a partial line.
+pub(crate) fn lock_log(log: &Mutex<LogFile>) -> MutexGuard<'_, LogFile> {
+    log.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::state::Stream;
+
+    #[test]
+    fn the_ring_keeps_only_the_newest_lines() {
+        let ring = Ring::shared(3);
+        let mut r = lock_ring(&ring);
+        for i in 0..5 {
+            r.push(OutputLine {
+                stream: Stream::Stdout,
+                line: i.to_string(),
+                time: Utc::now(),
+            });
+        }
+        let texts: Vec<_> = r.last(10).into_iter().map(|l| l.line).collect();
+        assert_eq!(texts, ["2", "3", "4"]);
+        assert_eq!(r.last(1)[0].line, "4");
+    }
+
+    #[test]
+    fn the_log_rotates_and_keeps_three_generations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.log");
+        let mut log = LogFile::open(path.clone(), 100).unwrap();
+        for i in 0..50 {
+            log.write_line(&format!("line {i:03} padding..")).unwrap();
+        }
+        log.file.flush().unwrap();
+        for n in 1..=3 {
+            assert!(rotated(&path, n).exists(), "generation {n} missing");
+        }
+        assert!(!rotated(&path, 4).exists());
+        for p in [path.clone(), rotated(&path, 1)] {
+            assert!(fs::metadata(&p).unwrap().len() <= 100);
+        }
+        let newest = fs::read_to_string(&path).unwrap();
+        assert!(newest.ends_with("line 049 padding..\n"));
+    }
+}

@@ -1,0 +1,455 @@
+//! The [`Supervisor`] handle: the process table and the public verbs.
+//!
+//! Each started process gets a runner task (see `runner.rs`) that owns the
+//! child and its lifecycle; the verbs here only check state under the table
+//! lock, send the runner a request, and wait outside the lock. Events are
+//! always published after the lock is released.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use nix::sys::signal::Signal;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::error::SupervisorError;
+use super::events;
+use super::reaper;
+use super::runner::{self, Control};
+use super::spec::ProcessSpec;
+use super::state::{OutputLine, ProcessInfo, ProcessState, StatusUpdate};
+use super::stop::Tree;
+use super::store::lock_ring;
+use super::table::{Inner, Record, RunHandle};
+use crate::bus::{Bus, NewEvent};
+
+/// Where and how much output the supervisor keeps.
+#[derive(Clone, Debug)]
+pub struct SupervisorConfig {
+    /// Directory of the `<name>.log` files.
+    pub log_dir: PathBuf,
+    /// Output lines kept in memory per process (default 1000).
+    pub ring_lines: usize,
+    /// Size at which a log file is rotated to `.1` (default 10 MiB; three generations kept).
+    pub log_max_bytes: u64,
+}
+
+impl SupervisorConfig {
+    /// Defaults with logs in `log_dir`.
+    pub fn new(log_dir: impl Into<PathBuf>) -> SupervisorConfig {
+        SupervisorConfig {
+            log_dir: log_dir.into(),
+            ring_lines: 1000,
+            log_max_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// Supervises child processes and publishes their lifecycle to the bus.
+///
+/// Cheap to clone; all clones share one process table. Must be used inside
+/// a tokio runtime with I/O, time and signal drivers enabled.
+///
+/// # Examples
+///
+/// ```
+/// use host::bus::{Bus, BusConfig};
+/// use host::supervisor::{ProcessSpec, ProcessState, Supervisor, SupervisorConfig};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// let bus = Bus::open_in_memory(BusConfig::default())?;
+/// let supervisor = Supervisor::new(bus, SupervisorConfig::new(dir.path()));
+/// supervisor.add(ProcessSpec::new("nap", "sleep 30"))?;
+/// supervisor.start("nap").await?;
+/// assert_eq!(supervisor.get("nap").unwrap().state, ProcessState::Running);
+/// supervisor.stop("nap", false).await?;
+/// assert_eq!(supervisor.get("nap").unwrap().state, ProcessState::Cancelled);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Supervisor {
+    pub(super) inner: Arc<Inner>,
+}
+
+impl Supervisor {
+    /// A supervisor publishing to `bus`, keeping logs as `config` says.
+    pub fn new(bus: Bus, config: SupervisorConfig) -> Supervisor {
+        Supervisor {
+            inner: Arc::new(Inner::new(bus, config)),
+        }
+    }
+
+    /// Makes the host a child subreaper (`PR_SET_CHILD_SUBREAPER`).
+    ///
+    /// Orphans of supervised trees are then re-parented to the host rather
+    /// than init, so no process escapes a stop, and the supervisor reaps them
+    /// (within a second of a `SIGCHLD`, and after each stop). Call once, early
+    /// in `main`.
+    ///
+    /// # Errors
+    ///
+    /// The OS error if `prctl` fails.
+    pub fn become_subreaper() -> std::io::Result<()> {
+        reaper::become_subreaper()
+    }
+
+    /// Adds a process in state `pending`; it does not start it.
+    ///
+    /// # Errors
+    ///
+    /// [`SupervisorError::InvalidSpec`] if the spec fails
+    /// [`ProcessSpec::validate`], [`SupervisorError::AlreadyExists`] for a
+    /// duplicate name.
+    pub fn add(&self, spec: ProcessSpec) -> Result<(), SupervisorError> {
+        spec.validate()?;
+        let mut table = self.inner.table();
+        if table.contains_key(&spec.name) {
+            return Err(SupervisorError::AlreadyExists { name: spec.name });
+        }
+        let ring_lines = self.inner.config.ring_lines;
+        table.insert(spec.name.clone(), Record::new(spec, ring_lines));
+        Ok(())
+    }
+
+    /// Removes a process that is not running, returning its spec.
+    ///
+    /// # Errors
+    ///
+    /// [`SupervisorError::UnknownProcess`], or [`SupervisorError::InvalidState`]
+    /// while it is active (stop it first).
+    pub fn remove(&self, name: &str) -> Result<ProcessSpec, SupervisorError> {
+        let mut table = self.inner.table();
+        let rec = table.get(name).ok_or_else(|| unknown(name))?;
+        if rec.run.is_some() || rec.state.is_active() {
+            return Err(invalid(name, rec.state, "remove"));
+        }
+        let rec = table.remove(name).ok_or_else(|| unknown(name))?;
+        Ok(Arc::unwrap_or_clone(rec.spec))
+    }
+
+    /// Starts a pending or finished process; returns once it is spawned.
+    ///
+    /// Resets the restart counter and window. On a spawn failure the process
+    /// is `failed`, a `process.failed` event says why, and no automatic
+    /// restart follows.
+    ///
+    /// # Errors
+    ///
+    /// [`SupervisorError::UnknownProcess`], [`SupervisorError::InvalidState`]
+    /// if it is already active, [`SupervisorError::ShuttingDown`],
+    /// [`SupervisorError::Spawn`] or [`SupervisorError::Log`].
+    pub async fn start(&self, name: &str) -> Result<(), SupervisorError> {
+        let (tx, control) = mpsc::unbounded_channel();
+        let (done_tx, done) = watch::channel(false);
+        let (reply, answer) = oneshot::channel();
+        let (generation, event) = {
+            let mut table = self.inner.table();
+            let rec = table.get_mut(name).ok_or_else(|| unknown(name))?;
+            if self.inner.shutting_down.load(Ordering::SeqCst) {
+                return Err(SupervisorError::ShuttingDown {
+                    name: name.into(),
+                    action: "start",
+                });
+            }
+            if rec.run.is_some() || !(rec.state == ProcessState::Pending || rec.state.is_terminal())
+            {
+                return Err(invalid(name, rec.state, "start"));
+            }
+            let from = rec.state;
+            rec.state = ProcessState::Starting;
+            rec.generation += 1;
+            rec.restarts = 0;
+            rec.window.clear();
+            rec.run = Some(RunHandle { control: tx, done });
+            let event = events::transition(
+                name,
+                "process.starting",
+                from,
+                rec.state,
+                json!({ "restarts": 0 }),
+            );
+            (rec.generation, event)
+        };
+        events::publish(&self.inner.bus, vec![event]);
+        self.inner.ensure_background();
+        tokio::spawn(runner::run(
+            self.inner.clone(),
+            name.to_string(),
+            generation,
+            control,
+            reply,
+            done_tx,
+        ));
+        answer.await.unwrap_or_else(|_| {
+            Err(SupervisorError::Spawn {
+                name: name.into(),
+                source: std::io::Error::other("the process runner ended before spawning"),
+            })
+        })
+    }
+
+    /// Stops a process and its whole tree; returns once every member is gone.
+    ///
+    /// Sends the spec's `stop_signal` to the group and to descendants that
+    /// left it, waits up to `stop_timeout`, then `SIGKILL`s what is left;
+    /// `force` skips the grace. The process ends `cancelled` and is not
+    /// restarted. A process waiting to restart is simply cancelled.
+    ///
+    /// # Errors
+    ///
+    /// [`SupervisorError::UnknownProcess`], or [`SupervisorError::InvalidState`]
+    /// if it is not active.
+    pub async fn stop(&self, name: &str, force: bool) -> Result<(), SupervisorError> {
+        let mut done = {
+            let table = self.inner.table();
+            let rec = table.get(name).ok_or_else(|| unknown(name))?;
+            match (&rec.run, rec.state.is_active()) {
+                (Some(run), true) => {
+                    // The runner holds the receiver until it ends, after which
+                    // `done` is already true; a failed send changes nothing.
+                    let _ = run.control.send(Control::Stop { force });
+                    run.done.clone()
+                }
+                _ => return Err(invalid(name, rec.state, "stop")),
+            }
+        };
+        // An error means the runner is gone, which is what we wait for.
+        let _ = done.wait_for(|finished| *finished).await;
+        reaper::reap_orphans();
+        Ok(())
+    }
+
+    /// Stops the process if it is active (gracefully), then starts it again.
+    ///
+    /// # Errors
+    ///
+    /// As [`Supervisor::stop`] and [`Supervisor::start`].
+    pub async fn restart(&self, name: &str) -> Result<(), SupervisorError> {
+        match self.stop(name, false).await {
+            Ok(()) | Err(SupervisorError::InvalidState { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.start(name).await
+    }
+
+    /// Pauses a running process: `SIGSTOP` to its group and descendants.
+    ///
+    /// # Errors
+    ///
+    /// [`SupervisorError::InvalidState`] unless it is `running`;
+    /// [`SupervisorError::Signal`] if the signal cannot be sent.
+    pub fn pause(&self, name: &str) -> Result<(), SupervisorError> {
+        self.signal_state(
+            name,
+            "pause",
+            ProcessState::Running,
+            ProcessState::Paused,
+            Signal::SIGSTOP,
+            "process.paused",
+        )
+    }
+
+    /// Resumes a paused process: `SIGCONT` to its group and descendants.
+    ///
+    /// # Errors
+    ///
+    /// [`SupervisorError::InvalidState`] unless it is `paused`;
+    /// [`SupervisorError::Signal`] if the signal cannot be sent.
+    pub fn resume(&self, name: &str) -> Result<(), SupervisorError> {
+        self.signal_state(
+            name,
+            "resume",
+            ProcessState::Paused,
+            ProcessState::Running,
+            Signal::SIGCONT,
+            "process.resumed",
+        )
+    }
+
+    fn signal_state(
+        &self,
+        name: &str,
+        action: &'static str,
+        from: ProcessState,
+        to: ProcessState,
+        signal: Signal,
+        ty: &str,
+    ) -> Result<(), SupervisorError> {
+        let pid = {
+            let table = self.inner.table();
+            let rec = table.get(name).ok_or_else(|| unknown(name))?;
+            match (rec.state == from, rec.pid) {
+                (true, Some(pid)) => pid,
+                _ => return Err(invalid(name, rec.state, action)),
+            }
+        };
+        // Signalled outside the lock: the /proc walk is not instant.
+        let pgid = pid as i32;
+        let tree = Tree::collect(pgid, Some(pgid));
+        reaper::note_escapees(&tree.escapees());
+        tree.signal(signal).map_err(|e| SupervisorError::Signal {
+            name: name.into(),
+            signal: signal.as_str().into(),
+            source: e.into(),
+        })?;
+        let event = {
+            let mut table = self.inner.table();
+            match table.get_mut(name) {
+                // Only if nothing else (an exit, a stop) moved it meanwhile.
+                Some(rec) if rec.state == from && rec.pid == Some(pid) => {
+                    rec.state = to;
+                    Some(events::transition(
+                        name,
+                        ty,
+                        from,
+                        to,
+                        json!({ "pid": pid }),
+                    ))
+                }
+                _ => None,
+            }
+        };
+        events::publish(&self.inner.bus, event.into_iter().collect());
+        Ok(())
+    }
+
+    /// Records a status report and publishes `process.status`.
+    ///
+    /// `update.state` is kept as `reported_state`; the lifecycle state stays
+    /// the supervisor's. Fields left `None` keep their previous value.
+    ///
+    /// # Errors
+    ///
+    /// [`SupervisorError::UnknownProcess`], or [`SupervisorError::InvalidStatus`]
+    /// for a progress that is not a finite number.
+    pub fn set_status(&self, name: &str, update: StatusUpdate) -> Result<(), SupervisorError> {
+        if update.progress.is_some_and(|p| !p.is_finite()) {
+            return Err(SupervisorError::InvalidStatus {
+                name: name.into(),
+                reason: "progress must be a finite number".into(),
+            });
+        }
+        let event: NewEvent = {
+            let mut table = self.inner.table();
+            let rec = table.get_mut(name).ok_or_else(|| unknown(name))?;
+            if update.state.is_some() {
+                rec.reported_state = update.state;
+            }
+            if update.progress.is_some() {
+                rec.progress = update.progress;
+            }
+            if update.message.is_some() {
+                rec.message = update.message.clone();
+            }
+            events::new(
+                name,
+                "process.status",
+                json!({
+                    "state": update.state,
+                    "progress": update.progress,
+                    "message": update.message,
+                    "lifecycle": rec.state,
+                }),
+            )
+        };
+        events::publish(&self.inner.bus, vec![event]);
+        Ok(())
+    }
+
+    /// Snapshots of every process, by name.
+    pub fn list(&self) -> Vec<ProcessInfo> {
+        self.inner
+            .table()
+            .iter()
+            .map(|(name, rec)| rec.info(name))
+            .collect()
+    }
+
+    /// A snapshot of one process.
+    pub fn get(&self, name: &str) -> Option<ProcessInfo> {
+        self.inner.table().get(name).map(|rec| rec.info(name))
+    }
+
+    /// The last `last` output lines of a process (both streams, oldest first).
+    ///
+    /// # Errors
+    ///
+    /// [`SupervisorError::UnknownProcess`].
+    pub fn output(&self, name: &str, last: usize) -> Result<Vec<OutputLine>, SupervisorError> {
+        let ring = self
+            .inner
+            .table()
+            .get(name)
+            .map(|r| r.ring.clone())
+            .ok_or_else(|| unknown(name))?;
+        Ok(lock_ring(&ring).last(last))
+    }
+
+    /// Starts every pending process whose spec says `autostart`.
+    ///
+    /// Failures are reported as events (and logged), not returned.
+    pub async fn start_autostart(&self) {
+        let names: Vec<String> = self
+            .inner
+            .table()
+            .iter()
+            .filter(|(_, r)| r.spec.autostart && r.state == ProcessState::Pending)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in names {
+            if let Err(e) = self.start(&name).await {
+                tracing::warn!(process = %name, error = %e, "autostart failed");
+            }
+        }
+    }
+
+    /// Stops everything in parallel (gracefully) and waits for every tree.
+    ///
+    /// Afterwards `start` is refused and the background reaper has stopped.
+    pub async fn shutdown(&self) {
+        let waits: Vec<_> = {
+            let table = self.inner.table();
+            // Set under the table lock: a runner deciding whether to restart
+            // either sees the flag or is already in a state stopped below.
+            self.inner.shutting_down.store(true, Ordering::SeqCst);
+            table
+                .iter()
+                .filter_map(|(name, rec)| {
+                    let run = rec.run.as_ref()?;
+                    if rec.state.is_active() {
+                        let _ = run.control.send(Control::Stop { force: false });
+                    }
+                    Some((name.clone(), run.done.clone()))
+                })
+                .collect()
+        };
+        let tasks: Vec<_> = waits
+            .into_iter()
+            .map(|(_, mut done)| {
+                tokio::spawn(async move {
+                    let _ = done.wait_for(|d| *d).await;
+                })
+            })
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+        reaper::reap_orphans();
+        self.inner.stop_background();
+    }
+}
+
+fn unknown(name: &str) -> SupervisorError {
+    SupervisorError::UnknownProcess { name: name.into() }
+}
+
+fn invalid(name: &str, state: ProcessState, action: &'static str) -> SupervisorError {
+    SupervisorError::InvalidState {
+        name: name.into(),
+        state,
+        action,
+    }
+}
