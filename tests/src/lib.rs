@@ -5,10 +5,16 @@
 //!   wait for one build);
 //! - [`host_bin`]: the real `host` binary of this workspace;
 //! - [`RunningHost`]: a `host run` child with its own state folder, and
-//!   helpers that read its journal through `host events --json`.
+//!   helpers that read its journal through `host events --json`;
+//! - [`run_host`]: any other `host` verb, run to completion under a timeout;
+//! - [`install_component`], [`install_plugin_folder`],
+//!   [`install_shipped_plugin`]: put plugins into a (temporary) plugins
+//!   folder the way a user would, never touching the repository.
 
+use std::ffi::OsStr;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -100,6 +106,115 @@ pub fn install_component(component: &Path, dir: &Path, name: &str) -> PathBuf {
     target
 }
 
+/// Install a plugin folder `dir/<name>/`: a copy of `component` as
+/// `<name>.wasm` and a `plugin.toml` naming it, followed by `manifest_tail`
+/// (e.g. a `[config]` table). Returns the folder.
+///
+/// The component is copied rather than referenced so the host watches
+/// only the temporary folder, not a build folder of the repository.
+pub fn install_plugin_folder(
+    dir: &Path,
+    name: &str,
+    component: &Path,
+    manifest_tail: &str,
+) -> PathBuf {
+    let folder = dir.join(name);
+    std::fs::create_dir_all(&folder).expect("plugin folder");
+    std::fs::copy(component, folder.join(format!("{name}.wasm"))).expect("copy component");
+    let manifest = format!("name = \"{name}\"\ncomponent = \"{name}.wasm\"\n{manifest_tail}");
+    std::fs::write(folder.join("plugin.toml"), manifest).expect("write plugin.toml");
+    folder
+}
+
+/// Install the shipped plugin `plugins/<name>` into `dir/<name>/`: its own
+/// `plugin.toml` (config, grants, limits as shipped), with the `component`
+/// line pointing at a copy of its built component. Returns the folder.
+pub fn install_shipped_plugin(name: &str, dir: &Path) -> PathBuf {
+    let shipped = shipped_plugin(name).join("plugin.toml");
+    let text = std::fs::read_to_string(&shipped)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", shipped.display()));
+    let file = format!("{}.wasm", name.replace('-', "_"));
+    let mut replaced = false;
+    let manifest: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if !replaced && line.trim_start().starts_with("component") && line.contains('=') {
+                replaced = true;
+                format!("component = \"{file}\"")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    assert!(
+        replaced,
+        "{} has no `component = ...` line",
+        shipped.display()
+    );
+    let folder = dir.join(name);
+    std::fs::create_dir_all(&folder).expect("plugin folder");
+    std::fs::copy(shipped_component(name), folder.join(&file)).expect("copy component");
+    std::fs::write(folder.join("plugin.toml"), manifest.join("\n") + "\n")
+        .expect("write plugin.toml");
+    folder
+}
+
+/// Run `host ARGS...` to completion and return its exit status and output.
+///
+/// # Errors
+///
+/// When it cannot be started, or is still running after `timeout` (it
+/// is then killed; the error carries what it printed so far).
+pub fn run_host<I, S>(args: I, timeout: Duration) -> anyhow::Result<Output>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut child = Command::new(host_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("spawn host")?;
+    // Both pipes are drained on their own threads so a chatty child never
+    // blocks on a full pipe while we wait for it.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stdout = stdout.join().unwrap_or_default();
+            let stderr = stderr.join().unwrap_or_default();
+            bail!(
+                "host did not exit within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&stdout),
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
 /// A `host run` child process with its own state folder.
 pub struct RunningHost {
     /// The child.
@@ -132,6 +247,11 @@ impl RunningHost {
             state_dir: state_dir.to_path_buf(),
             stderr_path,
         }
+    }
+
+    /// Whether the host process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Everything the host wrote to stderr so far.
@@ -202,29 +322,46 @@ impl Drop for RunningHost {
     }
 }
 
-/// Read the journal of `state_dir` with `host events --json`.
+/// Read the journal of `state_dir` with `host events --json`; empty while
+/// there is no journal yet (see [`read_events`] to tell the two apart).
 pub fn events(state_dir: &Path, pattern: &str) -> Vec<Value> {
-    let out = Command::new(host_bin())
-        .args([
-            "events",
-            "--json",
-            "--limit",
-            "100000",
-            "--type",
-            pattern,
-            "--state-dir",
-        ])
-        .arg(state_dir)
-        .output()
-        .expect("run host events");
+    // The journal may not exist yet in the first milliseconds.
+    read_events(state_dir, &[pattern]).unwrap_or_default()
+}
+
+/// Read the events of `state_dir` matching any of `patterns` with
+/// `host events --json`, in sequence order.
+///
+/// # Errors
+///
+/// When `host events` fails (e.g. no journal), with its stderr, or prints
+/// a line that is not JSON.
+pub fn read_events(state_dir: &Path, patterns: &[&str]) -> anyhow::Result<Vec<Value>> {
+    let mut cmd = Command::new(host_bin());
+    cmd.args(["events", "--json", "--limit", "100000", "--state-dir"])
+        .arg(state_dir);
+    for p in patterns {
+        cmd.args(["--type", p]);
+    }
+    let out = cmd.output().context("run host events")?;
     if !out.status.success() {
-        // The journal may not exist yet in the first milliseconds.
-        return Vec::new();
+        bail!(
+            "host events failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
+        .map(|l| serde_json::from_str(l).with_context(|| format!("not JSON: {l}")))
         .collect()
+}
+
+/// The `sequence` of an event read with [`events`].
+pub fn sequence(event: &Value) -> u64 {
+    event["sequence"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("event without a sequence: {event}"))
 }
 
 /// Whether a process with `pid` still exists (zombies count as gone).
@@ -252,4 +389,24 @@ pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     cond()
+}
+
+/// The component of an example plugin in another language
+/// (`examples/js/restart-on-failure`, `examples/python/pytest-progress`),
+/// built with its `build.sh` when missing. Building needs npm (JS) or
+/// python3 with venv (Python); `.ci/run` prepares both.
+pub fn example_component(folder: &str, file: &str) -> PathBuf {
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let dir = workspace_root().join("examples").join(folder);
+    let path = dir.join(file);
+    let _one_at_a_time = BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    if !path.is_file() {
+        let status = Command::new("bash")
+            .arg("build.sh")
+            .current_dir(&dir)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {}/build.sh: {e}", dir.display()));
+        assert!(status.success(), "{}/build.sh failed", dir.display());
+    }
+    path
 }
