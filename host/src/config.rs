@@ -174,6 +174,68 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// A TOML error with its place and the field it is about.
+pub(crate) struct LocatedError {
+    /// 1-based line, when known.
+    pub(crate) line: Option<usize>,
+    /// 1-based column, when known.
+    pub(crate) column: Option<usize>,
+    /// The message, naming the field (`process.web.autostart: ...`).
+    pub(crate) message: String,
+}
+
+/// Locate `err` in `text` and name the field it is about.
+///
+/// serde's messages say what was wrong ("invalid type: string \"yes\",
+/// expected a boolean") but not where; the span does. The field is the key
+/// on the span's line, qualified by the table header above it.
+pub(crate) fn locate_toml_error(text: &str, err: &toml::de::Error) -> LocatedError {
+    let message = err.message().trim().to_string();
+    let Some(span) = err.span() else {
+        return LocatedError {
+            line: None,
+            column: None,
+            message,
+        };
+    };
+    let (line, column) = line_col(text, span.start);
+    let start = text[..span.start.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let here = text[start..end].trim();
+    let table = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['));
+    let table = table.map(|t| t.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let message = if here.starts_with('[') {
+        format!(
+            "in table `{}`: {message}",
+            here.trim_matches(|c| c == '[' || c == ']').trim()
+        )
+    } else if let Some((key, _)) = here.split_once('=') {
+        let key = key.trim();
+        let field = match &table {
+            Some(t) => format!("{t}.{key}"),
+            None => key.to_string(),
+        };
+        if message.contains(&format!("`{key}`")) {
+            format!("in `{}`: {message}", table.unwrap_or_default())
+        } else {
+            format!("field `{field}`: {message}")
+        }
+    } else {
+        message
+    };
+    LocatedError {
+        line: Some(line),
+        column: Some(column),
+        message,
+    }
+}
+
 impl HostConfig {
     /// Read and check `path`.
     ///
@@ -198,12 +260,12 @@ impl HostConfig {
     /// [`ConfigError`] naming the file, line, column and field.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let mut config: HostConfig = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map(|s| line_col(text, s.start)).unzip();
+            let located = locate_toml_error(text, &e);
             ConfigError {
                 path: path.to_path_buf(),
-                line,
-                column,
-                message: e.message().trim().to_string(),
+                line: located.line,
+                column: located.column,
+                message: located.message,
             }
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -243,7 +305,7 @@ impl HostConfig {
                     path: path.to_path_buf(),
                     line,
                     column: None,
-                    message: format!("process `{name}`: {e}"),
+                    message: e.to_string(),
                 });
             }
         }
@@ -321,10 +383,28 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_value_is_reported_with_its_line() {
+    fn a_bad_value_is_reported_with_its_line_and_field() {
         let err = parse("[plugins]\n\ndeadline_ms = \"soon\"\n").unwrap_err();
         assert_eq!(err.line, Some(3), "{err}");
-        assert!(err.to_string().contains("invalid type"), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("invalid type"), "{text}");
+        assert!(text.contains("field `plugins.deadline_ms`"), "{text}");
+        let err =
+            parse("[process.web]\ncommand = \"sleep 1\"\n\nautostart = \"yes\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("field `process.web.autostart`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_required_field_names_its_table() {
+        let err = parse("[process.web]\nkind = \"x\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("process.web") && text.contains("command"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -149,7 +149,7 @@ impl Scheduler {
         self.publish(
             "agent.started",
             &name,
-            json!({ "agent": info.name, "interval_ms": info.interval.as_millis() as u64 }),
+            json!({ "agent": name, "name": info.name, "interval_ms": info.interval.as_millis() as u64 }),
         );
         let mut shutdown = self.shared.shutdown.subscribe();
         loop {

@@ -22,6 +22,12 @@ pub(crate) async fn run(spec: &PluginSpec, build: &BuildSpec) -> Result<(), Plug
         .arg("-c")
         .arg(&build.command)
         .current_dir(&dir)
+        // A host started by `cargo run` inherits cargo's build settings;
+        // they would send a guest build elsewhere or to the wrong target.
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output()

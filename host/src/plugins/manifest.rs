@@ -194,7 +194,14 @@ impl PluginSpec {
             path: path.to_path_buf(),
             reason,
         };
-        let raw: RawManifest = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let raw: RawManifest = toml::from_str(text).map_err(|e| {
+            let located = crate::config::locate_toml_error(text, &e);
+            let place = match (located.line, located.column) {
+                (Some(l), Some(c)) => format!("line {l}, column {c}: "),
+                _ => String::new(),
+            };
+            bad(format!("{place}{}", located.message))
+        })?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let folder_name = dir.file_name().and_then(|s| s.to_str()).unwrap_or_default();
         let name = validate_name(raw.name.as_deref().unwrap_or(folder_name))
@@ -225,7 +232,7 @@ impl PluginSpec {
             version: raw.version,
             description: raw.description,
             manifest_path: Some(path.to_path_buf()),
-            component_path: dir.join(raw.component),
+            component_path: normalize(&dir.join(raw.component)),
             config,
             permissions,
             deadline: raw
@@ -253,6 +260,25 @@ impl PluginSpec {
                 .to_path_buf(),
         }
     }
+}
+
+/// Resolve `.` and `..` without touching the file system (the component
+/// may not exist yet), so paths in events and listings read cleanly.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 /// Plugin names: letters, digits, `.`, `_`, `-`; they appear in event
@@ -359,6 +385,8 @@ mod tests {
         let spec = parse("component = \"a.wasm\"").unwrap();
         assert_eq!(spec.name, "alert");
         assert_eq!(spec.component_path, Path::new("/p/alert/a.wasm"));
+        let spec = parse("component = \"../target/./x.wasm\"").unwrap();
+        assert_eq!(spec.component_path, Path::new("/p/target/x.wasm"));
         assert_eq!(spec.permissions, Permissions::default());
         assert_eq!(spec.deadline, Duration::from_millis(100));
         assert_eq!(spec.memory_bytes, 64 << 20);

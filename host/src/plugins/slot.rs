@@ -168,6 +168,7 @@ impl Slot {
             }
             Err(failure) => failure,
         };
+        self.health.lock().unwrap_or_else(|p| p.into_inner()).calls += 1;
         self.report(call, cause, &failure);
         Err(PluginError::Call {
             plugin: self.name.clone(),
@@ -179,8 +180,9 @@ impl Slot {
     /// Record a failure and publish what happened.
     pub(crate) fn report(&self, call: &'static str, cause: Option<u64>, failure: &CallFailure) {
         let (consecutive, quarantine_now) = {
+            // Not a call count: invalid values are reported after the call
+            // that returned them was counted.
             let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
-            h.calls += 1;
             h.last_error = Some(failure.to_string());
             if failure.is_fatal() {
                 h.failures += 1;

@@ -23,7 +23,43 @@ use crate::supervisor::Supervisor;
 const SOURCE: &str = "host/runtime";
 
 /// Event type prefixes only the host may publish.
-const RESERVED: [&str; 2] = ["host.", "plugin."];
+const RESERVED_PREFIXES: [&str; 5] = ["host.", "plugin.", "agent.", "task.", "dependency."];
+
+/// The supervisor's lifecycle vocabulary. Plugins act on these (the
+/// failure alert counts `process.failed`), so a plugin must not be able to
+/// forge them; other `process.*` types (`process.reported`,
+/// `process.stalled`) are open to plugins.
+const RESERVED_TYPES: [&str; 17] = [
+    "process.starting",
+    "process.started",
+    "process.exited",
+    "process.completed",
+    "process.failed",
+    "process.timeout",
+    "process.cancelled",
+    "process.backoff",
+    "process.gave_up",
+    "process.stopping",
+    "process.paused",
+    "process.resumed",
+    "process.status",
+    "process.output",
+    "process.output_dropped",
+    "process.resource",
+    "process.resource_limit",
+];
+
+/// Why a plugin may not emit `ty`, if it may not.
+fn reserved(ty: &str) -> Option<String> {
+    if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| ty.starts_with(*p)) {
+        return Some(format!(
+            "event types starting with `{prefix}` are reserved for the host"
+        ));
+    }
+    RESERVED_TYPES
+        .contains(&ty)
+        .then(|| format!("`{ty}` is published by the supervisor only"))
+}
 
 /// What an action needs to be carried out.
 #[derive(Clone)]
@@ -78,13 +114,8 @@ impl Executor {
         let verb = action.verb();
         let (target, result): (Option<String>, Result<(), String>) = match action {
             Action::Emit { ty, subject, data } => {
-                if let Some(prefix) = RESERVED.iter().find(|p| ty.starts_with(*p)) {
-                    (
-                        Some(ty.clone()),
-                        Err(format!(
-                            "event types starting with `{prefix}` are reserved for the host"
-                        )),
-                    )
+                if let Some(why) = reserved(&ty) {
+                    (Some(ty.clone()), Err(why))
                 } else {
                     let mut event = NewEvent::new(format!("plugin/{plugin}"), ty.clone(), data);
                     if let Some(s) = subject {
@@ -160,6 +191,32 @@ impl Executor {
         }
         if let Err(e) = self.bus.publish(event) {
             tracing::error!("could not record a plugin action: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reserved;
+
+    #[test]
+    fn plugins_cannot_forge_host_or_lifecycle_events_but_may_report_statuses() {
+        for ty in [
+            "host.started",
+            "plugin.loaded",
+            "process.failed",
+            "process.output",
+            "task.registered",
+        ] {
+            assert!(reserved(ty).is_some(), "{ty}");
+        }
+        for ty in [
+            "process.reported",
+            "process.stalled",
+            "alert.process_failures",
+            "heal.restarted",
+        ] {
+            assert!(reserved(ty).is_none(), "{ty}");
         }
     }
 }

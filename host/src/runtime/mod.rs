@@ -90,6 +90,8 @@ impl Runtime {
     /// or a process in the config is invalid. A plugin that fails to load
     /// is not an error: it is reported and the host runs without it.
     pub async fn start(config: HostConfig, options: RunOptions) -> anyhow::Result<Self> {
+        let plugins_dir = std::fs::canonicalize(&options.plugins_dir)
+            .with_context(|| format!("plugins folder {}", options.plugins_dir.display()))?;
         std::fs::create_dir_all(&options.state_dir).with_context(|| {
             format!("cannot create state folder {}", options.state_dir.display())
         })?;
@@ -109,7 +111,7 @@ impl Runtime {
         bus.publish(NewEvent::new(
             SOURCE,
             "host.starting",
-            json!({ "pid": std::process::id(), "plugins": options.plugins_dir, "state_dir": options.state_dir }),
+            json!({ "pid": std::process::id(), "plugins": plugins_dir, "state_dir": options.state_dir }),
         ))?;
 
         let supervisor = Supervisor::new(
@@ -118,6 +120,7 @@ impl Runtime {
                 log_dir: options.state_dir.join("logs"),
                 ring_lines: config.supervisor.ring_lines,
                 log_max_bytes: config.supervisor.log_max_bytes,
+                ..SupervisorConfig::new(options.state_dir.join("logs"))
             },
         );
         for spec in config.process.values() {
@@ -127,8 +130,6 @@ impl Runtime {
         }
 
         let (actions, requests) = mpsc::channel(ACTION_QUEUE);
-        let plugins_dir = std::fs::canonicalize(&options.plugins_dir)
-            .with_context(|| format!("plugins folder {}", options.plugins_dir.display()))?;
         let plugin_config = PluginHostConfig {
             plugins_dir,
             state_dir: Some(options.state_dir.clone()),
