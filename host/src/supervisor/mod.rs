@@ -6,8 +6,10 @@
 //! state change is published on the [`bus`](crate::bus) (source
 //! `host/supervisor`, subject = process name), and output is captured
 //! losslessly into a ring and a rotated log file, with anything the bus
-//! could not take counted in `process.output_dropped`. This room knows
-//! nothing of plugins.
+//! could not take counted in `process.output_dropped`. The memory, CPU and
+//! disk I/O of every running tree are sampled at an interval, and a
+//! `memory_limit` stops a tree that goes over it. This room knows nothing
+//! of plugins.
 //!
 //! Events (source `host/supervisor`, subject = process name; transitions
 //! also carry `from` and `to`):
@@ -21,7 +23,14 @@
 //! - `process.stopping` {signal, force, reason}, `process.paused`,
 //!   `process.resumed`, `process.status` {state, progress, message, lifecycle};
 //! - `process.output` {stream, lines, truncated} and
-//!   `process.output_dropped` {stream, dropped}.
+//!   `process.output_dropped` {stream, dropped};
+//! - `process.resource` {pids, memory_bytes, cpu_percent, disk_read_bytes,
+//!   disk_written_bytes} per running process every `resource_interval`
+//!   (`cpu_percent` is null on a run's first sample; disk bytes count since
+//!   the previous sample), and `process.resource_limit` {memory_bytes,
+//!   limit_bytes} when a tree goes over its `memory_limit`, followed by
+//!   `process.stopping` {reason: "memory_limit"} and `process.failed`
+//!   {reason: "memory limit exceeded"}.
 //!
 //! Layout:
 //! - `spec`: [`ProcessSpec`], what to run (the `[process.NAME]` table);
@@ -34,7 +43,9 @@
 //! - `output`: pipe readers and batching; `publish`: batches to the bus;
 //!   `store`: the ring and the rotated log file;
 //! - `reaper`: the child subreaper and orphan reaping;
-//! - `events`, `duration`, `error`: event shapes, `"10s"` parsing, [`SupervisorError`].
+//! - `resources`: the one sampler task (sysinfo) and the memory limit check;
+//! - `events`, `duration`, `size`, `error`: event shapes, `"10s"` and
+//!   `"512MiB"` parsing, [`SupervisorError`].
 
 mod duration;
 mod error;
@@ -42,8 +53,10 @@ mod events;
 mod output;
 mod publish;
 mod reaper;
+mod resources;
 mod restart;
 mod runner;
+mod size;
 mod spawn;
 mod spec;
 mod state;

@@ -31,6 +31,13 @@ use crate::bus::NewEvent;
 pub(super) enum Control {
     /// Stop the tree; `force` skips the grace period.
     Stop { force: bool },
+    /// The resource sampler saw run `pid` over its `memory_limit`: stop it
+    /// as a failure. Ignored if that run is already over.
+    MemoryLimit {
+        pid: u32,
+        memory_bytes: u64,
+        limit_bytes: u64,
+    },
 }
 
 /// How long output readers may outlive the tree before they are detached.
@@ -59,7 +66,11 @@ enum Ending {
     Exited,
     TimedOut,
     Stopped { force: bool },
+    OverMemory,
 }
+
+/// The `reason` of `process.failed` after a memory limit stop.
+const MEMORY_LIMIT_REASON: &str = "memory limit exceeded";
 
 /// Runs process `name` until it ends for good; see the module doc.
 pub(super) async fn run(
@@ -109,8 +120,11 @@ impl Runner {
                     self.supervise(spawned, &spec).await
                 }
             };
-            while let Ok(Control::Stop { .. }) = self.control.try_recv() {
-                self.stop_requested = true;
+            while let Ok(request) = self.control.try_recv() {
+                // A late limit notice is about the run that just ended.
+                if let Control::Stop { .. } = request {
+                    self.stop_requested = true;
+                }
             }
             if self.stop_requested || !should_restart(spec.restart, outcome) {
                 return;
@@ -118,11 +132,18 @@ impl Runner {
             let Some(delay) = self.schedule_restart(&spec) else {
                 return;
             };
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = self.control.recv() => {
-                    self.transition(ProcessState::Cancelled, "process.cancelled", json!({}));
-                    return;
+            let sleep = tokio::time::sleep(delay);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    request = self.control.recv() => {
+                        if let Some(Control::MemoryLimit { .. }) = request {
+                            continue;
+                        }
+                        self.transition(ProcessState::Cancelled, "process.cancelled", json!({}));
+                        return;
+                    }
                 }
             }
             let name = &self.name;
@@ -187,17 +208,33 @@ impl Runner {
         let started = Instant::now();
         let pgid = spawned.pid as i32;
         let timeout = spec.timeout.map(|t| tokio::time::Instant::now() + t);
-        let ending = tokio::select! {
-            _ = spawned.child.wait() => Ending::Exited,
-            _ = tokio::time::sleep_until(timeout.unwrap_or_else(tokio::time::Instant::now)), if timeout.is_some() => Ending::TimedOut,
-            request = self.control.recv() => {
-                let force = matches!(request, Some(Control::Stop { force: true }));
-                Ending::Stopped { force }
+        let ending = loop {
+            tokio::select! {
+                _ = spawned.child.wait() => break Ending::Exited,
+                _ = tokio::time::sleep_until(timeout.unwrap_or_else(tokio::time::Instant::now)), if timeout.is_some() => break Ending::TimedOut,
+                request = self.control.recv() => match request {
+                    Some(Control::MemoryLimit { pid, memory_bytes, limit_bytes }) => {
+                        if pid != spawned.pid {
+                            continue; // about an earlier run
+                        }
+                        self.update_and_publish(|_, _| {
+                            vec![events::new(
+                                &self.name,
+                                "process.resource_limit",
+                                json!({ "memory_bytes": memory_bytes, "limit_bytes": limit_bytes }),
+                            )]
+                        });
+                        break Ending::OverMemory;
+                    }
+                    Some(Control::Stop { force }) => break Ending::Stopped { force },
+                    None => break Ending::Stopped { force: false },
+                }
             }
         };
         let (force, reason) = match ending {
             Ending::Exited => (false, None),
             Ending::TimedOut => (false, Some("timeout")),
+            Ending::OverMemory => (false, Some("memory_limit")),
             Ending::Stopped { force } => {
                 self.stop_requested = true;
                 (force, Some("requested"))
@@ -232,6 +269,7 @@ impl Runner {
         let outcome = match ending {
             Ending::Stopped { .. } => ProcessState::Cancelled,
             Ending::TimedOut => ProcessState::Timeout,
+            Ending::OverMemory => ProcessState::Failed,
             Ending::Exited if exit_code == Some(0) => ProcessState::Completed,
             Ending::Exited => ProcessState::Failed,
         };
@@ -251,6 +289,7 @@ impl Runner {
                 json!({ "exit_code": exit_code, "signal": signal, "duration_ms": duration_ms, "restarts": rec.restarts }),
             );
             let data = match outcome {
+                ProcessState::Failed if matches!(ending, Ending::OverMemory) => json!({ "exit_code": exit_code, "signal": signal, "reason": MEMORY_LIMIT_REASON }),
                 ProcessState::Failed => json!({ "exit_code": exit_code, "signal": signal, "reason": events::exit_reason(exit_code, signal) }),
                 ProcessState::Timeout => json!({ "exit_code": exit_code, "signal": signal, "timeout_ms": timeout_ms }),
                 _ => json!({ "exit_code": exit_code, "signal": signal }),
@@ -313,6 +352,8 @@ impl Runner {
             rec.exit_code = None;
             rec.signal = None;
             rec.started_at = Some(chrono::Utc::now());
+            rec.memory_bytes = None;
+            rec.cpu_percent = None;
             vec![events::transition(
                 name,
                 "process.started",
@@ -409,6 +450,8 @@ async fn wait_for_force(control: &mut mpsc::UnboundedReceiver<Control>, stop_req
                     return;
                 }
             }
+            // Already stopping; a limit notice adds nothing.
+            Some(Control::MemoryLimit { .. }) => {}
             None => std::future::pending::<()>().await,
         }
     }

@@ -13,14 +13,15 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
-use super::duration;
 use super::error::SupervisorError;
+use super::{duration, size};
 
 /// How to run one supervised process.
 ///
 /// `[process.NAME]` in `host.toml` deserializes straight into this; unknown
 /// keys are rejected and `name` is filled from the table key. Durations are
-/// strings such as `"500ms"`, `"10s"`, `"1m30s"` (or whole seconds).
+/// strings such as `"500ms"`, `"10s"`, `"1m30s"` (or whole seconds); sizes
+/// are strings such as `"512MiB"`, `"2GB"` (or whole bytes).
 ///
 /// # Examples
 ///
@@ -85,6 +86,16 @@ pub struct ProcessSpec {
     /// Grace between `stop_signal` and `SIGKILL` (default `"10s"`).
     #[serde(default = "default_stop_timeout", with = "duration::required")]
     pub stop_timeout: Duration,
+    /// Most resident memory (RSS, summed over the whole tree) the process may
+    /// use, e.g. `"512MiB"`, `"2GB"` or a number of bytes; no limit when absent.
+    ///
+    /// Checked at each resource sample (see
+    /// [`SupervisorConfig::resource_interval`](super::SupervisorConfig::resource_interval)),
+    /// so a fast allocation can overshoot until the next one. Going over
+    /// publishes `process.resource_limit` and stops the tree, which then ends
+    /// `failed` ("memory limit exceeded") and restarts as `restart` says.
+    #[serde(default, with = "size::optional")]
+    pub memory_limit: Option<u64>,
     /// Free-form labels carried into [`ProcessInfo`](super::ProcessInfo).
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
@@ -133,6 +144,7 @@ impl ProcessSpec {
             timeout: None,
             stop_signal: StopSignal::Term,
             stop_timeout: default_stop_timeout(),
+            memory_limit: None,
             metadata: BTreeMap::new(),
         }
     }
@@ -180,6 +192,12 @@ impl ProcessSpec {
             return Err(bad(
                 "timeout",
                 "must be longer than 0s (leave it out for no timeout)".into(),
+            ));
+        }
+        if self.memory_limit == Some(0) {
+            return Err(bad(
+                "memory_limit",
+                "must be more than 0 bytes (leave it out for no limit)".into(),
             ));
         }
         Ok(())
@@ -337,6 +355,7 @@ mod tests {
         assert_eq!(spec.timeout, None);
         assert_eq!(spec.stop_signal, StopSignal::Term);
         assert_eq!(spec.stop_timeout, Duration::from_secs(10));
+        assert_eq!(spec.memory_limit, None);
         assert!(spec.env.is_empty() && spec.metadata.is_empty());
     }
 
@@ -358,6 +377,7 @@ mod tests {
             timeout = "1h"
             stop_signal = "SIGINT"
             stop_timeout = "3s"
+            memory_limit = "512MiB"
             metadata = { session = "abc" }
             "#,
         )
@@ -367,6 +387,7 @@ mod tests {
         assert_eq!(spec.restart_window, Duration::from_secs(300));
         assert_eq!(spec.timeout, Some(Duration::from_secs(3600)));
         assert_eq!(spec.stop_signal, StopSignal::Int);
+        assert_eq!(spec.memory_limit, Some(512 << 20));
         assert_eq!(spec.metadata["session"], "abc");
         assert!(!spec.autostart);
     }
@@ -422,15 +443,20 @@ mod tests {
         let mut spec = ProcessSpec::new("ok", "true");
         spec.env.insert("A=B".into(), "x".into());
         assert_eq!(field_of(&spec), "env.A=B");
+        let mut spec = ProcessSpec::new("ok", "true");
+        spec.memory_limit = Some(0);
+        assert_eq!(field_of(&spec), "memory_limit");
     }
 
     #[test]
     fn a_spec_serializes_back_to_toml_that_parses_the_same() {
         let mut spec = ProcessSpec::new("x", "sleep 1");
         spec.timeout = Some(Duration::from_millis(1500));
+        spec.memory_limit = Some(3 << 30);
         let text = toml::to_string(&spec).unwrap();
         let back = from_toml(&text).unwrap();
         assert_eq!(back.timeout, spec.timeout);
+        assert_eq!(back.memory_limit, spec.memory_limit);
         assert_eq!(back.stop_signal, spec.stop_signal);
     }
 }

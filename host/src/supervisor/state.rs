@@ -134,6 +134,12 @@ pub struct ProcessInfo {
     pub started_at: Option<DateTime<Utc>>,
     /// When the last output line arrived.
     pub last_output_at: Option<DateTime<Utc>>,
+    /// Resident memory of the whole tree at the last resource sample of the
+    /// current (or last) run, in bytes.
+    pub memory_bytes: Option<u64>,
+    /// CPU use of the whole tree at the last resource sample, in percent of
+    /// one core (so above 100 on several cores); `None` until a second sample.
+    pub cpu_percent: Option<f32>,
     /// Labels from the spec.
     pub metadata: BTreeMap<String, String>,
 }

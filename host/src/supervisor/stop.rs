@@ -95,12 +95,22 @@ pub(crate) struct Tree {
 }
 
 impl Tree {
-    /// Collects the group `pgid` and every descendant of it (and of `leader`).
-    pub(crate) fn collect(pgid: i32, leader: Option<i32>) -> Tree {
-        let mut tree = Tree {
+    /// The tree of group `pgid`, with no members known yet.
+    pub(crate) fn new(pgid: i32) -> Tree {
+        Tree {
             pgid,
             members: BTreeMap::new(),
-        };
+        }
+    }
+
+    /// Makes `stat` a member, e.g. a leader that is not (yet) in the group.
+    pub(crate) fn adopt(&mut self, stat: &ProcStat) {
+        self.members.insert(stat.pid, stat.start_time);
+    }
+
+    /// Collects the group `pgid` and every descendant of it (and of `leader`).
+    pub(crate) fn collect(pgid: i32, leader: Option<i32>) -> Tree {
+        let mut tree = Tree::new(pgid);
         if let Some(leader) = leader.and_then(read_stat) {
             tree.members.insert(leader.pid, leader.start_time);
         }
@@ -110,7 +120,26 @@ impl Tree {
 
     /// Adds group members and descendants of living members that appeared since.
     pub(crate) fn extend(&mut self) {
-        let procs = scan();
+        self.extend_from(&scan());
+    }
+
+    /// [`Tree::extend`] from a scan already taken, then forgets members that
+    /// died or were recycled; returns the living members.
+    ///
+    /// For observers that follow a tree for its whole life (the resource
+    /// sampler), so the member list does not grow with every short-lived
+    /// child, and one scan serves every tree.
+    pub(crate) fn observe(&mut self, procs: &[ProcStat]) -> Vec<i32> {
+        self.extend_from(procs);
+        self.members.retain(|pid, start| {
+            procs
+                .iter()
+                .any(|p| p.pid == *pid && p.start_time == *start && !p.is_dead())
+        });
+        self.members.keys().copied().collect()
+    }
+
+    fn extend_from(&mut self, procs: &[ProcStat]) {
         let me = std::process::id() as i32;
         let alive = |pid: &i32, start: &u64| {
             procs
@@ -128,7 +157,7 @@ impl Tree {
                     .map(|(pid, _)| *pid),
             )
             .collect();
-        for pid in descendants(&procs, roots) {
+        for pid in descendants(procs, roots) {
             if pid == me {
                 continue;
             }
@@ -251,6 +280,31 @@ mod tests {
         let me = read_stat(std::process::id() as i32).unwrap();
         assert_eq!(me.pid, std::process::id() as i32);
         assert!(scan().iter().any(|p| p.pid == me.pid));
+    }
+
+    #[test]
+    fn an_observed_tree_follows_new_children_and_forgets_dead_ones() {
+        let p = |pid, ppid, pgid, state| ProcStat {
+            pid,
+            ppid,
+            pgid,
+            state,
+            start_time: 1,
+        };
+        let mut tree = Tree::new(100);
+        let first = [p(100, 1, 100, 'S'), p(101, 100, 100, 'S'), p(7, 1, 7, 'S')];
+        assert_eq!(tree.observe(&first), [100, 101]);
+        // 102 left the group (setsid) under 101, then 101 died.
+        let second = [
+            p(100, 1, 100, 'S'),
+            p(101, 100, 100, 'Z'),
+            p(102, 101, 102, 'S'),
+        ];
+        assert_eq!(tree.observe(&second), [100, 102]);
+        // 102 was re-parented when 101 was reaped; it is still followed.
+        let third = [p(100, 1, 100, 'S'), p(102, 1, 102, 'S')];
+        assert_eq!(tree.observe(&third), [100, 102]);
+        assert!(tree.observe(&[]).is_empty());
     }
 
     #[test]

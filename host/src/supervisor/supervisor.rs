@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde_json::json;
@@ -24,7 +25,8 @@ use super::store::lock_ring;
 use super::table::{Inner, Record, RunHandle};
 use crate::bus::{Bus, NewEvent};
 
-/// Where and how much output the supervisor keeps.
+/// Where and how much output the supervisor keeps, and how often it
+/// samples resources.
 #[derive(Clone, Debug)]
 pub struct SupervisorConfig {
     /// Directory of the `<name>.log` files.
@@ -33,6 +35,11 @@ pub struct SupervisorConfig {
     pub ring_lines: usize,
     /// Size at which a log file is rotated to `.1` (default 10 MiB; three generations kept).
     pub log_max_bytes: u64,
+    /// How often the memory, CPU and disk I/O of every running tree is
+    /// sampled into `process.resource` events, and `memory_limit`s checked
+    /// (default 10 s); `None` disables sampling and limits. Intervals under
+    /// 200 ms make the CPU figure unreliable.
+    pub resource_interval: Option<Duration>,
 }
 
 impl SupervisorConfig {
@@ -42,6 +49,7 @@ impl SupervisorConfig {
             log_dir: log_dir.into(),
             ring_lines: 1000,
             log_max_bytes: 10 * 1024 * 1024,
+            resource_interval: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -408,7 +416,8 @@ impl Supervisor {
 
     /// Stops everything in parallel (gracefully) and waits for every tree.
     ///
-    /// Afterwards `start` is refused and the background reaper has stopped.
+    /// Afterwards `start` is refused and the background reaper and resource
+    /// sampler have stopped.
     pub async fn shutdown(&self) {
         let waits: Vec<_> = {
             let table = self.inner.table();

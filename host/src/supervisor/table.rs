@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::reaper;
+use super::resources;
 use super::restart::RestartWindow;
 use super::runner::Control;
 use super::spawn::Spawner;
@@ -27,7 +28,8 @@ pub(super) struct Inner {
     pub(super) config: SupervisorConfig,
     table: Mutex<BTreeMap<String, Record>>,
     spawner: Mutex<Option<Arc<Spawner>>>,
-    background: Mutex<Option<JoinHandle<()>>>,
+    /// The orphan reaper and the resource sampler, once started.
+    background: Mutex<Vec<JoinHandle<()>>>,
     pub(super) shutting_down: AtomicBool,
 }
 
@@ -43,6 +45,8 @@ pub(super) struct Record {
     pub(super) progress: Option<f32>,
     pub(super) message: Option<String>,
     pub(super) started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub(super) memory_bytes: Option<u64>,
+    pub(super) cpu_percent: Option<f32>,
     pub(super) ring: SharedRing,
     pub(super) window: RestartWindow,
     pub(super) run: Option<RunHandle>,
@@ -68,6 +72,8 @@ impl Record {
             progress: None,
             message: None,
             started_at: None,
+            memory_bytes: None,
+            cpu_percent: None,
             ring: Ring::shared(ring_lines),
             window: RestartWindow::default(),
             run: None,
@@ -89,6 +95,8 @@ impl Record {
             message: self.message.clone(),
             started_at: self.started_at,
             last_output_at: lock_ring(&self.ring).last_output_at(),
+            memory_bytes: self.memory_bytes,
+            cpu_percent: self.cpu_percent,
             metadata: self.spec.metadata.clone(),
         }
     }
@@ -101,19 +109,15 @@ impl Inner {
             config,
             table: Mutex::new(BTreeMap::new()),
             spawner: Mutex::new(None),
-            background: Mutex::new(None),
+            background: Mutex::new(Vec::new()),
             shutting_down: AtomicBool::new(false),
         }
     }
 
-    /// Stops the background reaper.
+    /// Stops the background reaper and resource sampler.
     pub(super) fn stop_background(&self) {
-        if let Some(task) = self
-            .background
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+        let tasks = std::mem::take(&mut *self.background.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
             task.abort();
         }
     }
@@ -153,18 +157,29 @@ impl Inner {
         Ok(spawner)
     }
 
-    /// Starts the periodic orphan reaper (idle unless subreaper).
-    pub(super) fn ensure_background(&self) {
-        let mut slot = self.background.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_none() {
-            *slot = Some(tokio::spawn(reaper::reap_periodically()));
+    /// Starts the periodic orphan reaper (idle unless subreaper) and, unless
+    /// disabled, the resource sampler.
+    pub(super) fn ensure_background(self: &Arc<Self>) {
+        let mut tasks = self.background.lock().unwrap_or_else(|e| e.into_inner());
+        if !tasks.is_empty() {
+            return;
+        }
+        tasks.push(tokio::spawn(reaper::reap_periodically()));
+        if let Some(every) = self.config.resource_interval {
+            // Weak: the task must not keep the supervisor alive, or `Drop`
+            // below would never run to stop it.
+            tasks.push(tokio::spawn(resources::sample_periodically(
+                Arc::downgrade(self),
+                every,
+            )));
         }
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(task) = self.background.get_mut().ok().and_then(|t| t.take()) {
+        let tasks = self.background.get_mut().unwrap_or_else(|e| e.into_inner());
+        for task in tasks.drain(..) {
             task.abort();
         }
     }

@@ -17,9 +17,18 @@ use crate::bus::{Event, EventQuery};
 pub(super) const PATIENCE: Duration = Duration::from_secs(60);
 
 pub(super) fn setup() -> (Supervisor, Bus, tempfile::TempDir) {
+    setup_with(|_| {})
+}
+
+/// [`setup`] with a config adjusted by `adjust`.
+pub(super) fn setup_with(
+    adjust: impl FnOnce(&mut SupervisorConfig),
+) -> (Supervisor, Bus, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
-    let sup = Supervisor::new(bus.clone(), SupervisorConfig::new(dir.path()));
+    let mut config = SupervisorConfig::new(dir.path());
+    adjust(&mut config);
+    let sup = Supervisor::new(bus.clone(), config);
     (sup, bus, dir)
 }
 
@@ -58,12 +67,13 @@ pub(super) fn events(bus: &Bus, name: &str) -> Vec<Event> {
     all
 }
 
-/// Lifecycle event types, without the output ones.
+/// Lifecycle event types, without the output ones and resource samples
+/// (which arrive whenever the sampler ticks).
 pub(super) fn lifecycle(bus: &Bus, name: &str) -> Vec<String> {
     events(bus, name)
         .into_iter()
         .map(|e| e.ty)
-        .filter(|t| !t.starts_with("process.output"))
+        .filter(|t| !t.starts_with("process.output") && t != "process.resource")
         .collect()
 }
 
@@ -99,4 +109,5 @@ pub(super) async fn first_line_pid(sup: &Supervisor, name: &str) -> (i32, u64) {
 
 mod lifecycle;
 mod output;
+mod resources;
 mod trees;
