@@ -133,6 +133,11 @@ pub struct SupervisorSection {
     /// Size at which a process log file is rotated.
     /// Example: `log_max_bytes = 10485760`
     pub log_max_bytes: u64,
+    /// How often to sample memory, CPU and disk I/O of running process
+    /// trees (`process.resource` events, `memory_limit`); `"0s"` turns
+    /// sampling and limits off. Example: `resource_interval = "30s"`
+    #[serde(with = "crate::supervisor::duration::required")]
+    pub resource_interval: std::time::Duration,
 }
 
 impl Default for SupervisorSection {
@@ -140,6 +145,7 @@ impl Default for SupervisorSection {
         Self {
             ring_lines: 1000,
             log_max_bytes: 10 << 20,
+            resource_interval: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -352,6 +358,12 @@ mod tests {
         assert_eq!(c.plugins.deadline_ms, 100);
         assert_eq!(c.plugins.memory_mib, 64);
         assert!(c.plugins.watch);
+        assert_eq!(
+            c.supervisor.resource_interval,
+            std::time::Duration::from_secs(10)
+        );
+        let c = parse("[supervisor]\nresource_interval = \"0s\"\n").unwrap();
+        assert!(c.supervisor.resource_interval.is_zero());
     }
 
     #[test]

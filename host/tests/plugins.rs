@@ -671,22 +671,49 @@ async fn a_broken_plugin_at_start_is_reported_and_the_others_load() {
 fn manifest_plugin(h: &Harness, name: &str, component: &Path, extra: &str) {
     let folder = h.plugins.join(name);
     std::fs::create_dir_all(&folder).unwrap();
-    std::fs::write(folder.join("plugin.toml"), format!("component = {component:?}\n{extra}")).unwrap();
+    std::fs::write(
+        folder.join("plugin.toml"),
+        format!("component = {component:?}\n{extra}"),
+    )
+    .unwrap();
 }
 
 #[tokio::test]
 async fn the_javascript_example_restarts_failed_processes_until_its_limit() {
     let js = host_tests::example_component("js/restart-on-failure", "restart-on-failure.wasm");
     let mut h = harness(&[], |_| {}).await;
-    manifest_plugin(&h, "heal", &js, "[config]\nprocesses = \"worker\"\nmax_restarts = 2\n");
+    manifest_plugin(
+        &h,
+        "heal",
+        &js,
+        "[config]\nprocesses = \"worker\"\nmax_restarts = 2\n",
+    );
     h.host.reconcile().await.unwrap();
-    h.processes.0.lock().unwrap().extend([process("worker", "default"), process("other", "default")]);
-    let failed = |name: &str| NewEvent::new("host/supervisor", "process.failed", json!({ "exit_code": 3 })).with_subject(name);
+    h.processes
+        .0
+        .lock()
+        .unwrap()
+        .extend([process("worker", "default"), process("other", "default")]);
+    let failed = |name: &str| {
+        NewEvent::new(
+            "host/supervisor",
+            "process.failed",
+            json!({ "exit_code": 3 }),
+        )
+        .with_subject(name)
+    };
     h.bus.publish(failed("other")).unwrap();
     let seq = h.bus.publish(failed("worker")).unwrap().sequence;
     let request = h.next_action().await;
-    assert_eq!(request.cause, Some(seq), "`other` is not in the plugin's list");
-    assert!(matches!(&request.actions[0], Action::Restart { name } if name == "worker"), "{request:?}");
+    assert_eq!(
+        request.cause,
+        Some(seq),
+        "`other` is not in the plugin's list"
+    );
+    assert!(
+        matches!(&request.actions[0], Action::Restart { name } if name == "worker"),
+        "{request:?}"
+    );
     let (ty, data) = emitted(&request).remove(0);
     assert_eq!(ty, "heal.restarted");
     assert_eq!(data["exit_code"], 3);
@@ -695,7 +722,12 @@ async fn the_javascript_example_restarts_failed_processes_until_its_limit() {
     h.bus.publish(failed("worker")).unwrap();
     let request = h.next_action().await;
     assert_eq!(emitted(&request)[0].0, "heal.gave_up");
-    assert!(!request.actions.iter().any(|a| matches!(a, Action::Restart { .. })));
+    assert!(
+        !request
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Restart { .. }))
+    );
 }
 
 #[tokio::test]
@@ -705,13 +737,32 @@ async fn the_python_example_maps_pytest_output_to_progress_and_a_verdict() {
     manifest_plugin(&h, "pytest", &py, "[limits]\nmemory_mib = 128\n");
     h.host.reconcile().await.unwrap();
     assert_eq!(h.host.list().len(), 1, "{:#?}", h.events("plugin.>"));
-    h.processes.0.lock().unwrap().push(process("suite", "pytest"));
-    let output = |lines: Value| NewEvent::new("host/supervisor", "process.output", json!({ "lines": lines })).with_subject("suite");
-    h.bus.publish(output(json!(["tests/test_a.py ....  [ 42%]"]))).unwrap();
-    let Action::SetStatus { update, .. } = &h.next_action().await.actions[0] else { panic!() };
+    h.processes
+        .0
+        .lock()
+        .unwrap()
+        .push(process("suite", "pytest"));
+    let output = |lines: Value| {
+        NewEvent::new(
+            "host/supervisor",
+            "process.output",
+            json!({ "lines": lines }),
+        )
+        .with_subject("suite")
+    };
+    h.bus
+        .publish(output(json!(["tests/test_a.py ....  [ 42%]"])))
+        .unwrap();
+    let Action::SetStatus { update, .. } = &h.next_action().await.actions[0] else {
+        panic!()
+    };
     assert_eq!(update.progress, Some(0.42));
     assert_eq!(update.state, None);
-    h.bus.publish(output(json!(["==== 3 passed, 1 failed in 0.12s ===="]))).unwrap();
-    let Action::SetStatus { update, .. } = &h.next_action().await.actions[0] else { panic!() };
+    h.bus
+        .publish(output(json!(["==== 3 passed, 1 failed in 0.12s ===="])))
+        .unwrap();
+    let Action::SetStatus { update, .. } = &h.next_action().await.actions[0] else {
+        panic!()
+    };
     assert_eq!(update.state, Some(ProcessState::Failed));
 }

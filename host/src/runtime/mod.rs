@@ -120,7 +120,8 @@ impl Runtime {
                 log_dir: options.state_dir.join("logs"),
                 ring_lines: config.supervisor.ring_lines,
                 log_max_bytes: config.supervisor.log_max_bytes,
-                ..SupervisorConfig::new(options.state_dir.join("logs"))
+                resource_interval: Some(config.supervisor.resource_interval)
+                    .filter(|d| !d.is_zero()),
             },
         );
         for spec in config.process.values() {

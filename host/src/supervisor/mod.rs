@@ -47,7 +47,7 @@
 //! - `events`, `duration`, `size`, `error`: event shapes, `"10s"` and
 //!   `"512MiB"` parsing, [`SupervisorError`].
 
-mod duration;
+pub(crate) mod duration;
 mod error;
 mod events;
 mod output;

@@ -50,7 +50,9 @@ pub struct ProcessSpec {
     /// Program arguments; when present `command` is executed directly, without a shell.
     #[serde(default)]
     pub args: Option<Vec<String>>,
-    /// Working directory; the host's own when absent.
+    /// Working directory. In `host.toml`, relative paths resolve against
+    /// the config file's folder, and an absent `cwd` means that folder;
+    /// a spec built in code without one runs in the host's own.
     #[serde(default)]
     pub cwd: Option<PathBuf>,
     /// Extra environment variables on top of the host's environment.

@@ -357,7 +357,8 @@ impl Supervisor {
                 "process.status",
                 json!({
                     "state": update.state,
-                    "progress": update.progress,
+                    // f32 → JSON would print 0.10000000149011612.
+                    "progress": update.progress.map(|p| (f64::from(p) * 1e6).round() / 1e6),
                     "message": update.message,
                     "lifecycle": rec.state,
                 }),
