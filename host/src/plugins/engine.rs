@@ -100,10 +100,10 @@ impl PluginEngine {
             path: path.to_path_buf(),
             reason: format!("{e:#}"),
         })?;
-        if let Some(cached) = cached {
-            if let Err(e) = write_cache(&component, &cached) {
-                tracing::warn!(cache = %cached.display(), "could not write compilation cache: {e:#}");
-            }
+        if let Some(cached) = cached
+            && let Err(e) = write_cache(&component, &cached)
+        {
+            tracing::warn!(cache = %cached.display(), "could not write compilation cache: {e:#}");
         }
         Ok(component)
     }
