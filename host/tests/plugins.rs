@@ -766,3 +766,41 @@ async fn the_python_example_maps_pytest_output_to_progress_and_a_verdict() {
     };
     assert_eq!(update.state, Some(ProcessState::Failed));
 }
+
+#[tokio::test]
+async fn compiled_components_are_cached_in_the_state_folder_and_a_corrupt_entry_is_recompiled() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    install_component(&fixture("echo-v1"), &plugins, "echo");
+    let start = || async {
+        let mut config = PluginHostConfig::new(plugins.canonicalize().unwrap());
+        config.state_dir = Some(dir.path().join("state"));
+        let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+        let (tx, rx) = mpsc::channel(16);
+        let host = PluginHost::start(config, bus, Arc::new(FakeProcesses::default()), tx)
+            .await
+            .unwrap();
+        (host, rx)
+    };
+    let (host, _rx) = start().await;
+    assert_eq!(host.list().len(), 1);
+    host.shutdown().await;
+    let cached: Vec<PathBuf> = std::fs::read_dir(dir.path().join("state/cache"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(cached.len(), 1, "one precompiled artifact: {cached:?}");
+    std::fs::write(&cached[0], b"garbage").unwrap();
+    let (host, _rx) = start().await;
+    assert_eq!(
+        host.list().len(),
+        1,
+        "a corrupt cache entry is ignored, not fatal"
+    );
+    assert!(
+        std::fs::metadata(&cached[0]).unwrap().len() > 100,
+        "and rewritten"
+    );
+}
