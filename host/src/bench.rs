@@ -70,6 +70,18 @@ pub struct BenchReport {
     pub pipeline_native_per_sec: f64,
     /// Reload measurement.
     pub reload: ReloadReport,
+    /// Plugins loaded in the start-up measurement.
+    pub startup_plugins: usize,
+    /// Median time to start a plugin host with a warm compile cache.
+    pub startup_warm_ms: f64,
+    /// Time to start the same host with an empty cache.
+    pub startup_cold_ms: f64,
+    /// Deadline of the runaway measurement.
+    pub runaway_deadline_ms: u64,
+    /// How long past its deadline a looping plugin ran, worst of 5.
+    pub runaway_overshoot_max_ms: f64,
+    /// Median of the same.
+    pub runaway_overshoot_median_ms: f64,
 }
 
 /// The reload measurement.
@@ -147,11 +159,19 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "  {} pings: {} lost, {} duplicated",
             l.pings, l.lost, l.duplicated
         );
+        println!(
+            "start-up with {} plugins: warm cache {:.1} ms (median of 5), cold {:.0} ms",
+            r.startup_plugins, r.startup_warm_ms, r.startup_cold_ms
+        );
+        println!(
+            "runaway plugin, deadline {} ms: cut off {:.1} ms after it (median), {:.1} ms worst of 5",
+            r.runaway_deadline_ms, r.runaway_overshoot_median_ms, r.runaway_overshoot_max_ms
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Build the echo fixtures with cargo and return their paths.
+/// Build the test fixtures with cargo and return the two echo versions.
 fn build_fixtures() -> anyhow::Result<(PathBuf, PathBuf)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/plugins");
     let status = std::process::Command::new("cargo")
@@ -298,7 +318,18 @@ async fn measure(args: &BenchArgs, v1: &Path, v2: &Path) -> anyhow::Result<Bench
     };
 
     let reload = measure_reload(args, v1, v2).await?;
+    let fixtures = v1.parent().context("fixture folder")?;
+    let (startup_plugins, startup_cold_ms, startup_warm_ms) = measure_startup(fixtures).await?;
+    let deadline = Duration::from_millis(100);
+    let (overshoot_median, overshoot_max) =
+        measure_runaway(&fixtures.join("spin_forever.wasm"), deadline).await?;
     Ok(BenchReport {
+        startup_plugins,
+        startup_warm_ms,
+        startup_cold_ms,
+        runaway_deadline_ms: deadline.as_millis() as u64,
+        runaway_overshoot_max_ms: overshoot_max,
+        runaway_overshoot_median_ms: overshoot_median,
         events: n,
         call_wasm_per_sec: call_wasm,
         call_native_per_sec: call_native,
@@ -459,4 +490,90 @@ async fn measure_reload(args: &BenchArgs, v1: &Path, v2: &Path) -> anyhow::Resul
         lost,
         duplicated,
     })
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Start a plugin host over every fixture component (distinct
+/// components, so distinct cache entries): once cold, then five times warm.
+async fn measure_startup(fixtures: &Path) -> anyhow::Result<(usize, f64, f64)> {
+    let dir = tempfile::tempdir()?;
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins)?;
+    for entry in std::fs::read_dir(fixtures)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        // bad_kind is meant not to load.
+        if name.ends_with(".wasm") && name != "bad_kind.wasm" {
+            std::fs::copy(&path, plugins.join(&name))?;
+        }
+    }
+    // The shipped plugins too, when built: more distinct components.
+    let shipped =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/target/wasm32-wasip2/release");
+    for name in [
+        "failure_alert",
+        "progress_mapper",
+        "api_contract_rule",
+        "stall_detector",
+    ] {
+        let path = shipped.join(format!("{name}.wasm"));
+        if path.is_file() {
+            std::fs::copy(&path, plugins.join(format!("{name}.wasm")))?;
+        }
+    }
+    let mut times = Vec::new();
+    let mut loaded = 0;
+    for _ in 0..6 {
+        let bus = Bus::open_in_memory(BusConfig::default())?;
+        let t = Instant::now();
+        let (host, _rx) = plugin_host(&plugins, bus, 100).await?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        loaded = host.list().len();
+        host.shutdown().await;
+    }
+    let cold = times.remove(0);
+    Ok((loaded, cold, median(times)))
+}
+
+/// Time a call into a plugin that never returns: how far past its
+/// deadline was it cut off?
+async fn measure_runaway(spin: &Path, deadline: Duration) -> anyhow::Result<(f64, f64)> {
+    let dir = tempfile::tempdir()?;
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins)?;
+    std::fs::copy(spin, plugins.join("spin.wasm"))?;
+    let (tx, _rx) = mpsc::channel(16);
+    let mut config = PluginHostConfig::new(&plugins);
+    config.limits.deadline = deadline;
+    config.max_failures = u32::MAX;
+    config.build_missing = false;
+    let bus = Bus::open_in_memory(BusConfig::default())?;
+    let host = PluginHost::start(config, bus, Arc::new(NoProcesses), tx).await?;
+    let spin = host
+        .with_kind(Kind::EventHandler)
+        .into_iter()
+        .next()
+        .context("spin did not load")?;
+    let mut event = ping(1);
+    event.ty = "test.spin".into();
+    let mut overshoot = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let result = spin.handle(&event).await;
+        if result.is_ok() {
+            bail!("the looping plugin returned instead of being cut off");
+        }
+        overshoot.push((t.elapsed().saturating_sub(deadline)).as_secs_f64() * 1000.0);
+    }
+    host.shutdown().await;
+    let max = overshoot.iter().copied().fold(0.0, f64::max);
+    Ok((median(overshoot), max))
 }
