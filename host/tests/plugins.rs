@@ -804,3 +804,30 @@ async fn compiled_components_are_cached_in_the_state_folder_and_a_corrupt_entry_
         "and rewritten"
     );
 }
+
+#[tokio::test]
+async fn a_burst_of_runaway_calls_stops_at_the_quarantine_even_within_one_batch() {
+    let h = harness(&[("spin", fixture("spin-forever"))], |c| {
+        c.limits.deadline = Duration::from_millis(20);
+    })
+    .await;
+    // Published in one go: the dispatcher takes them as one batch.
+    h.bus
+        .publish_all(
+            (0..6)
+                .map(|_| NewEvent::new("test", "test.spin", json!({})))
+                .collect(),
+        )
+        .unwrap();
+    h.wait_event("plugin.quarantined", |_| true).await;
+    for _ in 0..100 {
+        if h.host.list()[0].health.skipped_while_quarantined == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let health = h.host.list()[0].health.clone();
+    assert_eq!(health.failures, 3, "{health:?}");
+    assert_eq!(health.skipped_while_quarantined, 3, "{health:?}");
+    assert_eq!(h.events("plugin.failed").len(), 3);
+}

@@ -88,6 +88,32 @@ impl PluginRef {
         Ok(self.convert_actions("handle", Some(event.sequence), actions))
     }
 
+    /// Deliver several events in one trip to the plugin; one result per
+    /// event, in order, each accounted as its own call.
+    pub async fn handle_each(&self, events: &[Event]) -> Vec<Result<Vec<Action>, PluginError>> {
+        let items = events
+            .iter()
+            .map(|e| (Some(e.sequence), event_to_wit(e)))
+            .collect();
+        let results = self
+            .slot
+            .invoke_each("handle", items, |store, x, event: wit::Event| {
+                let Some(h) = &x.handler else {
+                    return Ok(Err(not_exported("event-handler")));
+                };
+                Ok(h.call_handle(store, &event)?
+                    .map_err(CallFailure::GuestError))
+            })
+            .await;
+        events
+            .iter()
+            .zip(results)
+            .map(|(e, r)| {
+                r.map(|actions| self.convert_actions("handle", Some(e.sequence), actions))
+            })
+            .collect()
+    }
+
     /// Map a batch of output lines of `process`; the updates the mapper
     /// returns are merged in order (later fields win) into one.
     pub async fn map_output(

@@ -34,21 +34,28 @@ pub(crate) async fn event_handler(inner: Arc<Inner>, slot: Arc<Slot>, start: Sta
         Kind::EventHandler,
         start,
         |v| v.description.subscriptions.clone(),
-        move |event| {
+        move |batch: Vec<Event>| {
             let plugin = plugin.clone();
             let inner = inner.clone();
             let own_source = own_source.clone();
             async move {
                 // A handler never receives its own events: one that subscribes
                 // broadly would otherwise feed itself forever.
-                if event.source == own_source {
+                let events: Vec<Event> = batch
+                    .into_iter()
+                    .filter(|e| e.source != own_source)
+                    .collect();
+                if events.is_empty() {
                     return;
                 }
-                match plugin.handle(&event).await {
-                    Ok(actions) => {
-                        forward(&inner, plugin.name(), Some(event.sequence), actions).await
+                let results = plugin.handle_each(&events).await;
+                for (event, result) in events.iter().zip(results) {
+                    match result {
+                        Ok(actions) => {
+                            forward(&inner, plugin.name(), Some(event.sequence), actions).await
+                        }
+                        Err(e) => log_call_error(&e),
                     }
-                    Err(e) => log_call_error(&e),
                 }
             }
         },
@@ -66,53 +73,12 @@ pub(crate) async fn status_mapper(inner: Arc<Inner>, slot: Arc<Slot>, start: Sta
         Kind::StatusMapper,
         start,
         |_| vec![OUTPUT.to_string(), REPORTED.to_string()],
-        move |event| {
+        move |batch: Vec<Event>| {
             let plugin = plugin.clone();
             let inner = inner.clone();
             async move {
-                let Some(name) = event.subject.clone() else {
-                    return;
-                };
-                let Some(process) = inner.services.processes.get(&name) else {
-                    return;
-                };
-                let kinds = plugin
-                    .description()
-                    .map(|d| d.mapper_kinds)
-                    .unwrap_or_default();
-                if !kinds.iter().any(|k| k == "*" || *k == process.kind) {
-                    return;
-                }
-                let result = if event.ty == OUTPUT {
-                    let lines: Vec<String> = event.data["lines"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|l| l.as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    if lines.is_empty() {
-                        return;
-                    }
-                    plugin
-                        .map_output(&process, lines, Some(event.sequence))
-                        .await
-                } else {
-                    let Some(status) = event.data["status"].as_str() else {
-                        return;
-                    };
-                    plugin
-                        .map_status(&process, status.to_string(), Some(event.sequence))
-                        .await
-                };
-                match result {
-                    Ok(Some(update)) => {
-                        let action = Action::SetStatus { name, update };
-                        forward(&inner, plugin.name(), Some(event.sequence), vec![action]).await;
-                    }
-                    Ok(None) => {}
-                    Err(e) => log_call_error(&e),
+                for event in batch {
+                    map_one(&inner, &plugin, event).await;
                 }
             }
         },
@@ -120,7 +86,59 @@ pub(crate) async fn status_mapper(inner: Arc<Inner>, slot: Arc<Slot>, start: Sta
     .await;
 }
 
-/// The consumer loop shared by both kinds: deliver events one at a time,
+/// One `process.output` or `process.reported` event through a mapper.
+async fn map_one(inner: &Inner, plugin: &PluginRef, event: Event) {
+    let Some(name) = event.subject.clone() else {
+        return;
+    };
+    let Some(process) = inner.services.processes.get(&name) else {
+        return;
+    };
+    let kinds = plugin
+        .description()
+        .map(|d| d.mapper_kinds)
+        .unwrap_or_default();
+    if !kinds.iter().any(|k| k == "*" || *k == process.kind) {
+        return;
+    }
+    let result = if event.ty == OUTPUT {
+        let lines: Vec<String> = event.data["lines"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|l| l.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if lines.is_empty() {
+            return;
+        }
+        plugin
+            .map_output(&process, lines, Some(event.sequence))
+            .await
+    } else {
+        let Some(status) = event.data["status"].as_str() else {
+            return;
+        };
+        plugin
+            .map_status(&process, status.to_string(), Some(event.sequence))
+            .await
+    };
+    match result {
+        Ok(Some(update)) => {
+            let action = Action::SetStatus { name, update };
+            forward(inner, plugin.name(), Some(event.sequence), vec![action]).await;
+        }
+        Ok(None) => {}
+        Err(e) => log_call_error(&e),
+    }
+}
+
+/// Most events handed to a plugin in one trip.
+const BATCH: usize = 64;
+
+/// The consumer loop shared by both kinds: deliver events in order, in
+/// batches of what is already waiting (at most [`BATCH`]),
 /// rebuilding the consumer (same cursor) whenever the slot's version
 /// changes, until the plugin is unloaded, stops exporting `kind`, or the
 /// host shuts down.
@@ -132,7 +150,7 @@ async fn follow<F, Fut>(
     patterns_of: impl Fn(&super::instance::PluginVersion) -> Vec<String>,
     mut deliver: F,
 ) where
-    F: FnMut(Event) -> Fut,
+    F: FnMut(Vec<Event>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     let mut generation = slot.subscribe();
@@ -171,7 +189,18 @@ async fn follow<F, Fut>(
                     continue 'versions;
                 }
                 next = consumer.next() => match next {
-                    Ok(event) => deliver(event).await,
+                    Ok(event) => {
+                        // Whatever else is already waiting goes in the same
+                        // trip; a swap still lands between two batches.
+                        let mut batch = vec![event];
+                        while batch.len() < BATCH {
+                            match consumer.try_next() {
+                                Ok(Some(more)) => batch.push(more),
+                                _ => break,
+                            }
+                        }
+                        deliver(batch).await
+                    }
                     Err(e) => {
                         tracing::error!(plugin = %slot.name, "event log read failed: {e}");
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

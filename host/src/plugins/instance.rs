@@ -401,6 +401,48 @@ impl PluginVersion {
         })
     }
 
+    /// Run `f` once per item in a single trip to the actor thread: one
+    /// thread hop for a whole batch instead of one per item.
+    ///
+    /// Items are independent: a trap on one replaces the instance and the
+    /// next item runs on a fresh one. After `budget` fatal failures in a
+    /// row the rest are not attempted (`None`), so a plugin about to be
+    /// quarantined is not called again within the batch.
+    pub(crate) async fn call_each<I: Send + 'static, R: Send + 'static>(
+        &self,
+        items: Vec<I>,
+        budget: u32,
+        f: impl Fn(&mut Store<StoreState>, &Exports, I) -> wasmtime::Result<Result<R, CallFailure>>
+        + Send
+        + 'static,
+    ) -> Vec<Option<Result<R, CallFailure>>> {
+        let n = items.len();
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |state: &mut ActorState| {
+            let mut out = Vec::with_capacity(n);
+            let mut in_a_row = 0;
+            for item in items {
+                if in_a_row >= budget {
+                    out.push(None);
+                    continue;
+                }
+                let result = state.call(|s, x| f(s, x, item)).and_then(|r| r);
+                match &result {
+                    Err(failure) if failure.is_fatal() => in_a_row += 1,
+                    _ => in_a_row = 0,
+                }
+                out.push(Some(result));
+            }
+            let _ = tx.send(out);
+        });
+        let gone = || CallFailure::Trap("the plugin's actor thread has stopped".into());
+        if self.inbox.send(job).is_err() {
+            return (0..n).map(|_| Some(Err(gone()))).collect();
+        }
+        rx.await
+            .unwrap_or_else(|_| (0..n).map(|_| Some(Err(gone()))).collect())
+    }
+
     async fn describe(&self) -> Result<Description, PluginError> {
         let name = self.compiled.spec.name.clone();
         let fail = |call: &'static str| {

@@ -177,6 +177,76 @@ impl Slot {
         })
     }
 
+    /// [`Slot::invoke`] for a batch: one trip to the plugin, with the same
+    /// accounting per item as if each had been its own call. Items after
+    /// the plugin is quarantined are skipped and counted.
+    pub(crate) async fn invoke_each<I: Send + 'static, R: Send + 'static>(
+        &self,
+        call: &'static str,
+        items: Vec<(Option<u64>, I)>,
+        f: impl Fn(
+            &mut wasmtime::Store<StoreState>,
+            &Exports,
+            I,
+        ) -> wasmtime::Result<Result<R, CallFailure>>
+        + Send
+        + 'static,
+    ) -> Vec<Result<R, PluginError>> {
+        let quarantined = || PluginError::Quarantined(self.name.clone());
+        let (budget, stopped) = {
+            let h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                self.max_failures
+                    .saturating_sub(h.consecutive_failures)
+                    .max(1),
+                h.quarantined,
+            )
+        };
+        if stopped {
+            return items
+                .iter()
+                .map(|_| {
+                    self.note_skipped();
+                    Err(quarantined())
+                })
+                .collect();
+        }
+        let Some(version) = self.current() else {
+            return items
+                .iter()
+                .map(|_| Err(PluginError::Gone(self.name.clone())))
+                .collect();
+        };
+        let causes: Vec<Option<u64>> = items.iter().map(|(c, _)| *c).collect();
+        let inputs = items.into_iter().map(|(_, i)| i).collect();
+        let outcomes = version.call_each(inputs, budget, f).await;
+        causes
+            .into_iter()
+            .zip(outcomes)
+            .map(|(cause, outcome)| match outcome {
+                None => {
+                    self.note_skipped();
+                    Err(quarantined())
+                }
+                Some(Ok(r)) => {
+                    let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+                    h.calls += 1;
+                    h.consecutive_failures = 0;
+                    Ok(r)
+                }
+                Some(Err(failure)) => {
+                    self.health.lock().unwrap_or_else(|p| p.into_inner()).calls += 1;
+                    self.report(call, cause, &failure);
+                    Err(PluginError::Call {
+                        plugin: self.name.clone(),
+                        call,
+                        failure,
+                    })
+                }
+            })
+            .collect()
+    }
+
     /// Record a failure and publish what happened.
     pub(crate) fn report(&self, call: &'static str, cause: Option<u64>, failure: &CallFailure) {
         let (consecutive, quarantine_now) = {
