@@ -210,17 +210,23 @@ pub(crate) fn locate_toml_error(text: &str, err: &toml::de::Error) -> LocatedErr
         .map_or(0, |i| i + 1);
     let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
     let here = text[start..end].trim();
+    let header = |line: &str| {
+        line.trim_matches(|c| c == '[' || c == ']')
+            .trim()
+            .to_string()
+    };
     let table = text[..start]
         .lines()
         .rev()
         .map(str::trim)
-        .find(|l| l.starts_with('['));
-    let table = table.map(|t| t.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-    let message = if here.starts_with('[') {
-        format!(
-            "in table `{}`: {message}",
-            here.trim_matches(|c| c == '[' || c == ']').trim()
-        )
+        .find(|l| l.starts_with('['))
+        .map(header);
+    let message = if message.starts_with("missing field") && !here.starts_with('[') {
+        // A missing top-level field spans the whole document; the line
+        // under it says nothing about where the field belongs.
+        message
+    } else if here.starts_with('[') {
+        format!("in table `{}`: {message}", header(here))
     } else if let Some((key, _)) = here.split_once('=') {
         let key = key.trim();
         let field = match &table {
@@ -228,7 +234,10 @@ pub(crate) fn locate_toml_error(text: &str, err: &toml::de::Error) -> LocatedErr
             None => key.to_string(),
         };
         if message.contains(&format!("`{key}`")) {
-            format!("in `{}`: {message}", table.unwrap_or_default())
+            match table {
+                Some(t) => format!("in table `{t}`: {message}"),
+                None => message,
+            }
         } else {
             format!("field `{field}`: {message}")
         }
@@ -274,7 +283,11 @@ impl HostConfig {
                 message: located.message,
             }
         })?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        // `Path::new("host.toml").parent()` is `""`, not `.`.
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         config.resolve(base);
         config.validate(text, path)?;
         Ok(config)
@@ -407,6 +420,22 @@ mod tests {
             err.to_string().contains("field `process.web.autostart`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn top_level_mistakes_are_not_blamed_on_another_field() {
+        let err = parse("foo = 1\n").unwrap_err().to_string();
+        assert!(
+            err.contains("unknown field `foo`") && !err.contains("in table"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bare_file_name_resolves_against_the_working_directory() {
+        let c =
+            HostConfig::parse("[process.a]\ncommand = \"true\"\n", Path::new("host.toml")).unwrap();
+        assert_eq!(c.process["a"].cwd.as_deref(), Some(Path::new(".")));
     }
 
     #[test]

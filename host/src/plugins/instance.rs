@@ -427,9 +427,12 @@ impl PluginVersion {
                     continue;
                 }
                 let result = state.call(|s, x| f(s, x, item)).and_then(|r| r);
+                // As in the slot's accounting: only a success ends a streak;
+                // a guest error neither counts nor resets it.
                 match &result {
+                    Ok(_) => in_a_row = 0,
                     Err(failure) if failure.is_fatal() => in_a_row += 1,
-                    _ => in_a_row = 0,
+                    Err(_) => {}
                 }
                 out.push(Some(result));
             }

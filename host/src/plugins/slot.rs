@@ -31,7 +31,8 @@ pub struct Health {
     pub calls: u64,
     /// Calls that trapped or ran out of time or memory.
     pub failures: u64,
-    /// Calls where the plugin returned an error of its own.
+    /// Calls where the plugin returned an error of its own, plus values it
+    /// returned that the host rejected (bad JSON, progress out of range).
     pub errors: u64,
     /// Failures in a row; reset by a successful call or a new version.
     pub consecutive_failures: u32,

@@ -23,7 +23,7 @@ use crate::supervisor::Supervisor;
 const SOURCE: &str = "host/runtime";
 
 /// Event type prefixes only the host may publish.
-const RESERVED_PREFIXES: [&str; 5] = ["host.", "plugin.", "agent.", "task.", "dependency."];
+const RESERVED_PREFIXES: [&str; 6] = ["host.", "plugin.", "agent.", "task.", "dependency.", "bus."];
 
 /// The supervisor's lifecycle vocabulary. Plugins act on these (the
 /// failure alert counts `process.failed`), so a plugin must not be able to
