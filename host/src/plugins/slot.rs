@@ -159,22 +159,31 @@ impl Slot {
         let Some(version) = self.current() else {
             return Err(PluginError::Gone(self.name.clone()));
         };
-        let result = version.call(f).await.and_then(|inner| inner);
-        let failure = match result {
-            Ok(r) => {
-                let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
-                h.calls += 1;
+        let outcome = version.call(f).await.and_then(|inner| inner);
+        self.account(call, cause, outcome)
+    }
+
+    /// Count one finished call and report its failure, if any.
+    fn account<R>(
+        &self,
+        call: &'static str,
+        cause: Option<u64>,
+        outcome: Result<R, CallFailure>,
+    ) -> Result<R, PluginError> {
+        {
+            let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+            h.calls += 1;
+            if outcome.is_ok() {
                 h.consecutive_failures = 0;
-                return Ok(r);
             }
-            Err(failure) => failure,
-        };
-        self.health.lock().unwrap_or_else(|p| p.into_inner()).calls += 1;
-        self.report(call, cause, &failure);
-        Err(PluginError::Call {
-            plugin: self.name.clone(),
-            call,
-            failure,
+        }
+        outcome.map_err(|failure| {
+            self.report(call, cause, &failure);
+            PluginError::Call {
+                plugin: self.name.clone(),
+                call,
+                failure,
+            }
         })
     }
 
@@ -229,21 +238,7 @@ impl Slot {
                     self.note_skipped();
                     Err(quarantined())
                 }
-                Some(Ok(r)) => {
-                    let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
-                    h.calls += 1;
-                    h.consecutive_failures = 0;
-                    Ok(r)
-                }
-                Some(Err(failure)) => {
-                    self.health.lock().unwrap_or_else(|p| p.into_inner()).calls += 1;
-                    self.report(call, cause, &failure);
-                    Err(PluginError::Call {
-                        plugin: self.name.clone(),
-                        call,
-                        failure,
-                    })
-                }
+                Some(outcome) => self.account(call, cause, outcome),
             })
             .collect()
     }
