@@ -830,4 +830,20 @@ async fn a_burst_of_runaway_calls_stops_at_the_quarantine_even_within_one_batch(
     assert_eq!(health.failures, 3, "{health:?}");
     assert_eq!(health.skipped_while_quarantined, 3, "{health:?}");
     assert_eq!(h.events("plugin.failed").len(), 3);
+
+    // The quarantine lasts until the plugin's file changes.
+    h.host.reconcile().await.unwrap();
+    assert!(
+        h.host.list()[0].health.quarantined,
+        "an unchanged file keeps it quarantined"
+    );
+    install_component(&fixture("echo-v1"), &h.plugins, "spin");
+    h.host.reconcile().await.unwrap();
+    let health = h.host.list()[0].health.clone();
+    assert!(
+        !health.quarantined,
+        "a new version is given a chance: {health:?}"
+    );
+    assert_eq!(health.consecutive_failures, 0);
+    assert_eq!(h.events("plugin.reloaded").len(), 1);
 }
