@@ -17,20 +17,35 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 /// A line longer than this is logged in pieces.
 const MAX_LINE: usize = 16 * 1024;
 
+/// Where complete lines go: tracing in the host, a vector in tests.
+type Sink = Arc<dyn Fn(&str, &'static str, &str) + Send + Sync>;
+
 /// A WASI output stream that logs lines.
 #[derive(Clone)]
 pub(crate) struct LogPipe {
     plugin: Arc<str>,
     stream: &'static str,
     pending: Arc<Mutex<Vec<u8>>>,
+    sink: Sink,
 }
 
 impl LogPipe {
     pub(crate) fn new(plugin: String, stream: &'static str) -> Self {
+        Self::with_sink(
+            plugin,
+            stream,
+            Arc::new(
+                |plugin, stream, text| tracing::info!(target: "plugin", plugin, stream, "{text}"),
+            ),
+        )
+    }
+
+    fn with_sink(plugin: String, stream: &'static str, sink: Sink) -> Self {
         Self {
             plugin: plugin.into(),
             stream,
             pending: Arc::default(),
+            sink,
         }
     }
 
@@ -48,8 +63,7 @@ impl LogPipe {
     }
 
     fn emit(&self, line: &[u8]) {
-        let text = String::from_utf8_lossy(line);
-        tracing::info!(target: "plugin", plugin = &*self.plugin, stream = self.stream, "{text}");
+        (self.sink)(&self.plugin, self.stream, &String::from_utf8_lossy(line));
     }
 }
 
@@ -105,5 +119,47 @@ impl AsyncWrite for LogPipe {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capture() -> (LogPipe, Arc<Mutex<Vec<String>>>) {
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = lines.clone();
+        let pipe = LogPipe::with_sink(
+            "p".into(),
+            "stdout",
+            Arc::new(move |plugin, stream, text| {
+                seen.lock()
+                    .unwrap()
+                    .push(format!("{plugin}/{stream}: {text}"));
+            }),
+        );
+        (pipe, lines)
+    }
+
+    #[test]
+    fn output_becomes_one_log_line_per_complete_line() {
+        let (pipe, lines) = capture();
+        pipe.push(b"hel");
+        pipe.push(b"lo\nwor");
+        assert_eq!(*lines.lock().unwrap(), ["p/stdout: hello"]);
+        pipe.push(b"ld\n\n");
+        assert_eq!(
+            *lines.lock().unwrap(),
+            ["p/stdout: hello", "p/stdout: world", "p/stdout: "]
+        );
+    }
+
+    #[test]
+    fn an_endless_line_is_logged_in_pieces_rather_than_held_forever() {
+        let (pipe, lines) = capture();
+        pipe.push(&vec![b'x'; MAX_LINE + 10]);
+        let lines = lines.lock().unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].len(), "p/stdout: ".len() + MAX_LINE + 10);
     }
 }
