@@ -245,6 +245,10 @@ impl Supervisor {
 
     /// Pauses a running process: `SIGSTOP` to its group and descendants.
     ///
+    /// A member caught inside `vfork` (shells run commands that way) shows
+    /// as blocked (`D`) rather than stopped (`T`) until the resume: its
+    /// child was stopped before its exec, so the tree is frozen all the same.
+    ///
     /// # Errors
     ///
     /// [`SupervisorError::InvalidState`] unless it is `running`;

@@ -100,18 +100,25 @@ async fn a_forced_stop_kills_at_once() {
 #[tokio::test]
 async fn pause_and_resume_signal_the_group_and_change_state() {
     let (sup, bus, _dir) = setup();
-    sup.add(spec("nap", "while :; do sleep 0.05; done"))
-        .unwrap();
+    // Once the child's pid is printed the leader only waits, so the pause
+    // cannot land inside a fork. A shell looping over foreground commands
+    // would not do: dash runs them with vfork, and a SIGSTOP that stops the
+    // child before its exec leaves the parent blocked in vfork (`D`, never
+    // `T`) until the resume; frozen all the same, but not visibly stopped.
+    sup.add(spec("nap", "sleep 100 & echo $!; wait")).unwrap();
     sup.start("nap").await.unwrap();
-    let pid = sup.get("nap").unwrap().pid.unwrap() as i32;
+    let leader = sup.get("nap").unwrap().pid.unwrap() as i32;
+    let (child, _) = first_line_pid(&sup, "nap").await;
+    let stopped = |pid| read_stat(pid).is_some_and(|p| p.state == 'T');
+    let running = |pid| read_stat(pid).is_some_and(|p| p.state != 'T' && !p.is_dead());
     assert!(matches!(
         sup.resume("nap"),
         Err(SupervisorError::InvalidState { .. })
     ));
     sup.pause("nap").unwrap();
     assert_eq!(sup.get("nap").unwrap().state, ProcessState::Paused);
-    wait_until("the leader to be stopped", || {
-        read_stat(pid).is_some_and(|p| p.state == 'T')
+    wait_until("the leader and its child to be stopped", || {
+        stopped(leader) && stopped(child)
     })
     .await;
     assert!(matches!(
@@ -120,8 +127,8 @@ async fn pause_and_resume_signal_the_group_and_change_state() {
     ));
     sup.resume("nap").unwrap();
     assert_eq!(sup.get("nap").unwrap().state, ProcessState::Running);
-    wait_until("the leader to run again", || {
-        read_stat(pid).is_some_and(|p| p.state != 'T')
+    wait_until("the leader and its child to run again", || {
+        running(leader) && running(child)
     })
     .await;
     sup.pause("nap").unwrap();
