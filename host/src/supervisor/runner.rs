@@ -3,6 +3,11 @@
 //! The runner is the only owner of the child handle, so every exit, timeout
 //! and stop request is handled in one place and in order. It touches the
 //! process table only through short locked updates and publishes after each.
+//!
+//! The leader is reaped only once its whole tree is dead. Until then its pid,
+//! which is also the group id, cannot be handed out again, so every signal
+//! to the group reaches this tree and nothing else (see `stop`), and members
+//! it left behind after exiting are still found by their group.
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::sync::Arc;
@@ -11,6 +16,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::json;
 use tokio::process::Child;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::error::SupervisorError;
@@ -21,7 +27,7 @@ use super::restart::{backoff_delay, should_restart};
 use super::spawn::build_command;
 use super::spec::{ProcessSpec, StopSignal};
 use super::state::ProcessState;
-use super::stop::Tree;
+use super::stop::{self, Tree};
 use super::store::{LogFile, Ring};
 use super::table::{Inner, Record};
 use crate::bus::NewEvent;
@@ -44,6 +50,8 @@ pub(super) enum Control {
 const OUTPUT_DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// How long to wait for `SIGKILL`ed members (stuck in the kernel) to vanish.
 const KILL_WAIT_LIMIT: Duration = Duration::from_secs(30);
+/// How often the leader is looked at if no `SIGCHLD` arrives (a safety net).
+const EXIT_POLL: Duration = Duration::from_secs(1);
 
 struct Runner {
     inner: Arc<Inner>,
@@ -58,6 +66,9 @@ struct Runner {
 struct Spawned {
     child: Child,
     pid: u32,
+    /// The leader's start time in `/proc`: with `pid`, names it and no later
+    /// process that reuses the number.
+    start_time: u64,
     output: OutputTasks,
 }
 
@@ -113,7 +124,7 @@ impl Runner {
                     ProcessState::Failed
                 }
                 Ok(spawned) => {
-                    self.running(spawned.pid);
+                    self.running(spawned.pid, spawned.start_time);
                     if let Some(reply) = reply.take() {
                         let _ = reply.send(Ok(()));
                     }
@@ -187,6 +198,15 @@ impl Runner {
                 "the child exited before its pid was read",
             ))
         })?;
+        // Read before anything can reap the child, so it is surely the child's.
+        let Some(start_time) = stop::read_stat(pid as i32).map(|s| s.start_time) else {
+            // Unreaped, the child still pins its group id: this reaches only it.
+            let _ =
+                nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL);
+            return Err(spawn_error(std::io::Error::other(
+                "could not read the child's start time from /proc",
+            )));
+        };
         let ring = self
             .inner
             .with_run(&self.name, self.generation, |r, _| r.ring.clone());
@@ -199,7 +219,12 @@ impl Runner {
             ring,
             log,
         );
-        Ok(Spawned { child, pid, output })
+        Ok(Spawned {
+            child,
+            pid,
+            start_time,
+            output,
+        })
     }
 
     /// Waits for the run to end, stops the tree if asked or timed out, and
@@ -210,7 +235,7 @@ impl Runner {
         let timeout = spec.timeout.map(|t| tokio::time::Instant::now() + t);
         let ending = loop {
             tokio::select! {
-                _ = spawned.child.wait() => break Ending::Exited,
+                _ = leader_exited(pgid, spawned.start_time) => break Ending::Exited,
                 _ = tokio::time::sleep_until(timeout.unwrap_or_else(tokio::time::Instant::now)), if timeout.is_some() => break Ending::TimedOut,
                 request = self.control.recv() => match request {
                     Some(Control::MemoryLimit { pid, memory_bytes, limit_bytes }) => {
@@ -254,7 +279,7 @@ impl Runner {
         }
         // On a natural exit this cleans up whatever the leader left behind.
         let grace = (!force).then_some(spec.stop_timeout);
-        let tree = Tree::collect(pgid, Some(pgid));
+        let tree = Tree::collect(pgid, spawned.start_time);
         let status = self
             .terminate(&mut spawned.child, tree, spec.stop_signal.signal(), grace)
             .await;
@@ -300,8 +325,8 @@ impl Runner {
         outcome
     }
 
-    /// Asks the tree to stop (if `grace`), then kills whatever is left and
-    /// waits for the leader and every member to be gone.
+    /// Asks the tree to stop (if `grace`), then kills whatever is left,
+    /// waits for every member to be gone and only then reaps the leader.
     async fn terminate(
         &mut self,
         child: &mut Child,
@@ -310,8 +335,8 @@ impl Runner {
         grace: Option<Duration>,
     ) -> Option<std::process::ExitStatus> {
         reaper::note_escapees(&tree.escapees());
-        let leader_done = child.try_wait().ok().flatten().is_some();
-        if leader_done && tree.alive().is_empty() {
+        // The leader is a member, so this also means it has exited.
+        if tree.alive().is_empty() {
             // The usual natural exit: nothing left behind.
             reaper::forget_group(tree.pgid());
             return child.wait().await.ok();
@@ -320,20 +345,16 @@ impl Runner {
             let _ = tree.signal(signal);
             // A paused tree must run to act on the signal.
             let _ = tree.signal(Signal::SIGCONT);
-            let all_gone = async {
-                let _ = child.wait().await;
-                tree.wait_gone(None).await;
-            };
             tokio::select! {
-                _ = tokio::time::timeout(grace, all_gone) => {}
+                _ = tokio::time::timeout(grace, tree.wait_gone(None)) => {}
                 _ = wait_for_force(&mut self.control, &mut self.stop_requested) => {}
             }
         }
         tree.extend();
         reaper::note_escapees(&tree.escapees());
         tree.kill_all();
-        let status = child.wait().await.ok();
         let gone = tree.wait_gone(Some(KILL_WAIT_LIMIT)).await;
+        let status = child.wait().await.ok();
         reaper::reap_orphans();
         if gone {
             reaper::forget_group(tree.pgid());
@@ -343,12 +364,13 @@ impl Runner {
         status
     }
 
-    fn running(&self, pid: u32) {
+    fn running(&self, pid: u32, start_time: u64) {
         let name = &self.name;
         self.update_and_publish(|rec, _| {
             let from = rec.state;
             rec.state = ProcessState::Running;
             rec.pid = Some(pid);
+            rec.pid_start_time = Some(start_time);
             rec.exit_code = None;
             rec.signal = None;
             rec.started_at = Some(chrono::Utc::now());
@@ -437,6 +459,21 @@ impl Runner {
             .with_run(&self.name, self.generation, f)
             .unwrap_or_default();
         events::publish(&self.inner.bus, events);
+    }
+}
+
+/// Resolves once the leader `pid` (started at `start_time`) has exited,
+/// without reaping it: see the module doc.
+async fn leader_exited(pid: i32, start_time: u64) {
+    // Subscribed before the first look, so an exit in between still wakes us.
+    let mut sigchld = signal(SignalKind::child()).ok();
+    while stop::read_stat(pid).is_some_and(|p| p.start_time == start_time && !p.is_dead()) {
+        match sigchld.as_mut() {
+            Some(sigchld) => {
+                let _ = tokio::time::timeout(EXIT_POLL, sigchld.recv()).await;
+            }
+            None => tokio::time::sleep(EXIT_POLL).await,
+        }
     }
 }
 

@@ -7,6 +7,15 @@
 //! *before* signalling: once a parent dies its children are re-parented and
 //! the link is lost. Killing freezes the tree with `SIGSTOP` first so nothing
 //! can fork between the last scan and the `SIGKILL`.
+//!
+//! Pids and group ids are recycled, so a number alone never names one of
+//! ours: a process is ours only if its pid *and* start time match ones we
+//! recorded (a process reusing the pid started later). A group id cannot be
+//! reused while any process, zombie included, carries it; so the group is
+//! signalled only while a member we know by pid and start time carries it
+//! (which is why the runner reaps the leader last), else only verified
+//! members are, one by one: a `killpg` after the last member was reaped
+//! could reach whatever group got the number next.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
@@ -51,8 +60,29 @@ pub(crate) fn parse_stat(text: &str) -> Option<ProcStat> {
     })
 }
 
-/// Reads one process's stat; `None` if it no longer exists.
+/// Reads one process's stat; `None` if it no longer exists or `pid` is the
+/// id of a thread rather than of a process.
+///
+/// `/proc/<tid>` answers for every thread id although `/proc` does not list
+/// it, and a thread's stat looks like a process's: a recycled leader pid
+/// that is now a thread of some process (the host's own, even) must not be
+/// taken for a process. A thread's `Tgid` is its process's pid, not its own.
 pub(crate) fn read_stat(pid: i32) -> Option<ProcStat> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let tgid: i32 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Tgid:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    if tgid != pid {
+        return None;
+    }
+    read_listed_stat(pid)
+}
+
+/// Reads the stat of a pid listed in `/proc`, which lists processes only.
+fn read_listed_stat(pid: i32) -> Option<ProcStat> {
     parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
@@ -62,7 +92,7 @@ pub(crate) fn scan() -> Vec<ProcStat> {
         return Vec::new();
     };
     dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(read_stat)
+        .filter_map(read_listed_stat)
         .collect()
 }
 
@@ -95,7 +125,8 @@ pub(crate) struct Tree {
 }
 
 impl Tree {
-    /// The tree of group `pgid`, with no members known yet.
+    /// The tree of group `pgid`, with no members known yet; until one is
+    /// adopted the group is not known to be ours and is left alone.
     pub(crate) fn new(pgid: i32) -> Tree {
         Tree {
             pgid,
@@ -108,12 +139,14 @@ impl Tree {
         self.members.insert(stat.pid, stat.start_time);
     }
 
-    /// Collects the group `pgid` and every descendant of it (and of `leader`).
-    pub(crate) fn collect(pgid: i32, leader: Option<i32>) -> Tree {
-        let mut tree = Tree::new(pgid);
-        if let Some(leader) = leader.and_then(read_stat) {
-            tree.members.insert(leader.pid, leader.start_time);
-        }
+    /// Collects the tree led by `leader`, whose start time `leader_start` was
+    /// read when it was spawned: its group and every descendant.
+    ///
+    /// The start time comes from the spawn, not from `/proc` now, because by
+    /// now the leader may be reaped and its pid given to someone else.
+    pub(crate) fn collect(leader: i32, leader_start: u64) -> Tree {
+        let mut tree = Tree::new(leader);
+        tree.members.insert(leader, leader_start);
         tree.extend();
         tree
     }
@@ -146,9 +179,16 @@ impl Tree {
                 .iter()
                 .any(|p| p.pid == *pid && p.start_time == *start && !p.is_dead())
         };
+        // Strangers carrying our group id are adopted only while the id is
+        // pinned by a member we know: otherwise it may be a recycled group.
+        let ours = self.members.iter().any(|(pid, start)| {
+            procs
+                .iter()
+                .any(|p| p.pid == *pid && p.start_time == *start && p.pgid == self.pgid)
+        });
         let roots: Vec<i32> = procs
             .iter()
-            .filter(|p| p.pgid == self.pgid)
+            .filter(|p| ours && p.pgid == self.pgid)
             .map(|p| p.pid)
             .chain(
                 self.members
@@ -194,14 +234,30 @@ impl Tree {
             .collect()
     }
 
-    /// Sends `signal` to the group and to each living member outside it.
+    /// True if a member we know by pid and start time carries the group id
+    /// right now (a zombie counts: it pins the id until it is reaped).
+    fn owns_group(&self) -> bool {
+        self.members.iter().any(|(pid, start)| {
+            read_stat(*pid).is_some_and(|p| p.start_time == *start && p.pgid == self.pgid)
+        })
+    }
+
+    /// Sends `signal` to the group, if it is still ours, and to each living
+    /// member the group signal did not reach.
     ///
     /// A group that no longer exists is not an error: the tree may simply be
     /// gone already.
     pub(crate) fn signal(&self, signal: Signal) -> Result<(), Errno> {
-        match killpg(Pid::from_raw(self.pgid), signal) {
-            Ok(()) | Err(Errno::ESRCH) => {}
-            Err(e) => return Err(e),
+        // Checked right before the killpg. The group can only be recycled
+        // after the member just seen is reaped *and* the pid counter wraps
+        // round to the number, which takes far longer than the few
+        // microseconds between the check and the killpg.
+        let group = self.owns_group();
+        if group {
+            match killpg(Pid::from_raw(self.pgid), signal) {
+                Ok(()) | Err(Errno::ESRCH) => {}
+                Err(e) => return Err(e),
+            }
         }
         for (pid, start) in &self.members {
             // Checked right before the kill so a recycled pid is left alone;
@@ -209,7 +265,8 @@ impl Tree {
             let Some(stat) = read_stat(*pid) else {
                 continue;
             };
-            if stat.start_time != *start || stat.pgid == self.pgid || stat.is_dead() {
+            let reached = group && stat.pgid == self.pgid;
+            if stat.start_time != *start || reached || stat.is_dead() {
                 continue;
             }
             match kill(Pid::from_raw(*pid), signal) {
@@ -255,6 +312,8 @@ impl Tree {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::process::CommandExt as _;
+
     use super::*;
 
     #[test]
@@ -293,6 +352,7 @@ mod tests {
         };
         let mut tree = Tree::new(100);
         let first = [p(100, 1, 100, 'S'), p(101, 100, 100, 'S'), p(7, 1, 7, 'S')];
+        tree.adopt(&first[0]);
         assert_eq!(tree.observe(&first), [100, 101]);
         // 102 left the group (setsid) under 101, then 101 died.
         let second = [
@@ -320,5 +380,121 @@ mod tests {
         let mut found = descendants(&procs, [10]);
         found.sort();
         assert_eq!(found, [10, 11, 12]);
+    }
+
+    #[test]
+    fn a_group_no_known_member_carries_is_not_adopted() {
+        let p = |pid, ppid, pgid, start_time| ProcStat {
+            pid,
+            ppid,
+            pgid,
+            state: 'S',
+            start_time,
+        };
+        // Pid 100 was reused by a later process (start 9) that leads a new
+        // group 100 with a child: none of it is ours.
+        let mut tree = Tree::new(100);
+        tree.adopt(&p(100, 1, 100, 1));
+        assert!(
+            tree.observe(&[p(100, 1, 100, 9), p(101, 100, 100, 9)])
+                .is_empty()
+        );
+        // An escapee we know keeps being followed, but does not vouch for
+        // the group it left.
+        let mut tree = Tree::new(100);
+        tree.adopt(&p(102, 1, 102, 1));
+        assert_eq!(tree.observe(&[p(102, 1, 102, 1), p(101, 1, 100, 9)]), [102]);
+    }
+
+    #[test]
+    fn a_thread_id_is_not_read_as_a_process() {
+        // The thread parks until it has been looked at, so its id is live.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let parked = std::thread::spawn(move || {
+            let link = fs::read_link("/proc/thread-self").unwrap();
+            let tid: i32 = link.file_name().unwrap().to_str().unwrap().parse().unwrap();
+            tx.send(tid).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = rx.recv().unwrap();
+        assert_ne!(tid, std::process::id() as i32);
+        // /proc answers for the thread id, but it names no process.
+        assert!(read_listed_stat(tid).is_some());
+        assert!(read_stat(tid).is_none());
+        done_tx.send(()).unwrap();
+        parked.join().unwrap();
+    }
+
+    /// A `sleep` leading its own group, with its start time.
+    fn group_leader() -> (std::process::Child, i32, u64) {
+        let child = std::process::Command::new("sleep")
+            .arg("100")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let start = read_stat(pid).unwrap().start_time;
+        (child, pid, start)
+    }
+
+    /// Ends `child` with `SIGTERM`; returns 9 if a `SIGKILL` got there first.
+    fn death_signal(mut child: std::process::Child) -> i32 {
+        use std::os::unix::process::ExitStatusExt as _;
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        child.wait().unwrap().signal().unwrap()
+    }
+
+    #[test]
+    fn a_leader_whose_start_time_does_not_match_is_not_signalled() {
+        let (child, pid, start) = group_leader();
+        // As if `pid` had been reaped and reused since the spawn.
+        let mut tree = Tree::collect(pid, start + 1);
+        assert!(tree.alive().is_empty());
+        tree.signal(Signal::SIGKILL).unwrap();
+        tree.kill_all();
+        assert_eq!(death_signal(child), 15, "a stranger was killed");
+    }
+
+    #[test]
+    fn a_group_is_left_alone_once_only_escapees_of_it_are_known() {
+        let (group, _, _) = group_leader();
+        let (escapee, escapee_pid, escapee_start) = group_leader();
+        // The tree knows one member, which is outside the group.
+        let mut tree = Tree::new(group.id() as i32);
+        tree.members.insert(escapee_pid, escapee_start);
+        tree.signal(Signal::SIGKILL).unwrap();
+        assert_eq!(death_signal(escapee), 9, "the known member was spared");
+        assert_eq!(death_signal(group), 15, "an unverified group was killed");
+    }
+
+    #[test]
+    fn a_verified_tree_is_killed_whole_even_after_its_leader_exited() {
+        // The leader exits at once, leaving a `sleep` in the group; unreaped,
+        // the leader still pins the group id and vouches for it.
+        let mut leader = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 100 >/dev/null & echo $!"])
+            .stdout(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = leader.id() as i32;
+        let start = read_stat(pid).unwrap().start_time;
+        let mut out = String::new();
+        std::io::Read::read_to_string(leader.stdout.as_mut().unwrap(), &mut out).unwrap();
+        let left: i32 = out.trim().parse().unwrap();
+        let left_start = read_stat(left).unwrap().start_time;
+        let mut tree = Tree::collect(pid, start);
+        assert!(tree.alive().contains(&left));
+        tree.kill_all();
+        let gone = || read_stat(left).is_none_or(|p| p.start_time != left_start || p.is_dead());
+        for _ in 0..6000 {
+            if gone() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(gone(), "the process left behind survived");
+        leader.wait().unwrap();
     }
 }

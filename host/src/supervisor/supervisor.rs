@@ -290,17 +290,18 @@ impl Supervisor {
         signal: Signal,
         ty: &str,
     ) -> Result<(), SupervisorError> {
-        let pid = {
+        let (pid, start) = {
             let table = self.inner.table();
             let rec = table.get(name).ok_or_else(|| unknown(name))?;
-            match (rec.state == from, rec.pid) {
-                (true, Some(pid)) => pid,
+            match (rec.state == from, rec.pid, rec.pid_start_time) {
+                (true, Some(pid), Some(start)) => (pid, start),
                 _ => return Err(invalid(name, rec.state, action)),
             }
         };
-        // Signalled outside the lock: the /proc walk is not instant.
-        let pgid = pid as i32;
-        let tree = Tree::collect(pgid, Some(pgid));
+        // Signalled outside the lock: the /proc walk is not instant. The
+        // runner may have reaped the leader meanwhile; the tree then finds
+        // nothing it can prove is ours and signals nothing.
+        let tree = Tree::collect(pid as i32, start);
         reaper::note_escapees(&tree.escapees());
         tree.signal(signal).map_err(|e| SupervisorError::Signal {
             name: name.into(),

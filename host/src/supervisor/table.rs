@@ -39,6 +39,8 @@ pub(super) struct Record {
     pub(super) state: ProcessState,
     pub(super) reported_state: Option<ProcessState>,
     pub(super) pid: Option<u32>,
+    /// `pid`'s start time in `/proc`, so a reused pid is never taken for it.
+    pub(super) pid_start_time: Option<u64>,
     pub(super) exit_code: Option<i32>,
     pub(super) signal: Option<i32>,
     pub(super) restarts: u32,
@@ -66,6 +68,7 @@ impl Record {
             state: ProcessState::Pending,
             reported_state: None,
             pid: None,
+            pid_start_time: None,
             exit_code: None,
             signal: None,
             restarts: 0,
