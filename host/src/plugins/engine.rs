@@ -153,6 +153,10 @@ impl EpochTicker {
         let spawned = std::thread::Builder::new()
             .name("epoch-ticker".into())
             .spawn(move || {
+                // Ticks follow the clock, not a count of sleeps: every
+                // sleep oversleeps a little, and a 100-tick deadline would
+                // otherwise run 100 oversleeps late.
+                let mut next = std::time::Instant::now();
                 loop {
                     let Some(ticker) = weak.upgrade() else { return };
                     if ticker.in_flight.load(Ordering::Acquire) == 0 {
@@ -161,11 +165,22 @@ impl EpochTicker {
                         if ticker.in_flight.load(Ordering::Acquire) == 0 {
                             let _ = ticker.cv.wait_timeout(guard, Duration::from_millis(500));
                         }
+                        next = std::time::Instant::now();
                         continue;
                     }
                     drop(ticker);
-                    std::thread::sleep(EPOCH_TICK);
+                    next += EPOCH_TICK;
+                    let now = std::time::Instant::now();
+                    if next > now {
+                        std::thread::sleep(next - now);
+                    }
+                    // Catch up on ticks the thread slept through.
+                    let now = std::time::Instant::now();
                     engine.increment_epoch();
+                    while next + EPOCH_TICK <= now {
+                        next += EPOCH_TICK;
+                        engine.increment_epoch();
+                    }
                 }
             });
         if let Err(e) = spawned {

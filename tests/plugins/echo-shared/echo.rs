@@ -20,7 +20,13 @@ impl Guest for Echo {
         if data.get("fail") == Some(&serde_json::Value::Bool(true)) {
             return Err("asked to fail".to_string());
         }
-        let pong = serde_json::json!({ "version": VERSION, "ping_sequence": e.sequence });
+        // `handled_ms` tells a benchmark when this version handled the
+        // ping, independent of how long the pong then queued.
+        let pong = serde_json::json!({
+            "version": VERSION,
+            "ping_sequence": e.sequence,
+            "handled_ms": host::plugin::host::now_ms(),
+        });
         Ok(vec![Action::Emit(NewEvent {
             type_: "test.pong".to_string(),
             subject: None,

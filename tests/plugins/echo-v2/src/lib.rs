@@ -1,4 +1,4 @@
-//! `echo-v2`: answers `test.ping` with `test.pong` {"version": 2, "ping_sequence"},
+//! `echo-v2`: answers `test.ping` with `test.pong` {"version": 2, "ping_sequence", "handled_ms"},
 //! or fails with "asked to fail" when the ping's data has `"fail": true`.
 //! Hot-reload tests swap this component for its sibling and watch the version.
 
