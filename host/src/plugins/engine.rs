@@ -12,7 +12,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -26,6 +26,9 @@ use super::error::PluginError;
 /// milliseconds is N ticks, so a runaway guest is cut off within about one
 /// tick of its deadline.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Idle ticks (milliseconds) before the ticker parks.
+const IDLE_TICKS_BEFORE_PARKING: u32 = 50;
 
 /// The shared engine plus the machinery every plugin call relies on.
 #[derive(Clone)]
@@ -136,6 +139,8 @@ fn write_cache(component: &Component, path: &Path) -> anyhow::Result<()> {
 /// Keeps the epoch moving while at least one call is in flight.
 pub(crate) struct EpochTicker {
     in_flight: AtomicUsize,
+    /// Whether the thread waits on `cv` (so `enter` must wake it).
+    parked: AtomicBool,
     wake: Mutex<()>,
     cv: Condvar,
 }
@@ -144,6 +149,7 @@ impl EpochTicker {
     fn start(engine: Engine) -> Arc<Self> {
         let ticker = Arc::new(Self {
             in_flight: AtomicUsize::new(0),
+            parked: AtomicBool::new(false),
             wake: Mutex::new(()),
             cv: Condvar::new(),
         });
@@ -157,14 +163,28 @@ impl EpochTicker {
                 // sleep oversleeps a little, and a 100-tick deadline would
                 // otherwise run 100 oversleeps late.
                 let mut next = std::time::Instant::now();
+                let mut idle_ticks = 0;
                 loop {
                     let Some(ticker) = weak.upgrade() else { return };
-                    if ticker.in_flight.load(Ordering::Acquire) == 0 {
+                    if ticker.in_flight.load(Ordering::SeqCst) == 0 {
+                        idle_ticks += 1;
+                    } else {
+                        idle_ticks = 0;
+                    }
+                    // Park only after a quiet spell: a steady stream of
+                    // short calls then never pays for waking this thread.
+                    if idle_ticks > IDLE_TICKS_BEFORE_PARKING {
                         let guard = ticker.wake.lock().unwrap_or_else(|p| p.into_inner());
+                        // SeqCst here and in `enter`: each side writes one
+                        // flag then reads the other's, and at least one of
+                        // them must see the other's write.
+                        ticker.parked.store(true, Ordering::SeqCst);
                         // Re-check under the lock: `enter` notifies under it.
-                        if ticker.in_flight.load(Ordering::Acquire) == 0 {
+                        if ticker.in_flight.load(Ordering::SeqCst) == 0 {
                             let _ = ticker.cv.wait_timeout(guard, Duration::from_millis(500));
                         }
+                        ticker.parked.store(false, Ordering::SeqCst);
+                        idle_ticks = 0;
                         next = std::time::Instant::now();
                         continue;
                     }
@@ -191,7 +211,8 @@ impl EpochTicker {
     }
 
     fn enter(&self) {
-        if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.parked.load(Ordering::SeqCst) {
             let _guard = self.wake.lock().unwrap_or_else(|p| p.into_inner());
             self.cv.notify_one();
         }
