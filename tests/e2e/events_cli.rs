@@ -162,3 +162,34 @@ fn events_type_filter_keeps_exactly_the_matching_events() {
         "{both:#?}"
     );
 }
+
+#[test]
+fn events_stats_count_the_journal_by_type_and_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = journal_of_a_short_run(tmp.path());
+    let all = events_json(&state, &["--limit", "100000"]);
+    let args = [
+        OsStr::new("events"),
+        OsStr::new("--stats"),
+        OsStr::new("--json"),
+        OsStr::new("--state-dir"),
+        state.as_os_str(),
+    ];
+    let out = run_host(args, PATIENCE).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["total"].as_u64(), Some(all.len() as u64), "{stats:#}");
+    let failed = all.iter().filter(|e| e["type"] == "process.failed").count() as u64;
+    assert_eq!(stats["by_type"]["process.failed"].as_u64(), Some(failed));
+    let by_source: u64 = stats["by_source"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(by_source, all.len() as u64);
+}

@@ -326,6 +326,23 @@ impl Journal {
         Ok(events)
     }
 
+    /// Statistics of the whole journal, as [`Bus::stats`](crate::bus::Bus::stats)
+    /// gives for a running bus; for readers in another process.
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::Journal`] when the journal cannot be read.
+    pub fn stats(&self) -> Result<super::BusStats, BusError> {
+        let now = Utc::now();
+        let summary = self.summary(now)?;
+        let tracker = super::stats::StatsTracker::seeded(
+            summary.groups,
+            summary.recent_seconds,
+            summary.last_time,
+        );
+        Ok(tracker.snapshot(summary.head, now))
+    }
+
     /// Counts the bus seeds its sequence, retention and stats from.
     pub(crate) fn summary(&self, now: DateTime<Utc>) -> Result<JournalSummary, BusError> {
         let err = |action| BusError::journal(&self.path, action);
@@ -419,6 +436,23 @@ mod tests {
                     .unwrap()
             })
             .collect()
+    }
+
+    #[test]
+    fn a_read_only_journal_reports_the_same_statistics_as_the_bus() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Bus::open(dir.path(), BusConfig::default()).unwrap();
+        publish_three(&bus);
+        bus.publish(NewEvent::new("host/other", "x.y", json!(null)))
+            .unwrap();
+        let reader = Journal::open_read_only(&journal_path(dir.path())).unwrap();
+        let (live, read) = (bus.stats(), reader.stats().unwrap());
+        assert_eq!(read.total, 4);
+        assert_eq!((read.total, read.head), (live.total, live.head));
+        assert_eq!(read.by_type, live.by_type);
+        assert_eq!(read.by_source, live.by_source);
+        assert_eq!(read.by_type["a.b"], 3);
+        assert_eq!(read.events_per_minute, 4.0);
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub struct EventsArgs {
     /// JSON Lines of CloudEvents instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Print statistics of the journal (totals by type and source, events
+    /// in the last minute) instead of events.
+    #[arg(long, conflicts_with_all = ["types", "subject", "source", "since", "until", "after"])]
+    pub stats: bool,
 }
 
 pub(super) fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
@@ -51,6 +55,9 @@ pub(super) fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
             path.display()
         )
     })?;
+    if args.stats {
+        return print_stats(&journal, args.json);
+    }
     let types = args
         .types
         .iter()
@@ -98,6 +105,28 @@ pub(super) fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
             Err(e) => return Err(e.into()),
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_stats(journal: &Journal, json: bool) -> anyhow::Result<ExitCode> {
+    let stats = journal.stats()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&stats)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("events      {} (head sequence {})", stats.total, stats.head);
+    println!("last minute {}", stats.events_per_minute);
+    if let Some(t) = stats.last_event_time {
+        println!("newest      {}", t.to_rfc3339());
+    }
+    println!("by type");
+    for (ty, n) in &stats.by_type {
+        println!("  {n:>8}  {ty}");
+    }
+    println!("by source");
+    for (source, n) in &stats.by_source {
+        println!("  {n:>8}  {source}");
     }
     Ok(ExitCode::SUCCESS)
 }
