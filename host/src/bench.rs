@@ -87,6 +87,23 @@ pub struct BenchReport {
     pub runaway_overshoot_median_ms: f64,
     /// The idle-processes measurement, when run.
     pub idle: Option<IdleReport>,
+    /// Registering one task against 10,000 with 4 rule plugins.
+    pub dependencies: DependencyReport,
+}
+
+/// Dependency detection for one new task against many.
+#[derive(Debug, Serialize)]
+pub struct DependencyReport {
+    /// Tasks already registered.
+    pub tasks: usize,
+    /// Dependency-rule plugins loaded.
+    pub rules: usize,
+    /// Median time to register one more task (detection included).
+    pub median_ms: f64,
+    /// Slowest of the five.
+    pub max_ms: f64,
+    /// Dependencies the last registration found.
+    pub found: usize,
 }
 
 /// A real `host run` supervising many idle processes.
@@ -185,6 +202,11 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "runaway plugin, deadline {} ms: cut off {:.1} ms after it (median), {:.1} ms worst of 5",
             r.runaway_deadline_ms, r.runaway_overshoot_median_ms, r.runaway_overshoot_max_ms
         );
+        let d = &r.dependencies;
+        println!(
+            "dependency check of 1 new task against {} with {} rules: median {:.2} ms, max {:.2} ms ({} found)",
+            d.tasks, d.rules, d.median_ms, d.max_ms, d.found
+        );
         if let Some(i) = &r.idle {
             println!(
                 "{} idle supervised processes: host RSS {:.1} MiB, idle CPU {:.2}% of a core; all stopped on SIGTERM: {}",
@@ -193,6 +215,94 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Register `n` tasks (a tenth of them about APIs, spread over 20
+/// repositories), load `rules` copies of the shipped api-contract-rule,
+/// then time registering five more API tasks, detection included.
+async fn measure_dependencies(n: usize, rules: usize) -> anyhow::Result<DependencyReport> {
+    use crate::coordination::{CoordinationConfig, Coordinator, Task};
+    let rule = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/target/wasm32-wasip2/release/api_contract_rule.wasm");
+    if !rule.is_file() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+        let status = std::process::Command::new("cargo")
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "-p",
+                "api-contract-rule",
+            ])
+            .current_dir(&root)
+            .status()?;
+        if !status.success() {
+            bail!("building api-contract-rule in {} failed", root.display());
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins)?;
+    let bus = Bus::open_in_memory(BusConfig::default())?;
+    let (host, _rx) = plugin_host(&plugins, bus.clone(), 100).await?;
+    let coordinator = Coordinator::new(bus, host.clone(), CoordinationConfig::default());
+    let nouns = [
+        "orders",
+        "users",
+        "billing",
+        "search",
+        "auth",
+        "reports",
+        "cart",
+        "inventory",
+        "shipping",
+        "email",
+    ];
+    let task = |i: usize, api: bool| Task {
+        id: format!("t{i}"),
+        repository: format!("repo{}", i % 20),
+        title: if api {
+            format!(
+                "Expose the {} REST API endpoint v{i}",
+                nouns[i % nouns.len()]
+            )
+        } else {
+            format!("Refactor the {} module part {i}", nouns[i % nouns.len()])
+        },
+        description: String::new(),
+        keywords: Vec::new(),
+        agent: None,
+    };
+    // Rules are loaded after the backlog: registering 10,000 tasks with
+    // rules would measure the backlog, not the new task.
+    for i in 0..n {
+        coordinator.register(task(i, i % 10 == 0), "bench").await?;
+    }
+    for r in 0..rules {
+        std::fs::copy(&rule, plugins.join(format!("rule{r}.wasm")))?;
+    }
+    host.reconcile().await?;
+    let loaded = host.with_kind(Kind::DependencyRule).len();
+    let mut times = Vec::new();
+    let mut found = 0;
+    for k in 0..5 {
+        let t = Instant::now();
+        found = coordinator
+            .register(task(n + k, true), "bench")
+            .await?
+            .len();
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    host.shutdown().await;
+    let max = times.iter().copied().fold(0.0, f64::max);
+    Ok(DependencyReport {
+        tasks: n,
+        rules: loaded,
+        median_ms: median(times),
+        max_ms: max,
+        found,
+    })
 }
 
 /// Run this very binary as `host run` over `n` sleeping processes and read
@@ -442,6 +552,7 @@ async fn measure(args: &BenchArgs, v1: &Path, v2: &Path) -> anyhow::Result<Bench
     } else {
         None
     };
+    let dependencies = measure_dependencies(10_000, 4).await?;
     let reload = measure_reload(args, v1, v2).await?;
     let fixtures = v1.parent().context("fixture folder")?;
     let (startup_plugins, startup_cold_ms, startup_warm_ms) = measure_startup(fixtures).await?;
@@ -456,6 +567,7 @@ async fn measure(args: &BenchArgs, v1: &Path, v2: &Path) -> anyhow::Result<Bench
         runaway_overshoot_max_ms: overshoot_max,
         runaway_overshoot_median_ms: overshoot_median,
         idle,
+        dependencies,
         events: n,
         call_wasm_per_sec: call_wasm,
         call_native_per_sec: call_native,
