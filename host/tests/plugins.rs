@@ -856,3 +856,71 @@ async fn a_burst_of_runaway_calls_stops_at_the_quarantine_even_within_one_batch(
     assert_eq!(health.consecutive_failures, 0);
     assert_eq!(h.events("plugin.reloaded").len(), 1);
 }
+
+#[tokio::test]
+async fn the_failure_alert_counts_only_failures_within_its_window_on_the_hosts_clock() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(plugins.join("alert")).unwrap();
+    std::fs::write(
+        plugins.join("alert/plugin.toml"),
+        format!(
+            "component = {:?}\n[config]\nthreshold = 3\nwindow_secs = 600\n",
+            shipped_component("failure-alert")
+        ),
+    )
+    .unwrap();
+    // A virtual clock the test moves: the plugin reads it through now-ms.
+    let now = Arc::new(AtomicU64::new(1_000_000));
+    let clock = now.clone();
+    let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+    let (tx, mut actions) = mpsc::channel(16);
+    let mut config = PluginHostConfig::new(plugins.canonicalize().unwrap());
+    config.build_missing = false;
+    let host = PluginHost::start_with_clock(
+        config,
+        bus.clone(),
+        Arc::new(FakeProcesses::default()),
+        tx,
+        Arc::new(move || clock.load(Ordering::SeqCst)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(host.list().len(), 1);
+    let fail_at = |secs: u64| {
+        now.store(1_000_000 + secs * 1000, Ordering::SeqCst);
+        bus.publish(
+            NewEvent::new(
+                "host/supervisor",
+                "process.failed",
+                json!({ "exit_code": 3 }),
+            )
+            .with_subject("web"),
+        )
+        .unwrap()
+        .sequence
+    };
+    // Failures at 0 s, 400 s and 800 s: never three within 600 s.
+    for secs in [0, 400, 800] {
+        fail_at(secs);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        actions.try_recv().is_err(),
+        "no alert for failures spread over 800 s"
+    );
+    // 900 s: 400, 800 and 900 are within 600 s of each other.
+    let third = fail_at(900);
+    let request = timeout(Duration::from_secs(30), actions.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(request.cause, Some(third));
+    let (ty, data) = emitted(&request).remove(0);
+    assert_eq!(ty, "alert.process_failures");
+    assert_eq!(
+        (data["process"].as_str(), data["failures"].as_u64()),
+        (Some("web"), Some(3))
+    );
+}

@@ -62,11 +62,6 @@ impl PluginRef {
         self.slot.current().map(|v| v.description.clone())
     }
 
-    /// Digest of the current version's component.
-    pub fn digest(&self) -> Option<String> {
-        self.slot.current().map(|v| v.compiled.digest.clone())
-    }
-
     /// Counters and quarantine state.
     pub fn health(&self) -> Health {
         self.slot.health()
