@@ -8,7 +8,9 @@
 //! once the plugin is unloaded. Actions from ticks go to the executor.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -108,7 +110,7 @@ impl Scheduler {
         loop {
             for agent in plugins.with_kind(Kind::BackgroundAgent) {
                 let is_new = {
-                    let states = self.shared.states.lock().unwrap_or_else(|p| p.into_inner());
+                    let states = self.shared.states.lock();
                     states
                         .get(agent.name())
                         .is_none_or(|s| s.status == AgentStatus::Stopped)
@@ -231,13 +233,7 @@ impl Scheduler {
 
     /// Every agent's state, by plugin name.
     pub fn list(&self) -> Vec<AgentState> {
-        self.shared
-            .states
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.shared.states.lock().values().cloned().collect()
     }
 
     /// Skip ticks until resumed.
@@ -260,7 +256,7 @@ impl Scheduler {
 
     fn set_paused(&self, name: &str, pause: bool) -> Result<(), AgentError> {
         {
-            let mut states = self.shared.states.lock().unwrap_or_else(|p| p.into_inner());
+            let mut states = self.shared.states.lock();
             let state = states
                 .get_mut(name)
                 .ok_or_else(|| AgentError::Unknown(name.to_string()))?;
@@ -285,21 +281,16 @@ impl Scheduler {
     /// Stop every agent loop and wait for them.
     pub async fn shutdown(&self) {
         self.shared.shutdown.send_replace(true);
-        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut tasks = std::mem::take(&mut *self.tasks.lock());
         while tasks.join_next().await.is_some() {}
     }
 
     fn status(&self, name: &str) -> Option<AgentStatus> {
-        self.shared
-            .states
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .map(|s| s.status)
+        self.shared.states.lock().get(name).map(|s| s.status)
     }
 
     fn update(&self, name: &str, f: impl FnOnce(&mut AgentState)) {
-        let mut states = self.shared.states.lock().unwrap_or_else(|p| p.into_inner());
+        let mut states = self.shared.states.lock();
         let state = states
             .entry(name.to_string())
             .or_insert_with(|| AgentState {
@@ -327,9 +318,6 @@ impl Scheduler {
     }
 
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        self.tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .spawn(task);
+        self.tasks.lock().spawn(task);
     }
 }

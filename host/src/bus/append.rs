@@ -12,7 +12,7 @@ use chrono::Utc;
 
 use crate::bus::error::BusError;
 use crate::bus::event::{Event, NewEvent};
-use crate::bus::log::{Bus, Writer, lock, write};
+use crate::bus::log::{Bus, Writer};
 
 impl Bus {
     /// Appends one event and returns it with its id, time and sequence.
@@ -56,7 +56,7 @@ impl Bus {
 
         let shared = &*self.shared;
         let (events, head) = {
-            let mut writer = lock(&shared.writer);
+            let mut writer = shared.writer.lock();
             let first = shared.head.load(Ordering::Acquire) + 1;
             let now = Utc::now();
             let time = writer.last_time.map_or(now, |last| last.max(now));
@@ -69,7 +69,7 @@ impl Bus {
             writer.last_time = Some(time);
             let head = first + batch.len() as u64 - 1;
             {
-                let mut recent = write(&shared.recent);
+                let mut recent = shared.recent.write();
                 // Only the newest `ring_capacity` of a large batch would survive anyway.
                 let ring_from = batch.len().saturating_sub(shared.config.ring_capacity);
                 if ring_from > 0 {
@@ -115,7 +115,7 @@ impl Bus {
         };
         match writer.journal.prune_through(cutoff) {
             Ok(pruned) => {
-                let mut recent = write(&self.shared.recent);
+                let mut recent = self.shared.recent.write();
                 recent.stats.forget(&pruned);
                 recent.journal_first = recent.journal_first.max(cutoff + 1);
             }

@@ -6,8 +6,10 @@
 //! history never stalls a publisher.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use parking_lot::{Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -198,7 +200,7 @@ impl Bus {
     /// [`BusError::Journal`] or [`BusError::CorruptEvent`] if the journal read fails.
     pub fn query(&self, q: &EventQuery) -> Result<Vec<Event>, BusError> {
         {
-            let recent = read(&self.shared.recent);
+            let recent = self.shared.recent.read();
             if let Some(found) = query::from_ring(q, &recent.ring, recent.journal_first) {
                 return Ok(found);
             }
@@ -208,7 +210,7 @@ impl Bus {
 
     /// Counts over the journal and the recent publish rate.
     pub fn stats(&self) -> BusStats {
-        let recent = read(&self.shared.recent);
+        let recent = self.shared.recent.read();
         recent.stats.snapshot(self.head(), Utc::now())
     }
 
@@ -227,7 +229,7 @@ impl Bus {
             // Just before the oldest event still held: events pruned before this
             // consumer existed were never its to miss, so they are not "skipped".
             StartAt::Beginning => {
-                let recent = read(&self.shared.recent);
+                let recent = self.shared.recent.read();
                 let ring_first = recent.ring.first_seq().unwrap_or(u64::MAX);
                 recent.journal_first.min(ring_first).saturating_sub(1)
             }
@@ -250,7 +252,7 @@ impl Bus {
         filter: &[Pattern],
     ) -> Result<JournalPage, BusError> {
         let ring_first = {
-            let recent = read(&self.shared.recent);
+            let recent = self.shared.recent.read();
             if recent.ring.covers_after(after) {
                 return Ok(page_from_ring(&recent.ring, after, filter));
             }
@@ -262,7 +264,7 @@ impl Bus {
         // (a ring larger than the journal): those are not lost, so read them.
         match (ring_first, page.first_seq) {
             (Some(ring_first), first) if first.is_none_or(|f| f > ring_first) => Ok(
-                page_from_ring(&read(&self.shared.recent).ring, after, filter),
+                page_from_ring(&self.shared.recent.read().ring, after, filter),
             ),
             _ => Ok(page),
         }
@@ -273,8 +275,8 @@ impl Bus {
         f: impl FnOnce(&Journal) -> Result<R, BusError>,
     ) -> Result<R, BusError> {
         match &self.shared.reader {
-            Some(reader) => f(&lock(reader)),
-            None => f(&lock(&self.shared.writer).journal),
+            Some(reader) => f(&reader.lock()),
+            None => f(&self.shared.writer.lock().journal),
         }
     }
 }
@@ -293,21 +295,6 @@ fn page_from_ring(ring: &Ring, after: u64, filter: &[Pattern]) -> JournalPage {
         }
     }
     page
-}
-
-// A panic while a lock is held cannot leave the log half-written: the journal
-// commits before any in-memory update, and those updates do not panic. Recovering
-// the guard keeps one panicking task from taking the whole bus down with it.
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-pub(super) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-pub(super) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

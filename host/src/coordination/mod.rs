@@ -12,7 +12,9 @@ mod index;
 mod task;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use serde_json::json;
 
@@ -108,7 +110,7 @@ impl Coordinator {
             });
         }
         {
-            let mut reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+            let mut reg = self.registry.lock();
             if let Some(old) = reg.tasks.remove(&task.id) {
                 reg.index.remove(&old);
                 reg.dependencies
@@ -137,7 +139,7 @@ impl Coordinator {
             }
         }
         {
-            let mut reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+            let mut reg = self.registry.lock();
             reg.index.insert(&task);
             reg.tasks.insert(task.id.clone(), task.clone());
             reg.dependencies.extend(found.iter().cloned());
@@ -157,7 +159,7 @@ impl Coordinator {
 
     /// The tasks a rule with `keywords` should see paired with `task`.
     fn candidates(&self, task: &Task, keywords: &[String]) -> Vec<Task> {
-        let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let reg = self.registry.lock();
         let ids = reg.index.candidates(task, keywords);
         ids.into_iter()
             .filter_map(|id| reg.tasks.get(&id))
@@ -171,13 +173,13 @@ impl Coordinator {
 
     /// Every registered task.
     pub fn tasks(&self) -> Vec<Task> {
-        let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let reg = self.registry.lock();
         reg.tasks.values().cloned().collect()
     }
 
     /// Every dependency found so far.
     pub fn dependencies(&self) -> Vec<Dependency> {
-        let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let reg = self.registry.lock();
         reg.dependencies.clone()
     }
 

@@ -209,10 +209,7 @@ async fn follow<F, Fut>(
             }
         }
     }
-    slot.dispatching
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&kind);
+    slot.dispatching.lock().remove(&kind);
 }
 
 async fn forward(inner: &Inner, plugin: &str, cause: Option<u64>, actions: Vec<Action>) {

@@ -12,8 +12,10 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+
+use parking_lot::{Condvar, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -174,14 +176,14 @@ impl EpochTicker {
                     // Park only after a quiet spell: a steady stream of
                     // short calls then never pays for waking this thread.
                     if idle_ticks > IDLE_TICKS_BEFORE_PARKING {
-                        let guard = ticker.wake.lock().unwrap_or_else(|p| p.into_inner());
+                        let mut guard = ticker.wake.lock();
                         // SeqCst here and in `enter`: each side writes one
                         // flag then reads the other's, and at least one of
                         // them must see the other's write.
                         ticker.parked.store(true, Ordering::SeqCst);
                         // Re-check under the lock: `enter` notifies under it.
                         if ticker.in_flight.load(Ordering::SeqCst) == 0 {
-                            let _ = ticker.cv.wait_timeout(guard, Duration::from_millis(500));
+                            ticker.cv.wait_for(&mut guard, Duration::from_millis(500));
                         }
                         ticker.parked.store(false, Ordering::SeqCst);
                         idle_ticks = 0;
@@ -213,7 +215,7 @@ impl EpochTicker {
     fn enter(&self) {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         if self.parked.load(Ordering::SeqCst) {
-            let _guard = self.wake.lock().unwrap_or_else(|p| p.into_inner());
+            let _guard = self.wake.lock();
             self.cv.notify_one();
         }
     }

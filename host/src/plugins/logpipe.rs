@@ -6,7 +6,9 @@
 //! Partial lines are buffered up to a cap, then flushed as they are.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -50,7 +52,7 @@ impl LogPipe {
     }
 
     fn push(&self, bytes: &[u8]) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pending = self.pending.lock();
         pending.extend_from_slice(bytes);
         while let Some(end) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
@@ -133,9 +135,7 @@ mod tests {
             "p".into(),
             "stdout",
             Arc::new(move |plugin, stream, text| {
-                seen.lock()
-                    .unwrap()
-                    .push(format!("{plugin}/{stream}: {text}"));
+                seen.lock().push(format!("{plugin}/{stream}: {text}"));
             }),
         );
         (pipe, lines)
@@ -146,10 +146,10 @@ mod tests {
         let (pipe, lines) = capture();
         pipe.push(b"hel");
         pipe.push(b"lo\nwor");
-        assert_eq!(*lines.lock().unwrap(), ["p/stdout: hello"]);
+        assert_eq!(*lines.lock(), ["p/stdout: hello"]);
         pipe.push(b"ld\n\n");
         assert_eq!(
-            *lines.lock().unwrap(),
+            *lines.lock(),
             ["p/stdout: hello", "p/stdout: world", "p/stdout: "]
         );
     }
@@ -158,7 +158,7 @@ mod tests {
     fn an_endless_line_is_logged_in_pieces_rather_than_held_forever() {
         let (pipe, lines) = capture();
         pipe.push(&vec![b'x'; MAX_LINE + 10]);
-        let lines = lines.lock().unwrap();
+        let lines = lines.lock();
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].len(), "p/stdout: ".len() + MAX_LINE + 10);
     }

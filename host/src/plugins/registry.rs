@@ -9,7 +9,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -213,11 +215,7 @@ impl PluginHost {
             let name = spec.name.clone();
             match self.load(spec).await {
                 Ok(version) => {
-                    self.inner
-                        .reported
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&path);
+                    self.inner.reported.lock().remove(&path);
                     self.install(&name, existing, version, started.elapsed());
                 }
                 Err(err) => {
@@ -231,7 +229,7 @@ impl PluginHost {
             }
         }
         let gone: Vec<Arc<Slot>> = {
-            let mut slots = self.inner.slots.lock().unwrap_or_else(|p| p.into_inner());
+            let mut slots = self.inner.slots.lock();
             let names: Vec<String> = slots
                 .keys()
                 .filter(|n| !wanted.contains(n))
@@ -321,7 +319,6 @@ impl PluginHost {
                 self.inner
                     .slots
                     .lock()
-                    .unwrap_or_else(|p| p.into_inner())
                     .insert(name.to_string(), slot.clone());
                 (slot, "plugin.loaded")
             }
@@ -337,11 +334,7 @@ impl PluginHost {
         self.publish(NewEvent::new(SOURCE, ty, info).with_subject(name));
         let start = StartAt::After(self.inner.bus.head());
         for kind in kinds {
-            let fresh = slot
-                .dispatching
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(kind);
+            let fresh = slot.dispatching.lock().insert(kind);
             if !fresh {
                 continue;
             }
@@ -361,11 +354,7 @@ impl PluginHost {
     fn report_failure(&self, name: Option<&str>, path: &Path, err: &PluginError, ty: &str) {
         let text = err.to_string();
         {
-            let mut reported = self
-                .inner
-                .reported
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut reported = self.inner.reported.lock();
             if reported.get(path) == Some(&text) {
                 return;
             }
@@ -390,32 +379,16 @@ impl PluginHost {
     }
 
     fn slot(&self, name: &str) -> Option<Arc<Slot>> {
-        self.inner
-            .slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        self.inner.slots.lock().get(name).cloned()
     }
 
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        self.inner
-            .tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .spawn(task);
+        self.inner.tasks.lock().spawn(task);
     }
 
     /// Every loaded plugin, by name.
     pub fn list(&self) -> Vec<PluginSummary> {
-        let slots: Vec<Arc<Slot>> = self
-            .inner
-            .slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let slots: Vec<Arc<Slot>> = self.inner.slots.lock().values().cloned().collect();
         slots
             .iter()
             .filter_map(|slot| {
@@ -435,7 +408,7 @@ impl PluginHost {
 
     /// Handles to the plugins that export `kind`, by name.
     pub fn with_kind(&self, kind: Kind) -> Vec<PluginRef> {
-        let slots = self.inner.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let slots = self.inner.slots.lock();
         slots
             .values()
             .filter(|s| {
@@ -454,8 +427,7 @@ impl PluginHost {
     /// Stop the watcher and dispatchers and wait for them.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
-        let mut tasks =
-            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut tasks = std::mem::take(&mut *self.inner.tasks.lock());
         while tasks.join_next().await.is_some() {}
     }
 }

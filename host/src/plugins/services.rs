@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use rusqlite::Connection;
 
@@ -123,13 +125,13 @@ impl StateStore {
     }
 
     pub(crate) fn get(&self, plugin: &str, key: &str) -> Option<Vec<u8>> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = self.inner.lock();
         inner.values.get(plugin)?.get(key).cloned()
     }
 
     /// Bytes `plugin` would hold without its current value for `key`.
     pub(crate) fn usage(&self, plugin: &str, key: &str) -> usize {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = self.inner.lock();
         inner.values.get(plugin).map_or(0, |m| {
             m.iter()
                 .filter(|(k, _)| k.as_str() != key)
@@ -139,7 +141,7 @@ impl StateStore {
     }
 
     pub(crate) fn set(&self, plugin: &str, key: String, value: Vec<u8>) {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.inner.lock();
         if let Some(db) = &inner.db {
             let written = db
                 .prepare_cached(

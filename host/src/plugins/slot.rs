@@ -7,8 +7,10 @@
 //! state live outside the version and carry over.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+
+use parking_lot::{Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -78,23 +80,16 @@ impl Slot {
 
     /// The version serving now, if any.
     pub(crate) fn current(&self) -> Option<Arc<PluginVersion>> {
-        self.version
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.version.read().clone()
     }
 
     /// Swap in a new version: the old one finishes any call in flight and
     /// its actor ends when the last reference goes. A new version lifts a
     /// quarantine and resets the failure streak.
     pub(crate) fn install(&self, version: Arc<PluginVersion>) -> Option<Arc<PluginVersion>> {
-        let old = self
-            .version
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .replace(version);
+        let old = self.version.write().replace(version);
         {
-            let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+            let mut h = self.health.lock();
             h.consecutive_failures = 0;
             h.quarantined = false;
             h.versions_loaded += 1;
@@ -107,10 +102,7 @@ impl Slot {
     /// Take the plugin out of service for good.
     pub(crate) fn remove(&self) {
         self.removed.store(true, Ordering::Release);
-        self.version
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        self.version.write().take();
         self.generation.send_modify(|g| *g += 1);
     }
 
@@ -123,17 +115,11 @@ impl Slot {
     }
 
     pub(crate) fn health(&self) -> Health {
-        self.health
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.health.lock().clone()
     }
 
     pub(crate) fn note_skipped(&self) {
-        self.health
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .skipped_while_quarantined += 1;
+        self.health.lock().skipped_while_quarantined += 1;
     }
 
     /// Call the current version, with failure accounting: traps and
@@ -171,7 +157,7 @@ impl Slot {
         outcome: Result<R, CallFailure>,
     ) -> Result<R, PluginError> {
         {
-            let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+            let mut h = self.health.lock();
             h.calls += 1;
             if outcome.is_ok() {
                 h.consecutive_failures = 0;
@@ -204,7 +190,7 @@ impl Slot {
     ) -> Vec<Result<R, PluginError>> {
         let quarantined = || PluginError::Quarantined(self.name.clone());
         let (budget, stopped) = {
-            let h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+            let h = self.health.lock();
             (
                 self.max_failures
                     .saturating_sub(h.consecutive_failures)
@@ -248,7 +234,7 @@ impl Slot {
         let (consecutive, quarantine_now) = {
             // Not a call count: invalid values are reported after the call
             // that returned them was counted.
-            let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+            let mut h = self.health.lock();
             h.last_error = Some(failure.to_string());
             if failure.is_fatal() {
                 h.failures += 1;

@@ -9,8 +9,10 @@
 //! (`store.rs`) always get every line.
 
 use std::io;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -21,7 +23,7 @@ use tokio::time::Instant;
 
 use super::publish;
 use super::state::{OutputLine, Stream};
-use super::store::{LogFile, SharedRing, lock_log, lock_ring};
+use super::store::{LogFile, SharedRing};
 use crate::bus::Bus;
 
 /// Longest line kept; the rest is cut and the line says how much was cut.
@@ -240,7 +242,7 @@ async fn read_stream(mut pipe: impl AsyncRead + Unpin, stream: Stream, sink: Sin
         let line = finish_line(&mut partial, &mut cut, &mut batch.truncated);
         deliver(vec![line], stream, &sink, &mut batch, &mut log_failed);
     }
-    if let Err(e) = lock_log(&sink.log).flush() {
+    if let Err(e) = sink.log.lock().flush() {
         tracing::error!(%stream, error = %e, "flushing the process log failed");
     }
     batch.flush_final(stream, &sink).await;
@@ -281,7 +283,7 @@ fn deliver(
     let now = Utc::now();
     if !*log_failed {
         // Plain buffered writes to the page cache: short enough to do inline.
-        let mut log = lock_log(&sink.log);
+        let mut log = sink.log.lock();
         if let Err(e) = lines.iter().try_for_each(|l| log.write_line(l)) {
             *log_failed = true;
             tracing::error!(path = %log.path().display(), error = %e,
@@ -289,7 +291,7 @@ fn deliver(
         }
     }
     {
-        let mut ring = lock_ring(&sink.ring);
+        let mut ring = sink.ring.lock();
         for line in &lines {
             ring.push(OutputLine {
                 stream,
@@ -364,6 +366,6 @@ mod tests {
         );
         assert_eq!(batch.dropped, 0);
         // Every line still reached the ring.
-        assert_eq!(lock_ring(&sink.ring).last(10).len(), 6);
+        assert_eq!(sink.ring.lock().last(10).len(), 6);
     }
 }

@@ -12,9 +12,9 @@
 //! zombies are: two supervisors in one process must not reap each other's
 //! children.
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 use std::time::Duration;
 
@@ -50,9 +50,7 @@ impl Registry {
 }
 
 fn registry() -> MutexGuard<'static, Registry> {
-    // A panic while holding this lock leaves only sets of pids behind, which
-    // stay consistent, so a poisoned lock is safe to keep using.
-    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+    REGISTRY.lock()
 }
 
 /// Makes this process a child subreaper and enables orphan reaping.

@@ -13,7 +13,9 @@
 //! (`Control::MemoryLimit`), so a stop never races a restart.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use serde_json::json;
@@ -74,7 +76,7 @@ pub(super) async fn sample_periodically(inner: Weak<Inner>, every: Duration) {
         let done = tokio::task::spawn_blocking(move || {
             // A panic mid-sample leaves a usable sampler: at worst one CPU
             // figure is computed against a stale baseline.
-            let mut sampler = sampler.lock().unwrap_or_else(|e| e.into_inner());
+            let mut sampler = sampler.lock();
             sample_once(&inner, &mut sampler);
         })
         .await;

@@ -9,7 +9,9 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use chrono::{DateTime, Utc};
 
@@ -61,11 +63,6 @@ impl Ring {
     pub(crate) fn touch(&mut self, at: DateTime<Utc>) {
         self.last_output_at = Some(at);
     }
-}
-
-/// Locks a ring; its data stays valid even if a holder panicked.
-pub(crate) fn lock_ring(ring: &SharedRing) -> MutexGuard<'_, Ring> {
-    ring.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// `<name>.log`, rotated to `.1`, `.2`, `.3` when it grows past a limit.
@@ -137,11 +134,6 @@ pub(crate) fn rotated(path: &Path, n: u32) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Locks a log file; a writer that panicked mid-line leaves at worst a partial line.
-pub(crate) fn lock_log(log: &Mutex<LogFile>) -> MutexGuard<'_, LogFile> {
-    log.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,7 +142,7 @@ mod tests {
     #[test]
     fn the_ring_keeps_only_the_newest_lines() {
         let ring = Ring::shared(3);
-        let mut r = lock_ring(&ring);
+        let mut r = ring.lock();
         for i in 0..5 {
             r.push(OutputLine {
                 stream: Stream::Stdout,

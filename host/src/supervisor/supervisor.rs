@@ -21,7 +21,6 @@ use super::runner::{self, Control};
 use super::spec::ProcessSpec;
 use super::state::{OutputLine, ProcessInfo, ProcessState, StatusUpdate};
 use super::stop::Tree;
-use super::store::lock_ring;
 use super::table::{Inner, Record, RunHandle};
 use crate::bus::{Bus, NewEvent};
 
@@ -399,7 +398,7 @@ impl Supervisor {
             .get(name)
             .map(|r| r.ring.clone())
             .ok_or_else(|| unknown(name))?;
-        Ok(lock_ring(&ring).last(last))
+        Ok(ring.lock().last(last))
     }
 
     /// Starts every pending process whose spec says `autostart`.

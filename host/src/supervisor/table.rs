@@ -5,8 +5,10 @@
 //! small, locked helpers without seeing the public API.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+
+use parking_lot::{Mutex, MutexGuard};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -18,7 +20,7 @@ use super::runner::Control;
 use super::spawn::Spawner;
 use super::spec::ProcessSpec;
 use super::state::{ProcessInfo, ProcessState};
-use super::store::{Ring, SharedRing, lock_ring};
+use super::store::{Ring, SharedRing};
 use super::supervisor::SupervisorConfig;
 use crate::bus::Bus;
 
@@ -97,7 +99,7 @@ impl Record {
             progress: self.progress,
             message: self.message.clone(),
             started_at: self.started_at,
-            last_output_at: lock_ring(&self.ring).last_output_at(),
+            last_output_at: self.ring.lock().last_output_at(),
             memory_bytes: self.memory_bytes,
             cpu_percent: self.cpu_percent,
             metadata: self.spec.metadata.clone(),
@@ -119,16 +121,14 @@ impl Inner {
 
     /// Stops the background reaper and resource sampler.
     pub(super) fn stop_background(&self) {
-        let tasks = std::mem::take(&mut *self.background.lock().unwrap_or_else(|e| e.into_inner()));
+        let tasks = std::mem::take(&mut *self.background.lock());
         for task in tasks {
             task.abort();
         }
     }
 
     pub(super) fn table(&self) -> MutexGuard<'_, BTreeMap<String, Record>> {
-        // Every update leaves the table consistent before it can panic, so a
-        // poisoned lock still guards valid data.
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
+        self.table.lock()
     }
 
     /// Runs `f` on the record of runner `generation`, if it is still current.
@@ -150,7 +150,7 @@ impl Inner {
     }
 
     pub(super) fn spawner(&self) -> std::io::Result<Arc<Spawner>> {
-        let mut slot = self.spawner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.spawner.lock();
         if let Some(spawner) = slot.as_ref() {
             return Ok(spawner.clone());
         }
@@ -163,7 +163,7 @@ impl Inner {
     /// Starts the periodic orphan reaper (idle unless subreaper) and, unless
     /// disabled, the resource sampler.
     pub(super) fn ensure_background(self: &Arc<Self>) {
-        let mut tasks = self.background.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tasks = self.background.lock();
         if !tasks.is_empty() {
             return;
         }
@@ -181,7 +181,7 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let tasks = self.background.get_mut().unwrap_or_else(|e| e.into_inner());
+        let tasks = self.background.get_mut();
         for task in tasks.drain(..) {
             task.abort();
         }
