@@ -138,6 +138,10 @@ pub struct SupervisorSection {
     /// sampling and limits off. Example: `resource_interval = "30s"`
     #[serde(with = "crate::supervisor::duration::required")]
     pub resource_interval: std::time::Duration,
+    /// Finished processes created at runtime (API, MCP, CLI) that stay
+    /// queryable; the oldest beyond this are removed.
+    /// Example: `retain_finished = 1000`
+    pub retain_finished: usize,
 }
 
 impl Default for SupervisorSection {
@@ -146,6 +150,7 @@ impl Default for SupervisorSection {
             ring_lines: 1000,
             log_max_bytes: 10 << 20,
             resource_interval: std::time::Duration::from_secs(10),
+            retain_finished: 1000,
         }
     }
 }

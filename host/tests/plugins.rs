@@ -3,7 +3,7 @@
 //! a real bus, a real `PluginHost`, and the action channel read directly
 //! so each test sees exactly what plugins decided.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,7 +13,7 @@ use host::coordination::{CoordinationConfig, Coordinator, Task};
 use host::plugins::{
     Action, ActionRequest, Kind, PluginError, PluginHost, PluginHostConfig, ProcessView,
 };
-use host::supervisor::{ProcessInfo, ProcessState};
+use host::supervisor::{Origin, ProcessInfo, ProcessState};
 use host_tests::{fixture, install_component, shipped_component, shipped_plugin};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -36,7 +36,10 @@ impl ProcessView for FakeProcesses {
 fn process(name: &str, kind: &str) -> ProcessInfo {
     ProcessInfo {
         name: name.into(),
+        label: None,
         kind: kind.into(),
+        origin: Origin::Config,
+        command: "true".into(),
         state: ProcessState::Running,
         reported_state: None,
         pid: Some(1),
@@ -45,11 +48,15 @@ fn process(name: &str, kind: &str) -> ProcessInfo {
         restarts: 0,
         progress: None,
         message: None,
+        created_at: chrono::Utc::now(),
         started_at: None,
+        completed_at: None,
+        duration_ms: None,
+        timeout_ms: None,
         last_output_at: None,
         memory_bytes: None,
         cpu_percent: None,
-        metadata: BTreeMap::new(),
+        metadata: serde_json::Map::new(),
     }
 }
 

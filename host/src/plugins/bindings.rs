@@ -91,10 +91,17 @@ pub(crate) fn process_to_wit(p: &ProcessInfo) -> wit::ProcessInfo {
         message: p.message.clone(),
         started_at_ms: p.started_at.map(|t| t.timestamp_millis().max(0) as u64),
         last_output_ms: p.last_output_at.map(|t| t.timestamp_millis().max(0) as u64),
+        // WIT metadata is text: strings as they are, other values as JSON.
         metadata: p
             .metadata
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| {
+                let text = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), text)
+            })
             .collect(),
     }
 }

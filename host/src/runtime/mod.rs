@@ -122,6 +122,7 @@ impl Runtime {
                 log_max_bytes: config.supervisor.log_max_bytes,
                 resource_interval: Some(config.supervisor.resource_interval)
                     .filter(|d| !d.is_zero()),
+                retain_finished: config.supervisor.retain_finished,
             },
         );
         for spec in config.process.values() {

@@ -83,6 +83,16 @@ pub enum SupervisorError {
         #[source]
         source: io::Error,
     },
+    /// A start or restart was asked for, but no new run followed.
+    #[error("process `{name}` was not (re)started: {reason}; it is {state}")]
+    NotRestarted {
+        /// The process.
+        name: String,
+        /// Its state when the runner ended.
+        state: ProcessState,
+        /// Why: the restart limit, a stop, or shutdown.
+        reason: String,
+    },
     /// The supervisor is shutting down and accepts no new work.
     #[error("the supervisor is shutting down; cannot {action} process `{name}`")]
     ShuttingDown {

@@ -30,6 +30,16 @@ pub(crate) fn transition(
     new(name, ty, data)
 }
 
+/// `process.removed`: the process left the table (`reason`: `requested` or
+/// `retention`), in its last state.
+pub(crate) fn removed(name: &str, state: ProcessState, reason: &str) -> NewEvent {
+    new(
+        name,
+        "process.removed",
+        json!({ "state": state, "reason": reason }),
+    )
+}
+
 /// Publishes state events; called only with no lock held.
 ///
 /// A bus failure cannot be reported on the bus, so it goes to the log.

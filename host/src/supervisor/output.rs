@@ -297,6 +297,7 @@ fn deliver(
                 stream,
                 line: line.clone(),
                 time: now,
+                offset: 0, // numbered by the ring
             });
         }
         ring.touch(now);

@@ -37,6 +37,13 @@ use crate::bus::NewEvent;
 pub(super) enum Control {
     /// Stop the tree; `force` skips the grace period.
     Stop { force: bool },
+    /// Stop the tree (gracefully) and start it again through the restart
+    /// accounting: the window and counter are kept, backoff applies, and a
+    /// full window ends in `process.gave_up`. `reply` learns when the next
+    /// run has spawned, or why none will.
+    Restart {
+        reply: oneshot::Sender<Result<(), SupervisorError>>,
+    },
     /// The resource sampler saw run `pid` over its `memory_limit`: stop it
     /// as a failure. Ignored if that run is already over.
     MemoryLimit {
@@ -44,6 +51,15 @@ pub(super) enum Control {
         memory_bytes: u64,
         limit_bytes: u64,
     },
+}
+
+/// How a runner begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Launch {
+    /// An explicit start: spawn at once (the counter and window were reset).
+    Fresh,
+    /// A restart of a finished process: through the accounting first.
+    Restart,
 }
 
 /// How long output readers may outlive the tree before they are detached.
@@ -60,6 +76,12 @@ struct Runner {
     control: mpsc::UnboundedReceiver<Control>,
     /// A stop was asked for: never restart after this run.
     stop_requested: bool,
+    /// A restart was asked for: restart after this run whatever the policy.
+    restart_requested: bool,
+    /// Whoever waits for the next run to spawn (the starter, restart callers).
+    waiting: Vec<oneshot::Sender<Result<(), SupervisorError>>>,
+    /// Why the runner ended without another run, for those still waiting.
+    end_reason: &'static str,
 }
 
 /// A spawned child with its output tasks.
@@ -77,6 +99,7 @@ enum Ending {
     Exited,
     TimedOut,
     Stopped { force: bool },
+    Restart,
     OverMemory,
 }
 
@@ -88,6 +111,7 @@ pub(super) async fn run(
     inner: Arc<Inner>,
     name: String,
     generation: u64,
+    launch: Launch,
     control: mpsc::UnboundedReceiver<Control>,
     reply: oneshot::Sender<Result<(), SupervisorError>>,
     done: watch::Sender<bool>,
@@ -98,15 +122,34 @@ pub(super) async fn run(
         generation,
         control,
         stop_requested: false,
+        restart_requested: false,
+        waiting: vec![reply],
+        end_reason: "it was stopped",
     };
-    runner.life(reply).await;
+    runner.life(launch).await;
     runner.inner.run_finished(&runner.name, runner.generation);
+    // Anyone still waiting for a spawn learns that none is coming.
+    let state = runner
+        .inner
+        .table()
+        .get(&runner.name)
+        .map_or(ProcessState::Cancelled, |r| r.state);
+    for waiter in runner.waiting.drain(..) {
+        let _ = waiter.send(Err(SupervisorError::NotRestarted {
+            name: runner.name.clone(),
+            state,
+            reason: runner.end_reason.to_string(),
+        }));
+    }
     let _ = done.send(true);
 }
 
 impl Runner {
-    async fn life(&mut self, reply: oneshot::Sender<Result<(), SupervisorError>>) {
-        let mut reply = Some(reply);
+    async fn life(&mut self, launch: Launch) {
+        // The first spawn of an explicit start that fails ends the runner
+        // with the error; later spawn failures count as failed runs.
+        let mut fresh = launch == Launch::Fresh;
+        let mut relaunch = launch == Launch::Restart;
         loop {
             let Some(spec) = self
                 .inner
@@ -114,64 +157,89 @@ impl Runner {
             else {
                 return;
             };
+            if relaunch && !self.back_off(&spec).await {
+                return;
+            }
+            relaunch = true;
             let outcome = match self.spawn(&spec).await {
                 Err(err) => {
                     self.spawn_failed(&err);
-                    if let Some(reply) = reply.take() {
-                        let _ = reply.send(Err(err));
+                    if std::mem::take(&mut fresh) {
+                        // The starter gets the error itself; anyone else
+                        // learns at the end that no run is coming.
+                        if !self.waiting.is_empty() {
+                            let _ = self.waiting.remove(0).send(Err(err));
+                        }
                         return;
                     }
                     ProcessState::Failed
                 }
                 Ok(spawned) => {
+                    fresh = false;
                     self.running(spawned.pid, spawned.start_time);
-                    if let Some(reply) = reply.take() {
-                        let _ = reply.send(Ok(()));
+                    for waiter in self.waiting.drain(..) {
+                        let _ = waiter.send(Ok(()));
                     }
                     self.supervise(spawned, &spec).await
                 }
             };
             while let Ok(request) = self.control.try_recv() {
-                // A late limit notice is about the run that just ended.
-                if let Control::Stop { .. } = request {
-                    self.stop_requested = true;
+                match request {
+                    Control::Stop { .. } => self.stop_requested = true,
+                    Control::Restart { reply } => {
+                        self.restart_requested = true;
+                        self.waiting.push(reply);
+                    }
+                    // A late limit notice is about the run that just ended.
+                    Control::MemoryLimit { .. } => {}
                 }
             }
-            if self.stop_requested || !should_restart(spec.restart, outcome) {
+            let asked = std::mem::take(&mut self.restart_requested);
+            if self.stop_requested || !(asked || should_restart(spec.restart, outcome)) {
                 return;
             }
-            let Some(delay) = self.schedule_restart(&spec) else {
-                return;
-            };
-            let sleep = tokio::time::sleep(delay);
-            tokio::pin!(sleep);
-            loop {
-                tokio::select! {
-                    _ = &mut sleep => break,
-                    request = self.control.recv() => {
-                        if let Some(Control::MemoryLimit { .. }) = request {
-                            continue;
-                        }
+        }
+    }
+
+    /// Records a restart in the window, waits out the backoff and announces
+    /// the start; false when the runner must end instead (gave up, stopped
+    /// meanwhile, or the supervisor is shutting down).
+    async fn back_off(&mut self, spec: &ProcessSpec) -> bool {
+        let Some(delay) = self.schedule_restart(spec) else {
+            return false;
+        };
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                request = self.control.recv() => match request {
+                    Some(Control::MemoryLimit { .. }) => continue,
+                    // Backoff applies to an asked restart too: it waits with us.
+                    Some(Control::Restart { reply }) => self.waiting.push(reply),
+                    Some(Control::Stop { .. }) | None => {
                         self.transition(ProcessState::Cancelled, "process.cancelled", json!({}));
-                        return;
+                        return false;
                     }
                 }
             }
-            let name = &self.name;
-            self.update_and_publish(|rec, _| {
-                let from = rec.state;
-                rec.state = ProcessState::Starting;
-                rec.restarts += 1;
-                let data = json!({ "restarts": rec.restarts });
-                vec![events::transition(
-                    name,
-                    "process.starting",
-                    from,
-                    rec.state,
-                    data,
-                )]
-            });
         }
+        let name = &self.name;
+        self.update_and_publish(|rec, _| {
+            let from = rec.state;
+            rec.state = ProcessState::Starting;
+            rec.restarts += 1;
+            rec.completed_at = None;
+            let data = json!({ "restarts": rec.restarts });
+            vec![events::transition(
+                name,
+                "process.starting",
+                from,
+                rec.state,
+                data,
+            )]
+        });
+        true
     }
 
     async fn spawn(&self, spec: &ProcessSpec) -> Result<Spawned, SupervisorError> {
@@ -252,6 +320,10 @@ impl Runner {
                         break Ending::OverMemory;
                     }
                     Some(Control::Stop { force }) => break Ending::Stopped { force },
+                    Some(Control::Restart { reply }) => {
+                        self.waiting.push(reply);
+                        break Ending::Restart;
+                    }
                     None => break Ending::Stopped { force: false },
                 }
             }
@@ -263,6 +335,10 @@ impl Runner {
             Ending::Stopped { force } => {
                 self.stop_requested = true;
                 (force, Some("requested"))
+            }
+            Ending::Restart => {
+                self.restart_requested = true;
+                (false, Some("restart"))
             }
         };
         if let Some(reason) = reason {
@@ -292,7 +368,7 @@ impl Runner {
             None => (None, None),
         };
         let outcome = match ending {
-            Ending::Stopped { .. } => ProcessState::Cancelled,
+            Ending::Stopped { .. } | Ending::Restart => ProcessState::Cancelled,
             Ending::TimedOut => ProcessState::Timeout,
             Ending::OverMemory => ProcessState::Failed,
             Ending::Exited if exit_code == Some(0) => ProcessState::Completed,
@@ -347,7 +423,7 @@ impl Runner {
             let _ = tree.signal(Signal::SIGCONT);
             tokio::select! {
                 _ = tokio::time::timeout(grace, tree.wait_gone(None)) => {}
-                _ = wait_for_force(&mut self.control, &mut self.stop_requested) => {}
+                _ = wait_for_force(&mut self.control, &mut self.stop_requested, &mut self.restart_requested, &mut self.waiting) => {}
             }
         }
         tree.extend();
@@ -397,8 +473,9 @@ impl Runner {
 
     /// Enters backoff and returns the delay; `None` when giving up or
     /// shutting down.
-    fn schedule_restart(&self, spec: &ProcessSpec) -> Option<Duration> {
+    fn schedule_restart(&mut self, spec: &ProcessSpec) -> Option<Duration> {
         let mut delay = None;
+        let mut reason = "the supervisor is shutting down";
         let name = &self.name;
         self.update_and_publish(|rec, shutting_down| {
             if shutting_down {
@@ -411,16 +488,19 @@ impl Runner {
                 .window
                 .try_record(Instant::now(), window, spec.max_restarts)
             {
-                None => vec![events::new(
-                    name,
-                    "process.gave_up",
-                    json!({
-                        "restarts": rec.restarts,
-                        "max_restarts": spec.max_restarts,
-                        "window_ms": window.as_millis() as u64,
-                        "state": rec.state,
-                    }),
-                )],
+                None => {
+                    reason = "it reached its restart limit (process.gave_up)";
+                    vec![events::new(
+                        name,
+                        "process.gave_up",
+                        json!({
+                            "restarts": rec.restarts,
+                            "max_restarts": spec.max_restarts,
+                            "window_ms": window.as_millis() as u64,
+                            "state": rec.state,
+                        }),
+                    )]
+                }
                 Some(attempt) => {
                     let d = backoff_delay(spec.backoff, spec.backoff_max, attempt, fastrand::f64());
                     delay = Some(d);
@@ -437,6 +517,9 @@ impl Runner {
                 }
             }
         });
+        if delay.is_none() {
+            self.end_reason = reason;
+        }
         delay
     }
 
@@ -510,8 +593,14 @@ fn pidfd_of(pid: i32, start_time: u64) -> Option<std::os::fd::OwnedFd> {
         .then_some(fd)
 }
 
-/// Resolves when a forced stop is requested; notes graceful requests.
-async fn wait_for_force(control: &mut mpsc::UnboundedReceiver<Control>, stop_requested: &mut bool) {
+/// Resolves when a forced stop is requested; notes graceful requests
+/// (stops, and restarts to perform once this stop is over).
+async fn wait_for_force(
+    control: &mut mpsc::UnboundedReceiver<Control>,
+    stop_requested: &mut bool,
+    restart_requested: &mut bool,
+    waiting: &mut Vec<oneshot::Sender<Result<(), SupervisorError>>>,
+) {
     loop {
         match control.recv().await {
             Some(Control::Stop { force }) => {
@@ -519,6 +608,10 @@ async fn wait_for_force(control: &mut mpsc::UnboundedReceiver<Control>, stop_req
                 if force {
                     return;
                 }
+            }
+            Some(Control::Restart { reply }) => {
+                *restart_requested = true;
+                waiting.push(reply);
             }
             // Already stopping; a limit notice adds nothing.
             Some(Control::MemoryLimit { .. }) => {}

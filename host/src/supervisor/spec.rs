@@ -42,9 +42,16 @@ use super::{duration, size};
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessSpec {
-    /// Unique name, `[A-Za-z0-9._-]+`; taken from the table key.
+    /// Unique name, `[A-Za-z0-9._-]+`; taken from the table key. For a
+    /// process created at runtime this is its generated id (`build_7f3a9c`).
     #[serde(skip)]
     pub name: String,
+    /// A human-readable name shown beside the id (seed 004's `name`), any
+    /// text up to 256 characters without control characters.
+    ///
+    /// Example: `label = "Implement login feature"`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     /// Shell command (run with `/bin/sh -c`) or, when `args` is given, the program.
     pub command: String,
     /// Program arguments; when present `command` is executed directly, without a shell.
@@ -59,6 +66,8 @@ pub struct ProcessSpec {
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// Kind of process, used to pick status mappers; `"default"` by default.
+    /// The same characters as a name: seed 004's types (`jules_session`,
+    /// `test_suite`, `build`, `server`, `analysis`, `custom`) and any other.
     #[serde(default = "default_kind")]
     pub kind: String,
     /// Start with the host; `true` by default.
@@ -98,10 +107,19 @@ pub struct ProcessSpec {
     /// `failed` ("memory limit exceeded") and restarts as `restart` says.
     #[serde(default, with = "size::optional")]
     pub memory_limit: Option<u64>,
-    /// Free-form labels carried into [`ProcessInfo`](super::ProcessInfo).
+    /// Free-form context carried into [`ProcessInfo`](super::ProcessInfo)
+    /// (seed 004's `metadata`: session id, test file, ...); any JSON object,
+    /// at most [`MAX_METADATA_BYTES`] once serialized.
+    ///
+    /// Example: `metadata = { session = "abc", attempt = 2 }`
     #[serde(default)]
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
 }
+
+/// Largest `metadata` object a process may carry, serialized.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+/// Longest `label`, in characters.
+pub const MAX_LABEL_CHARS: usize = 256;
 
 fn default_kind() -> String {
     "default".into()
@@ -132,6 +150,7 @@ impl ProcessSpec {
     pub fn new(name: impl Into<String>, command: impl Into<String>) -> ProcessSpec {
         ProcessSpec {
             name: name.into(),
+            label: None,
             command: command.into(),
             args: None,
             cwd: None,
@@ -147,7 +166,7 @@ impl ProcessSpec {
             stop_signal: StopSignal::Term,
             stop_timeout: default_stop_timeout(),
             memory_limit: None,
-            metadata: BTreeMap::new(),
+            metadata: serde_json::Map::new(),
         }
     }
 
@@ -162,6 +181,11 @@ impl ProcessSpec {
             field: field.into(),
             reason,
         };
+        // The kind first: a runtime process's name is built from it.
+        ensure_valid_name(&self.kind).map_err(|reason| bad("kind", reason))?;
+        if self.kind.len() > 64 {
+            return Err(bad("kind", "must be at most 64 characters".into()));
+        }
         ensure_valid_name(&self.name).map_err(|reason| bad("name", reason))?;
         if self.command.trim().is_empty() {
             return Err(bad("command", "must not be empty".into()));
@@ -200,6 +224,24 @@ impl ProcessSpec {
             return Err(bad(
                 "memory_limit",
                 "must be more than 0 bytes (leave it out for no limit)".into(),
+            ));
+        }
+        if let Some(label) = &self.label {
+            if label.chars().count() > MAX_LABEL_CHARS {
+                return Err(bad(
+                    "label",
+                    format!("must be at most {MAX_LABEL_CHARS} characters"),
+                ));
+            }
+            if label.chars().any(char::is_control) {
+                return Err(bad("label", "must not contain control characters".into()));
+            }
+        }
+        let metadata_bytes = serde_json::to_string(&self.metadata).map_or(0, |s| s.len());
+        if metadata_bytes > MAX_METADATA_BYTES {
+            return Err(bad(
+                "metadata",
+                format!("is {metadata_bytes} bytes as JSON; at most {MAX_METADATA_BYTES} are kept"),
             ));
         }
         Ok(())
@@ -380,7 +422,8 @@ mod tests {
             stop_signal = "SIGINT"
             stop_timeout = "3s"
             memory_limit = "512MiB"
-            metadata = { session = "abc" }
+            metadata = { session = "abc", attempt = 2 }
+            label = "Run the tests"
             "#,
         )
         .unwrap();
@@ -391,6 +434,7 @@ mod tests {
         assert_eq!(spec.stop_signal, StopSignal::Int);
         assert_eq!(spec.memory_limit, Some(512 << 20));
         assert_eq!(spec.metadata["session"], "abc");
+        assert_eq!(spec.metadata["attempt"], 2);
         assert!(!spec.autostart);
     }
 
@@ -440,6 +484,9 @@ mod tests {
         assert_eq!(field_of(&ProcessSpec::new("..", "true")), "name");
         assert_eq!(field_of(&ProcessSpec::new("ok", "  ")), "command");
         let mut spec = ProcessSpec::new("ok", "true");
+        spec.kind = "two words".into();
+        assert_eq!(field_of(&spec), "kind");
+        let mut spec = ProcessSpec::new("ok", "true");
         spec.backoff = Duration::from_secs(60);
         assert_eq!(field_of(&spec), "backoff");
         let mut spec = ProcessSpec::new("ok", "true");
@@ -448,6 +495,13 @@ mod tests {
         let mut spec = ProcessSpec::new("ok", "true");
         spec.memory_limit = Some(0);
         assert_eq!(field_of(&spec), "memory_limit");
+        let mut spec = ProcessSpec::new("ok", "true");
+        spec.label = Some("two\nlines".into());
+        assert_eq!(field_of(&spec), "label");
+        let mut spec = ProcessSpec::new("ok", "true");
+        spec.metadata
+            .insert("blob".into(), "x".repeat(MAX_METADATA_BYTES).into());
+        assert_eq!(field_of(&spec), "metadata");
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! Kept apart from the machinery so other rooms (API, plugins) can read what a
 //! process is doing without seeing how it is done.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -107,13 +106,30 @@ pub struct StatusUpdate {
     pub message: Option<String>,
 }
 
+/// Where a process came from, which decides how long it is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// A `[process.NAME]` table of `host.toml`: kept for the life of the host.
+    Config,
+    /// Created while the host runs (API, MCP, CLI): once finished, kept
+    /// until removed or until the retention limit drops the oldest.
+    Runtime,
+}
+
 /// A snapshot of one supervised process.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct ProcessInfo {
-    /// Unique name.
+    /// Unique name; for a process created at runtime, its generated id.
     pub name: String,
+    /// Human-readable name, if one was given.
+    pub label: Option<String>,
     /// Kind (picks status mappers).
     pub kind: String,
+    /// Where it came from.
+    pub origin: Origin,
+    /// The command line as configured.
+    pub command: String,
     /// Lifecycle state, owned by the supervisor.
     pub state: ProcessState,
     /// Last state reported through [`StatusUpdate`], if any.
@@ -130,8 +146,17 @@ pub struct ProcessInfo {
     pub progress: Option<f32>,
     /// Last reported message.
     pub message: Option<String>,
+    /// When the process was added to the table.
+    pub created_at: DateTime<Utc>,
     /// When the current (or last) run was spawned.
     pub started_at: Option<DateTime<Utc>>,
+    /// When the last run ended for good (a terminal state); `None` while a
+    /// run is active or will be restarted.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Milliseconds from `started_at` to `completed_at`, or to now while it runs.
+    pub duration_ms: Option<u64>,
+    /// The longest a run may take before it is stopped as `timeout`.
+    pub timeout_ms: Option<u64>,
     /// When the last output line arrived.
     pub last_output_at: Option<DateTime<Utc>>,
     /// Resident memory of the whole tree at the last resource sample of the
@@ -140,8 +165,8 @@ pub struct ProcessInfo {
     /// CPU use of the whole tree at the last resource sample, in percent of
     /// one core (so above 100 on several cores); `None` until a second sample.
     pub cpu_percent: Option<f32>,
-    /// Labels from the spec.
-    pub metadata: BTreeMap<String, String>,
+    /// Context from the spec (any JSON object).
+    pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Which pipe a line came from.
@@ -179,6 +204,9 @@ pub struct OutputLine {
     pub line: String,
     /// When the host read it.
     pub time: DateTime<Utc>,
+    /// Position among every line the process printed (across runs),
+    /// counting from 0; resume with "lines after offset".
+    pub offset: u64,
 }
 
 #[cfg(test)]

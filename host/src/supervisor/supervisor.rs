@@ -17,10 +17,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::error::SupervisorError;
 use super::events;
 use super::reaper;
-use super::runner::{self, Control};
+use super::runner::{self, Control, Launch};
 use super::spec::ProcessSpec;
-use super::state::{OutputLine, ProcessInfo, ProcessState, StatusUpdate};
+use super::state::{Origin, OutputLine, ProcessInfo, ProcessState, StatusUpdate};
 use super::stop::Tree;
+use super::store::OutputPage;
 use super::table::{Inner, Record, RunHandle};
 use crate::bus::{Bus, NewEvent};
 
@@ -39,6 +40,10 @@ pub struct SupervisorConfig {
     /// (default 10 s); `None` disables sampling and limits. Intervals under
     /// 200 ms make the CPU figure unreliable.
     pub resource_interval: Option<Duration>,
+    /// Finished processes created at runtime that stay queryable (default
+    /// 1,000); beyond that the oldest are removed (`process.removed` with
+    /// reason `retention`), so the table never grows without bound.
+    pub retain_finished: usize,
 }
 
 impl SupervisorConfig {
@@ -49,6 +54,7 @@ impl SupervisorConfig {
             ring_lines: 1000,
             log_max_bytes: 10 * 1024 * 1024,
             resource_interval: Some(Duration::from_secs(10)),
+            retain_finished: 1000,
         }
     }
 }
@@ -103,7 +109,8 @@ impl Supervisor {
         reaper::become_subreaper()
     }
 
-    /// Adds a process in state `pending`; it does not start it.
+    /// Adds a process from configuration in state `pending`; it does not
+    /// start it. Publishes `process.created` with its spec.
     ///
     /// # Errors
     ///
@@ -112,36 +119,100 @@ impl Supervisor {
     /// duplicate name.
     pub fn add(&self, spec: ProcessSpec) -> Result<(), SupervisorError> {
         spec.validate()?;
-        let mut table = self.inner.table();
-        if table.contains_key(&spec.name) {
-            return Err(SupervisorError::AlreadyExists { name: spec.name });
-        }
-        let ring_lines = self.inner.config.ring_lines;
-        table.insert(spec.name.clone(), Record::new(spec, ring_lines));
+        let event = {
+            let mut table = self.inner.table();
+            if table.contains_key(&spec.name) {
+                return Err(SupervisorError::AlreadyExists { name: spec.name });
+            }
+            self.insert(&mut table, spec, Origin::Config)
+        };
+        events::publish(&self.inner.bus, vec![event]);
         Ok(())
     }
 
-    /// Removes a process that is not running, returning its spec.
+    /// Creates a process at runtime (seed 004's `start_background_process`)
+    /// under a fresh id `<kind>_<6 hex digits>` and returns the id; it does
+    /// not start it. `spec.name` is ignored. Publishes `process.created`.
+    ///
+    /// Once finished, the process stays queryable until removed or until
+    /// [`SupervisorConfig::retain_finished`] newer finished ones push it out.
+    ///
+    /// # Errors
+    ///
+    /// [`SupervisorError::InvalidSpec`] if the spec fails
+    /// [`ProcessSpec::validate`], [`SupervisorError::ShuttingDown`].
+    pub fn create(&self, mut spec: ProcessSpec) -> Result<String, SupervisorError> {
+        // Validate with a placeholder of the final shape so a bad kind is
+        // reported as the kind, not as the name built from it.
+        spec.name = format!("{}_000000", spec.kind);
+        spec.validate()?;
+        let (id, event) = {
+            let mut table = self.inner.table();
+            if self.inner.shutting_down.load(Ordering::SeqCst) {
+                return Err(SupervisorError::ShuttingDown {
+                    name: spec.kind.clone(),
+                    action: "create",
+                });
+            }
+            // 16.7 million ids per kind: a collision is rare, and retried.
+            let id = std::iter::repeat_with(|| {
+                format!("{}_{:06x}", spec.kind, fastrand::u32(..1 << 24))
+            })
+            .find(|id| !table.contains_key(id))
+            .unwrap_or_else(|| unreachable!("repeat_with never ends"));
+            spec.name = id.clone();
+            (id, self.insert(&mut table, spec, Origin::Runtime))
+        };
+        events::publish(&self.inner.bus, vec![event]);
+        Ok(id)
+    }
+
+    /// Puts a checked spec in the table; returns its `process.created`.
+    fn insert(
+        &self,
+        table: &mut std::collections::BTreeMap<String, Record>,
+        spec: ProcessSpec,
+        origin: Origin,
+    ) -> NewEvent {
+        let name = spec.name.clone();
+        let event = events::new(
+            &name,
+            "process.created",
+            json!({ "origin": origin, "spec": spec, "label": spec.label, "kind": spec.kind }),
+        );
+        let ring_lines = self.inner.config.ring_lines;
+        table.insert(name, Record::new(spec, origin, ring_lines));
+        event
+    }
+
+    /// Removes a process that is not running, returning its spec; publishes
+    /// `process.removed` (reason `requested`).
     ///
     /// # Errors
     ///
     /// [`SupervisorError::UnknownProcess`], or [`SupervisorError::InvalidState`]
     /// while it is active (stop it first).
     pub fn remove(&self, name: &str) -> Result<ProcessSpec, SupervisorError> {
-        let mut table = self.inner.table();
-        let rec = table.get(name).ok_or_else(|| unknown(name))?;
-        if rec.run.is_some() || rec.state.is_active() {
-            return Err(invalid(name, rec.state, "remove"));
-        }
-        let rec = table.remove(name).ok_or_else(|| unknown(name))?;
+        let rec = {
+            let mut table = self.inner.table();
+            let rec = table.get(name).ok_or_else(|| unknown(name))?;
+            if rec.run.is_some() || rec.state.is_active() {
+                return Err(invalid(name, rec.state, "remove"));
+            }
+            table.remove(name).ok_or_else(|| unknown(name))?
+        };
+        events::publish(
+            &self.inner.bus,
+            vec![events::removed(name, rec.state, "requested")],
+        );
         Ok(Arc::unwrap_or_clone(rec.spec))
     }
 
     /// Starts a pending or finished process; returns once it is spawned.
     ///
-    /// Resets the restart counter and window. On a spawn failure the process
-    /// is `failed`, a `process.failed` event says why, and no automatic
-    /// restart follows.
+    /// An explicit start begins afresh: it resets the restart counter and
+    /// window. On a spawn failure the process is `failed`, a
+    /// `process.failed` event says why, and no automatic restart follows.
     ///
     /// # Errors
     ///
@@ -149,6 +220,12 @@ impl Supervisor {
     /// if it is already active, [`SupervisorError::ShuttingDown`],
     /// [`SupervisorError::Spawn`] or [`SupervisorError::Log`].
     pub async fn start(&self, name: &str) -> Result<(), SupervisorError> {
+        self.launch(name, Launch::Fresh).await
+    }
+
+    /// Starts a runner for `name`; see [`Supervisor::start`] and
+    /// [`Supervisor::restart`].
+    async fn launch(&self, name: &str, launch: Launch) -> Result<(), SupervisorError> {
         let (tx, control) = mpsc::unbounded_channel();
         let (done_tx, done) = watch::channel(false);
         let (reply, answer) = oneshot::channel();
@@ -165,27 +242,36 @@ impl Supervisor {
             {
                 return Err(invalid(name, rec.state, "start"));
             }
-            let from = rec.state;
-            rec.state = ProcessState::Starting;
             rec.generation += 1;
-            rec.restarts = 0;
-            rec.window.clear();
             rec.run = Some(RunHandle { control: tx, done });
-            let event = events::transition(
-                name,
-                "process.starting",
-                from,
-                rec.state,
-                json!({ "restarts": 0 }),
-            );
+            let event = match launch {
+                Launch::Fresh => {
+                    let from = rec.state;
+                    rec.state = ProcessState::Starting;
+                    rec.restarts = 0;
+                    rec.window.clear();
+                    rec.completed_at = None;
+                    Some(events::transition(
+                        name,
+                        "process.starting",
+                        from,
+                        rec.state,
+                        json!({ "restarts": 0 }),
+                    ))
+                }
+                // The runner records the restart and announces the start
+                // once its backoff is over.
+                Launch::Restart => None,
+            };
             (rec.generation, event)
         };
-        events::publish(&self.inner.bus, vec![event]);
+        events::publish(&self.inner.bus, event.into_iter().collect());
         self.inner.ensure_background();
         tokio::spawn(runner::run(
             self.inner.clone(),
             name.to_string(),
             generation,
+            launch,
             control,
             reply,
             done_tx,
@@ -229,17 +315,53 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Stops the process if it is active (gracefully), then starts it again.
+    /// Restarts a process through its restart accounting, as the
+    /// supervisor's own restarts go: an active process is stopped
+    /// gracefully (its run ends `cancelled`, reason `restart`), then the
+    /// restart is recorded in the window (`max_restarts` within
+    /// `restart_window`), the backoff is waited out and it starts again;
+    /// a full window ends in `process.gave_up` instead. The counter and
+    /// window are not reset, so restarts asked in a loop (by a plugin or a
+    /// person) are slowed down and finally refused like a crash loop. A
+    /// pending process is simply started. Returns once the new run has
+    /// spawned.
     ///
     /// # Errors
     ///
-    /// As [`Supervisor::stop`] and [`Supervisor::start`].
+    /// [`SupervisorError::UnknownProcess`], [`SupervisorError::NotRestarted`]
+    /// when the restart limit is reached (or a stop or shutdown came first),
+    /// and the errors of [`Supervisor::start`].
     pub async fn restart(&self, name: &str) -> Result<(), SupervisorError> {
-        match self.stop(name, false).await {
-            Ok(()) | Err(SupervisorError::InvalidState { .. }) => {}
-            Err(e) => return Err(e),
+        let answer = {
+            let table = self.inner.table();
+            let rec = table.get(name).ok_or_else(|| unknown(name))?;
+            match &rec.run {
+                Some(run) => {
+                    let (reply, answer) = oneshot::channel();
+                    if run.control.send(Control::Restart { reply }).is_err() {
+                        return Err(invalid(name, rec.state, "restart"));
+                    }
+                    Some(answer)
+                }
+                None => None,
+            }
+        };
+        match answer {
+            Some(answer) => answer.await.unwrap_or_else(|_| {
+                Err(SupervisorError::NotRestarted {
+                    name: name.into(),
+                    state: self.get(name).map_or(ProcessState::Cancelled, |p| p.state),
+                    reason: "its runner ended".into(),
+                })
+            }),
+            None if self
+                .get(name)
+                .is_some_and(|p| p.state == ProcessState::Pending) =>
+            {
+                self.start(name).await
+            }
+            None => self.launch(name, Launch::Restart).await,
         }
-        self.start(name).await
     }
 
     /// Pauses a running process: `SIGSTOP` to its group and descendants.
@@ -399,6 +521,43 @@ impl Supervisor {
             .map(|r| r.ring.clone())
             .ok_or_else(|| unknown(name))?;
         Ok(ring.lock().last(last))
+    }
+
+    /// Up to `max` output lines with an offset of at least `offset` (both
+    /// streams, oldest first); see [`OutputPage`] for resuming.
+    ///
+    /// # Errors
+    ///
+    /// [`SupervisorError::UnknownProcess`].
+    pub fn output_after(
+        &self,
+        name: &str,
+        offset: u64,
+        max: usize,
+    ) -> Result<OutputPage, SupervisorError> {
+        let ring = self
+            .inner
+            .table()
+            .get(name)
+            .map(|r| r.ring.clone())
+            .ok_or_else(|| unknown(name))?;
+        Ok(ring.lock().after(offset, max))
+    }
+
+    /// The process's log files that exist, oldest first: the rotated
+    /// generations (`.3`, `.2`, `.1`) and then the current `<name>.log`.
+    /// Every output line of every run is in them, up to rotation.
+    ///
+    /// # Errors
+    ///
+    /// [`SupervisorError::UnknownProcess`].
+    pub fn log_files(&self, name: &str) -> Result<Vec<PathBuf>, SupervisorError> {
+        if !self.inner.table().contains_key(name) {
+            return Err(unknown(name));
+        }
+        Ok(super::store::log_generations(
+            &self.inner.config.log_dir.join(format!("{name}.log")),
+        ))
     }
 
     /// Starts every pending process whose spec says `autostart`.

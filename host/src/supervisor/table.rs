@@ -10,16 +10,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
 
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::events;
 use super::reaper;
 use super::resources;
 use super::restart::RestartWindow;
 use super::runner::Control;
 use super::spawn::Spawner;
 use super::spec::ProcessSpec;
-use super::state::{ProcessInfo, ProcessState};
+use super::state::{Origin, ProcessInfo, ProcessState};
 use super::store::{Ring, SharedRing};
 use super::supervisor::SupervisorConfig;
 use crate::bus::Bus;
@@ -38,6 +40,10 @@ pub(super) struct Inner {
 /// What the supervisor knows about one process.
 pub(super) struct Record {
     pub(super) spec: Arc<ProcessSpec>,
+    pub(super) origin: Origin,
+    pub(super) created_at: DateTime<Utc>,
+    /// Set when a run ends for good (no restart follows); cleared by a start.
+    pub(super) completed_at: Option<DateTime<Utc>>,
     pub(super) state: ProcessState,
     pub(super) reported_state: Option<ProcessState>,
     pub(super) pid: Option<u32>,
@@ -64,9 +70,12 @@ pub(super) struct RunHandle {
 }
 
 impl Record {
-    pub(super) fn new(spec: ProcessSpec, ring_lines: usize) -> Record {
+    pub(super) fn new(spec: ProcessSpec, origin: Origin, ring_lines: usize) -> Record {
         Record {
             spec: Arc::new(spec),
+            origin,
+            created_at: Utc::now(),
+            completed_at: None,
             state: ProcessState::Pending,
             reported_state: None,
             pid: None,
@@ -87,9 +96,16 @@ impl Record {
     }
 
     pub(super) fn info(&self, name: &str) -> ProcessInfo {
+        let duration_ms = self.started_at.map(|start| {
+            let end = self.completed_at.unwrap_or_else(Utc::now);
+            u64::try_from((end - start).num_milliseconds()).unwrap_or(0)
+        });
         ProcessInfo {
             name: name.to_string(),
+            label: self.spec.label.clone(),
             kind: self.spec.kind.clone(),
+            origin: self.origin,
+            command: self.spec.command.clone(),
             state: self.state,
             reported_state: self.reported_state,
             pid: self.pid,
@@ -98,7 +114,11 @@ impl Record {
             restarts: self.restarts,
             progress: self.progress,
             message: self.message.clone(),
+            created_at: self.created_at,
             started_at: self.started_at,
+            completed_at: self.completed_at,
+            duration_ms,
+            timeout_ms: self.spec.timeout.map(|t| t.as_millis() as u64),
             last_output_at: self.ring.lock().last_output_at(),
             memory_bytes: self.memory_bytes,
             cpu_percent: self.cpu_percent,
@@ -144,9 +164,29 @@ impl Inner {
         Some(f(rec, shutting_down))
     }
 
-    /// Called by a runner as it ends.
+    /// Called by a runner as it ends: the run is over for good. Records when,
+    /// and applies the retention limit to finished runtime processes.
     pub(super) fn run_finished(&self, name: &str, generation: u64) {
-        self.with_run(name, generation, |rec, _| rec.run = None);
+        let removed = {
+            let mut table = self.table();
+            let Some(rec) = table.get_mut(name).filter(|r| r.generation == generation) else {
+                return;
+            };
+            rec.run = None;
+            if rec.state.is_terminal() {
+                rec.completed_at = Some(Utc::now());
+            }
+            if rec.origin == Origin::Runtime {
+                prune_finished(&mut table, self.config.retain_finished)
+            } else {
+                Vec::new()
+            }
+        };
+        let events = removed
+            .iter()
+            .map(|(name, state)| events::removed(name, *state, "retention"))
+            .collect();
+        events::publish(&self.bus, events);
     }
 
     pub(super) fn spawner(&self) -> std::io::Result<Arc<Spawner>> {
@@ -177,6 +217,32 @@ impl Inner {
             )));
         }
     }
+}
+
+/// Removes the oldest finished runtime processes beyond `keep`; returns
+/// their names and last states.
+fn prune_finished(
+    table: &mut BTreeMap<String, Record>,
+    keep: usize,
+) -> Vec<(String, ProcessState)> {
+    let mut finished: Vec<(DateTime<Utc>, String)> = table
+        .iter()
+        .filter(|(_, r)| r.origin == Origin::Runtime && r.run.is_none() && r.state.is_terminal())
+        .map(|(name, r)| (r.completed_at.unwrap_or(r.created_at), name.clone()))
+        .collect();
+    if finished.len() <= keep {
+        return Vec::new();
+    }
+    finished.sort();
+    let excess = finished.len() - keep;
+    finished
+        .into_iter()
+        .take(excess)
+        .filter_map(|(_, name)| {
+            let rec = table.remove(&name)?;
+            Some((name, rec.state))
+        })
+        .collect()
 }
 
 impl Drop for Inner {

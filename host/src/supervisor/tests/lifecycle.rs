@@ -15,6 +15,7 @@ async fn a_process_that_exits_zero_completes_with_events_in_order() {
     assert_eq!(
         lifecycle(&bus, "ok"),
         [
+            "process.created",
             "process.starting",
             "process.started",
             "process.exited",
@@ -90,7 +91,7 @@ async fn a_process_past_its_timeout_is_stopped_as_timeout() {
         50
     );
     assert_eq!(
-        lifecycle(&bus, "slow")[2..],
+        lifecycle(&bus, "slow")[3..],
         ["process.stopping", "process.exited", "process.timeout"]
     );
 }

@@ -110,4 +110,5 @@ pub(super) async fn first_line_pid(sup: &Supervisor, name: &str) -> (i32, u64) {
 mod lifecycle;
 mod output;
 mod resources;
+mod runtime;
 mod trees;

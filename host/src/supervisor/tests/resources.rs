@@ -60,6 +60,7 @@ async fn a_tree_over_its_memory_limit_is_stopped_as_failed() {
     assert_eq!(
         lifecycle(&bus, "hog"),
         [
+            "process.created",
             "process.starting",
             "process.started",
             "process.resource_limit",

@@ -20,7 +20,7 @@ async fn stop_kills_the_whole_tree_including_background_children() {
     );
     assert_eq!(sup.get("tree").unwrap().state, ProcessState::Cancelled);
     assert_eq!(
-        lifecycle(&bus, "tree")[2..],
+        lifecycle(&bus, "tree")[3..],
         ["process.stopping", "process.exited", "process.cancelled"]
     );
 }
