@@ -50,6 +50,9 @@ pub struct HostConfig {
     /// `[coordination]`: dependency detection settings.
     #[serde(default)]
     pub coordination: CoordinationConfig,
+    /// `[api]`: the HTTP API, MCP endpoint and metrics of the running host.
+    #[serde(default)]
+    pub api: crate::api::ApiConfig,
     /// `[process.NAME]` tables: the processes to supervise.
     #[serde(default)]
     pub process: BTreeMap<String, ProcessSpec>,
@@ -59,12 +62,25 @@ pub struct HostConfig {
 }
 
 /// `[host]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct HostSection {
     /// Journal, logs, compile cache and plugin state.
     /// Example: `state_dir = ".state"`
     pub state_dir: Option<PathBuf>,
+    /// How long a stop (Ctrl-C, SIGTERM) may take before every process
+    /// tree still running is killed. Example: `shutdown_timeout = "10s"`
+    #[serde(with = "crate::supervisor::duration::required")]
+    pub shutdown_timeout: std::time::Duration,
+}
+
+impl Default for HostSection {
+    fn default() -> Self {
+        Self {
+            state_dir: None,
+            shutdown_timeout: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 /// `[plugins]`.

@@ -18,12 +18,15 @@
 //! - [`coordination`]: tasks and dependency detection over rule plugins.
 //! - [`agents`]: the background-agent scheduler.
 //! - [`runtime`]: wires the rooms and executes plugin actions.
+//! - [`api`]: HTTP, SSE, MCP and metrics on a running host, and the client
+//!   the CLI verbs use. A client of the other rooms; none imports it.
 //! - [`config`]: `host.toml`. [`cli`]: the command line. [`bench`]:
 //!   `host bench`.
 
 #![deny(missing_docs)]
 
 pub mod agents;
+pub mod api;
 pub mod bench;
 pub mod bus;
 pub mod cli;

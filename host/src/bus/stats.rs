@@ -13,7 +13,7 @@ use serde::Serialize;
 const WINDOW_SECS: usize = 60;
 
 /// A snapshot of what the journal holds.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct BusStats {
     /// Events currently in the journal (after retention).
     pub total: u64,

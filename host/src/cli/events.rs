@@ -1,21 +1,24 @@
-//! `host events`: read the journal, also while a host is running.
+//! `host events`: read the journal, also while a host is running (or
+//! after it stopped); `-f` follows the running host's log live.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use chrono::{DateTime, Utc};
 use clap::Args;
+use futures::StreamExt as _;
 
-use crate::bus::{EventQuery, Journal, Pattern, journal_path};
+use crate::api::EventsQuery;
+use crate::bus::{Event, Journal, journal_path};
 
 /// Flags of `host events`.
 #[derive(Debug, Args)]
 pub struct EventsArgs {
-    /// The state folder of the host [default: .state].
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    connect: super::client::ConnectArgs,
+    /// Keep printing events as the running host publishes them.
+    #[arg(short = 'f', long, conflicts_with = "stats")]
+    pub follow: bool,
     /// Only these types (`*` = one token, `>` = the rest); repeatable.
     #[arg(long = "type", value_name = "PATTERN")]
     pub types: Vec<String>,
@@ -37,9 +40,6 @@ pub struct EventsArgs {
     /// At most this many (the newest, or the first after --after).
     #[arg(long, default_value_t = 1000)]
     pub limit: usize,
-    /// JSON Lines of CloudEvents instead of a table.
-    #[arg(long)]
-    pub json: bool,
     /// Print statistics of the journal (totals by type and source, events
     /// in the last minute) instead of events.
     #[arg(long, conflicts_with_all = ["types", "subject", "source", "since", "until", "after"])]
@@ -47,7 +47,19 @@ pub struct EventsArgs {
 }
 
 pub(super) fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
-    let state = super::state_dir(args.state_dir.clone(), None);
+    let query = EventsQuery {
+        types: args.types.clone(),
+        subject: args.subject.clone(),
+        source: args.source.clone(),
+        since: args.since.clone(),
+        until: args.until.clone(),
+        after: args.after,
+        limit: Some(args.limit),
+    };
+    if args.follow {
+        return follow(&args, &query);
+    }
+    let state = args.connect.state_dir()?;
     let path = journal_path(&state);
     let journal = Journal::open_read_only(&path).with_context(|| {
         format!(
@@ -56,57 +68,65 @@ pub(super) fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     if args.stats {
-        return print_stats(&journal, args.json);
+        return print_stats(&journal, args.connect.json);
     }
-    let types = args
-        .types
-        .iter()
-        .map(|t| Pattern::parse(t).with_context(|| format!("--type {t}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let query = EventQuery {
-        types,
-        subject: args.subject.clone(),
-        source: args.source.clone(),
-        since: args
-            .since
-            .as_deref()
-            .map(|s| when(s).context("--since"))
-            .transpose()?,
-        until: args
-            .until
-            .as_deref()
-            .map(|s| when(s).context("--until"))
-            .transpose()?,
-        after_sequence: args.after,
-        limit: Some(args.limit),
-    };
-    let events = journal.query(&query)?;
-    let mut out = std::io::stdout().lock();
+    let bus_query = query
+        .to_bus_query(args.limit)
+        .map_err(|e| anyhow::anyhow!("bad flag: {}", e.error))?;
+    let events = journal.query(&bus_query)?;
     for e in &events {
-        let written = if args.json {
-            serde_json::to_writer(&mut out, e)
-                .map_err(std::io::Error::other)
-                .and_then(|_| writeln!(out))
-        } else {
-            writeln!(
-                out,
-                "{:>8}  {}  {:<28} {:<20} {:<18} {}",
-                e.sequence,
-                e.time.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
-                e.ty,
-                e.subject.as_deref().unwrap_or("-"),
-                e.source,
-                e.data
-            )
-        };
-        match written {
-            Ok(()) => {}
-            // `host events | head` is not an error.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
-            Err(e) => return Err(e.into()),
+        if !print_event(e, args.connect.json) {
+            break;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `-f`: the newest matches, then every new one as the running host
+/// publishes it (server-sent events), until Ctrl-C or the host stops.
+fn follow(args: &EventsArgs, query: &EventsQuery) -> anyhow::Result<ExitCode> {
+    let connect = args.connect.clone();
+    let query = query.clone();
+    super::client::block_on(async move {
+        let client = connect.connect()?;
+        let stream = client.follow(&query, query.after).await?;
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            if !print_event(&event?, connect.json) {
+                break;
+            }
+        }
+        Ok::<_, super::client::Failure>(ExitCode::SUCCESS)
+    })
+}
+
+/// Prints one event; false once stdout is closed (`host events | head`).
+fn print_event(e: &Event, json: bool) -> bool {
+    let mut out = std::io::stdout().lock();
+    let written = if json {
+        serde_json::to_writer(&mut out, e)
+            .map_err(std::io::Error::other)
+            .and_then(|_| writeln!(out))
+    } else {
+        writeln!(
+            out,
+            "{:>8}  {}  {:<28} {:<20} {:<18} {}",
+            e.sequence,
+            e.time.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            e.ty,
+            e.subject.as_deref().unwrap_or("-"),
+            e.source,
+            e.data
+        )
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
+        Err(e) => {
+            eprintln!("error: cannot write: {e}");
+            false
+        }
+    }
 }
 
 fn print_stats(journal: &Journal, json: bool) -> anyhow::Result<ExitCode> {
@@ -129,42 +149,4 @@ fn print_stats(journal: &Journal, json: bool) -> anyhow::Result<ExitCode> {
         println!("  {n:>8}  {source}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// An RFC 3339 time, or an age (`90s`, `10m`, `2h`, `1d`) before now.
-fn when(text: &str) -> anyhow::Result<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: i64 = number
-        .parse()
-        .with_context(|| format!("`{text}` is neither an RFC 3339 time nor an age like 10m"))?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => anyhow::bail!("`{text}`: unknown unit `{unit}` (use s, m, h or d)"),
-    };
-    Ok(Utc::now() - chrono::Duration::seconds(secs))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ages_and_timestamps_are_accepted_and_nonsense_is_named() {
-        let t = when("2026-01-02T03:04:05Z").unwrap();
-        assert_eq!(t.to_rfc3339(), "2026-01-02T03:04:05+00:00");
-        let ten = when("10m").unwrap();
-        let age = Utc::now() - ten;
-        assert!(age.num_seconds() >= 599 && age.num_seconds() <= 660);
-        assert!(when("soon").unwrap_err().to_string().contains("soon"));
-        assert!(when("5y").unwrap_err().to_string().contains("unit"));
-    }
 }

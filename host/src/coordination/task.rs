@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// A unit of work that dependency rules reason about. `[[task]]` entries of
 /// `host.toml` deserialize straight into it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Task {
     /// Unique id. Example: `id = "auth-api"`
@@ -27,7 +27,7 @@ pub struct Task {
 }
 
 /// A dependency a rule found between two tasks.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Dependency {
     /// The rule plugin that found it.
     pub rule: String,

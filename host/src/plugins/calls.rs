@@ -67,6 +67,12 @@ impl PluginRef {
         self.slot.health()
     }
 
+    /// For each kind fed from the log (handler, mapper), the sequence its
+    /// dispatcher has delivered up to.
+    pub fn cursors(&self) -> std::collections::BTreeMap<Kind, u64> {
+        self.slot.cursors.lock().clone()
+    }
+
     /// Deliver one event to an event handler.
     pub async fn handle(&self, event: &Event) -> Result<Vec<Action>, PluginError> {
         let wit_event = event_to_wit(event);

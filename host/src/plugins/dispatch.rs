@@ -199,7 +199,8 @@ async fn follow<F, Fut>(
                                 _ => break,
                             }
                         }
-                        deliver(batch).await
+                        deliver(batch).await;
+                        slot.cursors.lock().insert(kind, consumer.cursor());
                     }
                     Err(e) => {
                         tracing::error!(plugin = %slot.name, "event log read failed: {e}");
@@ -210,6 +211,7 @@ async fn follow<F, Fut>(
         }
     }
     slot.dispatching.lock().remove(&kind);
+    slot.cursors.lock().remove(&kind);
 }
 
 async fn forward(inner: &Inner, plugin: &str, cause: Option<u64>, actions: Vec<Action>) {

@@ -9,6 +9,14 @@ pub enum PluginError {
     /// The wasmtime engine could not be created.
     #[error("could not create the wasm engine: {0}")]
     Engine(String),
+    /// No loaded plugin has that name.
+    #[error("no plugin `{name}`; loaded: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The names that are loaded.
+        known: Vec<String>,
+    },
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {

@@ -406,6 +406,68 @@ impl PluginHost {
             .collect()
     }
 
+    /// Reloads one plugin from disk even if its files are unchanged: an
+    /// operator's explicit request. A new version is built and swapped in
+    /// as a hot reload does (`plugin.reloaded`), which also lifts a
+    /// quarantine; if it fails to load, the old version keeps serving.
+    ///
+    /// # Errors
+    ///
+    /// [`PluginError::Unknown`] when no loaded plugin has that name; the
+    /// load error when the new version cannot be built.
+    pub async fn reload(&self, name: &str) -> Result<(), PluginError> {
+        let _one_at_a_time = self.inner.reconciling.lock().await;
+        let Some(existing) = self.slot(name) else {
+            return Err(PluginError::Unknown {
+                name: name.to_string(),
+                known: self.inner.slots.lock().keys().cloned().collect(),
+            });
+        };
+        let found = discover(&self.inner.config.plugins_dir, self.inner.config.limits)?;
+        let spec = found
+            .specs
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| PluginError::Unknown {
+                name: name.to_string(),
+                known: Vec::new(),
+            })?;
+        let started = Instant::now();
+        let path = spec
+            .manifest_path
+            .clone()
+            .unwrap_or(spec.component_path.clone());
+        match self.load(spec).await {
+            Ok(version) => {
+                self.install(name, Some(existing), version, started.elapsed());
+                Ok(())
+            }
+            Err(err) => {
+                self.report_failure(Some(name), &path, &err, "plugin.reload_failed");
+                Err(err)
+            }
+        }
+    }
+
+    /// Plugins that failed to load (or reload) and have not loaded since:
+    /// the file and the error.
+    pub fn failures(&self) -> Vec<(PathBuf, String)> {
+        let mut failed: Vec<_> = self
+            .inner
+            .reported
+            .lock()
+            .iter()
+            .map(|(p, e)| (p.clone(), e.clone()))
+            .collect();
+        failed.sort();
+        failed
+    }
+
+    /// A handle to the plugin named `name`, if it is loaded.
+    pub fn get(&self, name: &str) -> Option<PluginRef> {
+        self.slot(name).map(PluginRef::new)
+    }
+
     /// Handles to the plugins that export `kind`, by name.
     pub fn with_kind(&self, kind: Kind) -> Vec<PluginRef> {
         let slots = self.inner.slots.lock();

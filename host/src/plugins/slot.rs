@@ -59,6 +59,9 @@ pub(crate) struct Slot {
     generation: watch::Sender<u64>,
     /// Kinds for which a dispatcher task is running.
     pub(crate) dispatching: Mutex<HashSet<Kind>>,
+    /// Each dispatcher's cursor (last sequence delivered or passed over),
+    /// so listings can show how far behind the log a plugin is.
+    pub(crate) cursors: Mutex<std::collections::BTreeMap<Kind, u64>>,
     removed: AtomicBool,
     bus: Bus,
     max_failures: u32,
@@ -72,6 +75,7 @@ impl Slot {
             health: Mutex::new(Health::default()),
             generation: watch::Sender::new(0),
             dispatching: Mutex::new(HashSet::new()),
+            cursors: Mutex::default(),
             removed: AtomicBool::new(false),
             bus,
             max_failures: max_failures.max(1),

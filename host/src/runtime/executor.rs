@@ -19,47 +19,7 @@ use crate::coordination::Coordinator;
 use crate::plugins::{Action, ActionRequest};
 use crate::supervisor::Supervisor;
 
-/// Source of the executor's events.
-const SOURCE: &str = "host/runtime";
-
-/// Event type prefixes only the host may publish.
-const RESERVED_PREFIXES: [&str; 6] = ["host.", "plugin.", "agent.", "task.", "dependency.", "bus."];
-
-/// The supervisor's lifecycle vocabulary. Plugins act on these (the
-/// failure alert counts `process.failed`), so a plugin must not be able to
-/// forge them; other `process.*` types (`process.reported`,
-/// `process.stalled`) are open to plugins.
-const RESERVED_TYPES: [&str; 17] = [
-    "process.starting",
-    "process.started",
-    "process.exited",
-    "process.completed",
-    "process.failed",
-    "process.timeout",
-    "process.cancelled",
-    "process.backoff",
-    "process.gave_up",
-    "process.stopping",
-    "process.paused",
-    "process.resumed",
-    "process.status",
-    "process.output",
-    "process.output_dropped",
-    "process.resource",
-    "process.resource_limit",
-];
-
-/// Why a plugin may not emit `ty`, if it may not.
-fn reserved(ty: &str) -> Option<String> {
-    if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| ty.starts_with(*p)) {
-        return Some(format!(
-            "event types starting with `{prefix}` are reserved for the host"
-        ));
-    }
-    RESERVED_TYPES
-        .contains(&ty)
-        .then(|| format!("`{ty}` is published by the supervisor only"))
-}
+use super::{SOURCE, reserved};
 
 /// Most queued requests taken in one round.
 const BATCH: usize = 64;
@@ -283,10 +243,11 @@ mod tests {
     use serde_json::json;
     use tokio::sync::{mpsc, watch};
 
-    use super::{Executor, reserved};
+    use super::Executor;
     use crate::bus::{Bus, BusConfig, EventQuery, Pattern};
     use crate::coordination::{CoordinationConfig, Coordinator};
     use crate::plugins::{Action, ActionRequest, PluginHost, PluginHostConfig};
+    use crate::runtime::reserved;
     use crate::supervisor::{Supervisor, SupervisorConfig};
 
     fn emit(ty: &str) -> Action {

@@ -17,6 +17,9 @@
 //! process while the supervisor is stopping them all.
 
 mod executor;
+mod lock;
+
+pub use lock::LOCK_FILE;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -65,6 +68,30 @@ impl ProcessView for Supervisor {
     }
 }
 
+/// Event type prefixes only the host itself may publish.
+const RESERVED_PREFIXES: [&str; 6] = ["host.", "plugin.", "agent.", "task.", "dependency.", "bus."];
+
+/// Why a plugin or an API client may not publish an event of type `ty`,
+/// if it may not.
+///
+/// The host's own families are reserved, and so is every type the
+/// supervisor publishes ([`EventType::ALL`](crate::supervisor::EventType)):
+/// plugins act on those (the failure alert counts `process.failed`), so
+/// nobody else may forge them. Other `process.*` types stay open:
+/// `process.reported` feeds status mappers and plugins emit
+/// `process.stalled`.
+pub fn reserved(ty: &str) -> Option<String> {
+    if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| ty.starts_with(*p)) {
+        return Some(format!(
+            "event types starting with `{prefix}` are reserved for the host"
+        ));
+    }
+    crate::supervisor::EventType::ALL
+        .iter()
+        .any(|t| t.as_str() == ty)
+        .then(|| format!("`{ty}` is published by the supervisor only"))
+}
+
 /// A running host: every room, started and wired.
 pub struct Runtime {
     /// The event log.
@@ -77,8 +104,12 @@ pub struct Runtime {
     pub agents: Scheduler,
     /// Tasks and dependencies.
     pub coordinator: Coordinator,
+    /// Where the journal, logs, cache and plugin state live.
+    pub state_dir: PathBuf,
     executor: tokio::task::JoinHandle<()>,
     stop_executor: tokio::sync::watch::Sender<bool>,
+    /// Held while the host runs: one host per state folder.
+    _lock: lock::StateLock,
 }
 
 impl Runtime {
@@ -95,6 +126,7 @@ impl Runtime {
         std::fs::create_dir_all(&options.state_dir).with_context(|| {
             format!("cannot create state folder {}", options.state_dir.display())
         })?;
+        let lock = lock::StateLock::acquire(&options.state_dir)?;
         let bus = Bus::open(
             &options.state_dir,
             BusConfig {
@@ -179,44 +211,69 @@ impl Runtime {
             plugins,
             agents,
             coordinator,
+            state_dir: options.state_dir,
             executor,
             stop_executor,
+            _lock: lock,
         })
     }
 
-    /// Run until `shutdown` resolves, then stop everything in order.
+    /// Stops the host, bounded: nothing new starts from the first moment;
+    /// agents and plugins stop deciding while, at the same time, every
+    /// process tree is stopped gracefully. Past `limit`, or as soon as
+    /// `force` resolves (a second Ctrl-C), whatever is left is killed with
+    /// SIGKILL. A plugin stuck in a call never holds the trees up.
     ///
     /// # Errors
     ///
     /// Only if the final events cannot be written.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        shutdown.await;
-        self.stop().await
-    }
-
-    /// Stop agents and plugins, then every process tree, then the executor.
-    ///
-    /// # Errors
-    ///
-    /// Only if the final events cannot be written.
-    pub async fn stop(self) -> anyhow::Result<()> {
+    pub async fn stop(
+        mut self,
+        limit: Duration,
+        force: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         tracing::info!("shutting down");
-        self.bus
-            .publish(NewEvent::new(SOURCE, "host.stopping", json!({})))?;
-        self.agents.shutdown().await;
-        self.plugins.shutdown().await;
-        // Nothing decides any more: let the executor finish what was
-        // already decided, then stop.
-        self.stop_executor.send_replace(true);
-        if tokio::time::timeout(Duration::from_secs(30), self.executor)
-            .await
-            .is_err()
-        {
-            tracing::warn!("actions still running after 30 s; stopping processes anyway");
+        self.bus.publish(NewEvent::new(
+            SOURCE,
+            "host.stopping",
+            json!({ "timeout_ms": limit.as_millis() as u64 }),
+        ))?;
+        let forced = {
+            let deciders = async {
+                self.agents.shutdown().await;
+                self.plugins.shutdown().await;
+                // Nothing decides any more: the executor finishes what was
+                // already decided (the supervisor refuses new starts).
+                self.stop_executor.send_replace(true);
+                let _ = (&mut self.executor).await;
+            };
+            let graceful = async { tokio::join!(deciders, self.supervisor.shutdown(false)) };
+            tokio::select! {
+                _ = graceful => None,
+                _ = tokio::time::sleep(limit) => Some("timeout"),
+                _ = force => Some("signal"),
+            }
+        };
+        if let Some(why) = forced {
+            tracing::warn!(
+                "{}: killing every process tree that is left",
+                if why == "timeout" {
+                    format!(
+                        "still stopping after {}",
+                        crate::supervisor::duration::format(limit)
+                    )
+                } else {
+                    "second signal".to_string()
+                }
+            );
+            self.supervisor.shutdown(true).await;
+            self.executor.abort();
         }
-        self.supervisor.shutdown().await;
-        self.bus
-            .publish(NewEvent::new(SOURCE, "host.stopped", json!({})))?;
+        self.bus.publish(NewEvent::new(
+            SOURCE,
+            "host.stopped",
+            json!({ "forced": forced }),
+        ))?;
         Ok(())
     }
 }

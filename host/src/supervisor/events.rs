@@ -10,15 +10,121 @@ use crate::bus::{Bus, NewEvent};
 /// The `source` of every supervisor event.
 pub(crate) const SOURCE: &str = "host/supervisor";
 
+/// Every event type this room publishes. Publishing goes through
+/// [`new`] and [`transition`], which take this enum, so [`EventType::ALL`]
+/// is the complete list by construction (others, e.g. the runtime's list of
+/// types plugins may not forge, derive from it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventType {
+    /// `process.created`.
+    Created,
+    /// `process.starting`.
+    Starting,
+    /// `process.started`.
+    Started,
+    /// `process.exited`.
+    Exited,
+    /// `process.completed`.
+    Completed,
+    /// `process.failed`.
+    Failed,
+    /// `process.timeout`.
+    Timeout,
+    /// `process.cancelled`.
+    Cancelled,
+    /// `process.backoff`.
+    Backoff,
+    /// `process.gave_up`.
+    GaveUp,
+    /// `process.stopping`.
+    Stopping,
+    /// `process.paused`.
+    Paused,
+    /// `process.resumed`.
+    Resumed,
+    /// `process.status`.
+    Status,
+    /// `process.output`.
+    Output,
+    /// `process.output_dropped`.
+    OutputDropped,
+    /// `process.resource`.
+    Resource,
+    /// `process.resource_limit`.
+    ResourceLimit,
+    /// `process.removed`.
+    Removed,
+}
+
+impl EventType {
+    /// Every type, in lifecycle order.
+    pub const ALL: [EventType; 19] = [
+        EventType::Created,
+        EventType::Starting,
+        EventType::Started,
+        EventType::Exited,
+        EventType::Completed,
+        EventType::Failed,
+        EventType::Timeout,
+        EventType::Cancelled,
+        EventType::Backoff,
+        EventType::GaveUp,
+        EventType::Stopping,
+        EventType::Paused,
+        EventType::Resumed,
+        EventType::Status,
+        EventType::Output,
+        EventType::OutputDropped,
+        EventType::Resource,
+        EventType::ResourceLimit,
+        EventType::Removed,
+    ];
+
+    /// The dotted name, e.g. `process.gave_up`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Created => "process.created",
+            EventType::Starting => "process.starting",
+            EventType::Started => "process.started",
+            EventType::Exited => "process.exited",
+            EventType::Completed => "process.completed",
+            EventType::Failed => "process.failed",
+            EventType::Timeout => "process.timeout",
+            EventType::Cancelled => "process.cancelled",
+            EventType::Backoff => "process.backoff",
+            EventType::GaveUp => "process.gave_up",
+            EventType::Stopping => "process.stopping",
+            EventType::Paused => "process.paused",
+            EventType::Resumed => "process.resumed",
+            EventType::Status => "process.status",
+            EventType::Output => "process.output",
+            EventType::OutputDropped => "process.output_dropped",
+            EventType::Resource => "process.resource",
+            EventType::ResourceLimit => "process.resource_limit",
+            EventType::Removed => "process.removed",
+        }
+    }
+
+    /// The event announcing that a run ended in `state`, a terminal state.
+    pub(crate) fn ended(state: ProcessState) -> EventType {
+        match state {
+            ProcessState::Completed => EventType::Completed,
+            ProcessState::Timeout => EventType::Timeout,
+            ProcessState::Cancelled => EventType::Cancelled,
+            _ => EventType::Failed,
+        }
+    }
+}
+
 /// An event about process `name`.
-pub(crate) fn new(name: &str, ty: &str, data: Value) -> NewEvent {
-    NewEvent::new(SOURCE.to_string(), ty.to_string(), data).with_subject(name.to_string())
+pub(crate) fn new(name: &str, ty: EventType, data: Value) -> NewEvent {
+    NewEvent::new(SOURCE, ty.as_str(), data).with_subject(name)
 }
 
 /// A transition event: `data` plus `from` and `to`.
 pub(crate) fn transition(
     name: &str,
-    ty: &str,
+    ty: EventType,
     from: ProcessState,
     to: ProcessState,
     mut data: Value,
@@ -35,7 +141,7 @@ pub(crate) fn transition(
 pub(crate) fn removed(name: &str, state: ProcessState, reason: &str) -> NewEvent {
     new(
         name,
-        "process.removed",
+        EventType::Removed,
         json!({ "state": state, "reason": reason }),
     )
 }
@@ -74,7 +180,7 @@ mod tests {
     fn transitions_carry_from_and_to() {
         let e = transition(
             "web",
-            "process.started",
+            EventType::Started,
             ProcessState::Starting,
             ProcessState::Running,
             json!({"pid": 7}),

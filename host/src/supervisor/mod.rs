@@ -70,6 +70,7 @@ mod table;
 mod tests;
 
 pub use error::SupervisorError;
+pub use events::EventType;
 pub use spec::{MAX_LABEL_CHARS, MAX_METADATA_BYTES, ProcessSpec, RestartMode, StopSignal};
 pub use state::{Origin, OutputLine, ProcessInfo, ProcessState, StatusUpdate, Stream};
 pub use store::OutputPage;

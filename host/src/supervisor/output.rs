@@ -10,7 +10,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use std::time::Duration;
@@ -74,6 +74,7 @@ impl OutputTasks {
         stderr: Option<impl AsyncRead + Unpin + Send + 'static>,
         ring: SharedRing,
         log: LogFile,
+        dropped: Arc<AtomicU64>,
     ) -> OutputTasks {
         let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
         let inflight = Arc::new(AtomicUsize::new(0));
@@ -100,7 +101,7 @@ impl OutputTasks {
             )));
         }
         drop(tx);
-        let publisher = tokio::spawn(publish::run(bus, name, rx, inflight));
+        let publisher = tokio::spawn(publish::run(bus, name, rx, inflight, dropped));
         OutputTasks { readers, publisher }
     }
 

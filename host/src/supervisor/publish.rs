@@ -7,12 +7,12 @@
 //! journal; the readers keep draining the pipes meanwhile.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::events;
+use super::events::{self, EventType};
 use super::output::Message;
 use super::state::Stream;
 use crate::bus::{Bus, NewEvent};
@@ -43,7 +43,7 @@ fn coalesce(name: &str, messages: Vec<Message>) -> (Vec<NewEvent>, [u64; 2], usi
     let emit = |p: Pending, events: &mut Vec<NewEvent>| {
         events.push(events::new(
             name,
-            "process.output",
+            EventType::Output,
             json!({ "stream": p.stream, "lines": p.lines, "truncated": p.truncated }),
         ));
     };
@@ -86,7 +86,7 @@ fn coalesce(name: &str, messages: Vec<Message>) -> (Vec<NewEvent>, [u64; 2], usi
                 }
                 events.push(events::new(
                     name,
-                    "process.output_dropped",
+                    EventType::OutputDropped,
                     json!({ "stream": stream, "dropped": dropped }),
                 ));
             }
@@ -99,11 +99,15 @@ fn coalesce(name: &str, messages: Vec<Message>) -> (Vec<NewEvent>, [u64; 2], usi
 }
 
 /// Publishes until every reader has hung up and the queue is empty.
+///
+/// `dropped` counts, for the whole supervisor, the lines that never reached
+/// the bus (they are still in the ring and the log file).
 pub(super) async fn run(
     bus: Bus,
     name: String,
     mut rx: mpsc::Receiver<Message>,
     inflight: Arc<AtomicUsize>,
+    dropped: Arc<AtomicU64>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut messages = vec![first];
@@ -113,6 +117,14 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
+        let refused: u64 = messages
+            .iter()
+            .map(|m| match m {
+                Message::Dropped { dropped, .. } => *dropped,
+                Message::Lines { .. } => 0,
+            })
+            .sum();
+        dropped.fetch_add(refused, Ordering::Relaxed);
         let (events, counts, bytes) = coalesce(&name, messages);
         let publisher = bus.clone();
         let result = tokio::task::spawn_blocking(move || publisher.publish_all(events)).await;
@@ -124,6 +136,7 @@ pub(super) async fn run(
         };
         // The lines are in the ring and the log, but not on the bus: say so.
         tracing::error!(process = %name, error = %error, "could not publish output");
+        dropped.fetch_add(counts[0] + counts[1], Ordering::Relaxed);
         for stream in [Stream::Stdout, Stream::Stderr] {
             let dropped = counts[stream as usize];
             if dropped == 0 {
@@ -131,7 +144,7 @@ pub(super) async fn run(
             }
             let notice = events::new(
                 &name,
-                "process.output_dropped",
+                EventType::OutputDropped,
                 json!({ "stream": stream, "dropped": dropped, "reason": error }),
             );
             if bus.publish(notice).is_err() {

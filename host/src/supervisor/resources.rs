@@ -23,7 +23,7 @@ use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
-use super::events;
+use super::events::{self, EventType};
 use super::runner::Control;
 use super::state::ProcessState;
 use super::stop::{self, Tree};
@@ -128,7 +128,7 @@ fn sample_once(inner: &Inner, sampler: &mut Sampler) {
                 .map(|c| (f64::from(c) * 100.0).round() / 100.0);
             published.push(events::new(
                 &target.name,
-                "process.resource",
+                EventType::Resource,
                 json!({
                     "pids": sample.pids,
                     "memory_bytes": sample.memory_bytes,

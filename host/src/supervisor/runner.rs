@@ -20,7 +20,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::error::SupervisorError;
-use super::events;
+use super::events::{self, EventType};
 use super::output::OutputTasks;
 use super::reaper;
 use super::restart::{backoff_delay, should_restart};
@@ -218,7 +218,7 @@ impl Runner {
                     // Backoff applies to an asked restart too: it waits with us.
                     Some(Control::Restart { reply }) => self.waiting.push(reply),
                     Some(Control::Stop { .. }) | None => {
-                        self.transition(ProcessState::Cancelled, "process.cancelled", json!({}));
+                        self.transition(ProcessState::Cancelled, EventType::Cancelled, json!({}));
                         return false;
                     }
                 }
@@ -233,7 +233,7 @@ impl Runner {
             let data = json!({ "restarts": rec.restarts });
             vec![events::transition(
                 name,
-                "process.starting",
+                EventType::Starting,
                 from,
                 rec.state,
                 data,
@@ -286,6 +286,7 @@ impl Runner {
             child.stderr.take(),
             ring,
             log,
+            self.inner.output_dropped.clone(),
         );
         Ok(Spawned {
             child,
@@ -313,7 +314,7 @@ impl Runner {
                         self.update_and_publish(|_, _| {
                             vec![events::new(
                                 &self.name,
-                                "process.resource_limit",
+                                EventType::ResourceLimit,
                                 json!({ "memory_bytes": memory_bytes, "limit_bytes": limit_bytes }),
                             )]
                         });
@@ -349,7 +350,7 @@ impl Runner {
             };
             self.transition(
                 ProcessState::Stopping,
-                "process.stopping",
+                EventType::Stopping,
                 json!({ "signal": signal.to_string(), "force": force, "reason": reason }),
             );
         }
@@ -384,7 +385,7 @@ impl Runner {
             rec.signal = signal;
             let exited = events::transition(
                 name,
-                "process.exited",
+                EventType::Exited,
                 from,
                 outcome,
                 json!({ "exit_code": exit_code, "signal": signal, "duration_ms": duration_ms, "restarts": rec.restarts }),
@@ -395,8 +396,8 @@ impl Runner {
                 ProcessState::Timeout => json!({ "exit_code": exit_code, "signal": signal, "timeout_ms": timeout_ms }),
                 _ => json!({ "exit_code": exit_code, "signal": signal }),
             };
-            let ty = format!("process.{outcome}");
-            vec![exited, events::transition(name, &ty, from, outcome, data)]
+            let ty = EventType::ended(outcome);
+            vec![exited, events::transition(name, ty, from, outcome, data)]
         });
         outcome
     }
@@ -454,7 +455,7 @@ impl Runner {
             rec.cpu_percent = None;
             vec![events::transition(
                 name,
-                "process.started",
+                EventType::Started,
                 from,
                 rec.state,
                 json!({ "pid": pid }),
@@ -466,7 +467,7 @@ impl Runner {
         let reason = err.to_string();
         self.transition(
             ProcessState::Failed,
-            "process.failed",
+            EventType::Failed,
             json!({ "exit_code": null, "signal": null, "reason": reason }),
         );
     }
@@ -492,7 +493,7 @@ impl Runner {
                     reason = "it reached its restart limit (process.gave_up)";
                     vec![events::new(
                         name,
-                        "process.gave_up",
+                        EventType::GaveUp,
                         json!({
                             "restarts": rec.restarts,
                             "max_restarts": spec.max_restarts,
@@ -509,7 +510,7 @@ impl Runner {
                     let data = json!({ "delay_ms": d.as_millis() as u64, "attempt": attempt });
                     vec![events::transition(
                         name,
-                        "process.backoff",
+                        EventType::Backoff,
                         from,
                         rec.state,
                         data,
@@ -524,7 +525,7 @@ impl Runner {
     }
 
     /// Moves to `to` and publishes a transition event `ty` with `data`.
-    fn transition(&self, to: ProcessState, ty: &str, data: serde_json::Value) {
+    fn transition(&self, to: ProcessState, ty: EventType, data: serde_json::Value) {
         let name = &self.name;
         self.update_and_publish(|rec, _| {
             let from = rec.state;

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Where a process is in its lifecycle (a superset of seed 004's states).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProcessState {
     /// Added, never started.
@@ -86,6 +86,21 @@ impl ProcessState {
             ProcessState::Cancelled => "cancelled",
             ProcessState::Backoff => "backoff",
         }
+    }
+}
+
+impl std::str::FromStr for ProcessState {
+    type Err = String;
+
+    /// The lowercase name, as shown (`running`, `failed`, ...).
+    fn from_str(s: &str) -> Result<Self, String> {
+        ProcessState::ALL
+            .into_iter()
+            .find(|state| state.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                let names: Vec<&str> = ProcessState::ALL.iter().map(|s| s.as_str()).collect();
+                format!("`{s}` is not a state (use one of {})", names.join(", "))
+            })
     }
 }
 

@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::error::SupervisorError;
-use super::events;
+use super::events::{self, EventType};
 use super::reaper;
 use super::runner::{self, Control, Launch};
 use super::spec::ProcessSpec;
@@ -177,7 +177,7 @@ impl Supervisor {
         let name = spec.name.clone();
         let event = events::new(
             &name,
-            "process.created",
+            EventType::Created,
             json!({ "origin": origin, "spec": spec, "label": spec.label, "kind": spec.kind }),
         );
         let ring_lines = self.inner.config.ring_lines;
@@ -253,7 +253,7 @@ impl Supervisor {
                     rec.completed_at = None;
                     Some(events::transition(
                         name,
-                        "process.starting",
+                        EventType::Starting,
                         from,
                         rec.state,
                         json!({ "restarts": 0 }),
@@ -381,7 +381,7 @@ impl Supervisor {
             ProcessState::Running,
             ProcessState::Paused,
             Signal::SIGSTOP,
-            "process.paused",
+            EventType::Paused,
         )
     }
 
@@ -398,7 +398,7 @@ impl Supervisor {
             ProcessState::Paused,
             ProcessState::Running,
             Signal::SIGCONT,
-            "process.resumed",
+            EventType::Resumed,
         )
     }
 
@@ -409,7 +409,7 @@ impl Supervisor {
         from: ProcessState,
         to: ProcessState,
         signal: Signal,
-        ty: &str,
+        ty: EventType,
     ) -> Result<(), SupervisorError> {
         let (pid, start) = {
             let table = self.inner.table();
@@ -480,7 +480,7 @@ impl Supervisor {
             }
             events::new(
                 name,
-                "process.status",
+                EventType::Status,
                 json!({
                     "state": update.state,
                     // f32 → JSON would print 0.10000000149011612.
@@ -492,6 +492,13 @@ impl Supervisor {
         };
         events::publish(&self.inner.bus, vec![event]);
         Ok(())
+    }
+
+    /// Output lines, over all processes since the supervisor was created,
+    /// that could not be published on the bus (they are in the rings and
+    /// log files; `process.output_dropped` events said so).
+    pub fn output_lines_dropped(&self) -> u64 {
+        self.inner.output_dropped.load(Ordering::Relaxed)
     }
 
     /// Snapshots of every process, by name.
@@ -578,11 +585,13 @@ impl Supervisor {
         }
     }
 
-    /// Stops everything in parallel (gracefully) and waits for every tree.
+    /// Stops everything in parallel and waits for every tree: gracefully,
+    /// or with `force` by SIGKILL at once. A forced call while a graceful
+    /// one still waits turns the remaining stops into kills.
     ///
-    /// Afterwards `start` is refused and the background reaper and resource
-    /// sampler have stopped.
-    pub async fn shutdown(&self) {
+    /// From the first call on, starts and restarts are refused; afterwards
+    /// the background reaper and resource sampler have stopped.
+    pub async fn shutdown(&self, force: bool) {
         let waits: Vec<_> = {
             let table = self.inner.table();
             // Set under the table lock: a runner deciding whether to restart
@@ -593,7 +602,7 @@ impl Supervisor {
                 .filter_map(|(name, rec)| {
                     let run = rec.run.as_ref()?;
                     if rec.state.is_active() {
-                        let _ = run.control.send(Control::Stop { force: false });
+                        let _ = run.control.send(Control::Stop { force });
                     }
                     Some((name.clone(), run.done.clone()))
                 })

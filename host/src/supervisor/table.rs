@@ -35,6 +35,9 @@ pub(super) struct Inner {
     /// The orphan reaper and the resource sampler, once started.
     background: Mutex<Vec<JoinHandle<()>>>,
     pub(super) shutting_down: AtomicBool,
+    /// Output lines that never reached the bus, over every process (they
+    /// are in the rings and log files): for metrics.
+    pub(super) output_dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What the supervisor knows about one process.
@@ -136,6 +139,7 @@ impl Inner {
             spawner: Mutex::new(None),
             background: Mutex::new(Vec::new()),
             shutting_down: AtomicBool::new(false),
+            output_dropped: Arc::default(),
         }
     }
 

@@ -232,7 +232,7 @@ async fn shutdown_stops_everything_and_refuses_new_starts() {
     sup.add(lazy).unwrap();
     sup.start_autostart().await;
     assert_eq!(sup.get("c").unwrap().state, ProcessState::Pending);
-    sup.shutdown().await;
+    sup.shutdown(false).await;
     for name in ["a", "b"] {
         assert_eq!(sup.get(name).unwrap().state, ProcessState::Cancelled);
     }

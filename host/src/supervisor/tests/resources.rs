@@ -119,7 +119,7 @@ async fn shutdown_stops_the_sampler() {
         !of_type(&bus, "nap", "process.resource").is_empty()
     })
     .await;
-    sup.shutdown().await;
+    sup.shutdown(false).await;
     let after = of_type(&bus, "nap", "process.resource").len();
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(of_type(&bus, "nap", "process.resource").len(), after);

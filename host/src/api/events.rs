@@ -1,0 +1,269 @@
+//! Event operations: query the log, publish into it, follow it.
+//!
+//! Following is built on the bus's consumers, as every other reader of the
+//! log: a follower is a cursor, so history and live events come from one
+//! sequence with no gap and no duplicate, and a client that reconnects with
+//! its last sequence resumes exactly after it.
+
+use chrono::{DateTime, Utc};
+use futures::Stream;
+
+use crate::bus::{Event, EventQuery, NewEvent, Pattern, StartAt};
+
+use super::control::{Control, SOURCE};
+use super::error::ApiError;
+use super::model::{EventsPage, EventsQuery, PublishEvent};
+
+/// Events one query returns at most.
+pub const MAX_EVENTS: usize = 10_000;
+/// Events one query returns when no limit is given.
+pub const DEFAULT_EVENTS: usize = 100;
+
+impl EventsQuery {
+    /// The bus query this asks for, with `since`/`until` resolved against
+    /// now and a limit applied.
+    ///
+    /// # Errors
+    ///
+    /// 400 naming `type`, `since`, `until` or `limit`.
+    pub fn to_bus_query(&self, default_limit: usize) -> Result<EventQuery, ApiError> {
+        let limit = self.limit.unwrap_or(default_limit);
+        if limit == 0 {
+            return Err(ApiError::bad_request("limit", "must be at least 1"));
+        }
+        Ok(EventQuery {
+            types: self.patterns()?,
+            subject: self.subject.clone(),
+            source: self.source.clone(),
+            since: self
+                .since
+                .as_deref()
+                .map(|t| when("since", t))
+                .transpose()?,
+            until: self
+                .until
+                .as_deref()
+                .map(|t| when("until", t))
+                .transpose()?,
+            after_sequence: self.after,
+            limit: Some(limit.min(MAX_EVENTS)),
+        })
+    }
+
+    /// The type patterns, parsed.
+    ///
+    /// # Errors
+    ///
+    /// 400 naming `type` and the bad pattern.
+    pub fn patterns(&self) -> Result<Vec<Pattern>, ApiError> {
+        self.types
+            .iter()
+            .map(|t| Pattern::parse(t).map_err(|e| ApiError::bad_request("type", e.to_string())))
+            .collect()
+    }
+}
+
+/// An RFC 3339 time, or an age (`90s`, `10m`, `2h`, `1d`) before now.
+///
+/// # Errors
+///
+/// 400 naming `field` and the text.
+pub fn when(field: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let n: i64 = number.parse().map_err(|_| {
+        ApiError::bad_request(
+            field,
+            format!("`{text}` is neither an RFC 3339 time nor an age like 10m"),
+        )
+    })?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => {
+            return Err(ApiError::bad_request(
+                field,
+                format!("`{text}`: unknown unit `{unit}` (use s, m, h or d)"),
+            ));
+        }
+    };
+    chrono::Duration::try_seconds(secs)
+        .and_then(|age| Utc::now().checked_sub_signed(age))
+        .ok_or_else(|| ApiError::bad_request(field, format!("`{text}` is too far back")))
+}
+
+impl Control {
+    /// Events that match `query`, and the cursor to page on from.
+    ///
+    /// With `after`, the first matches after it (paging forward); without,
+    /// the newest. `next_after` is the sequence to pass as `after` next
+    /// time: the last event returned, or the head of the log when nothing
+    /// more matched, so a caller following the log never misses one.
+    ///
+    /// # Errors
+    ///
+    /// 400 for a bad pattern, time or limit; 500 if the journal fails.
+    pub fn events(&self, query: &EventsQuery) -> Result<EventsPage, ApiError> {
+        let bus_query = query.to_bus_query(DEFAULT_EVENTS)?;
+        let limit = bus_query.limit.unwrap_or(DEFAULT_EVENTS);
+        let head = self.bus.head();
+        let events = self.bus.query(&bus_query)?;
+        let next_after = match events.last() {
+            // A full page may have more after it: continue from its end.
+            Some(last) if events.len() == limit => last.sequence,
+            // Everything up to the head was looked at.
+            _ => head.max(query.after.unwrap_or(0)),
+        };
+        Ok(EventsPage { events, next_after })
+    }
+
+    /// Publishes an event for a caller outside the host (an agent's
+    /// provider events, a script's markers), with source `api` or
+    /// `api/<source>`.
+    ///
+    /// # Errors
+    ///
+    /// 400 for a reserved or malformed type, a blank subject or source, or
+    /// data over the size limit.
+    pub async fn publish(&self, request: PublishEvent) -> Result<Event, ApiError> {
+        if let Some(why) = crate::runtime::reserved(&request.ty) {
+            return Err(ApiError::bad_request("type", why));
+        }
+        let source = match request.source.as_deref() {
+            None => SOURCE.to_string(),
+            Some(s) if s.trim().is_empty() || s.contains(char::is_whitespace) => {
+                return Err(ApiError::bad_request(
+                    "source",
+                    "must be a non-empty word without spaces",
+                ));
+            }
+            Some(s) => format!("{SOURCE}/{s}"),
+        };
+        let mut event = NewEvent::new(source, request.ty, request.data);
+        if let Some(subject) = request.subject {
+            event = event.with_subject(subject);
+        }
+        Ok(self.bus.publish(event)?)
+    }
+
+    /// Where a follower of `query` starts: after `resume` when the client
+    /// resumes, else just before the newest `limit` matching events, so it
+    /// first replays that much history and then goes on live.
+    ///
+    /// # Errors
+    ///
+    /// As [`Control::events`].
+    pub fn follow_start(&self, query: &EventsQuery, resume: Option<u64>) -> Result<u64, ApiError> {
+        if let Some(after) = resume.or(query.after) {
+            return Ok(after);
+        }
+        let head = self.bus.head();
+        let history = EventsQuery {
+            after: None,
+            ..query.clone()
+        }
+        .to_bus_query(DEFAULT_EVENTS)?;
+        let history = EventQuery {
+            until: None,
+            ..history
+        };
+        let newest = self.bus.query(&history)?;
+        Ok(match newest.first() {
+            Some(first) => first.sequence.saturating_sub(1),
+            None => head,
+        })
+    }
+
+    /// The events matching `query` after sequence `after`, as they come:
+    /// from the journal while behind, then live. The stream ends only if
+    /// the log does; dropping it loses nothing (the cursor is the client's
+    /// last sequence).
+    ///
+    /// # Errors
+    ///
+    /// 400 for a bad pattern or time.
+    pub fn follow(
+        &self,
+        query: &EventsQuery,
+        after: u64,
+    ) -> Result<impl Stream<Item = Result<Event, ApiError>> + Send + use<>, ApiError> {
+        let bus_query = query.to_bus_query(DEFAULT_EVENTS)?;
+        let consumer = self.bus.consumer(
+            format!("api/stream/{after}"),
+            bus_query.types.clone(),
+            StartAt::After(after),
+        );
+        // Types are the consumer's filter; the rest is checked per event.
+        let rest = EventQuery {
+            types: Vec::new(),
+            after_sequence: None,
+            limit: None,
+            ..bus_query
+        };
+        Ok(futures::stream::unfold(
+            (consumer, rest),
+            |(mut consumer, rest)| async move {
+                loop {
+                    match consumer.next().await {
+                        Ok(event) if rest.until.is_some_and(|u| event.time >= u) => return None,
+                        Ok(event) if rest.matches(&event) => {
+                            return Some((Ok(event), (consumer, rest)));
+                        }
+                        Ok(_) => continue,
+                        Err(e) => return Some((Err(ApiError::from(e)), (consumer, rest))),
+                    }
+                }
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_and_timestamps_are_accepted_and_nonsense_names_the_field() {
+        let t = when("since", "2026-01-02T03:04:05Z").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-01-02T03:04:05+00:00");
+        let age = Utc::now() - when("since", "10m").unwrap();
+        assert!(age.num_seconds() >= 599 && age.num_seconds() <= 660);
+        let e = when("since", "soon").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("since"));
+        assert!(e.error.contains("soon"));
+        assert!(when("until", "5y").unwrap_err().error.contains("unit"));
+        assert!(when("since", "99999999999999999d").is_err());
+    }
+
+    #[test]
+    fn a_bad_pattern_or_limit_is_a_bad_request_naming_the_field() {
+        let q = EventsQuery {
+            types: vec!["a..b".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            q.to_bus_query(10).unwrap_err().field.as_deref(),
+            Some("type")
+        );
+        let q = EventsQuery {
+            limit: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(
+            q.to_bus_query(10).unwrap_err().field.as_deref(),
+            Some("limit")
+        );
+        let q = EventsQuery {
+            limit: Some(1_000_000),
+            ..Default::default()
+        };
+        assert_eq!(q.to_bus_query(10).unwrap().limit, Some(MAX_EVENTS));
+    }
+}

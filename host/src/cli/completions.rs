@@ -1,0 +1,19 @@
+//! `host completions SHELL`: a completion script for the shell.
+
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory as _};
+use clap_complete::Shell;
+
+/// Flags of `host completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell.
+    shell: Shell,
+}
+
+pub(super) fn run(args: CompletionsArgs) -> anyhow::Result<ExitCode> {
+    let mut command = super::Cli::command();
+    clap_complete::generate(args.shell, &mut command, "host", &mut std::io::stdout());
+    Ok(ExitCode::SUCCESS)
+}
