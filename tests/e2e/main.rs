@@ -10,17 +10,21 @@
 //! --workspace` builds it as part of the run). The first run also builds the
 //! guest plugins (`plugins/`, `tests/plugins/`), which takes a few minutes.
 //!
-//! Nothing outside a host can publish events yet, so scenarios that need an
-//! event source install the `pinger` fixture (a background agent emitting a
-//! configured event type on an interval).
+//! Scenarios that need a steady event source install the `pinger` fixture
+//! (a background agent emitting a configured event type on an interval);
+//! others publish through the API (`POST /v1/events`).
 
+mod api;
+mod cli_verbs;
 mod config_errors;
 mod events_cli;
 mod failure_alert;
 mod hot_reload;
+mod mcp;
 mod plugin_check;
 mod process_trees;
 mod runaway_plugin;
+mod sse;
 
 use std::time::Duration;
 

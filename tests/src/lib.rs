@@ -292,6 +292,32 @@ impl RunningHost {
         }
     }
 
+    /// The host's API: waits until it has written `api.addr` and
+    /// `api.token` into its state folder.
+    pub fn api(&mut self) -> Api {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let addr = std::fs::read_to_string(self.state_dir.join("api.addr"));
+            let token = std::fs::read_to_string(self.state_dir.join("api.token"));
+            if let (Ok(addr), Ok(token)) = (addr, token) {
+                return Api::new(addr.trim(), token.trim());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "host exited ({status}) before its API was up:\n{}",
+                    self.stderr()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no API files in {} after 120 s:\n{}",
+                self.state_dir.display(),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Send SIGTERM and wait for the host to exit.
     pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         use nix::sys::signal::{Signal, kill};
@@ -320,6 +346,103 @@ impl Drop for RunningHost {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A host's HTTP API, with its token: a blocking client for tests.
+#[derive(Clone)]
+pub struct Api {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The bearer token.
+    pub token: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Api {
+    /// The API at `addr` with `token`.
+    pub fn new(addr: &str, token: &str) -> Api {
+        Api {
+            base: format!("http://{addr}"),
+            token: token.to_string(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("http client"),
+        }
+    }
+
+    /// A request with the token.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::blocking::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    /// A request without the token.
+    pub fn anonymous(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::blocking::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    /// GET `path`: status and JSON body (Null when empty).
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        answer(self.request(reqwest::Method::GET, path))
+    }
+
+    /// POST `body` to `path`: status and JSON body.
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        answer(self.request(reqwest::Method::POST, path).json(body))
+    }
+
+    /// DELETE `path`: status and JSON body.
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        answer(self.request(reqwest::Method::DELETE, path))
+    }
+
+    /// Creates a runtime process and returns its id.
+    pub fn create(&self, kind: &str, name: &str, command: &str) -> String {
+        let (status, body) = self.post(
+            "/v1/processes",
+            &serde_json::json!({ "process_type": kind, "name": name, "command": command }),
+        );
+        assert_eq!(status, 201, "{body}");
+        body["process_id"].as_str().expect("process_id").to_string()
+    }
+
+    /// Polls a process until `pred` holds on its status.
+    pub fn wait_process(&self, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body) = self.get(&format!("/v1/processes/{id}"));
+            if status == 200 && pred(&body) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process {id} never got there: {body}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn answer(request: reqwest::blocking::RequestBuilder) -> (u16, Value) {
+    let response = request.send().expect("the host answers");
+    let status = response.status().as_u16();
+    let text = response.text().expect("a body");
+    let body = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
 }
 
 /// Read the journal of `state_dir` with `host events --json`; empty while
