@@ -489,17 +489,9 @@ pub fn sequence(event: &Value) -> u64 {
 
 /// Whether a process with `pid` still exists (zombies count as gone).
 pub fn pid_alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            // Field 3 is the state; it follows the parenthesised name.
-            let state = stat
-                .rsplit(')')
-                .next()
-                .and_then(|s| s.split_whitespace().next());
-            state != Some("Z")
-        }
-        Err(_) => false,
-    }
+    procfs::process::Process::new(pid)
+        .and_then(|p| p.stat())
+        .is_ok_and(|stat| stat.state != 'Z')
 }
 
 /// Poll `cond` until it holds or `timeout` passes.

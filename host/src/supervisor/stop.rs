@@ -18,7 +18,6 @@
 //! could reach whatever group got the number next.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fs;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -44,20 +43,25 @@ impl ProcStat {
     }
 }
 
+impl From<procfs::process::Stat> for ProcStat {
+    fn from(s: procfs::process::Stat) -> Self {
+        ProcStat {
+            pid: s.pid,
+            ppid: s.ppid,
+            pgid: s.pgrp,
+            state: s.state,
+            start_time: s.starttime,
+        }
+    }
+}
+
 /// Parses the text of `/proc/<pid>/stat`.
+#[cfg(test)]
 pub(crate) fn parse_stat(text: &str) -> Option<ProcStat> {
-    let open = text.find('(')?;
-    // The command name may itself contain `)` and spaces; the last `)` ends it.
-    let close = text.rfind(')')?;
-    let pid = text[..open].trim().parse().ok()?;
-    let fields: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
-    Some(ProcStat {
-        pid,
-        state: fields.first()?.chars().next()?,
-        ppid: fields.get(1)?.parse().ok()?,
-        pgid: fields.get(2)?.parse().ok()?,
-        start_time: fields.get(19)?.parse().ok()?,
-    })
+    use procfs::FromRead as _;
+    procfs::process::Stat::from_read(text.as_bytes())
+        .ok()
+        .map(ProcStat::from)
 }
 
 /// Reads one process's stat; `None` if it no longer exists or `pid` is the
@@ -68,31 +72,21 @@ pub(crate) fn parse_stat(text: &str) -> Option<ProcStat> {
 /// that is now a thread of some process (the host's own, even) must not be
 /// taken for a process. A thread's `Tgid` is its process's pid, not its own.
 pub(crate) fn read_stat(pid: i32) -> Option<ProcStat> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let tgid: i32 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("Tgid:"))?
-        .trim()
-        .parse()
-        .ok()?;
-    if tgid != pid {
+    let process = procfs::process::Process::new(pid).ok()?;
+    if process.status().ok()?.tgid != pid {
         return None;
     }
-    read_listed_stat(pid)
+    process.stat().ok().map(ProcStat::from)
 }
 
-/// Reads the stat of a pid listed in `/proc`, which lists processes only.
-fn read_listed_stat(pid: i32) -> Option<ProcStat> {
-    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
-/// Reads every process visible in `/proc`.
+/// Reads every process visible in `/proc` (which lists processes, not
+/// threads).
 pub(crate) fn scan() -> Vec<ProcStat> {
-    let Ok(dir) = fs::read_dir("/proc") else {
+    let Ok(all) = procfs::process::all_processes() else {
         return Vec::new();
     };
-    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(read_listed_stat)
+    all.filter_map(|p| p.ok()?.stat().ok())
+        .map(ProcStat::from)
         .collect()
 }
 
@@ -318,17 +312,16 @@ mod tests {
 
     #[test]
     fn stat_lines_parse_even_with_odd_command_names() {
-        let line = "4242 (we ird) (x)) S 1 4242 4242 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
-        let stat = parse_stat(line).unwrap();
+        // A real line of ours, with a command name holding `) (` and spaces.
+        let real = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let rest = &real[real.rfind(')').unwrap() + 1..];
+        let line = format!("{} (we ird) (x)){rest}", std::process::id());
+        let stat = parse_stat(&line).unwrap();
+        let me = read_stat(std::process::id() as i32).unwrap();
+        // The state may have changed between the two reads; the rest not.
         assert_eq!(
-            stat,
-            ProcStat {
-                pid: 4242,
-                ppid: 1,
-                pgid: 4242,
-                state: 'S',
-                start_time: 987654
-            }
+            (stat.pid, stat.ppid, stat.pgid, stat.start_time),
+            (me.pid, me.ppid, me.pgid, me.start_time)
         );
         assert!(!stat.is_dead());
         assert!(parse_stat("garbage").is_none());
@@ -412,7 +405,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let parked = std::thread::spawn(move || {
-            let link = fs::read_link("/proc/thread-self").unwrap();
+            let link = std::fs::read_link("/proc/thread-self").unwrap();
             let tid: i32 = link.file_name().unwrap().to_str().unwrap().parse().unwrap();
             tx.send(tid).unwrap();
             let _ = done_rx.recv();
@@ -420,7 +413,7 @@ mod tests {
         let tid = rx.recv().unwrap();
         assert_ne!(tid, std::process::id() as i32);
         // /proc answers for the thread id, but it names no process.
-        assert!(read_listed_stat(tid).is_some());
+        assert!(procfs::process::Process::new(tid).unwrap().stat().is_ok());
         assert!(read_stat(tid).is_none());
         done_tx.send(()).unwrap();
         parked.join().unwrap();
