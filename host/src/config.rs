@@ -146,12 +146,13 @@ impl Default for BusSection {
 pub struct SupervisorSection {
     /// Output lines kept in memory per process. Example: `ring_lines = 1000`
     pub ring_lines: usize,
-    /// Size at which a process log file is rotated.
-    /// Example: `log_max_bytes = 10485760`
+    /// Size at which a process log file is rotated (at least 4 KiB).
+    /// Example: `log_max_bytes = "10MiB"`
+    #[serde(with = "crate::supervisor::size::required")]
     pub log_max_bytes: u64,
     /// How often to sample memory, CPU and disk I/O of running process
-    /// trees (`process.resource` events, `memory_limit`); `"0s"` turns
-    /// sampling and limits off. Example: `resource_interval = "30s"`
+    /// trees (`process.resource` events, `memory_limit`): at least 100 ms;
+    /// `"0s"` turns sampling and limits off. Example: `resource_interval = "30s"`
     #[serde(with = "crate::supervisor::duration::required")]
     pub resource_interval: std::time::Duration,
     /// Finished processes created at runtime (API, MCP, CLI) that stay
@@ -272,7 +273,109 @@ pub(crate) fn locate_toml_error(text: &str, err: &toml::de::Error) -> LocatedErr
     }
 }
 
+/// The bounds of the host-wide numbers: `(table, key, check)`, each check
+/// returning why the value is refused. Values are checked, never wrapped or
+/// clamped: a typo of a few zeros is an error naming the field.
+type RangeCheck = (
+    &'static str,
+    &'static str,
+    Box<dyn Fn(&HostConfig) -> Option<String>>,
+);
+
+fn range_checks() -> Vec<RangeCheck> {
+    let bound = |ok: bool, why: &str| (!ok).then(|| why.to_string());
+    vec![
+        (
+            "supervisor",
+            "resource_interval",
+            Box::new(move |c: &HostConfig| {
+                let d = c.supervisor.resource_interval;
+                bound(
+                    d.is_zero() || d >= std::time::Duration::from_millis(100),
+                    "must be at least 100ms (CPU figures are meaningless below), or \"0s\" to turn sampling off",
+                )
+            }),
+        ),
+        (
+            "supervisor",
+            "log_max_bytes",
+            Box::new(move |c: &HostConfig| {
+                bound(c.supervisor.log_max_bytes >= 4096, "must be at least 4KiB")
+            }),
+        ),
+        (
+            "supervisor",
+            "ring_lines",
+            Box::new(move |c: &HostConfig| {
+                bound(
+                    c.supervisor.ring_lines <= 1_000_000,
+                    "must be at most 1000000 lines per process",
+                )
+            }),
+        ),
+        (
+            "supervisor",
+            "retain_finished",
+            Box::new(move |c: &HostConfig| {
+                bound(
+                    c.supervisor.retain_finished <= 1_000_000,
+                    "must be at most 1000000",
+                )
+            }),
+        ),
+        (
+            "host",
+            "shutdown_timeout",
+            Box::new(move |c: &HostConfig| {
+                bound(
+                    c.host.shutdown_timeout <= std::time::Duration::from_secs(3600),
+                    "must be at most 1h",
+                )
+            }),
+        ),
+        (
+            "bus",
+            "ring_capacity",
+            Box::new(move |c: &HostConfig| {
+                bound(
+                    c.bus.ring_capacity <= 10_000_000,
+                    "must be at most 10000000 events",
+                )
+            }),
+        ),
+    ]
+}
+
+/// The 1-based line of `key` inside `[table]`, if it is written there.
+fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
+    let header = format!("[{table}]");
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            inside = line == header;
+        } else if inside && line.split_once('=').is_some_and(|(k, _)| k.trim() == key) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
 impl HostConfig {
+    fn validate_ranges(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        for (table, key, check) in range_checks() {
+            if let Some(why) = check(self) {
+                return Err(ConfigError {
+                    path: path.to_path_buf(),
+                    line: key_line(text, table, key),
+                    column: None,
+                    message: format!("field `{table}.{key}` {why}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Read and check `path`.
     ///
     /// # Errors
@@ -337,6 +440,7 @@ impl HostConfig {
     }
 
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        self.validate_ranges(text, path)?;
         for (name, spec) in &self.process {
             if let Err(e) = spec.validate() {
                 let header = format!("[process.{name}]");
@@ -416,6 +520,61 @@ mod tests {
         assert_eq!(
             c.process["job"].cwd.as_deref(),
             Some(Path::new("/etc/demo/work"))
+        );
+    }
+
+    #[test]
+    fn values_out_of_range_are_refused_naming_the_field_and_line() {
+        let cases = [
+            (
+                "[supervisor]\nresource_interval = \"50ms\"\n",
+                "supervisor.resource_interval",
+                2,
+            ),
+            (
+                "[supervisor]\nlog_max_bytes = \"1KiB\"\n",
+                "supervisor.log_max_bytes",
+                2,
+            ),
+            (
+                "[host]\n\nshutdown_timeout = \"2h\"\n",
+                "host.shutdown_timeout",
+                3,
+            ),
+            ("[bus]\nring_capacity = 100000000\n", "bus.ring_capacity", 2),
+        ];
+        for (text, field, line) in cases {
+            let err = HostConfig::parse(text, Path::new("h.toml")).unwrap_err();
+            assert!(err.message.contains(field), "{text}: {err}");
+            assert_eq!(err.line, Some(line), "{text}: {err}");
+        }
+        let err = HostConfig::parse(
+            "[supervisor]\nresource_interval = \"99999999999999999999d\"\n",
+            Path::new("h.toml"),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("resource_interval"), "{err}");
+    }
+
+    #[test]
+    fn sizes_are_written_the_same_everywhere() {
+        let c = HostConfig::parse(
+            "[supervisor]\nlog_max_bytes = \"10MiB\"\n",
+            Path::new("h.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.supervisor.log_max_bytes, 10 << 20);
+        let c = HostConfig::parse("[supervisor]\nlog_max_bytes = 65536\n", Path::new("h.toml"))
+            .unwrap();
+        assert_eq!(c.supervisor.log_max_bytes, 65536);
+        let c = HostConfig::parse(
+            "[supervisor]\nresource_interval = \"0s\"\n",
+            Path::new("h.toml"),
+        )
+        .unwrap();
+        assert!(
+            c.supervisor.resource_interval.is_zero(),
+            "0s still turns sampling off"
         );
     }
 

@@ -36,14 +36,21 @@ pub(crate) fn parse(text: &str) -> Result<Duration, String> {
             .unwrap_or(rest.len());
         let unit = rest[..unit_len].trim();
         rest = &rest[unit_len..];
+        let too_large = || format!("`{text}` is too long a duration");
+        let secs = |per: u64| {
+            number
+                .checked_mul(per)
+                .map(Duration::from_secs)
+                .ok_or_else(too_large)
+        };
         let part = match unit {
             "ns" => Duration::from_nanos(number),
             "us" | "µs" => Duration::from_micros(number),
             "ms" => Duration::from_millis(number),
             "s" | "sec" | "secs" => Duration::from_secs(number),
-            "m" | "min" | "mins" => Duration::from_secs(number.saturating_mul(60)),
-            "h" | "hr" | "hrs" => Duration::from_secs(number.saturating_mul(3600)),
-            "d" | "day" | "days" => Duration::from_secs(number.saturating_mul(86_400)),
+            "m" | "min" | "mins" => secs(60)?,
+            "h" | "hr" | "hrs" => secs(3600)?,
+            "d" | "day" | "days" => secs(86_400)?,
             "" => {
                 return Err(format!(
                     "`{text}` has no unit; write e.g. \"{number}s\" or \"{number}ms\""
@@ -55,7 +62,9 @@ pub(crate) fn parse(text: &str) -> Result<Duration, String> {
                 ));
             }
         };
-        total = total.saturating_add(part);
+        total = total
+            .checked_add(part)
+            .ok_or_else(|| format!("`{text}` is too long a duration"))?;
     }
     Ok(total)
 }

@@ -56,7 +56,7 @@ mod reaper;
 mod resources;
 mod restart;
 mod runner;
-mod size;
+pub(crate) mod size;
 mod spawn;
 mod spec;
 mod state;

@@ -104,6 +104,19 @@ impl Visitor<'_> for SizeVisitor {
     }
 }
 
+/// `#[serde(with = "size::required")]` for `u64` byte counts.
+pub(crate) mod required {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(size: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*size))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        d.deserialize_any(SizeVisitor)
+    }
+}
+
 /// `#[serde(with = "size::optional")]` for `Option<u64>` byte counts.
 pub(crate) mod optional {
     use super::*;
