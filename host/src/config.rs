@@ -148,7 +148,7 @@ pub struct SupervisorSection {
     pub ring_lines: usize,
     /// Size at which a process log file is rotated (at least 4 KiB).
     /// Example: `log_max_bytes = "10MiB"`
-    #[serde(with = "crate::supervisor::size::required")]
+    #[serde(deserialize_with = "crate::supervisor::size::required::deserialize")]
     pub log_max_bytes: u64,
     /// How often to sample memory, CPU and disk I/O of running process
     /// trees (`process.resource` events, `memory_limit`): at least 100 ms;

@@ -104,13 +104,10 @@ impl Visitor<'_> for SizeVisitor {
     }
 }
 
-/// `#[serde(with = "size::required")]` for `u64` byte counts.
+/// `#[serde(deserialize_with = "size::required::deserialize")]` for `u64`
+/// byte counts.
 pub(crate) mod required {
     use super::*;
-
-    pub(crate) fn serialize<S: Serializer>(size: &u64, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format(*size))
-    }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         d.deserialize_any(SizeVisitor)
