@@ -54,6 +54,7 @@ fn process(name: &str, kind: &str) -> ProcessInfo {
         duration_ms: None,
         timeout_ms: None,
         last_output_at: None,
+        run_output_offset: 0,
         memory_bytes: None,
         cpu_percent: None,
         metadata: serde_json::Map::new(),

@@ -77,6 +77,45 @@ fn every_request_needs_the_token_and_a_foreign_origin_is_refused() {
         .send()
         .unwrap();
     assert_eq!(own.status().as_u16(), 200);
+    assert_eq!(
+        own.headers()["access-control-allow-origin"],
+        api.base.as_str()
+    );
+    // A browser's preflight carries no token; the API's own origin passes it.
+    let preflight = api
+        .anonymous(Method::OPTIONS, "/v1/processes")
+        .header("Origin", api.base.clone())
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization,content-type",
+        )
+        .send()
+        .unwrap();
+    assert!(preflight.status().is_success());
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        api.base.as_str()
+    );
+    // The event stream also takes the token as a query parameter (a
+    // browser's EventSource cannot set headers); nothing else does.
+    let stream = api
+        .anonymous(
+            Method::GET,
+            &format!("/v1/events/stream?access_token={}", api.token),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(stream.status().as_u16(), 200);
+    drop(stream);
+    let listing = api
+        .anonymous(
+            Method::GET,
+            &format!("/v1/processes?access_token={}", api.token),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(listing.status().as_u16(), 401);
 }
 
 #[test]
@@ -220,6 +259,25 @@ fn bad_input_is_a_400_naming_the_field_and_unknown_ids_a_404_naming_the_known() 
     let (status, error) = api.get("/v1/no/such/endpoint");
     assert_eq!(status, 404);
     assert!(error["error"].as_str().unwrap().contains("/v1"));
+    let (status, error) = api.delete("/v1/events");
+    assert_eq!(status, 405);
+    assert!(error["error"].is_string(), "a JSON body: {error}");
+    let long = "n".repeat(300);
+    let (status, error) = api.post(
+        "/v1/processes",
+        &json!({ "process_type": "build", "name": long, "command": "true" }),
+    );
+    assert_eq!(
+        (status, error["field"].as_str()),
+        (400, Some("name")),
+        "{error}"
+    );
+    let (status, error) = api.post("/v1/tasks", &json!({ "id": "t9", "title": " " }));
+    assert_eq!(
+        (status, error["field"].as_str()),
+        (400, Some("title")),
+        "{error}"
+    );
     let huge = "x".repeat(3 << 20);
     let (status, _) = api.post("/v1/events", &json!({ "type": "a.b", "data": huge }));
     assert_eq!(status, 413, "the body limit");
@@ -332,7 +390,11 @@ fn plugins_agents_tasks_and_dependencies_are_listed_and_driven() {
     assert_eq!(status, 201, "{registered}");
     assert_eq!(registered["task"]["id"], "t2");
     let (status, error) = api.post("/v1/tasks", &json!({ "id": "t3", "title": "" }));
-    assert_eq!(status, 400, "{error}");
+    assert_eq!(
+        (status, error["field"].as_str()),
+        (400, Some("title")),
+        "{error}"
+    );
     let (_, tasks) = api.get("/v1/tasks");
     let ids: Vec<&str> = tasks
         .as_array()
@@ -348,6 +410,13 @@ fn plugins_agents_tasks_and_dependencies_are_listed_and_driven() {
 #[test]
 fn wait_returns_what_matched_or_times_out() {
     let (_tmp, _host, api) = host();
+    // A line printed the moment the process starts, before anyone waits.
+    let eager = api.create("server", "eager", "echo 'ready at once'; sleep 300");
+    let (_, outcome) = api.post(
+        "/v1/wait",
+        &json!({ "process_id": eager, "output_regex": "ready", "timeout_secs": 60 }),
+    );
+    assert_eq!(outcome["matched"], "output", "{outcome}");
     let id = api.create(
         "server",
         "web",

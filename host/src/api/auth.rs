@@ -15,7 +15,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -25,6 +25,8 @@ use super::error::ApiError;
 pub const ADDR_FILE: &str = "api.addr";
 /// File in the state folder holding the API's bearer token.
 pub const TOKEN_FILE: &str = "api.token";
+/// The one path that also takes the token as `?access_token=`.
+const STREAM_PATH: &str = "/v1/events/stream";
 
 /// A fresh token: 32 random bytes as hex.
 ///
@@ -104,20 +106,38 @@ pub struct Guard {
 
 impl Guard {
     fn origin_allowed(&self, origin: &str) -> bool {
+        self.origins()
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(origin))
+    }
+
+    /// The origins a browser may call from: the API's own, and the listed.
+    pub fn origins(&self) -> Vec<String> {
         let port = self.addr.port();
-        let own = [
+        let mut all = vec![
             format!("http://{}", self.addr),
             format!("http://localhost:{port}"),
             format!("http://127.0.0.1:{port}"),
             format!("http://[::1]:{port}"),
         ];
-        own.iter()
-            .chain(&self.allowed_origins)
-            .any(|o| o.eq_ignore_ascii_case(origin))
+        all.extend(self.allowed_origins.iter().cloned());
+        all.dedup();
+        all
     }
 
-    fn token_ok(&self, headers: &HeaderMap) -> bool {
-        let Some(value) = headers
+    /// The token of a request: the `Authorization: Bearer` header, or, for
+    /// the event stream only, `?access_token=` (a browser's `EventSource`
+    /// cannot send headers).
+    fn token_ok(&self, request: &Request) -> bool {
+        if request.uri().path() == STREAM_PATH
+            && let Some(query) = request.uri().query()
+            && let Some((_, token)) =
+                form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "access_token")
+        {
+            return constant_time_eq(token.as_bytes(), self.token.as_bytes());
+        }
+        let Some(value) = request
+            .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
         else {
@@ -154,7 +174,7 @@ pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> 
             return super::http::error_response(e);
         }
     }
-    if !guard.token_ok(request.headers()) {
+    if !guard.token_ok(&request) {
         let e = ApiError::with_status(
             401,
             "missing or wrong bearer token: send `Authorization: Bearer <token>` with the token from api.token in the host's state folder",
@@ -222,15 +242,21 @@ mod tests {
             allowed_origins: Vec::new(),
             addr: "127.0.0.1:1".parse().unwrap(),
         };
-        let with = |v: &str| {
-            let mut h = HeaderMap::new();
-            h.insert(header::AUTHORIZATION, v.parse().unwrap());
-            guard.token_ok(&h)
+        let request = |uri: &str, auth: Option<&str>| {
+            let mut r = Request::builder().uri(uri);
+            if let Some(a) = auth {
+                r = r.header(header::AUTHORIZATION, a);
+            }
+            r.body(axum::body::Body::empty()).unwrap()
         };
-        assert!(with("Bearer abc"));
-        assert!(!with("Bearer abd"));
-        assert!(!with("Bearer ab"));
-        assert!(!with("Basic abc"));
-        assert!(!guard.token_ok(&HeaderMap::new()));
+        assert!(guard.token_ok(&request("/v1/processes", Some("Bearer abc"))));
+        assert!(!guard.token_ok(&request("/v1/processes", Some("Bearer abd"))));
+        assert!(!guard.token_ok(&request("/v1/processes", Some("Bearer ab"))));
+        assert!(!guard.token_ok(&request("/v1/processes", Some("Basic abc"))));
+        assert!(!guard.token_ok(&request("/v1/processes", None)));
+        // A query token is taken for the event stream only.
+        assert!(guard.token_ok(&request("/v1/events/stream?access_token=abc", None)));
+        assert!(!guard.token_ok(&request("/v1/events/stream?access_token=abd", None)));
+        assert!(!guard.token_ok(&request("/v1/processes?access_token=abc", None)));
     }
 }

@@ -112,11 +112,14 @@ impl Control {
             spec.cwd = Some(path);
         }
         let id = self.supervisor.create(spec).map_err(|e| match e {
-            // The request calls the kind `process_type`.
-            crate::supervisor::SupervisorError::InvalidSpec { field, reason, .. }
-                if field == "kind" =>
-            {
-                ApiError::bad_request("process_type", reason)
+            // The request calls the kind `process_type` and the label `name`.
+            crate::supervisor::SupervisorError::InvalidSpec { field, reason, .. } => {
+                let field = match field.as_str() {
+                    "kind" => "process_type".to_string(),
+                    "label" => "name".to_string(),
+                    _ => field,
+                };
+                ApiError::bad_request(field, reason)
             }
             other => other.into(),
         })?;
@@ -249,8 +252,9 @@ impl Control {
         Ok(self.supervisor.log_files(id)?)
     }
 
-    /// Publishes a status the process's own system reports
-    /// (`process.reported`), for status mappers to map.
+    /// Records a status the process's own system reports: its progress and
+    /// message at once (`process.status`), and the status word as
+    /// `process.reported` for status mappers to map to a state.
     ///
     /// # Errors
     ///
@@ -265,6 +269,16 @@ impl Control {
             .is_some_and(|p| !(p.is_finite() && (0.0..=1.0).contains(&p)))
         {
             return Err(ApiError::bad_request("progress", "must be between 0 and 1"));
+        }
+        // Progress and message are the reporter's own facts: recorded at
+        // once. The status word is for the status mappers to map to a state.
+        if report.progress.is_some() || report.message.is_some() {
+            let update = crate::supervisor::StatusUpdate {
+                state: None,
+                progress: report.progress,
+                message: report.message.clone(),
+            };
+            self.supervisor.set_status(id, update)?;
         }
         let event = NewEvent::new(
             SOURCE,

@@ -135,7 +135,11 @@ impl From<AgentError> for ApiError {
 
 impl From<CoordinationError> for ApiError {
     fn from(e: CoordinationError) -> Self {
-        ApiError::invalid(e.to_string())
+        match e {
+            CoordinationError::InvalidTask { field, reason, .. } => {
+                ApiError::bad_request(field, reason)
+            }
+        }
     }
 }
 

@@ -67,6 +67,7 @@ pub fn routes(control: Control) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(control)
 }
@@ -121,7 +122,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryArgs<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
-        let de = serde_html_form::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        // `access_token` is the guard's business (the event stream's
+        // alternative to the header), never a field of the query itself.
+        let kept: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k != "access_token"),
+            )
+            .finish();
+        let de = serde_html_form::Deserializer::new(form_urlencoded::parse(kept.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(QueryArgs)
             .map_err(|e| field_error(e.path().to_string(), e.inner().to_string()))
@@ -137,15 +145,24 @@ fn field_error(path: String, message: String) -> ApiError {
     let unknown = message
         .strip_prefix("unknown field `")
         .and_then(|m| m.split('`').next());
+    // `.` is the whole document, `?` a place the parser could not name
+    // (the text is not JSON at all): then only the message can say more.
     match (path.as_str(), missing.or(unknown)) {
-        (".", Some(field)) => ApiError::bad_request(field, message.clone()),
-        (".", None) => ApiError::invalid(format!("bad request: {message}")),
+        ("." | "?", Some(field)) => ApiError::bad_request(field, message.clone()),
+        ("." | "?", None) => ApiError::invalid(format!("bad request: {message}")),
         (field, _) => ApiError::bad_request(field, message),
     }
 }
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; the API lives under /v1 (see docs/api.md)")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::with_status(
+        405,
+        "this endpoint does not take that method (see docs/api.md)",
+    )
 }
 
 async fn list_processes(

@@ -5,7 +5,10 @@
 //! Every tool is a thin call into [`Operations`], so the tools behave the
 //! same in the host and in an attached `host mcp`. Seed 004's four tools
 //! keep its names, descriptions and input schemas exactly (the schemas are
-//! written out below, not derived, so no library upgrade can change them).
+//! written out below, not derived, so no library upgrade can change them),
+//! and read their arguments as those schemas say: extra properties are
+//! allowed (ignored), and `process_type` takes any kind name beside the
+//! six the enum lists.
 //! A failed call is a tool result with `isError` and a sentence the agent
 //! can act on, never a protocol error.
 //!
@@ -40,6 +43,9 @@ use super::control::Control;
 use super::error::ApiError;
 use super::model::{CreateProcess, EventsQuery, OutputQuery, ProcessFilter, StopOptions, WaitFor};
 use super::ops::Operations;
+
+/// How long a task follows a process with no timeout of its own.
+pub const TASK_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// What every tool handler shares; behind an `Arc`, because the HTTP
 /// service may build a handler per request.
@@ -227,7 +233,6 @@ fn list_schema() -> Arc<JsonObject> {
 
 /// `start_background_process` arguments (seed 004).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct StartArgs {
     process_type: String,
     name: String,
@@ -240,7 +245,6 @@ struct StartArgs {
 
 /// A process id.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct ProcessId {
     /// The process's id (see list_background_processes).
     process_id: String,
@@ -248,7 +252,6 @@ struct ProcessId {
 
 /// `stop_background_process` arguments (seed 004).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct StopArgs {
     process_id: String,
     #[serde(default)]
@@ -257,7 +260,6 @@ struct StopArgs {
 
 /// `list_background_processes` arguments (seed 004).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ListArgs {
     #[serde(default = "all")]
     filter_type: String,
@@ -327,6 +329,7 @@ impl HostTools {
             restart: Default::default(),
             start: true,
         };
+        let timeout = args.timeout;
         let created = match ops.create(request).await {
             Ok(created) => created,
             Err(e) => return Ok(answer::<()>(Err(e)).into()),
@@ -337,7 +340,7 @@ impl HostTools {
         if !tasks_supported {
             return Ok(answer(ops.process(&created.process_id).await).into());
         }
-        let task = self.follow_as_task(created.process_id);
+        let task = self.follow_as_task(created.process_id, timeout);
         Ok(CallToolResponse::Task(CreateTaskResult::new(task)))
     }
 
@@ -527,11 +530,21 @@ impl HostTools {
 
 impl HostTools {
     /// A task following process `id` until it ends; its cancel stops it.
-    fn follow_as_task(&self, id: String) -> rmcp::model::Task {
+    ///
+    /// A task has a time to live after which the SDK marks it failed (and
+    /// later forgets it), which keeps the task table bounded: the process's
+    /// own timeout plus five minutes, or [`TASK_TTL`] without one. A process
+    /// that outlives its task goes on; `get_process_status` still follows it.
+    fn follow_as_task(&self, id: String, timeout_secs: u64) -> rmcp::model::Task {
         let ops = self.shared.ops.clone();
+        let ttl = match timeout_secs {
+            0 => TASK_TTL,
+            secs => Duration::from_secs(secs.saturating_add(300)),
+        };
         self.shared.tasks.spawn(
             TaskOptions::new()
                 .with_poll_interval_ms(1000)
+                .with_ttl_ms(ttl.as_millis() as u64)
                 .with_status_message(format!("{id}: starting")),
             move |task| {
                 Box::pin(async move {

@@ -78,6 +78,7 @@ pub fn render(c: &Control) -> String {
         "Resident memory of each running process tree at its last sample",
         processes
             .iter()
+            .filter(|p| p.state.is_active())
             .filter_map(|p| Some((labels(&[("process", &p.name)]), p.memory_bytes? as i64)))
             .collect(),
     );

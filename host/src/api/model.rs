@@ -54,13 +54,13 @@ pub struct ProcessStatus {
     /// Timeout in seconds, if any.
     pub timeout: Option<f64>,
     /// Progress 0..1 from status mappers.
-    pub progress: Option<f32>,
+    pub progress: Option<f64>,
     /// Status message from status mappers.
     pub message: Option<String>,
     /// Resident memory of the whole tree at the last sample.
     pub memory_bytes: Option<u64>,
     /// CPU use of the tree at the last sample, percent of one core.
-    pub cpu_percent: Option<f32>,
+    pub cpu_percent: Option<f64>,
     /// When it last printed a line.
     pub last_output_at: Option<DateTime<Utc>>,
     /// Context given at creation.
@@ -92,15 +92,21 @@ impl ProcessStatus {
             signal: info.signal,
             restarts: info.restarts,
             timeout: info.timeout_ms.map(|ms| ms as f64 / 1000.0),
-            progress: info.progress,
+            progress: info.progress.map(tidy),
             message: info.message,
             memory_bytes: info.memory_bytes,
-            cpu_percent: info.cpu_percent,
+            cpu_percent: info.cpu_percent.map(tidy),
             last_output_at: info.last_output_at,
             metadata: info.metadata,
             output,
         }
     }
+}
+
+/// An `f32` as the `f64` it was meant to be: `0.4`, not
+/// `0.4000000059604645` (six decimals are more than any progress needs).
+fn tidy(x: f32) -> f64 {
+    (f64::from(x) * 1e6).round() / 1e6
 }
 
 /// Which processes to list.
@@ -219,8 +225,9 @@ impl From<OutputLine> for OutputLineView {
     }
 }
 
-/// A status a process's own system reports (published as
-/// `process.reported`, which status mappers turn into state and progress).
+/// A status a process's own system reports: its progress and message are
+/// recorded as they are; the status word is published as
+/// `process.reported` for status mappers to map to a state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusReport {

@@ -70,6 +70,29 @@ fn is_loopback(ip: IpAddr) -> bool {
     ip.is_loopback()
 }
 
+/// Cross-origin rules for browsers: the API's own origins and the listed
+/// ones may call with the token and read the answers.
+fn cors(guard: &Guard) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, HeaderValue, Method, header};
+    let origins: Vec<HeaderValue> = guard
+        .origins()
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("mcp-protocol-version"),
+            HeaderName::from_static("mcp-session-id"),
+        ])
+        .expose_headers([HeaderName::from_static("mcp-session-id")])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
 /// A running API server; [`ApiServer::shutdown`] stops it and removes its
 /// address and token files.
 pub struct ApiServer {
@@ -106,12 +129,17 @@ impl ApiServer {
             addr,
         };
         let mcp = McpFactory::new(Arc::new(control.clone()), None);
+        let cors = cors(&guard);
+        // The CORS layer is outermost: it answers a browser's preflight
+        // (which carries no token) for the allowed origins, and adds its
+        // headers to the guard's answers.
         let app: Router = super::http::routes(control)
             .nest_service("/mcp", http_service(mcp, cancel.child_token()))
             .layer(axum::middleware::from_fn_with_state(
                 guard,
                 super::auth::guard,
-            ));
+            ))
+            .layer(cors);
         let published = Published::write(&state_dir, addr, &token)?;
         let stop = cancel.clone();
         let task = tokio::spawn(async move {

@@ -132,21 +132,24 @@ fn print_event(e: &Event, json: bool) -> bool {
 fn print_stats(journal: &Journal, json: bool) -> anyhow::Result<ExitCode> {
     let stats = journal.stats()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&stats)?);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(super::output::json(&stats));
     }
-    println!("events      {} (head sequence {})", stats.total, stats.head);
-    println!("last minute {}", stats.events_per_minute);
+    let mut text = format!(
+        "events      {} (head sequence {})\n",
+        stats.total, stats.head
+    );
+    text.push_str(&format!("last minute {}\n", stats.events_per_minute));
     if let Some(t) = stats.last_event_time {
-        println!("newest      {}", t.to_rfc3339());
+        text.push_str(&format!("newest      {}\n", t.to_rfc3339()));
     }
-    println!("by type");
+    text.push_str("by type\n");
     for (ty, n) in &stats.by_type {
-        println!("  {n:>8}  {ty}");
+        text.push_str(&format!("  {n:>8}  {ty}\n"));
     }
-    println!("by source");
+    text.push_str("by source");
     for (source, n) in &stats.by_source {
-        println!("  {n:>8}  {source}");
+        text.push_str(&format!("\n  {n:>8}  {source}"));
     }
-    Ok(ExitCode::SUCCESS)
+    // A closed pipe (`| head`) ends the output quietly.
+    Ok(super::output::line(&text))
 }

@@ -56,17 +56,19 @@ pub(super) fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
             && client.stats().await.is_ok()
         {
             tracing::info!(api = client.base_url(), "attached to the running host");
-            return serve_stdio(McpFactory::new(Arc::new(client), cwd)).await;
+            serve_stdio(McpFactory::new(Arc::new(client), cwd)).await?;
+            return Ok(ExitCode::SUCCESS);
         }
         let Some(config) = config else {
-            anyhow::bail!(
-                "no host is running on state folder {}: start one with `host run`, or pass --config FILE to run one for this session",
+            eprintln!(
+                "error: no host is running on state folder {}: start one with `host run`, or pass --config FILE to run one for this session",
                 state_dir.display()
             );
+            return Ok(ExitCode::from(super::EXIT_NO_HOST));
         };
-        in_process(config, args.plugins, state_dir, cwd).await
-    })?;
-    Ok(ExitCode::SUCCESS)
+        in_process(config, args.plugins, state_dir, cwd).await?;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// Runs a host for the session: MCP on stdio, the HTTP API beside it (so

@@ -48,10 +48,12 @@ impl Default for CoordinationConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinationError {
     /// The task is malformed.
-    #[error("task `{id}`: {reason}")]
+    #[error("task `{id}`: `{field}` {reason}")]
     InvalidTask {
         /// The task id.
         id: String,
+        /// The field at fault.
+        field: &'static str,
         /// What is wrong.
         reason: String,
     },
@@ -100,13 +102,15 @@ impl Coordinator {
         if task.id.trim().is_empty() {
             return Err(CoordinationError::InvalidTask {
                 id: task.id,
-                reason: "id must not be empty".into(),
+                field: "id",
+                reason: "must not be empty".into(),
             });
         }
         if task.title.trim().is_empty() {
             return Err(CoordinationError::InvalidTask {
                 id: task.id,
-                reason: "title must not be empty".into(),
+                field: "title",
+                reason: "must not be empty".into(),
             });
         }
         {

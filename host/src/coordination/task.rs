@@ -31,14 +31,21 @@ pub struct Task {
 pub struct Dependency {
     /// The rule plugin that found it.
     pub rule: String,
-    /// The task registered earlier.
+    /// The task being registered when the rule found the dependency.
     pub task: String,
-    /// The task it depends on / relates to.
+    /// The task registered earlier that it depends on / relates to.
     pub depends_on: String,
     /// Kind of relationship, e.g. `api-contract`.
     pub relationship: String,
     /// The rule's explanation.
     pub reason: String,
     /// 0.0 ..= 1.0.
+    #[serde(serialize_with = "tidy")]
     pub confidence: f32,
+}
+
+/// Writes an `f32` as the decimal it was meant to be (`0.95`, not
+/// `0.949999988079071`, which is what widening it to JSON's f64 gives).
+fn tidy<S: serde::Serializer>(x: &f32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((f64::from(*x) * 1e6).round() / 1e6)
 }

@@ -35,6 +35,21 @@ impl RestartWindow {
     /// counted within the window), or `None` when `max` restarts already
     /// happened within `window`: the caller gives up.
     pub(crate) fn try_record(&mut self, now: Instant, window: Duration, max: u32) -> Option<u32> {
+        self.expire(now, window);
+        if self.times.len() >= max as usize {
+            return None;
+        }
+        self.times.push_back(now);
+        u32::try_from(self.times.len()).ok()
+    }
+
+    /// Whether a restart at `now` would be allowed, without recording it.
+    pub(crate) fn would_allow(&mut self, now: Instant, window: Duration, max: u32) -> bool {
+        self.expire(now, window);
+        self.times.len() < max as usize
+    }
+
+    fn expire(&mut self, now: Instant, window: Duration) {
         while let Some(&oldest) = self.times.front() {
             if now.saturating_duration_since(oldest) >= window {
                 self.times.pop_front();
@@ -42,11 +57,6 @@ impl RestartWindow {
                 break;
             }
         }
-        if self.times.len() >= max as usize {
-            return None;
-        }
-        self.times.push_back(now);
-        u32::try_from(self.times.len()).ok()
     }
 
     /// Forgets all restarts (an explicit start begins afresh).

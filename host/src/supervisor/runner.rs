@@ -275,9 +275,11 @@ impl Runner {
                 "could not read the child's start time from /proc",
             )));
         };
-        let ring = self
-            .inner
-            .with_run(&self.name, self.generation, |r, _| r.ring.clone());
+        // Lines from here on are this run's: readers start below.
+        let ring = self.inner.with_run(&self.name, self.generation, |r, _| {
+            r.run_output_offset = r.ring.lock().next_offset();
+            r.ring.clone()
+        });
         let ring = ring.unwrap_or_else(|| Ring::shared(0));
         let output = OutputTasks::start(
             self.inner.bus.clone(),
@@ -383,6 +385,9 @@ impl Runner {
             rec.state = outcome;
             rec.exit_code = exit_code;
             rec.signal = signal;
+            // The samples were of a tree that is gone.
+            rec.memory_bytes = None;
+            rec.cpu_percent = None;
             let exited = events::transition(
                 name,
                 EventType::Exited,

@@ -174,8 +174,11 @@ pub struct ProcessInfo {
     pub timeout_ms: Option<u64>,
     /// When the last output line arrived.
     pub last_output_at: Option<DateTime<Utc>>,
+    /// Offset of the current (or last) run's first output line: lines
+    /// from it on (see [`OutputLine::offset`]) are that run's.
+    pub run_output_offset: u64,
     /// Resident memory of the whole tree at the last resource sample of the
-    /// current (or last) run, in bytes.
+    /// current run, in bytes; `None` once the run is over.
     pub memory_bytes: Option<u64>,
     /// CPU use of the whole tree at the last resource sample, in percent of
     /// one core (so above 100 on several cores); `None` until a second sample.

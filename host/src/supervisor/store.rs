@@ -97,6 +97,11 @@ impl Ring {
         }
     }
 
+    /// The offset the next line will get.
+    pub(crate) fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+
     pub(crate) fn last_output_at(&self) -> Option<DateTime<Utc>> {
         self.last_output_at
     }

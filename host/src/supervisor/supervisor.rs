@@ -322,9 +322,10 @@ impl Supervisor {
     /// `restart_window`), the backoff is waited out and it starts again;
     /// a full window ends in `process.gave_up` instead. The counter and
     /// window are not reset, so restarts asked in a loop (by a plugin or a
-    /// person) are slowed down and finally refused like a crash loop. A
-    /// pending process is simply started. Returns once the new run has
-    /// spawned.
+    /// person) are slowed down and finally refused like a crash loop; a
+    /// restart the limit would refuse is refused before anything is
+    /// stopped, and the process carries on as it was. A pending process is
+    /// simply started. Returns once the new run has spawned.
     ///
     /// # Errors
     ///
@@ -333,8 +334,28 @@ impl Supervisor {
     /// and the errors of [`Supervisor::start`].
     pub async fn restart(&self, name: &str) -> Result<(), SupervisorError> {
         let answer = {
-            let table = self.inner.table();
-            let rec = table.get(name).ok_or_else(|| unknown(name))?;
+            let mut table = self.inner.table();
+            let rec = table.get_mut(name).ok_or_else(|| unknown(name))?;
+            // Refused before anything is stopped: a restart the limit would
+            // not allow leaves the process as it is.
+            let spec = rec.spec.clone();
+            if rec.state != ProcessState::Pending
+                && !rec.window.would_allow(
+                    std::time::Instant::now(),
+                    spec.restart_window,
+                    spec.max_restarts,
+                )
+            {
+                return Err(SupervisorError::NotRestarted {
+                    name: name.into(),
+                    state: rec.state,
+                    reason: format!(
+                        "it reached its restart limit ({} restarts within {}); `start` begins afresh",
+                        spec.max_restarts,
+                        super::duration::format(spec.restart_window)
+                    ),
+                });
+            }
             match &rec.run {
                 Some(run) => {
                     let (reply, answer) = oneshot::channel();

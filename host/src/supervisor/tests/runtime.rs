@@ -140,15 +140,18 @@ async fn asked_restarts_count_back_off_and_end_in_gave_up() {
         [1, 2],
         "each asked restart is recorded in the window"
     );
-    // The window is full: the third asked restart stops the process and
-    // gives up instead of starting it again.
+    // The window is full: the third asked restart is refused before
+    // anything is stopped; the process carries on.
+    let pid = sup.get("svc").unwrap().pid;
     let err = sup.restart("svc").await.unwrap_err();
     assert!(matches!(err, SupervisorError::NotRestarted { .. }), "{err}");
     assert!(err.to_string().contains("restart limit"), "{err}");
-    assert_eq!(of_type(&bus, "svc", "process.gave_up").len(), 1);
-    assert!(sup.get("svc").unwrap().state.is_terminal());
+    let info = sup.get("svc").unwrap();
+    assert_eq!((info.state, info.pid), (ProcessState::Running, pid));
     let stops = of_type(&bus, "svc", "process.stopping");
+    assert_eq!(stops.len(), 2, "only the two allowed restarts stopped it");
     assert!(stops.iter().all(|s| s["reason"] == "restart"), "{stops:?}");
+    sup.stop("svc", true).await.unwrap();
     // An explicit start begins afresh.
     sup.start("svc").await.unwrap();
     assert_eq!(sup.get("svc").unwrap().restarts, 0);
