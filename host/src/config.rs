@@ -316,6 +316,29 @@ impl HostConfig {
     }
 
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        if let Err(e) = crate::plugins::LimitDefaults::from_config(
+            self.plugins.deadline_ms,
+            self.plugins.memory_mib,
+        ) {
+            // The key's line inside `[plugins]`, when it is written there.
+            let field = if e.contains("deadline_ms") {
+                "deadline_ms"
+            } else {
+                "memory_mib"
+            };
+            let line = text.find("[plugins]").and_then(|start| {
+                text[start..]
+                    .lines()
+                    .position(|l| l.trim_start().starts_with(field))
+                    .map(|i| line_col(text, start).0 + i)
+            });
+            return Err(ConfigError {
+                path: path.to_path_buf(),
+                line,
+                column: None,
+                message: format!("field `plugins.{}", e.trim_start_matches('`')),
+            });
+        }
         for (name, spec) in &self.process {
             if let Err(e) = spec.validate() {
                 let header = format!("[process.{name}]");
@@ -405,6 +428,22 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("/etc/demo/host.toml:3:"), "{text}");
         assert!(text.contains("restrat"), "{text}");
+    }
+
+    #[test]
+    fn plugin_limits_out_of_bounds_are_errors_naming_field_and_bound() {
+        let err = parse("[plugins]\ndir = \"p\"\nmemory_mib = 17592186044416\n").unwrap_err();
+        assert_eq!(err.line, Some(3), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("field `plugins.memory_mib`"), "{text}");
+        assert!(text.contains("4096"), "{text}");
+        for deadline in ["0", "18446744073709551615"] {
+            let err = parse(&format!("[plugins]\ndeadline_ms = {deadline}\n")).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("field `plugins.deadline_ms`"), "{text}");
+            assert!(text.contains("60000"), "{text}");
+        }
+        assert!(parse("[plugins]\ndeadline_ms = 60000\nmemory_mib = 4096\n").is_ok());
     }
 
     #[test]

@@ -91,6 +91,9 @@ pub enum PluginError {
     /// The plugin is quarantined after repeated failures.
     #[error("plugin `{0}` is quarantined after repeated failures; change its file to retry")]
     Quarantined(String),
+    /// A limit given to the plugin host is out of bounds.
+    #[error("plugin host limits: {0}")]
+    Limits(String),
 }
 
 /// How a call failed. `Trap`s and deadlines replace the instance; a

@@ -85,9 +85,9 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
-    /// Per-call deadline in milliseconds. Example: `deadline_ms = 250`
+    /// Per-call deadline in milliseconds, 1 to 60000. Example: `deadline_ms = 250`
     pub deadline_ms: Option<u64>,
-    /// Memory cap in MiB. Example: `memory_mib = 128`
+    /// Memory cap in MiB, 1 to 4096. Example: `memory_mib = 128`
     pub memory_mib: Option<u64>,
 }
 
@@ -103,6 +103,46 @@ pub struct BuildSpec {
     pub watch: Vec<String>,
 }
 
+/// Longest per-call deadline, in milliseconds: a plugin call is a
+/// decision, and a minute is already far beyond any sane one.
+pub const MAX_DEADLINE_MS: u64 = 60_000;
+
+/// Largest memory cap, in MiB: 4 GiB is all a 32-bit wasm memory can
+/// address, so a larger cap means nothing (and its bytes could overflow).
+pub const MAX_MEMORY_MIB: u64 = 4096;
+
+/// Check a deadline in milliseconds: 1 ..= [`MAX_DEADLINE_MS`].
+///
+/// # Errors
+///
+/// A message giving the bound and the value, for the caller to prefix
+/// with the field's name.
+pub fn check_deadline_ms(ms: u64) -> Result<Duration, String> {
+    if (1..=MAX_DEADLINE_MS).contains(&ms) {
+        Ok(Duration::from_millis(ms))
+    } else {
+        Err(format!(
+            "must be between 1 and {MAX_DEADLINE_MS} milliseconds, not {ms}"
+        ))
+    }
+}
+
+/// Check a memory cap in MiB: 1 ..= [`MAX_MEMORY_MIB`]; returns bytes.
+///
+/// # Errors
+///
+/// A message giving the bound and the value, for the caller to prefix
+/// with the field's name.
+pub fn check_memory_mib(mib: u64) -> Result<u64, String> {
+    if (1..=MAX_MEMORY_MIB).contains(&mib) {
+        Ok(mib << 20)
+    } else {
+        Err(format!(
+            "must be between 1 and {MAX_MEMORY_MIB} MiB, not {mib}"
+        ))
+    }
+}
+
 /// The host-wide defaults a manifest's `[limits]` may override.
 #[derive(Debug, Clone, Copy)]
 pub struct LimitDefaults {
@@ -110,6 +150,40 @@ pub struct LimitDefaults {
     pub deadline: Duration,
     /// Memory cap in bytes.
     pub memory_bytes: u64,
+}
+
+impl LimitDefaults {
+    /// Defaults from `host.toml`'s `deadline_ms` and `memory_mib`, checked
+    /// with [`check_deadline_ms`] and [`check_memory_mib`].
+    ///
+    /// # Errors
+    ///
+    /// A message naming the field and its bound.
+    pub fn from_config(deadline_ms: u64, memory_mib: u64) -> Result<Self, String> {
+        Ok(Self {
+            deadline: check_deadline_ms(deadline_ms).map_err(|e| format!("`deadline_ms` {e}"))?,
+            memory_bytes: check_memory_mib(memory_mib).map_err(|e| format!("`memory_mib` {e}"))?,
+        })
+    }
+
+    /// Check values built by hand (a [`Duration`] and bytes) against the
+    /// same bounds.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the field and its bound.
+    pub fn check(&self) -> Result<(), String> {
+        let ms = u64::try_from(self.deadline.as_millis()).unwrap_or(u64::MAX);
+        check_deadline_ms(ms).map_err(|e| format!("`deadline` {e}"))?;
+        if self.memory_bytes == 0 || self.memory_bytes > MAX_MEMORY_MIB << 20 {
+            return Err(format!(
+                "`memory_bytes` must be between 1 and {} bytes ({MAX_MEMORY_MIB} MiB), not {}",
+                MAX_MEMORY_MIB << 20,
+                self.memory_bytes
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for LimitDefaults {
@@ -221,12 +295,17 @@ impl PluginSpec {
         for grant in &mut permissions.dirs {
             grant.host = dir.join(&grant.host);
         }
-        if raw.limits.deadline_ms == Some(0) {
-            return Err(bad("field `limits.deadline_ms`: must be at least 1".into()));
-        }
-        if raw.limits.memory_mib == Some(0) {
-            return Err(bad("field `limits.memory_mib`: must be at least 1".into()));
-        }
+        let deadline = match raw.limits.deadline_ms {
+            Some(ms) => check_deadline_ms(ms)
+                .map_err(|e| bad(format!("field `limits.deadline_ms`: {e}")))?,
+            None => defaults.deadline,
+        };
+        let memory_bytes = match raw.limits.memory_mib {
+            Some(mib) => {
+                check_memory_mib(mib).map_err(|e| bad(format!("field `limits.memory_mib`: {e}")))?
+            }
+            None => defaults.memory_bytes,
+        };
         Ok(Self {
             name,
             version: raw.version,
@@ -235,16 +314,8 @@ impl PluginSpec {
             component_path: normalize(&dir.join(raw.component)),
             config,
             permissions,
-            deadline: raw
-                .limits
-                .deadline_ms
-                .map(Duration::from_millis)
-                .unwrap_or(defaults.deadline),
-            memory_bytes: raw
-                .limits
-                .memory_mib
-                .map(|m| m << 20)
-                .unwrap_or(defaults.memory_bytes),
+            deadline,
+            memory_bytes,
             build: raw.build,
         })
     }
@@ -448,6 +519,47 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("deadline_ms"), "{err}");
+    }
+
+    #[test]
+    fn limits_past_their_maximum_are_rejected_naming_field_and_bound_not_wrapped() {
+        // 2^44 MiB used to wrap to a 0 MiB cap; u64::MAX ms failed every call.
+        for (field, value, bound) in [
+            ("memory_mib", "17592186044416", "4096"),
+            ("memory_mib", "4097", "4096"),
+            ("deadline_ms", "18446744073709551615", "60000"),
+            ("deadline_ms", "60001", "60000"),
+        ] {
+            let err = parse(&format!(
+                "component = \"a.wasm\"\n[limits]\n{field} = {value}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(&format!("limits.{field}")), "{err}");
+            assert!(err.contains(bound) && err.contains(value), "{err}");
+        }
+        let spec =
+            parse("component = \"a.wasm\"\n[limits]\nmemory_mib = 4096\ndeadline_ms = 60000\n")
+                .unwrap();
+        assert_eq!(spec.memory_bytes, 4 << 30);
+        assert_eq!(spec.deadline, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn host_defaults_are_checked_against_the_same_bounds() {
+        assert!(LimitDefaults::from_config(100, 64).is_ok());
+        let err = LimitDefaults::from_config(0, 64).unwrap_err();
+        assert!(
+            err.contains("deadline_ms") && err.contains("60000"),
+            "{err}"
+        );
+        let err = LimitDefaults::from_config(100, 1 << 44).unwrap_err();
+        assert!(err.contains("memory_mib") && err.contains("4096"), "{err}");
+        let hand_made = LimitDefaults {
+            deadline: Duration::from_millis(u64::MAX),
+            memory_bytes: 64 << 20,
+        };
+        assert!(hand_made.check().unwrap_err().contains("deadline"));
     }
 
     #[test]

@@ -40,7 +40,8 @@ pub use check::{CheckReport, check};
 pub use error::{CallFailure, PluginError};
 pub use instance::{AgentInfo, Description, Kind, RuleInfo};
 pub use manifest::{
-    BuildSpec, DirGrant, LimitDefaults, Limits, MANIFEST_FILE, Permissions, PluginSpec,
+    BuildSpec, DirGrant, LimitDefaults, Limits, MANIFEST_FILE, MAX_DEADLINE_MS, MAX_MEMORY_MIB,
+    Permissions, PluginSpec, check_deadline_ms, check_memory_mib,
 };
 pub use registry::{PluginHost, PluginHostConfig, PluginSummary};
 pub use services::{Clock, ProcessView, system_clock};

@@ -119,7 +119,10 @@ impl PluginHost {
     ///
     /// # Errors
     ///
-    /// When the engine cannot be created or the folder cannot be read.
+    /// When the limits are out of bounds ([`LimitDefaults::check`]), the
+    /// engine cannot be created or the folder cannot be read.
+    ///
+    /// [`LimitDefaults::check`]: super::LimitDefaults::check
     pub async fn start(
         config: PluginHostConfig,
         bus: Bus,
@@ -138,6 +141,7 @@ impl PluginHost {
         actions: mpsc::Sender<ActionRequest>,
         clock: Clock,
     ) -> Result<Self, PluginError> {
+        config.limits.check().map_err(PluginError::Limits)?;
         let cache_dir = config.state_dir.as_ref().map(|d| d.join("cache"));
         let state = match &config.state_dir {
             Some(dir) => {
