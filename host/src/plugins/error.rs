@@ -96,6 +96,13 @@ pub enum PluginError {
     Limits(String),
 }
 
+/// The trap a host function raises when the call it serves has run into
+/// its deadline while waiting in the host (a sleep, a poll, a blocking
+/// stream): reported as [`CallFailure::Deadline`], like an epoch interrupt.
+#[derive(Debug, thiserror::Error)]
+#[error("the call's deadline passed while it waited in the host")]
+pub(crate) struct DeadlineExceeded;
+
 /// How a call failed. `Trap`s and deadlines replace the instance; a
 /// `GuestError` is the plugin's own answer and changes nothing.
 #[derive(Debug, Clone, thiserror::Error)]

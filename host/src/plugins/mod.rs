@@ -18,6 +18,7 @@
 //! conversions), `check` (`host plugin check`).
 
 mod action;
+mod actor;
 mod bindings;
 mod build;
 mod calls;
@@ -25,6 +26,7 @@ mod check;
 mod dispatch;
 mod engine;
 mod error;
+mod guarded_io;
 mod instance;
 mod logpipe;
 mod manifest;

@@ -9,13 +9,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
+use super::actor::Life;
 use super::bindings::{event_to_wit, host_api, process_to_wit, wit};
-use super::error::PluginError;
+use super::error::{DeadlineExceeded, PluginError};
+use super::guarded_io::GuardedIo;
 use super::logpipe::LogPipe;
 use super::manifest::PluginSpec;
 use super::services::HostServices;
@@ -31,6 +34,9 @@ pub(crate) struct StoreState {
     table: ResourceTable,
     pub(crate) limiter: MemoryCap,
     pub(crate) host: HostCtx,
+    /// When the call in flight must end, set by the actor before each
+    /// call; blocking WASI calls give up then ([`super::guarded_io`]).
+    pub(crate) deadline: Option<Instant>,
 }
 
 impl WasiView for StoreState {
@@ -43,8 +49,20 @@ impl WasiView for StoreState {
 }
 
 impl StoreState {
+    /// The view the deadline-aware `wasi:io` functions work on.
+    pub(crate) fn guarded_io(&mut self) -> GuardedIo<'_> {
+        GuardedIo {
+            table: &mut self.table,
+            deadline: self.deadline,
+        }
+    }
+
     /// Build the sandbox for `spec`: only its grants, its memory cap.
-    pub(crate) fn new(spec: &PluginSpec, services: Arc<HostServices>) -> Result<Self, PluginError> {
+    pub(crate) fn new(
+        spec: &PluginSpec,
+        services: Arc<HostServices>,
+        life: Arc<Life>,
+    ) -> Result<Self, PluginError> {
         let mut builder = WasiCtx::builder();
         builder.stdout(LogPipe::new(spec.name.clone(), "stdout"));
         builder.stderr(LogPipe::new(spec.name.clone(), "stderr"));
@@ -75,7 +93,9 @@ impl StoreState {
                 plugin: spec.name.clone(),
                 config: Arc::new(spec.config.clone()),
                 services,
+                life,
             },
+            deadline: None,
         })
     }
 }
@@ -139,12 +159,27 @@ pub(crate) struct HostCtx {
     plugin: String,
     config: Arc<BTreeMap<String, String>>,
     services: Arc<HostServices>,
+    /// The worker this store belongs to: once the watchdog has given it
+    /// up, a call still running in it must not touch the host any more.
+    life: Arc<Life>,
+}
+
+impl HostCtx {
+    /// Trap if this store's worker was given up: its call already ended,
+    /// as far as the host is concerned.
+    fn ensure_live(&self) -> wasmtime::Result<()> {
+        if self.life.is_retired() {
+            return Err(DeadlineExceeded.into());
+        }
+        Ok(())
+    }
 }
 
 impl wit::Host for HostCtx {}
 
 impl host_api::Host for HostCtx {
     fn log(&mut self, level: wit::Level, message: String) -> wasmtime::Result<()> {
+        self.ensure_live()?;
         let plugin = self.plugin.as_str();
         match level {
             wit::Level::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
@@ -157,14 +192,17 @@ impl host_api::Host for HostCtx {
     }
 
     fn now_ms(&mut self) -> wasmtime::Result<u64> {
+        self.ensure_live()?;
         Ok(self.services.now_ms())
     }
 
     fn config(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        self.ensure_live()?;
         Ok(self.config.get(&key).cloned())
     }
 
     fn processes(&mut self) -> wasmtime::Result<Vec<wit::ProcessInfo>> {
+        self.ensure_live()?;
         Ok(self
             .services
             .processes
@@ -175,6 +213,7 @@ impl host_api::Host for HostCtx {
     }
 
     fn recent_events(&mut self, filter: wit::EventFilter) -> wasmtime::Result<Vec<wit::Event>> {
+        self.ensure_live()?;
         let mut types = Vec::with_capacity(filter.types.len());
         for t in &filter.types {
             match crate::bus::Pattern::parse(t) {
@@ -204,10 +243,12 @@ impl host_api::Host for HostCtx {
     }
 
     fn state_get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        self.ensure_live()?;
         Ok(self.services.state.get(&self.plugin, &key))
     }
 
     fn state_set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        self.ensure_live()?;
         let used = self.services.state.usage(&self.plugin, &key);
         if used + key.len() + value.len() > STATE_QUOTA_BYTES {
             wasmtime::bail!(

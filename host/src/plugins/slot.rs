@@ -42,12 +42,26 @@ pub struct Health {
     pub quarantined: bool,
     /// Deliveries skipped while quarantined.
     pub skipped_while_quarantined: u64,
+    /// Worker threads given up because a call stayed stuck outside wasm
+    /// code past its deadline; each is left to finish or die on its own.
+    pub abandoned_threads: u64,
     /// The most recent failure or error.
     pub last_error: Option<String>,
     /// How many versions have been loaded under this name.
     pub versions_loaded: u64,
     /// When the current version was loaded.
     pub loaded_at: Option<DateTime<Utc>>,
+}
+
+/// The one rule for failures in a row, used both to count them and to
+/// stop a batch early: a success (`None`) ends a streak, a fatal failure
+/// extends it, a guest error or invalid value leaves it as it is.
+fn streak_after(streak: u32, failure: Option<&CallFailure>) -> u32 {
+    match failure {
+        None => 0,
+        Some(f) if f.is_fatal() => streak.saturating_add(1),
+        Some(_) => streak,
+    }
 }
 
 /// One plugin name and its current version.
@@ -90,6 +104,8 @@ impl Slot {
         let old = self.version.write().replace(version);
         {
             let mut h = self.health.lock();
+            // The count lives in the version while it serves; keep it.
+            h.abandoned_threads += old.as_ref().map_or(0, |v| v.abandoned_threads());
             h.consecutive_failures = 0;
             h.quarantined = false;
             h.versions_loaded += 1;
@@ -115,7 +131,11 @@ impl Slot {
     }
 
     pub(crate) fn health(&self) -> Health {
-        self.health.lock().clone()
+        let mut health = self.health.lock().clone();
+        if let Some(version) = self.current() {
+            health.abandoned_threads += version.abandoned_threads();
+        }
+        health
     }
 
     pub(crate) fn note_skipped(&self) {
@@ -138,14 +158,14 @@ impl Slot {
         + Send
         + 'static,
     ) -> Result<R, PluginError> {
-        if self.health().quarantined {
+        if self.health.lock().quarantined {
             self.note_skipped();
             return Err(PluginError::Quarantined(self.name.clone()));
         }
         let Some(version) = self.current() else {
             return Err(PluginError::Gone(self.name.clone()));
         };
-        let outcome = version.call(f).await.and_then(|inner| inner);
+        let outcome = version.call(f).await;
         self.account(call, cause, outcome)
     }
 
@@ -160,7 +180,7 @@ impl Slot {
             let mut h = self.health.lock();
             h.calls += 1;
             if outcome.is_ok() {
-                h.consecutive_failures = 0;
+                h.consecutive_failures = streak_after(h.consecutive_failures, None);
             }
         }
         outcome.map_err(|failure| {
@@ -186,17 +206,13 @@ impl Slot {
             I,
         ) -> wasmtime::Result<Result<R, CallFailure>>
         + Send
+        + Sync
         + 'static,
     ) -> Vec<Result<R, PluginError>> {
         let quarantined = || PluginError::Quarantined(self.name.clone());
-        let (budget, stopped) = {
+        let (mut streak, stopped) = {
             let h = self.health.lock();
-            (
-                self.max_failures
-                    .saturating_sub(h.consecutive_failures)
-                    .max(1),
-                h.quarantined,
-            )
+            (h.consecutive_failures, h.quarantined)
         };
         if stopped {
             return items
@@ -215,7 +231,14 @@ impl Slot {
         };
         let causes: Vec<Option<u64>> = items.iter().map(|(c, _)| *c).collect();
         let inputs = items.into_iter().map(|(_, i)| i).collect();
-        let outcomes = version.call_each(inputs, budget, f).await;
+        // The batch stops where the quarantine will: the same rule as the
+        // accounting below, applied on the plugin's thread as items finish.
+        let max_failures = self.max_failures;
+        let keep_going = Box::new(move |outcome: &Result<R, CallFailure>| {
+            streak = streak_after(streak, outcome.as_ref().err());
+            streak < max_failures
+        });
+        let outcomes = version.call_each(inputs, keep_going, f).await;
         causes
             .into_iter()
             .zip(outcomes)
@@ -236,9 +259,9 @@ impl Slot {
             // that returned them was counted.
             let mut h = self.health.lock();
             h.last_error = Some(failure.to_string());
+            h.consecutive_failures = streak_after(h.consecutive_failures, Some(failure));
             if failure.is_fatal() {
                 h.failures += 1;
-                h.consecutive_failures += 1;
                 let quarantine_now = !h.quarantined && h.consecutive_failures >= self.max_failures;
                 if quarantine_now {
                     h.quarantined = true;
