@@ -45,6 +45,6 @@ pub use manifest::{
     BuildSpec, DirGrant, LimitDefaults, Limits, MANIFEST_FILE, MAX_DEADLINE_MS, MAX_MEMORY_MIB,
     Permissions, PluginSpec, check_deadline_ms, check_memory_mib,
 };
-pub use registry::{PluginHost, PluginHostConfig, PluginSummary};
+pub use registry::{PluginHost, PluginHostConfig, PluginSummary, SHUTDOWN_GRACE};
 pub use services::{Clock, ProcessView, system_clock};
 pub use slot::Health;

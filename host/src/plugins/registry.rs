@@ -33,6 +33,10 @@ use super::sandbox::StoreState;
 use super::services::{Clock, HostServices, ProcessView, StateStore, system_clock};
 use super::slot::{Health, SOURCE, Slot};
 
+/// How long [`PluginHost::shutdown`] lets dispatchers finish the delivery
+/// in hand before it stops waiting for them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
+
 /// Settings of the plugin host.
 #[derive(Debug, Clone)]
 pub struct PluginHostConfig {
@@ -428,10 +432,26 @@ impl PluginHost {
         self.inner.changes.subscribe()
     }
 
-    /// Stop the watcher and dispatchers and wait for them.
+    /// Stop the watcher and dispatchers: wait [`SHUTDOWN_GRACE`] for them
+    /// to finish what they are delivering, then stop waiting.
+    ///
+    /// A guest stuck in a call does not hold this up: its dispatcher is
+    /// dropped mid-call, and the plugin's thread finishes or dies on its own
+    /// (the call ends at its deadline or is given up by the watchdog).
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
         let mut tasks = std::mem::take(&mut *self.inner.tasks.lock());
-        while tasks.join_next().await.is_some() {}
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                "{} plugin task(s) still in a call after {} ms; not waiting for them",
+                tasks.len(),
+                SHUTDOWN_GRACE.as_millis()
+            );
+            tasks.shutdown().await;
+        }
     }
 }

@@ -290,3 +290,25 @@ async fn an_agent_sleeping_in_tick_fails_that_tick_at_its_deadline() {
     h.wait_event("agent.error", |_| true).await;
     agents.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_plugin_host_shuts_down_promptly_while_a_guest_is_stuck_in_a_call() {
+    let root = tempfile::tempdir().unwrap();
+    let (fifo, grant) = fifo_folder(root.path());
+    // A deadline long enough that nothing cuts the call off during the test.
+    let h = harness(&[], |c| c.limits.deadline = Duration::from_secs(60)).await;
+    hostile(&h.plugins, "hostile", &grant);
+    h.host.reconcile().await.unwrap();
+    h.publish("test.hostile", json!({ "do": "block", "with": "open" }));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        h.events("plugin.failed").is_empty(),
+        "the call is still stuck"
+    );
+    let started = Instant::now();
+    timeout(CUT_OFF_WITHIN, h.host.shutdown())
+        .await
+        .expect("shutdown returned while the guest was stuck");
+    assert!(started.elapsed() < CUT_OFF_WITHIN);
+    release(&fifo);
+}
