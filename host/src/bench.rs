@@ -30,8 +30,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::bus::{Bus, BusConfig, Event, NewEvent, Pattern, StartAt};
-use crate::plugins::{Action, ActionRequest, Kind, PluginHost, PluginHostConfig, ProcessView};
-use crate::supervisor::ProcessInfo;
+use crate::plugins::{Action, ActionRequest, Kind, NoProcesses, PluginHost, PluginHostConfig};
 
 /// Flags of `host bench`.
 #[derive(Debug, Args)]
@@ -164,17 +163,6 @@ pub struct ReloadReport {
     pub lost: u64,
     /// Pings answered more than once.
     pub duplicated: u64,
-}
-
-struct NoProcesses;
-
-impl ProcessView for NoProcesses {
-    fn list(&self) -> Vec<ProcessInfo> {
-        Vec::new()
-    }
-    fn get(&self, _: &str) -> Option<ProcessInfo> {
-        None
-    }
 }
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {

@@ -20,8 +20,12 @@ use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
+#[path = "plugins/bounds.rs"]
+mod bounds;
 #[path = "plugins/deadlines.rs"]
 mod deadlines;
+#[path = "plugins/operator.rs"]
+mod operator;
 
 /// A process table the test controls.
 #[derive(Default, Clone)]

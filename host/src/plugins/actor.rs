@@ -353,6 +353,8 @@ impl Worker {
                 self.live = None;
                 tracing::error!(plugin = %self.shared.compiled.spec.name, "a plugin call panicked in the host");
             }
+            // A flood of lines that ended with the call is still reported.
+            self.shared.compiled.log_budget.report_if_due();
         }
     }
 

@@ -91,6 +91,14 @@ pub enum PluginError {
     /// The plugin is quarantined after repeated failures.
     #[error("plugin `{0}` is quarantined after repeated failures; change its file to retry")]
     Quarantined(String),
+    /// No plugin of that name in the plugins folder.
+    #[error("no plugin `{name}` in the plugins folder (known: {known})")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The plugins there are, comma-separated.
+        known: String,
+    },
     /// A limit given to the plugin host is out of bounds.
     #[error("plugin host limits: {0}")]
     Limits(String),

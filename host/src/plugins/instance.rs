@@ -13,18 +13,20 @@ use serde::Serialize;
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Store, Trap};
 
-use crate::bus::Pattern;
-
-use super::actor::{Actor, KeepGoing, Life};
+use super::actor::Life;
+// Where the version type lived before `version.rs`; `dispatch.rs` names it
+// by this path.
 use super::bindings::{
     BACKGROUND_AGENT, DEPENDENCY_RULE, EVENT_HANDLER, FullPlugin, STATUS_MAPPER, background_agent,
     dependency_rule, event_handler, status_mapper,
 };
 use super::engine::PluginEngine;
 use super::error::{CallFailure, DeadlineExceeded, PluginError};
+use super::logpipe::LogBudget;
 use super::manifest::PluginSpec;
 use super::sandbox::StoreState;
 use super::services::HostServices;
+pub(crate) use super::version::PluginVersion;
 
 /// The four kinds of plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -49,53 +51,6 @@ impl std::fmt::Display for Kind {
             Self::BackgroundAgent => "background-agent",
         })
     }
-}
-
-/// What a dependency rule says about itself.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RuleInfo {
-    /// Rule name.
-    pub name: String,
-    /// What it detects.
-    pub description: String,
-    /// Keywords used to pick candidate pairs (lower-cased); empty = all.
-    pub keywords: Vec<String>,
-}
-
-/// What a background agent says about itself.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AgentInfo {
-    /// Agent name.
-    pub name: String,
-    /// What it does.
-    pub description: String,
-    /// Time between ticks.
-    #[serde(with = "millis")]
-    pub interval: Duration,
-}
-
-mod millis {
-    pub fn serialize<S: serde::Serializer>(
-        d: &std::time::Duration,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
-    }
-}
-
-/// What a plugin said about itself when it was loaded. Asked once per
-/// version: these answers decide routing, so they must not change under a
-/// running version.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Description {
-    /// Event type patterns (event handlers).
-    pub subscriptions: Vec<String>,
-    /// Process kinds served (status mappers); `*` = all.
-    pub mapper_kinds: Vec<String>,
-    /// Rule info (dependency rules).
-    pub rule: Option<RuleInfo>,
-    /// Agent info (background agents).
-    pub agent: Option<AgentInfo>,
 }
 
 #[derive(Clone, Default)]
@@ -124,6 +79,8 @@ pub(crate) struct Compiled {
     pub(crate) exports: Vec<String>,
     pre: InstancePre<StoreState>,
     indices: KindIndices,
+    /// What its instances may write to the host's log.
+    pub(crate) log_budget: Arc<LogBudget>,
 }
 
 /// Build the linker every plugin is instantiated with: WASI p2 (granting
@@ -202,6 +159,7 @@ impl Compiled {
             });
         }
         Ok(Self {
+            log_budget: LogBudget::new(&spec.name),
             spec,
             digest,
             kinds,
@@ -222,8 +180,13 @@ impl Compiled {
         life: &Arc<Life>,
         deadline: Instant,
     ) -> Result<(Store<StoreState>, Exports), CallFailure> {
-        let state = StoreState::new(&self.spec, services.clone(), life.clone())
-            .map_err(|e| CallFailure::Trap(format!("sandbox: {e}")))?;
+        let state = StoreState::new(
+            &self.spec,
+            services.clone(),
+            life.clone(),
+            self.log_budget.clone(),
+        )
+        .map_err(|e| CallFailure::Trap(format!("sandbox: {e}")))?;
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
@@ -293,149 +256,4 @@ pub(crate) fn classify(
     // backtrace that is useful in logs but noisy in events.
     let text = format!("{err:#}");
     CallFailure::Trap(text)
-}
-
-/// A running version of a plugin: its compiled form, what it said about
-/// itself, and the actor that runs its calls.
-pub(crate) struct PluginVersion {
-    pub(crate) compiled: Arc<Compiled>,
-    pub(crate) description: Description,
-    actor: Actor,
-}
-
-impl PluginVersion {
-    /// Start the actor for `compiled` and ask the plugin to describe itself.
-    pub(crate) async fn start(
-        compiled: Compiled,
-        engine: PluginEngine,
-        services: Arc<HostServices>,
-    ) -> Result<Arc<Self>, PluginError> {
-        let compiled = Arc::new(compiled);
-        let actor = Actor::start(compiled.clone(), engine, services)?;
-        let mut version = Self {
-            compiled,
-            description: Description::default(),
-            actor,
-        };
-        version.description = version.describe().await?;
-        Ok(Arc::new(version))
-    }
-
-    /// Workers of this version given up by the watchdog.
-    pub(crate) fn abandoned_threads(&self) -> u64 {
-        self.actor.abandoned()
-    }
-
-    /// Run `f` on the actor against the live instance.
-    pub(crate) async fn call<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Store<StoreState>, &Exports) -> wasmtime::Result<Result<R, CallFailure>>
-        + Send
-        + 'static,
-    ) -> Result<R, CallFailure> {
-        self.actor
-            .run(vec![f], Box::new(|_| true), |store, exports, f| {
-                f(store, exports)
-            })
-            .await
-            .pop()
-            .flatten()
-            .unwrap_or_else(|| {
-                Err(CallFailure::Trap(
-                    "the plugin's actor thread has stopped".into(),
-                ))
-            })
-    }
-
-    /// Run `f` once per item in a single trip to the actor; see
-    /// [`Actor::run`].
-    pub(crate) async fn call_each<I: Send + 'static, R: Send + 'static>(
-        &self,
-        items: Vec<I>,
-        keep_going: KeepGoing<R>,
-        f: impl Fn(&mut Store<StoreState>, &Exports, I) -> wasmtime::Result<Result<R, CallFailure>>
-        + Send
-        + Sync
-        + 'static,
-    ) -> Vec<Option<Result<R, CallFailure>>> {
-        self.actor.run(items, keep_going, f).await
-    }
-
-    async fn describe(&self) -> Result<Description, PluginError> {
-        let name = self.compiled.spec.name.clone();
-        let fail = |call: &'static str| {
-            let name = name.clone();
-            move |failure| PluginError::Call {
-                plugin: name,
-                call,
-                failure,
-            }
-        };
-        let mut d = Description::default();
-        if self.compiled.indices.handler.is_some() {
-            let subs = self
-                .call(|s, x| {
-                    x.handler
-                        .as_ref()
-                        .map_or(Ok(Vec::new()), |h| h.call_subscriptions(s))
-                        .map(Ok)
-                })
-                .await
-                .map_err(fail("subscriptions"))?;
-            for s in &subs {
-                Pattern::parse(s).map_err(|e| PluginError::Call {
-                    plugin: name.clone(),
-                    call: "subscriptions",
-                    failure: CallFailure::Invalid(e.to_string()),
-                })?;
-            }
-            d.subscriptions = subs;
-        }
-        if self.compiled.indices.mapper.is_some() {
-            d.mapper_kinds = self
-                .call(|s, x| {
-                    x.mapper
-                        .as_ref()
-                        .map_or(Ok(Vec::new()), |m| m.call_kinds(s))
-                        .map(Ok)
-                })
-                .await
-                .map_err(fail("kinds"))?;
-        }
-        if self.compiled.indices.rule.is_some() {
-            let info = self
-                .call(|s, x| {
-                    x.rule
-                        .as_ref()
-                        .map(|r| r.call_describe(s))
-                        .transpose()
-                        .map(Ok)
-                })
-                .await
-                .map_err(fail("describe"))?;
-            d.rule = info.map(|i| RuleInfo {
-                name: i.name,
-                description: i.description,
-                keywords: i.keywords.iter().map(|k| k.to_lowercase()).collect(),
-            });
-        }
-        if self.compiled.indices.agent.is_some() {
-            let info = self
-                .call(|s, x| {
-                    x.agent
-                        .as_ref()
-                        .map(|a| a.call_describe(s))
-                        .transpose()
-                        .map(Ok)
-                })
-                .await
-                .map_err(fail("describe"))?;
-            d.agent = info.map(|i| AgentInfo {
-                name: i.name,
-                description: i.description,
-                interval: Duration::from_millis(i.interval_ms.max(10)),
-            });
-        }
-        Ok(d)
-    }
 }

@@ -28,23 +28,26 @@ mod engine;
 mod error;
 mod guarded_io;
 mod instance;
+mod load;
 mod logpipe;
 mod manifest;
 mod registry;
 mod sandbox;
 mod services;
 mod slot;
+mod version;
 mod watch;
 
 pub use action::{Action, ActionRequest};
-pub use calls::{PluginRef, TickOutcome};
+pub use calls::{MAX_ACTIONS, PluginRef, TickOutcome};
 pub use check::{CheckReport, check};
 pub use error::{CallFailure, PluginError};
-pub use instance::{AgentInfo, Description, Kind, RuleInfo};
+pub use instance::Kind;
 pub use manifest::{
     BuildSpec, DirGrant, LimitDefaults, Limits, MANIFEST_FILE, MAX_DEADLINE_MS, MAX_MEMORY_MIB,
     Permissions, PluginSpec, check_deadline_ms, check_memory_mib,
 };
 pub use registry::{PluginHost, PluginHostConfig, PluginSummary, SHUTDOWN_GRACE};
-pub use services::{Clock, ProcessView, system_clock};
+pub use services::{Clock, NoProcesses, ProcessView, system_clock};
 pub use slot::Health;
+pub use version::{AgentInfo, Description, RuleInfo};

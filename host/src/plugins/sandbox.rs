@@ -4,8 +4,8 @@
 //! Deny by default: `WasiCtx::builder().build()` gives no preopened folders,
 //! no environment, no arguments, no sockets. Guests built with
 //! componentize-py or wit-bindgen still import WASI interfaces; this
-//! satisfies them without granting anything. Plugin stdout/stderr become
-//! tracing lines tagged with the plugin's name.
+//! satisfies them without granting anything. Plugin stdout/stderr and `log`
+//! become tracing lines tagged with the plugin's name, bounded (`logpipe`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,10 +16,10 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use super::actor::Life;
-use super::bindings::{event_to_wit, host_api, process_to_wit, wit};
+use super::bindings::{MAX_TEXT, event_to_wit, host_api, process_to_wit, truncate, wit};
 use super::error::{DeadlineExceeded, PluginError};
 use super::guarded_io::GuardedIo;
-use super::logpipe::LogPipe;
+use super::logpipe::{LogBudget, LogPipe};
 use super::manifest::PluginSpec;
 use super::services::HostServices;
 
@@ -62,10 +62,11 @@ impl StoreState {
         spec: &PluginSpec,
         services: Arc<HostServices>,
         life: Arc<Life>,
+        log_budget: Arc<LogBudget>,
     ) -> Result<Self, PluginError> {
         let mut builder = WasiCtx::builder();
-        builder.stdout(LogPipe::new(spec.name.clone(), "stdout"));
-        builder.stderr(LogPipe::new(spec.name.clone(), "stderr"));
+        builder.stdout(LogPipe::new("stdout", log_budget.clone()));
+        builder.stderr(LogPipe::new("stderr", log_budget.clone()));
         for grant in &spec.permissions.dirs {
             let perms = if grant.read_only {
                 FsPerms::ReadOnly
@@ -94,6 +95,7 @@ impl StoreState {
                 config: Arc::new(spec.config.clone()),
                 services,
                 life,
+                log_budget,
             },
             deadline: None,
         })
@@ -162,6 +164,8 @@ pub(crate) struct HostCtx {
     /// The worker this store belongs to: once the watchdog has given it
     /// up, a call still running in it must not touch the host any more.
     life: Arc<Life>,
+    /// Shared with its stdout and stderr: lines it may still log.
+    log_budget: Arc<LogBudget>,
 }
 
 impl HostCtx {
@@ -180,6 +184,10 @@ impl wit::Host for HostCtx {}
 impl host_api::Host for HostCtx {
     fn log(&mut self, level: wit::Level, message: String) -> wasmtime::Result<()> {
         self.ensure_live()?;
+        if !self.log_budget.admit() {
+            return Ok(());
+        }
+        let message = truncate(message, MAX_TEXT);
         let plugin = self.plugin.as_str();
         match level {
             wit::Level::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),

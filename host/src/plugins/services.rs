@@ -26,6 +26,19 @@ pub trait ProcessView: Send + Sync + 'static {
     fn get(&self, name: &str) -> Option<ProcessInfo>;
 }
 
+/// A [`ProcessView`] with no processes: for running plugins without a
+/// supervisor (`host plugin check`, benchmarks, tests).
+pub struct NoProcesses;
+
+impl ProcessView for NoProcesses {
+    fn list(&self) -> Vec<ProcessInfo> {
+        Vec::new()
+    }
+    fn get(&self, _name: &str) -> Option<ProcessInfo> {
+        None
+    }
+}
+
 /// A clock in milliseconds since the Unix epoch (replaceable in tests).
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 

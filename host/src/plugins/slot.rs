@@ -19,9 +19,11 @@ use tokio::sync::watch;
 
 use crate::bus::{Bus, NewEvent};
 
+use super::bindings::{MAX_TEXT, truncate};
 use super::error::{CallFailure, PluginError};
-use super::instance::{Exports, Kind, PluginVersion};
+use super::instance::{Exports, Kind};
 use super::sandbox::StoreState;
+use super::version::PluginVersion;
 
 /// Source of the events the plugin room publishes about plugins.
 pub(crate) const SOURCE: &str = "host/plugins";
@@ -45,6 +47,9 @@ pub struct Health {
     /// Worker threads given up because a call stayed stuck outside wasm
     /// code past its deadline; each is left to finish or die on its own.
     pub abandoned_threads: u64,
+    /// Lines the plugin wrote (stdout, stderr, `log`) beyond its log rate
+    /// limit, dropped.
+    pub log_lines_suppressed: u64,
     /// The most recent failure or error.
     pub last_error: Option<String>,
     /// How many versions have been loaded under this name.
@@ -104,8 +109,10 @@ impl Slot {
         let old = self.version.write().replace(version);
         {
             let mut h = self.health.lock();
-            // The count lives in the version while it serves; keep it.
-            h.abandoned_threads += old.as_ref().map_or(0, |v| v.abandoned_threads());
+            // These counts live in the version while it serves; keep them.
+            if let Some(old) = &old {
+                old.add_counts(&mut h);
+            }
             h.consecutive_failures = 0;
             h.quarantined = false;
             h.versions_loaded += 1;
@@ -133,7 +140,7 @@ impl Slot {
     pub(crate) fn health(&self) -> Health {
         let mut health = self.health.lock().clone();
         if let Some(version) = self.current() {
-            health.abandoned_threads += version.abandoned_threads();
+            version.add_counts(&mut health);
         }
         health
     }
@@ -254,11 +261,14 @@ impl Slot {
 
     /// Record a failure and publish what happened.
     pub(crate) fn report(&self, call: &'static str, cause: Option<u64>, failure: &CallFailure) {
+        // Guest text is cut where it enters; this bounds the rest (a trap's
+        // message and backtrace).
+        let text = truncate(failure.to_string(), 2 * MAX_TEXT);
         let (consecutive, quarantine_now) = {
             // Not a call count: invalid values are reported after the call
             // that returned them was counted.
             let mut h = self.health.lock();
-            h.last_error = Some(failure.to_string());
+            h.last_error = Some(text.clone());
             h.consecutive_failures = streak_after(h.consecutive_failures, Some(failure));
             if failure.is_fatal() {
                 h.failures += 1;
@@ -275,14 +285,14 @@ impl Slot {
         let digest = self.current().map(|v| v.compiled.digest.clone());
         let mut events = Vec::new();
         if failure.is_fatal() {
-            tracing::warn!(plugin = %self.name, call, "plugin failed: {failure}");
+            tracing::warn!(plugin = %self.name, call, "plugin failed: {text}");
             events.push(
                 NewEvent::new(
                     SOURCE,
                     "plugin.failed",
                     json!({
                         "plugin": self.name, "call": call, "failure": failure.kind(),
-                        "error": failure.to_string(), "consecutive_failures": consecutive,
+                        "error": text, "consecutive_failures": consecutive,
                         "cause_sequence": cause, "digest": digest,
                         "restarted": !quarantine_now,
                     }),
@@ -290,14 +300,14 @@ impl Slot {
                 .with_subject(&self.name),
             );
         } else {
-            tracing::info!(plugin = %self.name, call, "plugin returned an error: {failure}");
+            tracing::info!(plugin = %self.name, call, "plugin returned an error: {text}");
             events.push(
                 NewEvent::new(
                     SOURCE,
                     "plugin.error",
                     json!({
                         "plugin": self.name, "call": call, "failure": failure.kind(),
-                        "error": failure.to_string(), "cause_sequence": cause,
+                        "error": text, "cause_sequence": cause,
                     }),
                 )
                 .with_subject(&self.name),
@@ -311,7 +321,7 @@ impl Slot {
                     "plugin.quarantined",
                     json!({
                         "plugin": self.name, "consecutive_failures": consecutive,
-                        "last_error": failure.to_string(), "digest": digest,
+                        "last_error": text, "digest": digest,
                     }),
                 )
                 .with_subject(&self.name),
