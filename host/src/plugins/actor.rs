@@ -38,6 +38,7 @@ use super::error::{CallFailure, PluginError};
 use super::instance::{Compiled, Exports, classify, deadline_ticks};
 use super::sandbox::StoreState;
 use super::services::HostServices;
+use super::state::PluginState;
 
 /// How long past a call's deadline the watchdog waits before giving up
 /// its thread. Longer than an epoch tick plus timer slack, so that an
@@ -70,6 +71,8 @@ struct Shared {
     compiled: Arc<Compiled>,
     engine: PluginEngine,
     services: Arc<HostServices>,
+    /// The plugin's key/value state, flushed after each job.
+    state: Arc<PluginState>,
     /// The inbox's receiving end, handed from a given-up worker to its
     /// replacement. A worker holds the lock only while it waits for a job.
     jobs: Mutex<mpsc::Receiver<Job>>,
@@ -188,11 +191,13 @@ impl Actor {
         services: Arc<HostServices>,
     ) -> Result<Self, PluginError> {
         let (inbox, jobs) = mpsc::channel::<Job>();
+        let state = services.state.plugin(&compiled.spec.name);
         let shared = Arc::new_cyclic(|me| Shared {
             me: me.clone(),
             compiled,
             engine,
             services,
+            state,
             jobs: Mutex::new(jobs),
             current: Mutex::new(Arc::default()),
             abandoned: AtomicU64::new(0),
@@ -353,7 +358,10 @@ impl Worker {
                 self.live = None;
                 tracing::error!(plugin = %self.shared.compiled.spec.name, "a plugin call panicked in the host");
             }
-            // A flood of lines that ended with the call is still reported.
+            // After the caller has its answer: state set by the job goes to
+            // the file in one transaction, and a flood of lines that ended
+            // with the call is still reported.
+            self.shared.services.state.flush(&self.shared.state);
             self.shared.compiled.log_budget.report_if_due();
         }
     }
@@ -428,6 +436,7 @@ impl Worker {
                 &shared.engine,
                 &shared.services,
                 &self.life,
+                &shared.state,
                 started + deadline * 10,
             )?;
             self.live = Some(live);

@@ -26,6 +26,7 @@ use super::logpipe::LogBudget;
 use super::manifest::PluginSpec;
 use super::sandbox::StoreState;
 use super::services::HostServices;
+use super::state::PluginState;
 pub(crate) use super::version::PluginVersion;
 
 /// The four kinds of plugin.
@@ -178,6 +179,7 @@ impl Compiled {
         engine: &PluginEngine,
         services: &Arc<HostServices>,
         life: &Arc<Life>,
+        state: &Arc<PluginState>,
         deadline: Instant,
     ) -> Result<(Store<StoreState>, Exports), CallFailure> {
         let state = StoreState::new(
@@ -185,6 +187,7 @@ impl Compiled {
             services.clone(),
             life.clone(),
             self.log_budget.clone(),
+            state.clone(),
         )
         .map_err(|e| CallFailure::Trap(format!("sandbox: {e}")))?;
         let mut store = Store::new(engine.engine(), state);

@@ -13,8 +13,8 @@
 //! epoch ticker) → `instance` (link, kinds, actor thread) → `slot`
 //! (current version, failures, quarantine) → `registry` (load, reload,
 //! unload) with `dispatch` (bus → plugin), `watch` (files → reload),
-//! `calls` (typed calls), `sandbox` + `logpipe` + `services` (what a
-//! store holds and the host imports), `bindings` (generated code and
+//! `calls` (typed calls), `sandbox` + `logpipe` + `services` + `state`
+//! (what a store holds and the host imports), `bindings` (generated code and
 //! conversions), `check` (`host plugin check`).
 
 mod action;
@@ -35,6 +35,7 @@ mod registry;
 mod sandbox;
 mod services;
 mod slot;
+mod state;
 mod version;
 mod watch;
 

@@ -462,6 +462,7 @@ impl PluginHost {
     /// A guest stuck in a call does not hold this up: its dispatcher is
     /// dropped mid-call, and the plugin's thread finishes or dies on its own
     /// (the call ends at its deadline or is given up by the watchdog).
+    /// Plugin state not yet in its file is written.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
         let mut tasks = std::mem::take(&mut *self.inner.tasks.lock());
@@ -477,5 +478,6 @@ impl PluginHost {
             );
             tasks.shutdown().await;
         }
+        self.inner.services.state.flush_all();
     }
 }

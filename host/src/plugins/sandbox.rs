@@ -22,9 +22,8 @@ use super::guarded_io::GuardedIo;
 use super::logpipe::{LogBudget, LogPipe};
 use super::manifest::PluginSpec;
 use super::services::HostServices;
+use super::state::PluginState;
 
-/// Most bytes of per-plugin state the host keeps for one plugin.
-const STATE_QUOTA_BYTES: usize = 16 << 20;
 /// Most events one `recent-events` call returns.
 const RECENT_EVENTS_CAP: u32 = 1000;
 
@@ -63,6 +62,7 @@ impl StoreState {
         services: Arc<HostServices>,
         life: Arc<Life>,
         log_budget: Arc<LogBudget>,
+        state: Arc<PluginState>,
     ) -> Result<Self, PluginError> {
         let mut builder = WasiCtx::builder();
         builder.stdout(LogPipe::new("stdout", log_budget.clone()));
@@ -96,6 +96,7 @@ impl StoreState {
                 services,
                 life,
                 log_budget,
+                state,
             },
             deadline: None,
         })
@@ -166,6 +167,8 @@ pub(crate) struct HostCtx {
     life: Arc<Life>,
     /// Shared with its stdout and stderr: lines it may still log.
     log_budget: Arc<LogBudget>,
+    /// The plugin's key/value state, shared with its other instances.
+    state: Arc<PluginState>,
 }
 
 impl HostCtx {
@@ -252,20 +255,13 @@ impl host_api::Host for HostCtx {
 
     fn state_get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
         self.ensure_live()?;
-        Ok(self.services.state.get(&self.plugin, &key))
+        Ok(self.services.state.get(&self.state, &key))
     }
 
     fn state_set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
         self.ensure_live()?;
-        let used = self.services.state.usage(&self.plugin, &key);
-        if used + key.len() + value.len() > STATE_QUOTA_BYTES {
-            wasmtime::bail!(
-                "plugin `{}` exceeded its state quota of {} MiB",
-                self.plugin,
-                STATE_QUOTA_BYTES >> 20
-            );
-        }
-        self.services.state.set(&self.plugin, key, value);
+        // Over the quota traps: the plugin asked for more than it may hold.
+        self.services.state.set(&self.state, key, value)?;
         Ok(())
     }
 }

@@ -113,3 +113,21 @@ async fn a_plugin_describing_itself_past_the_caps_does_not_load() {
         "{keywords}"
     );
 }
+
+#[tokio::test]
+async fn twenty_thousand_state_keys_in_one_call_all_reach_the_state_file() {
+    let mut h = with_hostile("").await;
+    h.publish("test.hostile", json!({ "do": "state-set", "keys": 20_000 }));
+    let (_, data) = emitted(&h.next_action().await).remove(0);
+    assert_eq!(data["set"], 20_000);
+    h.host.shutdown().await;
+    let db = rusqlite::Connection::open(h._dir.path().join("state/plugin-state.sqlite")).unwrap();
+    let rows: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM plugin_state WHERE plugin = 'hostile'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 20_000);
+}
