@@ -31,6 +31,7 @@ mod instance;
 mod load;
 mod logpipe;
 mod manifest;
+mod recent;
 mod registry;
 mod sandbox;
 mod services;

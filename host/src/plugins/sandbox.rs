@@ -16,16 +16,14 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use super::actor::Life;
-use super::bindings::{MAX_TEXT, event_to_wit, host_api, process_to_wit, truncate, wit};
+use super::bindings::{MAX_TEXT, host_api, process_to_wit, truncate, wit};
 use super::error::{DeadlineExceeded, PluginError};
 use super::guarded_io::GuardedIo;
 use super::logpipe::{LogBudget, LogPipe};
 use super::manifest::PluginSpec;
+use super::recent;
 use super::services::HostServices;
 use super::state::PluginState;
-
-/// Most events one `recent-events` call returns.
-const RECENT_EVENTS_CAP: u32 = 1000;
 
 /// Everything one plugin instance's `Store` owns.
 pub(crate) struct StoreState {
@@ -241,11 +239,12 @@ impl host_api::Host for HostCtx {
             types,
             subject: filter.subject,
             after_sequence: filter.after_sequence,
-            limit: Some(filter.limit.min(RECENT_EVENTS_CAP) as usize),
+            limit: Some(filter.limit as usize),
             ..Default::default()
         };
-        match self.services.bus.query(&query) {
-            Ok(events) => Ok(events.iter().map(event_to_wit).collect()),
+        let bus = &self.services.bus;
+        match recent::recent_events(query, recent::MAX_BYTES, |q| bus.query(q)) {
+            Ok(events) => Ok(events),
             Err(e) => {
                 tracing::warn!(plugin = %self.plugin, "recent-events: {e}");
                 Ok(Vec::new())

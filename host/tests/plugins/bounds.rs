@@ -115,6 +115,41 @@ async fn a_plugin_describing_itself_past_the_caps_does_not_load() {
 }
 
 #[tokio::test]
+async fn recent_events_over_big_events_ends_within_its_deadline_bounded_in_bytes() {
+    // The deadline the issue measured against: 0.31-0.36 s past it before.
+    let mut h = harness(&[], |c| c.limits.deadline = Duration::from_millis(100)).await;
+    hostile(&h.plugins, "hostile", "");
+    h.host.reconcile().await.unwrap();
+    let pad = "x".repeat(30_000);
+    for _ in 0..10 {
+        h.bus
+            .publish_all(
+                (0..100)
+                    .map(|_| NewEvent::new("test", "test.big", json!({ "pad": pad })))
+                    .collect(),
+            )
+            .unwrap();
+    }
+    let seq = h.publish(
+        "test.hostile",
+        json!({ "do": "recent-events", "limit": 1000, "types": ["test.big"] }),
+    );
+    let Ok(Some(request)) = timeout(Duration::from_secs(10), h.actions.recv()).await else {
+        panic!("no answer: {:#?}", h.events("plugin.>"));
+    };
+    assert_eq!(request.cause, Some(seq), "{:#?}", h.events("plugin.>"));
+    let (ty, data) = emitted(&request).remove(0);
+    assert_eq!(ty, "test.hostile-result");
+    let (count, bytes) = (
+        data["count"].as_u64().unwrap(),
+        data["bytes"].as_u64().unwrap(),
+    );
+    assert!((20..1000).contains(&count), "{data}");
+    assert!(bytes <= 1 << 20, "{data}");
+    assert!(h.events("plugin.failed").is_empty());
+}
+
+#[tokio::test]
 async fn twenty_thousand_state_keys_in_one_call_all_reach_the_state_file() {
     let mut h = with_hostile("").await;
     h.publish("test.hostile", json!({ "do": "state-set", "keys": 20_000 }));
