@@ -170,14 +170,18 @@ impl<I: Send + 'static, R: Send + 'static> Abandon for Batch<I, R> {
     }
 }
 
-/// Drops the caller's wake-up if the worker unwinds mid-batch, so the
-/// caller sees the batch end instead of waiting forever.
-struct ReplyOnUnwind<'a, I, R>(&'a Batch<I, R>);
+/// If the worker unwinds mid-batch: drops the caller's wake-up, so the
+/// caller sees the batch end instead of waiting forever, and clears the
+/// item's due time, so the watchdog does not give up a worker that lives on.
+struct ReplyOnUnwind<'a, I, R>(&'a Batch<I, R>, Arc<Life>);
 
 impl<I, R> Drop for ReplyOnUnwind<'_, I, R> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.state.lock().reply.take();
+            let mut st = self.0.state.lock();
+            st.reply.take();
+            st.due = None;
+            self.1.due.store(0, Ordering::Release);
         }
     }
 }
@@ -266,16 +270,19 @@ impl Actor {
             // Given up mid-batch: the rest goes to the fresh worker.
         }
         let mut st = batch.state.lock();
+        let gone = || {
+            Some(Err(CallFailure::Trap(
+                "the plugin's actor thread has stopped".into(),
+            )))
+        };
         let stopped = st.stopped;
         let rest = st.pending.len();
         let mut out: Vec<_> = st.done.drain(..).map(Some).collect();
-        out.extend((0..rest).map(|_| {
-            (!stopped).then(|| {
-                Err(CallFailure::Trap(
-                    "the plugin's actor thread has stopped".into(),
-                ))
-            })
-        }));
+        // An item in flight when a worker panicked has no result: it
+        // failed with its thread. Items stay in their places.
+        let lost = n - out.len() - rest;
+        out.extend((0..lost).map(|_| gone()));
+        out.extend((0..rest).map(|_| if stopped { None } else { gone() }));
         out
     }
 }
@@ -371,7 +378,7 @@ impl Worker {
         I: Send + 'static,
         R: Send + 'static,
     {
-        let _unwind = ReplyOnUnwind(batch);
+        let _unwind = ReplyOnUnwind(batch, self.life.clone());
         *self.life.job.lock() = Some(batch.clone());
         let deadline = self.shared.compiled.spec.deadline;
         loop {

@@ -9,13 +9,17 @@
 //! sent to the executor. It knows the bus and the *types* of the
 //! supervisor and coordination, never their handles.
 //!
-//! Layout: `manifest` (plugin.toml, discovery) → `engine` (compile, cache,
-//! epoch ticker) → `instance` (link, kinds, actor thread) → `slot`
-//! (current version, failures, quarantine) → `registry` (load, reload,
-//! unload) with `dispatch` (bus → plugin), `watch` (files → reload),
-//! `calls` (typed calls), `sandbox` + `logpipe` + `services` + `state`
-//! (what a store holds and the host imports), `bindings` (generated code and
-//! conversions), `check` (`host plugin check`).
+//! Layout: `manifest` (plugin.toml, discovery, limits) → `engine`
+//! (compile, cache, epoch ticker and watchdog) → `instance` (link, kinds,
+//! instantiate, classify failures) → `actor` (worker threads, batches,
+//! giving up stuck calls) → `version` (a running version, what it says about
+//! itself) → `load` (the one load pipeline) → `slot` (current version,
+//! failures, quarantine) → `registry` (load, reload, unload) with
+//! `dispatch` (bus → plugin), `watch` (files → reload), `calls` (typed
+//! calls, bounded answers), `sandbox` + `guarded_io` + `logpipe` +
+//! `services` + `state` + `recent` (what a store holds and the host
+//! imports, each bounded), `bindings` (generated code, conversions,
+//! truncation), `check` (`host plugin check`).
 
 mod action;
 mod actor;
