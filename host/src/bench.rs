@@ -73,6 +73,9 @@ pub struct BenchReport {
     /// Cost of one call inside a batch of 64 (`handle_each`), in µs: the
     /// plugin-side cost of a call, thread hops amortised.
     pub call_wasm_batched_us: f64,
+    /// The same for a handler that answers nothing (no action to
+    /// validate): the lean cost of a call itself.
+    pub call_wasm_lean_us: f64,
     /// Pipeline events per second, WASM handler.
     pub pipeline_wasm_per_sec: f64,
     /// Pipeline events per second, native handler.
@@ -190,8 +193,8 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             r.call_wasm_per_sec / r.call_native_per_sec
         );
         println!(
-            "  batched call wasm {:>8.2} µs per call (batches of {BATCH})",
-            r.call_wasm_batched_us
+            "  batched call wasm {:>8.2} µs per call (batches of {BATCH}); lean (no actions) {:.2} µs",
+            r.call_wasm_batched_us, r.call_wasm_lean_us
         );
         println!(
             "  pipeline     wasm {:>10.0}/s   native {:>10.0}/s   ratio {:.2}",
@@ -509,15 +512,21 @@ async fn measure(args: &BenchArgs, v1: &Path, v2: &Path) -> anyhow::Result<Bench
     let plugin_dir = calls.path().join("plugins");
     std::fs::create_dir_all(&plugin_dir)?;
     std::fs::copy(v1, plugin_dir.join("echo.wasm")).with_context(|| format!("{}", v1.display()))?;
+    // `hostile` answers any event but its own with nothing: the lean call.
+    let hostile = v1.with_file_name("hostile.wasm");
+    std::fs::copy(&hostile, plugin_dir.join("lean.wasm"))
+        .with_context(|| format!("{}", hostile.display()))?;
 
     // 1a. Bare calls.
     let bus = Bus::open_in_memory(BusConfig::default())?;
     let (host, _rx) = plugin_host(&plugin_dir, bus.clone(), 100).await?;
-    let echo = host
-        .with_kind(Kind::EventHandler)
-        .into_iter()
-        .next()
-        .context("the echo fixture did not load as an event handler")?;
+    let handler = |name: &str| {
+        host.with_kind(Kind::EventHandler)
+            .into_iter()
+            .find(|p| p.name() == name)
+            .with_context(|| format!("the {name} fixture did not load as an event handler"))
+    };
+    let (echo, lean) = (handler("echo")?, handler("lean")?);
     let events: Vec<Event> = (1..=n).map(ping).collect();
     for e in events.iter().take(1000) {
         echo.handle(e).await?;
@@ -539,6 +548,16 @@ async fn measure(args: &BenchArgs, v1: &Path, v2: &Path) -> anyhow::Result<Bench
         }
     }
     let call_batched_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    for chunk in events.chunks(BATCH).take(20) {
+        lean.handle_each(chunk).await;
+    }
+    let t = Instant::now();
+    for chunk in events.chunks(BATCH) {
+        for r in lean.handle_each(chunk).await {
+            std::hint::black_box(r?);
+        }
+    }
+    let call_lean_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
     host.shutdown().await;
     drop(host);
 
@@ -623,6 +642,7 @@ async fn measure(args: &BenchArgs, v1: &Path, v2: &Path) -> anyhow::Result<Bench
         call_wasm_per_sec: call_wasm,
         call_native_per_sec: call_native,
         call_wasm_batched_us: call_batched_us,
+        call_wasm_lean_us: call_lean_us,
         pipeline_wasm_per_sec: pipeline_wasm,
         pipeline_native_per_sec: pipeline_native,
         reload,
