@@ -9,7 +9,7 @@
 //! sent to the executor. It knows the bus and the *types* of the
 //! supervisor and coordination, never their handles.
 //!
-//! Layout: `manifest` (plugin.toml, discovery, limits) → `engine`
+//! Layout: `manifest` (plugin.toml, discovery) + `limits` → `engine`
 //! (compile, cache, epoch ticker and watchdog) → `instance` (link, kinds,
 //! instantiate, classify failures) → `actor` (worker threads, batches,
 //! giving up stuck calls) → `version` (a running version, what it says about
@@ -32,6 +32,7 @@ mod engine;
 mod error;
 mod guarded_io;
 mod instance;
+mod limits;
 mod load;
 mod logpipe;
 mod manifest;
@@ -49,10 +50,10 @@ pub use calls::{MAX_ACTIONS, PluginRef, TickOutcome};
 pub use check::{CheckReport, check};
 pub use error::{CallFailure, PluginError};
 pub use instance::Kind;
-pub use manifest::{
-    BuildSpec, DirGrant, LimitDefaults, Limits, MANIFEST_FILE, MAX_DEADLINE_MS, MAX_MEMORY_MIB,
-    Permissions, PluginSpec, check_deadline_ms, check_memory_mib,
+pub use limits::{
+    LimitDefaults, MAX_DEADLINE_MS, MAX_MEMORY_MIB, check_deadline_ms, check_memory_mib,
 };
+pub use manifest::{BuildSpec, DirGrant, Limits, MANIFEST_FILE, Permissions, PluginSpec};
 pub use registry::{PluginHost, PluginHostConfig, PluginSummary, SHUTDOWN_GRACE};
 pub use services::{Clock, NoProcesses, ProcessView, system_clock};
 pub use slot::Health;
