@@ -8,11 +8,15 @@
 //!    component file between two versions; time from the file's rename to
 //!    the first pong answered by the new version, and count, by sequence
 //!    numbers, pings answered zero or several times.
+//! 3. **Deadlines**: how far past its deadline a call ends when the guest
+//!    loops (`spin-forever`), sleeps in WASI, or is blocked in the host
+//!    opening a FIFO (`hostile`).
 //!
-//! The components are the `echo-v1`/`echo-v2` test fixtures
-//! (`tests/plugins`); they are built on first use.
+//! The components are test fixtures (`tests/plugins`); they are built on
+//! first use.
 
 use std::collections::HashMap;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -26,8 +30,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::bus::{Bus, BusConfig, Event, NewEvent, Pattern, StartAt};
-use crate::plugins::{Action, ActionRequest, Kind, PluginHost, PluginHostConfig, ProcessView};
-use crate::supervisor::ProcessInfo;
+use crate::plugins::{Action, ActionRequest, Kind, NoProcesses, PluginHost, PluginHostConfig};
 
 /// Flags of `host bench`.
 #[derive(Debug, Args)]
@@ -67,6 +70,12 @@ pub struct BenchReport {
     pub call_wasm_per_sec: f64,
     /// Bare calls per second, native.
     pub call_native_per_sec: f64,
+    /// Cost of one call inside a batch of 64 (`handle_each`), in µs: the
+    /// plugin-side cost of a call, thread hops amortised.
+    pub call_wasm_batched_us: f64,
+    /// The same for a handler that answers nothing (no action to
+    /// validate): the lean cost of a call itself.
+    pub call_wasm_lean_us: f64,
     /// Pipeline events per second, WASM handler.
     pub pipeline_wasm_per_sec: f64,
     /// Pipeline events per second, native handler.
@@ -85,6 +94,12 @@ pub struct BenchReport {
     pub runaway_overshoot_max_ms: f64,
     /// Median of the same.
     pub runaway_overshoot_median_ms: f64,
+    /// A plugin blocked in a WASI sleep (asked for 2 s): how long past its
+    /// deadline its caller got the answer.
+    pub blocked_sleep: BlockedReport,
+    /// A plugin blocked opening a FIFO nobody writes (outside anything
+    /// WASI can time out): the same.
+    pub blocked_fifo: BlockedReport,
     /// The idle-processes measurement, when run.
     pub idle: Option<IdleReport>,
     /// Registering one task against 10,000 with 4 rule plugins.
@@ -119,6 +134,19 @@ pub struct IdleReport {
     pub all_stopped: bool,
 }
 
+/// Calls into a plugin blocked outside wasm code, past a 100 ms deadline.
+#[derive(Debug, Serialize)]
+pub struct BlockedReport {
+    /// Calls measured (fewer than 5 when one was not cut off at all).
+    pub calls: usize,
+    /// Median time past the deadline until the caller had its answer.
+    pub overshoot_median_ms: f64,
+    /// Worst of the same.
+    pub overshoot_max_ms: f64,
+    /// Whether every call ended, as `deadline`, within 10 s.
+    pub all_cut_off: bool,
+}
+
 /// The reload measurement.
 #[derive(Debug, Serialize)]
 pub struct ReloadReport {
@@ -138,17 +166,6 @@ pub struct ReloadReport {
     pub lost: u64,
     /// Pings answered more than once.
     pub duplicated: u64,
-}
-
-struct NoProcesses;
-
-impl ProcessView for NoProcesses {
-    fn list(&self) -> Vec<ProcessInfo> {
-        Vec::new()
-    }
-    fn get(&self, _: &str) -> Option<ProcessInfo> {
-        None
-    }
 }
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -174,6 +191,10 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             r.call_wasm_per_sec,
             r.call_native_per_sec,
             r.call_wasm_per_sec / r.call_native_per_sec
+        );
+        println!(
+            "  batched call wasm {:>8.2} µs per call (batches of {BATCH}); lean (no actions) {:.2} µs",
+            r.call_wasm_batched_us, r.call_wasm_lean_us
         );
         println!(
             "  pipeline     wasm {:>10.0}/s   native {:>10.0}/s   ratio {:.2}",
@@ -202,6 +223,23 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "runaway plugin, deadline {} ms: cut off {:.1} ms after it (median), {:.1} ms worst of 5",
             r.runaway_deadline_ms, r.runaway_overshoot_median_ms, r.runaway_overshoot_max_ms
         );
+        for (what, b) in [
+            ("in a WASI sleep", &r.blocked_sleep),
+            ("opening a FIFO", &r.blocked_fifo),
+        ] {
+            println!(
+                "plugin blocked {what}, deadline {} ms: answered {:.1} ms after it (median), {:.1} ms worst of {}{}",
+                r.runaway_deadline_ms,
+                b.overshoot_median_ms,
+                b.overshoot_max_ms,
+                b.calls,
+                if b.all_cut_off {
+                    ""
+                } else {
+                    " — NOT cut off"
+                }
+            );
+        }
         let d = &r.dependencies;
         println!(
             "dependency check of 1 new task against {} with {} rules: median {:.2} ms, max {:.2} ms ({} found)",
@@ -414,6 +452,10 @@ fn build_fixtures() -> anyhow::Result<(PathBuf, PathBuf)> {
             "echo-v1",
             "-p",
             "echo-v2",
+            "-p",
+            "spin-forever",
+            "-p",
+            "hostile",
         ])
         .current_dir(&root)
         .status()
@@ -470,15 +512,21 @@ async fn measure(args: &BenchArgs, v1: &Path, v2: &Path) -> anyhow::Result<Bench
     let plugin_dir = calls.path().join("plugins");
     std::fs::create_dir_all(&plugin_dir)?;
     std::fs::copy(v1, plugin_dir.join("echo.wasm")).with_context(|| format!("{}", v1.display()))?;
+    // `hostile` answers any event but its own with nothing: the lean call.
+    let hostile = v1.with_file_name("hostile.wasm");
+    std::fs::copy(&hostile, plugin_dir.join("lean.wasm"))
+        .with_context(|| format!("{}", hostile.display()))?;
 
     // 1a. Bare calls.
     let bus = Bus::open_in_memory(BusConfig::default())?;
     let (host, _rx) = plugin_host(&plugin_dir, bus.clone(), 100).await?;
-    let echo = host
-        .with_kind(Kind::EventHandler)
-        .into_iter()
-        .next()
-        .context("the echo fixture did not load as an event handler")?;
+    let handler = |name: &str| {
+        host.with_kind(Kind::EventHandler)
+            .into_iter()
+            .find(|p| p.name() == name)
+            .with_context(|| format!("the {name} fixture did not load as an event handler"))
+    };
+    let (echo, lean) = (handler("echo")?, handler("lean")?);
     let events: Vec<Event> = (1..=n).map(ping).collect();
     for e in events.iter().take(1000) {
         echo.handle(e).await?;
@@ -493,6 +541,23 @@ async fn measure(args: &BenchArgs, v1: &Path, v2: &Path) -> anyhow::Result<Bench
         std::hint::black_box(native_echo(e).map_err(anyhow::Error::msg)?);
     }
     let call_native = n as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for chunk in events.chunks(BATCH) {
+        for r in echo.handle_each(chunk).await {
+            std::hint::black_box(r?);
+        }
+    }
+    let call_batched_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    for chunk in events.chunks(BATCH).take(20) {
+        lean.handle_each(chunk).await;
+    }
+    let t = Instant::now();
+    for chunk in events.chunks(BATCH) {
+        for r in lean.handle_each(chunk).await {
+            std::hint::black_box(r?);
+        }
+    }
+    let call_lean_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
     host.shutdown().await;
     drop(host);
 
@@ -559,6 +624,9 @@ async fn measure(args: &BenchArgs, v1: &Path, v2: &Path) -> anyhow::Result<Bench
     let deadline = Duration::from_millis(100);
     let (overshoot_median, overshoot_max) =
         measure_runaway(&fixtures.join("spin_forever.wasm"), deadline).await?;
+    let hostile = fixtures.join("hostile.wasm");
+    let blocked_sleep = measure_blocked(&hostile, deadline, "sleep").await?;
+    let blocked_fifo = measure_blocked(&hostile, deadline, "open").await?;
     Ok(BenchReport {
         startup_plugins,
         startup_warm_ms,
@@ -566,11 +634,15 @@ async fn measure(args: &BenchArgs, v1: &Path, v2: &Path) -> anyhow::Result<Bench
         runaway_deadline_ms: deadline.as_millis() as u64,
         runaway_overshoot_max_ms: overshoot_max,
         runaway_overshoot_median_ms: overshoot_median,
+        blocked_sleep,
+        blocked_fifo,
         idle,
         dependencies,
         events: n,
         call_wasm_per_sec: call_wasm,
         call_native_per_sec: call_native,
+        call_wasm_batched_us: call_batched_us,
+        call_wasm_lean_us: call_lean_us,
         pipeline_wasm_per_sec: pipeline_wasm,
         pipeline_native_per_sec: pipeline_native,
         reload,
@@ -746,6 +818,89 @@ async fn measure_reload(args: &BenchArgs, v1: &Path, v2: &Path) -> anyhow::Resul
         pings: pings.max(ping_seqs.len() as u64),
         lost,
         duplicated,
+    })
+}
+
+/// Most events handed to a plugin in one batched call (as the dispatcher).
+const BATCH: usize = 64;
+
+/// Time calls into the `hostile` fixture while it blocks `with` (`sleep`:
+/// a 2 s WASI sleep; `open`: opening a FIFO nobody writes, in a granted
+/// folder): how long past its deadline did the caller get its answer?
+async fn measure_blocked(
+    hostile: &Path,
+    deadline: Duration,
+    with: &str,
+) -> anyhow::Result<BlockedReport> {
+    let dir = tempfile::tempdir()?;
+    let plugins = dir.path().join("plugins");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(plugins.join("hostile"))?;
+    std::fs::create_dir_all(&data)?;
+    let fifo = data.join("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status()?;
+    if !made.success() {
+        bail!("mkfifo {} failed", fifo.display());
+    }
+    std::fs::write(
+        plugins.join("hostile/plugin.toml"),
+        format!(
+            "component = {hostile:?}\n[permissions]\n\
+             dirs = [{{ host = {data:?}, guest = \"/data\" }}]\n"
+        ),
+    )?;
+    let (tx, _rx) = mpsc::channel(16);
+    let mut config = PluginHostConfig::new(&plugins);
+    config.limits.deadline = deadline;
+    config.max_failures = u32::MAX;
+    config.build_missing = false;
+    let bus = Bus::open_in_memory(BusConfig::default())?;
+    let host = PluginHost::start(config, bus, Arc::new(NoProcesses), tx).await?;
+    let plugin = host
+        .with_kind(Kind::EventHandler)
+        .into_iter()
+        .next()
+        .context("the hostile fixture did not load")?;
+    let mut event = ping(1);
+    event.ty = "test.hostile".into();
+    event.data = json!({ "do": "block", "with": with, "ms": 2000, "path": "/data/fifo" });
+    let mut overshoot = Vec::new();
+    let mut all_cut_off = true;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let result = tokio::time::timeout(Duration::from_secs(10), plugin.handle(&event)).await;
+        let elapsed = t.elapsed();
+        overshoot.push((elapsed.as_secs_f64() - deadline.as_secs_f64()) * 1000.0);
+        let cut_off = matches!(
+            &result,
+            Ok(Err(crate::plugins::PluginError::Call { failure, .. })) if failure.kind() == "deadline"
+        );
+        if !cut_off {
+            all_cut_off = false;
+            break;
+        }
+    }
+    // Release any thread still blocked opening the FIFO: a writer that
+    // opens and closes it lets every waiting reader through.
+    for _ in 0..10 {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&fifo)
+        {
+            Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(_) => break,
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(10), host.shutdown())
+        .await
+        .ok();
+    let max = overshoot.iter().copied().fold(f64::MIN, f64::max);
+    Ok(BlockedReport {
+        calls: overshoot.len(),
+        overshoot_median_ms: median(overshoot),
+        overshoot_max_ms: max,
+        all_cut_off,
     })
 }
 

@@ -286,6 +286,18 @@ fn range_checks() -> Vec<RangeCheck> {
     let bound = |ok: bool, why: &str| (!ok).then(|| why.to_string());
     vec![
         (
+            "plugins",
+            "deadline_ms",
+            Box::new(|c: &HostConfig| {
+                crate::plugins::check_deadline_ms(c.plugins.deadline_ms).err()
+            }),
+        ),
+        (
+            "plugins",
+            "memory_mib",
+            Box::new(|c: &HostConfig| crate::plugins::check_memory_mib(c.plugins.memory_mib).err()),
+        ),
+        (
             "supervisor",
             "resource_interval",
             Box::new(move |c: &HostConfig| {
@@ -585,6 +597,22 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("/etc/demo/host.toml:3:"), "{text}");
         assert!(text.contains("restrat"), "{text}");
+    }
+
+    #[test]
+    fn plugin_limits_out_of_bounds_are_errors_naming_field_and_bound() {
+        let err = parse("[plugins]\ndir = \"p\"\nmemory_mib = 17592186044416\n").unwrap_err();
+        assert_eq!(err.line, Some(3), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("field `plugins.memory_mib`"), "{text}");
+        assert!(text.contains("4096"), "{text}");
+        for deadline in ["0", "18446744073709551615"] {
+            let err = parse(&format!("[plugins]\ndeadline_ms = {deadline}\n")).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("field `plugins.deadline_ms`"), "{text}");
+            assert!(text.contains("60000"), "{text}");
+        }
+        assert!(parse("[plugins]\ndeadline_ms = 60000\nmemory_mib = 4096\n").is_ok());
     }
 
     #[test]

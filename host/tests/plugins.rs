@@ -20,6 +20,13 @@ use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
+#[path = "plugins/bounds.rs"]
+mod bounds;
+#[path = "plugins/deadlines.rs"]
+mod deadlines;
+#[path = "plugins/operator.rs"]
+mod operator;
+
 /// A process table the test controls.
 #[derive(Default, Clone)]
 struct FakeProcesses(Arc<Mutex<Vec<ProcessInfo>>>);
@@ -74,12 +81,23 @@ async fn harness(
     components: &[(&str, PathBuf)],
     configure: impl FnOnce(&mut PluginHostConfig),
 ) -> Harness {
+    harness_prepared(components, |_| {}, configure).await
+}
+
+/// [`harness`], with `prepare` given the plugins folder before the host
+/// starts (to write manifests the first load must see).
+async fn harness_prepared(
+    components: &[(&str, PathBuf)],
+    prepare: impl FnOnce(&Path),
+    configure: impl FnOnce(&mut PluginHostConfig),
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     for (name, path) in components {
         install_component(path, &plugins, name);
     }
+    prepare(&plugins);
     let bus = Bus::open(&dir.path().join("state"), BusConfig::default()).unwrap();
     let mut config = PluginHostConfig::new(plugins.canonicalize().unwrap());
     config.state_dir = Some(dir.path().join("state"));

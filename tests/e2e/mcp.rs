@@ -197,7 +197,7 @@ async fn exercise(client: &Client) {
         json!({ "process_id": id, "output_regex": "ready on :\\d+", "timeout_secs": 60 }),
     )
     .await;
-    assert_eq!(line["matched"], "output");
+    assert_eq!(line["matched"], "output", "{line}");
     let status = ok(client, "get_process_status", json!({ "process_id": id })).await;
     assert_eq!(status["state"], "running");
     assert_eq!(status["name"], "dev server");

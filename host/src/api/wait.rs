@@ -68,14 +68,11 @@ impl Control {
             if let Some(regex) = &conditions.regex {
                 // Lines of the current run only: an old run's line is no
                 // sign of this one.
-                let page = self.supervisor.output_after(id, 0, usize::MAX)?;
+                let page = self
+                    .supervisor
+                    .output_after(id, info.run_output_offset, usize::MAX)?;
                 next_offset = page.next_offset;
-                let run_started = info.started_at;
-                if let Some(line) = page
-                    .lines
-                    .into_iter()
-                    .find(|l| run_started.is_none_or(|s| l.time >= s) && regex.is_match(&l.line))
-                {
+                if let Some(line) = page.lines.into_iter().find(|l| regex.is_match(&l.line)) {
                     return Ok(self.outcome("output", began, Some(id), Some(line.into()), None));
                 }
             }

@@ -34,6 +34,28 @@ pub(crate) const STATUS_MAPPER: &str = "host:plugin/status-mapper";
 pub(crate) const DEPENDENCY_RULE: &str = "host:plugin/dependency-rule";
 pub(crate) const BACKGROUND_AGENT: &str = "host:plugin/background-agent";
 
+/// Most bytes kept of an error string or a log line from a guest.
+pub(crate) const MAX_TEXT: usize = 4096;
+/// Most bytes kept of a status message or a name or description a plugin
+/// gives itself.
+pub(crate) const MAX_LABEL: usize = 1024;
+
+/// Cut `text` to at most `max` bytes (at a character boundary), ending it
+/// with a marker that says how much was cut.
+pub(crate) fn truncate(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text.len() - end;
+    text.truncate(end);
+    text.push_str(&format!("… [{cut} more bytes cut]"));
+    text
+}
+
 pub(crate) fn event_to_wit(e: &Event) -> wit::Event {
     wit::Event {
         id: e.id.clone(),
@@ -106,7 +128,8 @@ pub(crate) fn process_to_wit(p: &ProcessInfo) -> wit::ProcessInfo {
     }
 }
 
-/// Validate a guest's status update: progress must be a number in 0..=1.
+/// Validate a guest's status update: progress must be a number in 0..=1;
+/// a message longer than [`MAX_LABEL`] is cut.
 pub(crate) fn update_from_wit(u: wit::StatusUpdate) -> Result<StatusUpdate, String> {
     if let Some(p) = u.progress
         && !(0.0..=1.0).contains(&p)
@@ -116,7 +139,7 @@ pub(crate) fn update_from_wit(u: wit::StatusUpdate) -> Result<StatusUpdate, Stri
     Ok(StatusUpdate {
         state: u.state.map(state_from_wit),
         progress: u.progress,
-        message: u.message,
+        message: u.message.map(|m| truncate(m, MAX_LABEL)),
     })
 }
 

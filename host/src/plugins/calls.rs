@@ -3,8 +3,10 @@
 //!
 //! Every call goes to whichever version serves the slot at that moment,
 //! with failure accounting. Values coming back from the guest are
-//! validated here; a malformed action is reported as `plugin.error` and
-//! dropped while the plugin's valid actions still run.
+//! validated and bounded here: a malformed action is reported as
+//! `plugin.error` and dropped while the plugin's valid actions still run;
+//! past [`MAX_ACTIONS`] actions, and the guest's error strings past 4 KiB,
+//! are cut the same way.
 
 use std::sync::Arc;
 
@@ -14,11 +16,16 @@ use crate::supervisor::{ProcessInfo, StatusUpdate};
 
 use super::action::Action;
 use super::bindings::{
-    action_from_wit, event_to_wit, process_to_wit, task_to_wit, update_from_wit, wit,
+    MAX_TEXT, action_from_wit, event_to_wit, process_to_wit, task_to_wit, truncate,
+    update_from_wit, wit,
 };
 use super::error::{CallFailure, PluginError};
-use super::instance::{Description, Kind};
+use super::instance::Kind;
 use super::slot::{Health, Slot};
+use super::version::Description;
+
+/// Most actions one call may ask for; the rest are refused and reported.
+pub const MAX_ACTIONS: usize = 256;
 
 /// What one agent tick produced.
 #[derive(Debug, Clone)]
@@ -82,8 +89,7 @@ impl PluginRef {
                 let Some(h) = &x.handler else {
                     return Ok(Err(not_exported("event-handler")));
                 };
-                Ok(h.call_handle(store, &wit_event)?
-                    .map_err(CallFailure::GuestError))
+                Ok(h.call_handle(store, &wit_event)?.map_err(guest_error))
             })
             .await?;
         Ok(self.convert_actions("handle", Some(event.sequence), actions))
@@ -102,8 +108,7 @@ impl PluginRef {
                 let Some(h) = &x.handler else {
                     return Ok(Err(not_exported("event-handler")));
                 };
-                Ok(h.call_handle(store, &event)?
-                    .map_err(CallFailure::GuestError))
+                Ok(h.call_handle(store, &event)?.map_err(guest_error))
             })
             .await;
         events
@@ -211,7 +216,7 @@ impl PluginRef {
                 let Some(a) = &x.agent else {
                     return Ok(Err(not_exported("background-agent")));
                 };
-                Ok(a.call_tick(store)?.map_err(CallFailure::GuestError))
+                Ok(a.call_tick(store)?.map_err(guest_error))
             })
             .await?;
         Ok(TickOutcome {
@@ -220,17 +225,32 @@ impl PluginRef {
         })
     }
 
+    /// Validate what a call returned: at most [`MAX_ACTIONS`] actions run;
+    /// the rest, and each malformed one, are reported as `plugin.error`.
     fn convert_actions(
         &self,
         call: &'static str,
         cause: Option<u64>,
         actions: Vec<wit::Action>,
     ) -> Vec<Action> {
+        if actions.len() > MAX_ACTIONS {
+            let refused = actions.len() - MAX_ACTIONS;
+            self.slot.report(
+                call,
+                cause,
+                &CallFailure::Invalid(format!(
+                    "returned {} actions; the first {MAX_ACTIONS} run, the other {refused} are refused",
+                    actions.len()
+                )),
+            );
+        }
         actions
             .into_iter()
+            .take(MAX_ACTIONS)
             .filter_map(|a| match action_from_wit(a) {
                 Ok(a) => Some(a),
                 Err(reason) => {
+                    let reason = truncate(reason, MAX_TEXT);
                     self.slot.report(call, cause, &CallFailure::Invalid(reason));
                     None
                 }
@@ -263,11 +283,20 @@ impl PluginRef {
                         m.message = u.message;
                     }
                 }
-                Err(reason) => self.slot.report(call, cause, &CallFailure::Invalid(reason)),
+                Err(reason) => self.slot.report(
+                    call,
+                    cause,
+                    &CallFailure::Invalid(truncate(reason, MAX_TEXT)),
+                ),
             }
         }
         Ok(merged)
     }
+}
+
+/// The plugin's own error, cut to [`MAX_TEXT`] bytes.
+fn guest_error(text: String) -> CallFailure {
+    CallFailure::GuestError(truncate(text, MAX_TEXT))
 }
 
 fn not_exported(kind: &str) -> CallFailure {

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::bus::{Bus, BusConfig};
-use crate::supervisor::ProcessInfo;
 
-use super::engine::{PluginEngine, digest};
+use super::engine::PluginEngine;
 use super::error::PluginError;
-use super::instance::{Compiled, Description, Kind, PluginVersion, linker};
+use super::instance::{Kind, linker};
+use super::load::load_version;
 use super::manifest::{LimitDefaults, MANIFEST_FILE, Permissions, PluginSpec};
-use super::services::{HostServices, ProcessView, StateStore, system_clock};
+use super::services::{HostServices, NoProcesses, StateStore, system_clock};
+use super::version::Description;
 
 /// What `host plugin check` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -43,17 +44,6 @@ pub struct CheckReport {
     pub memory_mib: u64,
 }
 
-struct NoProcesses;
-
-impl ProcessView for NoProcesses {
-    fn list(&self) -> Vec<ProcessInfo> {
-        Vec::new()
-    }
-    fn get(&self, _name: &str) -> Option<ProcessInfo> {
-        None
-    }
-}
-
 /// Check `path`: a component file, a `plugin.toml`, or a folder holding one.
 ///
 /// # Errors
@@ -70,20 +60,8 @@ pub async fn check(path: &Path) -> Result<CheckReport, PluginError> {
     } else {
         PluginSpec::bare(path, defaults)?
     };
-    let bytes = std::fs::read(&spec.component_path).map_err(|source| PluginError::Io {
-        path: spec.component_path.clone(),
-        source,
-    })?;
     let engine = PluginEngine::new(None)?;
-    let component = engine.compile(&spec.component_path, &bytes)?;
     let linker = linker(&engine)?;
-    let digest = digest(&bytes);
-    let compiled = Compiled::new(&engine, &linker, spec.clone(), digest.clone(), component)?;
-    let (kinds, imports, exports) = (
-        compiled.kinds.clone(),
-        compiled.imports.clone(),
-        compiled.exports.clone(),
-    );
     let bus = Bus::open_in_memory(BusConfig::default())
         .map_err(|e| PluginError::Engine(e.to_string()))?;
     let services = Arc::new(HostServices::new(
@@ -92,15 +70,17 @@ pub async fn check(path: &Path) -> Result<CheckReport, PluginError> {
         StateStore::in_memory(),
         system_clock(),
     ));
-    let version = PluginVersion::start(compiled, engine, services).await?;
+    // Never build here: `check` says what is, it does not make it.
+    let version = load_version(&engine, &linker, &services, spec.clone(), false).await?;
+    let compiled = &version.compiled;
     Ok(CheckReport {
         name: spec.name.clone(),
         component: spec.component_path.clone(),
         manifest: spec.manifest_path.clone(),
-        digest,
-        kinds,
-        imports,
-        exports,
+        digest: compiled.digest.clone(),
+        kinds: compiled.kinds.clone(),
+        imports: compiled.imports.clone(),
+        exports: compiled.exports.clone(),
         description: version.description.clone(),
         grants: spec.permissions.clone(),
         deadline_ms: spec.deadline.as_millis() as u64,

@@ -6,17 +6,21 @@
 //! forever would cost idle CPU on a host that mostly waits, so the ticker
 //! parks while no plugin call is in flight and wakes when one starts.
 //!
+//! The ticker is also the watchdog: on every tick it asks each plugin
+//! actor ([`Watched`]) to give up calls stuck past their deadline in the
+//! host, where epoch interruption cannot reach them.
+//!
 //! Why our own `.cwasm` cache rather than wasmtime's: `Component::serialize`
 //! plus `deserialize_file` is roughly 30× faster than a hit in wasmtime's own
 //! cache, and a host restart with ten plugins should cost milliseconds.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Weak};
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
@@ -31,6 +35,24 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Idle ticks (milliseconds) before the ticker parks.
 const IDLE_TICKS_BEFORE_PARKING: u32 = 50;
+
+/// Something the ticker looks at on every tick while calls are in flight:
+/// a plugin actor giving up calls stuck past their deadline.
+pub(crate) trait Watched: Send + Sync {
+    /// Give up whatever is past due at `now`.
+    fn check(&self, now: Instant);
+}
+
+/// A fixed point in time for deadlines stored as integers
+/// ([`nanos_since_base`]).
+static BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+/// `at` as nanoseconds since [`BASE`], plus one so that 0 can mean "none".
+pub(crate) fn nanos_since_base(at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(*BASE).as_nanos())
+        .unwrap_or(u64::MAX - 1)
+        .saturating_add(1)
+}
 
 /// The shared engine plus the machinery every plugin call relies on.
 #[derive(Clone)]
@@ -70,12 +92,29 @@ impl PluginEngine {
     }
 
     /// Mark a call in flight for as long as the guard lives, so the epoch
-    /// advances and deadlines can fire.
-    pub(crate) fn call_guard(&self) -> CallGuard {
+    /// advances and deadlines can fire. `share` is the calling worker's
+    /// share of the in-flight count, which the watchdog takes back
+    /// ([`PluginEngine::release`]) if it gives the worker up mid-call.
+    pub(crate) fn call_guard<'a>(&'a self, share: &'a InFlight) -> CallGuard<'a> {
         self.ticker.enter();
+        share.0.store(true, Ordering::Release);
         CallGuard {
-            ticker: self.ticker.clone(),
+            ticker: &self.ticker,
+            share,
         }
+    }
+
+    /// Give back `share`'s in-flight count now rather than when its guard
+    /// drops: a worker stuck for good must not keep the ticker awake.
+    pub(crate) fn release(&self, share: &InFlight) {
+        if share.0.swap(false, Ordering::AcqRel) {
+            self.ticker.exit();
+        }
+    }
+
+    /// Have the ticker check `watched` on every tick until it is dropped.
+    pub(crate) fn watch(&self, watched: Weak<dyn Watched>) {
+        self.ticker.watched.lock().push(watched);
     }
 
     /// Compile `bytes` (from `path`, for messages), using the cache when a
@@ -145,6 +184,8 @@ pub(crate) struct EpochTicker {
     parked: AtomicBool,
     wake: Mutex<()>,
     cv: Condvar,
+    /// Checked on every tick; dead entries are dropped as they are met.
+    watched: Mutex<Vec<Weak<dyn Watched>>>,
 }
 
 impl EpochTicker {
@@ -154,6 +195,7 @@ impl EpochTicker {
             parked: AtomicBool::new(false),
             wake: Mutex::new(()),
             cv: Condvar::new(),
+            watched: Mutex::new(Vec::new()),
         });
         // Only a weak reference in the thread: when the last engine clone
         // goes away the thread notices and ends.
@@ -203,6 +245,8 @@ impl EpochTicker {
                         next += EPOCH_TICK;
                         engine.increment_epoch();
                     }
+                    let Some(ticker) = weak.upgrade() else { return };
+                    ticker.check_watched(now);
                 }
             });
         if let Err(e) = spawned {
@@ -223,16 +267,37 @@ impl EpochTicker {
     fn exit(&self) {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
+
+    fn check_watched(&self, now: Instant) {
+        // Registration is the only other user of this lock, and it is
+        // rare; checks never register.
+        self.watched.lock().retain(|w| match w.upgrade() {
+            Some(watched) => {
+                watched.check(now);
+                true
+            }
+            None => false,
+        });
+    }
 }
+
+/// One worker's share of the ticker's in-flight count: set by its call
+/// guard, given back by the guard's drop or by [`PluginEngine::release`],
+/// whichever comes first (an atomic swap decides).
+#[derive(Default)]
+pub(crate) struct InFlight(AtomicBool);
 
 /// Returned by [`PluginEngine::call_guard`]; the epoch keeps ticking until
 /// it is dropped.
-pub(crate) struct CallGuard {
-    ticker: Arc<EpochTicker>,
+pub(crate) struct CallGuard<'a> {
+    ticker: &'a EpochTicker,
+    share: &'a InFlight,
 }
 
-impl Drop for CallGuard {
+impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
-        self.ticker.exit();
+        if self.share.0.swap(false, Ordering::AcqRel) {
+            self.ticker.exit();
+        }
     }
 }

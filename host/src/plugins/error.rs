@@ -9,14 +9,6 @@ pub enum PluginError {
     /// The wasmtime engine could not be created.
     #[error("could not create the wasm engine: {0}")]
     Engine(String),
-    /// No loaded plugin has that name.
-    #[error("no plugin `{name}`; loaded: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
-    Unknown {
-        /// The name asked for.
-        name: String,
-        /// The names that are loaded.
-        known: Vec<String>,
-    },
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
@@ -99,7 +91,25 @@ pub enum PluginError {
     /// The plugin is quarantined after repeated failures.
     #[error("plugin `{0}` is quarantined after repeated failures; change its file to retry")]
     Quarantined(String),
+    /// No plugin of that name in the plugins folder.
+    #[error("no plugin `{name}` in the plugins folder (known: {known})")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The plugins there are, comma-separated.
+        known: String,
+    },
+    /// A limit given to the plugin host is out of bounds.
+    #[error("plugin host limits: {0}")]
+    Limits(String),
 }
+
+/// The trap a host function raises when the call it serves has run into
+/// its deadline while waiting in the host (a sleep, a poll, a blocking
+/// stream): reported as [`CallFailure::Deadline`], like an epoch interrupt.
+#[derive(Debug, thiserror::Error)]
+#[error("the call's deadline passed while it waited in the host")]
+pub(crate) struct DeadlineExceeded;
 
 /// How a call failed. `Trap`s and deadlines replace the instance; a
 /// `GuestError` is the plugin's own answer and changes nothing.

@@ -19,6 +19,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::error::PluginError;
+pub use super::limits::LimitDefaults;
+use super::limits::{check_deadline_ms, check_memory_mib};
 
 /// Name of the manifest file looked for in each plugin folder.
 pub const MANIFEST_FILE: &str = "plugin.toml";
@@ -85,9 +87,9 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
-    /// Per-call deadline in milliseconds. Example: `deadline_ms = 250`
+    /// Per-call deadline in milliseconds, 1 to 60000. Example: `deadline_ms = 250`
     pub deadline_ms: Option<u64>,
-    /// Memory cap in MiB. Example: `memory_mib = 128`
+    /// Memory cap in MiB, 1 to 4096. Example: `memory_mib = 128`
     pub memory_mib: Option<u64>,
 }
 
@@ -101,24 +103,6 @@ pub struct BuildSpec {
     /// Source globs (informational for now; shown by `host plugin check`).
     #[serde(default)]
     pub watch: Vec<String>,
-}
-
-/// The host-wide defaults a manifest's `[limits]` may override.
-#[derive(Debug, Clone, Copy)]
-pub struct LimitDefaults {
-    /// Deadline of one call.
-    pub deadline: Duration,
-    /// Memory cap in bytes.
-    pub memory_bytes: u64,
-}
-
-impl Default for LimitDefaults {
-    fn default() -> Self {
-        Self {
-            deadline: Duration::from_millis(100),
-            memory_bytes: 64 << 20,
-        }
-    }
 }
 
 /// A plugin ready to load: resolved paths, defaults applied.
@@ -221,12 +205,17 @@ impl PluginSpec {
         for grant in &mut permissions.dirs {
             grant.host = dir.join(&grant.host);
         }
-        if raw.limits.deadline_ms == Some(0) {
-            return Err(bad("field `limits.deadline_ms`: must be at least 1".into()));
-        }
-        if raw.limits.memory_mib == Some(0) {
-            return Err(bad("field `limits.memory_mib`: must be at least 1".into()));
-        }
+        let deadline = match raw.limits.deadline_ms {
+            Some(ms) => check_deadline_ms(ms)
+                .map_err(|e| bad(format!("field `limits.deadline_ms`: {e}")))?,
+            None => defaults.deadline,
+        };
+        let memory_bytes = match raw.limits.memory_mib {
+            Some(mib) => {
+                check_memory_mib(mib).map_err(|e| bad(format!("field `limits.memory_mib`: {e}")))?
+            }
+            None => defaults.memory_bytes,
+        };
         Ok(Self {
             name,
             version: raw.version,
@@ -235,16 +224,8 @@ impl PluginSpec {
             component_path: normalize(&dir.join(raw.component)),
             config,
             permissions,
-            deadline: raw
-                .limits
-                .deadline_ms
-                .map(Duration::from_millis)
-                .unwrap_or(defaults.deadline),
-            memory_bytes: raw
-                .limits
-                .memory_mib
-                .map(|m| m << 20)
-                .unwrap_or(defaults.memory_bytes),
+            deadline,
+            memory_bytes,
             build: raw.build,
         })
     }
@@ -448,6 +429,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("deadline_ms"), "{err}");
+    }
+
+    #[test]
+    fn limits_past_their_maximum_are_rejected_naming_field_and_bound_not_wrapped() {
+        // 2^44 MiB used to wrap to a 0 MiB cap; u64::MAX ms failed every call.
+        for (field, value, bound) in [
+            ("memory_mib", "17592186044416", "4096"),
+            ("memory_mib", "4097", "4096"),
+            ("deadline_ms", "18446744073709551615", "60000"),
+            ("deadline_ms", "60001", "60000"),
+        ] {
+            let err = parse(&format!(
+                "component = \"a.wasm\"\n[limits]\n{field} = {value}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(&format!("limits.{field}")), "{err}");
+            assert!(err.contains(bound) && err.contains(value), "{err}");
+        }
+        let spec =
+            parse("component = \"a.wasm\"\n[limits]\nmemory_mib = 4096\ndeadline_ms = 60000\n")
+                .unwrap();
+        assert_eq!(spec.memory_bytes, 4 << 30);
+        assert_eq!(spec.deadline, Duration::from_secs(60));
     }
 
     #[test]

@@ -9,15 +9,20 @@
 //! sent to the executor. It knows the bus and the *types* of the
 //! supervisor and coordination, never their handles.
 //!
-//! Layout: `manifest` (plugin.toml, discovery) → `engine` (compile, cache,
-//! epoch ticker) → `instance` (link, kinds, actor thread) → `slot`
-//! (current version, failures, quarantine) → `registry` (load, reload,
-//! unload) with `dispatch` (bus → plugin), `watch` (files → reload),
-//! `calls` (typed calls), `sandbox` + `logpipe` + `services` (what a
-//! store holds and the host imports), `bindings` (generated code and
-//! conversions), `check` (`host plugin check`).
+//! Layout: `manifest` (plugin.toml, discovery) + `limits` → `engine`
+//! (compile, cache, epoch ticker and watchdog) → `instance` (link, kinds,
+//! instantiate, classify failures) → `actor` (worker threads, batches,
+//! giving up stuck calls) → `version` (a running version, what it says about
+//! itself) → `load` (the one load pipeline) → `slot` (current version,
+//! failures, quarantine) → `registry` (load, reload, unload) with
+//! `dispatch` (bus → plugin), `watch` (files → reload), `calls` (typed
+//! calls, bounded answers), `sandbox` + `guarded_io` + `logpipe` +
+//! `services` + `state` + `recent` (what a store holds and the host
+//! imports, each bounded), `bindings` (generated code, conversions,
+//! truncation), `check` (`host plugin check`).
 
 mod action;
+mod actor;
 mod bindings;
 mod build;
 mod calls;
@@ -25,23 +30,31 @@ mod check;
 mod dispatch;
 mod engine;
 mod error;
+mod guarded_io;
 mod instance;
+mod limits;
+mod load;
 mod logpipe;
 mod manifest;
+mod recent;
 mod registry;
 mod sandbox;
 mod services;
 mod slot;
+mod state;
+mod version;
 mod watch;
 
 pub use action::{Action, ActionRequest};
-pub use calls::{PluginRef, TickOutcome};
+pub use calls::{MAX_ACTIONS, PluginRef, TickOutcome};
 pub use check::{CheckReport, check};
 pub use error::{CallFailure, PluginError};
-pub use instance::{AgentInfo, Description, Kind, RuleInfo};
-pub use manifest::{
-    BuildSpec, DirGrant, LimitDefaults, Limits, MANIFEST_FILE, Permissions, PluginSpec,
+pub use instance::Kind;
+pub use limits::{
+    LimitDefaults, MAX_DEADLINE_MS, MAX_MEMORY_MIB, check_deadline_ms, check_memory_mib,
 };
-pub use registry::{PluginHost, PluginHostConfig, PluginSummary};
-pub use services::{Clock, ProcessView, system_clock};
+pub use manifest::{BuildSpec, DirGrant, Limits, MANIFEST_FILE, Permissions, PluginSpec};
+pub use registry::{PluginHost, PluginHostConfig, PluginSummary, SHUTDOWN_GRACE};
+pub use services::{Clock, NoProcesses, ProcessView, system_clock};
 pub use slot::Health;
+pub use version::{AgentInfo, Description, RuleInfo};

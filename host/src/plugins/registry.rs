@@ -27,11 +27,17 @@ use super::action::ActionRequest;
 use super::dispatch;
 use super::engine::{PluginEngine, digest};
 use super::error::PluginError;
-use super::instance::{Compiled, Description, Kind, PluginVersion, linker};
+use super::instance::{Kind, linker};
+use super::load::load_version;
 use super::manifest::{LimitDefaults, PluginSpec, discover};
 use super::sandbox::StoreState;
 use super::services::{Clock, HostServices, ProcessView, StateStore, system_clock};
 use super::slot::{Health, SOURCE, Slot};
+use super::version::{Description, PluginVersion};
+
+/// How long [`PluginHost::shutdown`] lets dispatchers finish the delivery
+/// in hand before it stops waiting for them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
 
 /// Settings of the plugin host.
 #[derive(Debug, Clone)]
@@ -119,7 +125,10 @@ impl PluginHost {
     ///
     /// # Errors
     ///
-    /// When the engine cannot be created or the folder cannot be read.
+    /// When the limits are out of bounds ([`LimitDefaults::check`]), the
+    /// engine cannot be created or the folder cannot be read.
+    ///
+    /// [`LimitDefaults::check`]: super::LimitDefaults::check
     pub async fn start(
         config: PluginHostConfig,
         bus: Bus,
@@ -138,6 +147,7 @@ impl PluginHost {
         actions: mpsc::Sender<ActionRequest>,
         clock: Clock,
     ) -> Result<Self, PluginError> {
+        config.limits.check().map_err(PluginError::Limits)?;
         let cache_dir = config.state_dir.as_ref().map(|d| d.join("cache"));
         let state = match &config.state_dir {
             Some(dir) => {
@@ -185,6 +195,9 @@ impl PluginHost {
 
     /// Rescan the folder and load, reload or unload what changed.
     ///
+    /// Plugins load in parallel, so one that is slow or stuck (every call
+    /// while loading has the plugin's deadline) holds up none of the others.
+    ///
     /// # Errors
     ///
     /// Only when the folder cannot be read; per-plugin problems are
@@ -196,10 +209,10 @@ impl PluginHost {
             self.report_failure(None, &path, &err, "plugin.load_failed");
         }
         let mut wanted = Vec::new();
+        let mut loads = JoinSet::new();
         for spec in found.specs {
             wanted.push(spec.name.clone());
-            let existing = self.slot(&spec.name);
-            if let Some(slot) = &existing
+            if let Some(slot) = self.slot(&spec.name)
                 && let Some(current) = slot.current()
                 && current.compiled.spec == spec
                 && std::fs::read(&spec.component_path)
@@ -207,25 +220,13 @@ impl PluginHost {
             {
                 continue;
             }
-            let started = Instant::now();
-            let path = spec
-                .manifest_path
-                .clone()
-                .unwrap_or(spec.component_path.clone());
-            let name = spec.name.clone();
-            match self.load(spec).await {
-                Ok(version) => {
-                    self.inner.reported.lock().remove(&path);
-                    self.install(&name, existing, version, started.elapsed());
-                }
-                Err(err) => {
-                    let ty = if existing.is_some() {
-                        "plugin.reload_failed"
-                    } else {
-                        "plugin.load_failed"
-                    };
-                    self.report_failure(Some(&name), &path, &err, ty);
-                }
+            let host = self.clone();
+            // Errors are published by `load_and_install` itself.
+            loads.spawn(async move { host.load_and_install(spec).await.ok() });
+        }
+        while let Some(joined) = loads.join_next().await {
+            if let Err(e) = joined {
+                tracing::error!("a plugin load task failed: {e}");
             }
         }
         let gone: Vec<Arc<Slot>> = {
@@ -249,42 +250,73 @@ impl PluginHost {
         Ok(())
     }
 
-    /// Build a version of `spec`: compile (cached) off the async threads,
-    /// link, instantiate and ask it to describe itself.
-    async fn load(&self, spec: PluginSpec) -> Result<Arc<PluginVersion>, PluginError> {
-        if !spec.component_path.exists()
-            && self.inner.config.build_missing
-            && let Some(build) = &spec.build
-        {
-            super::build::run(&spec, build).await?;
-        }
-        let path = spec.component_path.clone();
-        let bytes = tokio::fs::read(&path)
-            .await
-            .map_err(|source| PluginError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        let engine = self.inner.engine.clone();
-        let (component, digest) = tokio::task::spawn_blocking(move || {
-            let d = digest(&bytes);
-            engine.compile(&path, &bytes).map(|c| (c, d))
-        })
-        .await
-        .map_err(|e| PluginError::Engine(format!("compile task: {e}")))??;
-        let compiled = Compiled::new(
-            &self.inner.engine,
-            &self.inner.linker,
+    /// Reload plugin `name` from disk now, even if its files are
+    /// unchanged: an operator's explicit reload.
+    ///
+    /// Builds a new version and swaps it in as a hot reload does
+    /// (`plugin.reloaded`, cursor and state carried over), which also lifts
+    /// a quarantine. A plugin in the folder that is not loaded (its last
+    /// load failed) is loaded. If the new version cannot be built, the old
+    /// one keeps serving and `plugin.reload_failed` is published as well.
+    ///
+    /// # Errors
+    ///
+    /// [`PluginError::Unknown`] naming the plugins of the folder when
+    /// `name` is not one of them; otherwise the load error.
+    pub async fn reload(&self, name: &str) -> Result<(), PluginError> {
+        let _one_at_a_time = self.inner.reconciling.lock().await;
+        let found = discover(&self.inner.config.plugins_dir, self.inner.config.limits)?;
+        let known = || {
+            let names: Vec<&str> = found.specs.iter().map(|s| s.name.as_str()).collect();
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
+        let Some(spec) = found.specs.iter().find(|s| s.name == name).cloned() else {
+            return Err(PluginError::Unknown {
+                name: name.to_string(),
+                known: known(),
+            });
+        };
+        self.load_and_install(spec).await
+    }
+
+    /// Build a version of `spec` and swap it in, or report why not.
+    async fn load_and_install(&self, spec: PluginSpec) -> Result<(), PluginError> {
+        let existing = self.slot(&spec.name);
+        let started = Instant::now();
+        let path = spec
+            .manifest_path
+            .clone()
+            .unwrap_or(spec.component_path.clone());
+        let name = spec.name.clone();
+        let inner = &self.inner;
+        let loaded = load_version(
+            &inner.engine,
+            &inner.linker,
+            &inner.services,
             spec,
-            digest,
-            component,
-        )?;
-        PluginVersion::start(
-            compiled,
-            self.inner.engine.clone(),
-            self.inner.services.clone(),
+            inner.config.build_missing,
         )
-        .await
+        .await;
+        match loaded {
+            Ok(version) => {
+                self.inner.reported.lock().remove(&path);
+                self.install(&name, existing, version, started.elapsed());
+                Ok(())
+            }
+            Err(err) => {
+                let ty = if existing.is_some() {
+                    "plugin.reload_failed"
+                } else {
+                    "plugin.load_failed"
+                };
+                self.report_failure(Some(&name), &path, &err, ty);
+                Err(err)
+            }
+        }
     }
 
     fn install(
@@ -406,49 +438,6 @@ impl PluginHost {
             .collect()
     }
 
-    /// Reloads one plugin from disk even if its files are unchanged: an
-    /// operator's explicit request. A new version is built and swapped in
-    /// as a hot reload does (`plugin.reloaded`), which also lifts a
-    /// quarantine; if it fails to load, the old version keeps serving.
-    ///
-    /// # Errors
-    ///
-    /// [`PluginError::Unknown`] when no loaded plugin has that name; the
-    /// load error when the new version cannot be built.
-    pub async fn reload(&self, name: &str) -> Result<(), PluginError> {
-        let _one_at_a_time = self.inner.reconciling.lock().await;
-        let Some(existing) = self.slot(name) else {
-            return Err(PluginError::Unknown {
-                name: name.to_string(),
-                known: self.inner.slots.lock().keys().cloned().collect(),
-            });
-        };
-        let found = discover(&self.inner.config.plugins_dir, self.inner.config.limits)?;
-        let spec = found
-            .specs
-            .into_iter()
-            .find(|s| s.name == name)
-            .ok_or_else(|| PluginError::Unknown {
-                name: name.to_string(),
-                known: Vec::new(),
-            })?;
-        let started = Instant::now();
-        let path = spec
-            .manifest_path
-            .clone()
-            .unwrap_or(spec.component_path.clone());
-        match self.load(spec).await {
-            Ok(version) => {
-                self.install(name, Some(existing), version, started.elapsed());
-                Ok(())
-            }
-            Err(err) => {
-                self.report_failure(Some(name), &path, &err, "plugin.reload_failed");
-                Err(err)
-            }
-        }
-    }
-
     /// Plugins that failed to load (or reload) and have not loaded since:
     /// the file and the error.
     pub fn failures(&self) -> Vec<(PathBuf, String)> {
@@ -486,10 +475,28 @@ impl PluginHost {
         self.inner.changes.subscribe()
     }
 
-    /// Stop the watcher and dispatchers and wait for them.
+    /// Stop the watcher and dispatchers: wait [`SHUTDOWN_GRACE`] for them
+    /// to finish what they are delivering, then stop waiting.
+    ///
+    /// A guest stuck in a call does not hold this up: its dispatcher is
+    /// dropped mid-call, and the plugin's thread finishes or dies on its own
+    /// (the call ends at its deadline or is given up by the watchdog).
+    /// Plugin state not yet in its file is written.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
         let mut tasks = std::mem::take(&mut *self.inner.tasks.lock());
-        while tasks.join_next().await.is_some() {}
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                "{} plugin task(s) still in a call after {} ms; not waiting for them",
+                tasks.len(),
+                SHUTDOWN_GRACE.as_millis()
+            );
+            tasks.shutdown().await;
+        }
+        self.inner.services.state.flush_all();
     }
 }

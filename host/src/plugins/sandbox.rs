@@ -4,26 +4,26 @@
 //! Deny by default: `WasiCtx::builder().build()` gives no preopened folders,
 //! no environment, no arguments, no sockets. Guests built with
 //! componentize-py or wit-bindgen still import WASI interfaces; this
-//! satisfies them without granting anything. Plugin stdout/stderr become
-//! tracing lines tagged with the plugin's name.
+//! satisfies them without granting anything. Plugin stdout/stderr and `log`
+//! become tracing lines tagged with the plugin's name, bounded (`logpipe`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{event_to_wit, host_api, process_to_wit, wit};
-use super::error::PluginError;
-use super::logpipe::LogPipe;
+use super::actor::Life;
+use super::bindings::{MAX_TEXT, host_api, process_to_wit, truncate, wit};
+use super::error::{DeadlineExceeded, PluginError};
+use super::guarded_io::GuardedIo;
+use super::logpipe::{LogBudget, LogPipe};
 use super::manifest::PluginSpec;
+use super::recent;
 use super::services::HostServices;
-
-/// Most bytes of per-plugin state the host keeps for one plugin.
-const STATE_QUOTA_BYTES: usize = 16 << 20;
-/// Most events one `recent-events` call returns.
-const RECENT_EVENTS_CAP: u32 = 1000;
+use super::state::PluginState;
 
 /// Everything one plugin instance's `Store` owns.
 pub(crate) struct StoreState {
@@ -31,6 +31,9 @@ pub(crate) struct StoreState {
     table: ResourceTable,
     pub(crate) limiter: MemoryCap,
     pub(crate) host: HostCtx,
+    /// When the call in flight must end, set by the actor before each
+    /// call; blocking WASI calls give up then ([`super::guarded_io`]).
+    pub(crate) deadline: Option<Instant>,
 }
 
 impl WasiView for StoreState {
@@ -43,11 +46,25 @@ impl WasiView for StoreState {
 }
 
 impl StoreState {
+    /// The view the deadline-aware `wasi:io` functions work on.
+    pub(crate) fn guarded_io(&mut self) -> GuardedIo<'_> {
+        GuardedIo {
+            table: &mut self.table,
+            deadline: self.deadline,
+        }
+    }
+
     /// Build the sandbox for `spec`: only its grants, its memory cap.
-    pub(crate) fn new(spec: &PluginSpec, services: Arc<HostServices>) -> Result<Self, PluginError> {
+    pub(crate) fn new(
+        spec: &PluginSpec,
+        services: Arc<HostServices>,
+        life: Arc<Life>,
+        log_budget: Arc<LogBudget>,
+        state: Arc<PluginState>,
+    ) -> Result<Self, PluginError> {
         let mut builder = WasiCtx::builder();
-        builder.stdout(LogPipe::new(spec.name.clone(), "stdout"));
-        builder.stderr(LogPipe::new(spec.name.clone(), "stderr"));
+        builder.stdout(LogPipe::new("stdout", log_budget.clone()));
+        builder.stderr(LogPipe::new("stderr", log_budget.clone()));
         for grant in &spec.permissions.dirs {
             let perms = if grant.read_only {
                 FsPerms::ReadOnly
@@ -75,7 +92,11 @@ impl StoreState {
                 plugin: spec.name.clone(),
                 config: Arc::new(spec.config.clone()),
                 services,
+                life,
+                log_budget,
+                state,
             },
+            deadline: None,
         })
     }
 }
@@ -139,12 +160,35 @@ pub(crate) struct HostCtx {
     plugin: String,
     config: Arc<BTreeMap<String, String>>,
     services: Arc<HostServices>,
+    /// The worker this store belongs to: once the watchdog has given it
+    /// up, a call still running in it must not touch the host any more.
+    life: Arc<Life>,
+    /// Shared with its stdout and stderr: lines it may still log.
+    log_budget: Arc<LogBudget>,
+    /// The plugin's key/value state, shared with its other instances.
+    state: Arc<PluginState>,
+}
+
+impl HostCtx {
+    /// Trap if this store's worker was given up: its call already ended,
+    /// as far as the host is concerned.
+    fn ensure_live(&self) -> wasmtime::Result<()> {
+        if self.life.is_retired() {
+            return Err(DeadlineExceeded.into());
+        }
+        Ok(())
+    }
 }
 
 impl wit::Host for HostCtx {}
 
 impl host_api::Host for HostCtx {
     fn log(&mut self, level: wit::Level, message: String) -> wasmtime::Result<()> {
+        self.ensure_live()?;
+        if !self.log_budget.admit() {
+            return Ok(());
+        }
+        let message = truncate(message, MAX_TEXT);
         let plugin = self.plugin.as_str();
         match level {
             wit::Level::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
@@ -157,14 +201,17 @@ impl host_api::Host for HostCtx {
     }
 
     fn now_ms(&mut self) -> wasmtime::Result<u64> {
+        self.ensure_live()?;
         Ok(self.services.now_ms())
     }
 
     fn config(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        self.ensure_live()?;
         Ok(self.config.get(&key).cloned())
     }
 
     fn processes(&mut self) -> wasmtime::Result<Vec<wit::ProcessInfo>> {
+        self.ensure_live()?;
         Ok(self
             .services
             .processes
@@ -175,6 +222,7 @@ impl host_api::Host for HostCtx {
     }
 
     fn recent_events(&mut self, filter: wit::EventFilter) -> wasmtime::Result<Vec<wit::Event>> {
+        self.ensure_live()?;
         let mut types = Vec::with_capacity(filter.types.len());
         for t in &filter.types {
             match crate::bus::Pattern::parse(t) {
@@ -191,11 +239,12 @@ impl host_api::Host for HostCtx {
             types,
             subject: filter.subject,
             after_sequence: filter.after_sequence,
-            limit: Some(filter.limit.min(RECENT_EVENTS_CAP) as usize),
+            limit: Some(filter.limit as usize),
             ..Default::default()
         };
-        match self.services.bus.query(&query) {
-            Ok(events) => Ok(events.iter().map(event_to_wit).collect()),
+        let bus = &self.services.bus;
+        match recent::recent_events(query, recent::MAX_BYTES, |q| bus.query(q)) {
+            Ok(events) => Ok(events),
             Err(e) => {
                 tracing::warn!(plugin = %self.plugin, "recent-events: {e}");
                 Ok(Vec::new())
@@ -204,19 +253,14 @@ impl host_api::Host for HostCtx {
     }
 
     fn state_get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
-        Ok(self.services.state.get(&self.plugin, &key))
+        self.ensure_live()?;
+        Ok(self.services.state.get(&self.state, &key))
     }
 
     fn state_set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
-        let used = self.services.state.usage(&self.plugin, &key);
-        if used + key.len() + value.len() > STATE_QUOTA_BYTES {
-            wasmtime::bail!(
-                "plugin `{}` exceeded its state quota of {} MiB",
-                self.plugin,
-                STATE_QUOTA_BYTES >> 20
-            );
-        }
-        self.services.state.set(&self.plugin, key, value);
+        self.ensure_live()?;
+        // Over the quota traps: the plugin asked for more than it may hold.
+        self.services.state.set(&self.state, key, value)?;
         Ok(())
     }
 }

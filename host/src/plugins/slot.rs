@@ -19,9 +19,11 @@ use tokio::sync::watch;
 
 use crate::bus::{Bus, NewEvent};
 
+use super::bindings::{MAX_TEXT, truncate};
 use super::error::{CallFailure, PluginError};
-use super::instance::{Exports, Kind, PluginVersion};
+use super::instance::{Exports, Kind};
 use super::sandbox::StoreState;
+use super::version::PluginVersion;
 
 /// Source of the events the plugin room publishes about plugins.
 pub(crate) const SOURCE: &str = "host/plugins";
@@ -42,12 +44,29 @@ pub struct Health {
     pub quarantined: bool,
     /// Deliveries skipped while quarantined.
     pub skipped_while_quarantined: u64,
+    /// Worker threads given up because a call stayed stuck outside wasm
+    /// code past its deadline; each is left to finish or die on its own.
+    pub abandoned_threads: u64,
+    /// Lines the plugin wrote (stdout, stderr, `log`) beyond its log rate
+    /// limit, dropped.
+    pub log_lines_suppressed: u64,
     /// The most recent failure or error.
     pub last_error: Option<String>,
     /// How many versions have been loaded under this name.
     pub versions_loaded: u64,
     /// When the current version was loaded.
     pub loaded_at: Option<DateTime<Utc>>,
+}
+
+/// The one rule for failures in a row, used both to count them and to
+/// stop a batch early: a success (`None`) ends a streak, a fatal failure
+/// extends it, a guest error or invalid value leaves it as it is.
+fn streak_after(streak: u32, failure: Option<&CallFailure>) -> u32 {
+    match failure {
+        None => 0,
+        Some(f) if f.is_fatal() => streak.saturating_add(1),
+        Some(_) => streak,
+    }
 }
 
 /// One plugin name and its current version.
@@ -94,6 +113,10 @@ impl Slot {
         let old = self.version.write().replace(version);
         {
             let mut h = self.health.lock();
+            // These counts live in the version while it serves; keep them.
+            if let Some(old) = &old {
+                old.add_counts(&mut h);
+            }
             h.consecutive_failures = 0;
             h.quarantined = false;
             h.versions_loaded += 1;
@@ -119,7 +142,11 @@ impl Slot {
     }
 
     pub(crate) fn health(&self) -> Health {
-        self.health.lock().clone()
+        let mut health = self.health.lock().clone();
+        if let Some(version) = self.current() {
+            version.add_counts(&mut health);
+        }
+        health
     }
 
     pub(crate) fn note_skipped(&self) {
@@ -142,14 +169,14 @@ impl Slot {
         + Send
         + 'static,
     ) -> Result<R, PluginError> {
-        if self.health().quarantined {
+        if self.health.lock().quarantined {
             self.note_skipped();
             return Err(PluginError::Quarantined(self.name.clone()));
         }
         let Some(version) = self.current() else {
             return Err(PluginError::Gone(self.name.clone()));
         };
-        let outcome = version.call(f).await.and_then(|inner| inner);
+        let outcome = version.call(f).await;
         self.account(call, cause, outcome)
     }
 
@@ -164,7 +191,7 @@ impl Slot {
             let mut h = self.health.lock();
             h.calls += 1;
             if outcome.is_ok() {
-                h.consecutive_failures = 0;
+                h.consecutive_failures = streak_after(h.consecutive_failures, None);
             }
         }
         outcome.map_err(|failure| {
@@ -190,17 +217,13 @@ impl Slot {
             I,
         ) -> wasmtime::Result<Result<R, CallFailure>>
         + Send
+        + Sync
         + 'static,
     ) -> Vec<Result<R, PluginError>> {
         let quarantined = || PluginError::Quarantined(self.name.clone());
-        let (budget, stopped) = {
+        let (mut streak, stopped) = {
             let h = self.health.lock();
-            (
-                self.max_failures
-                    .saturating_sub(h.consecutive_failures)
-                    .max(1),
-                h.quarantined,
-            )
+            (h.consecutive_failures, h.quarantined)
         };
         if stopped {
             return items
@@ -219,7 +242,14 @@ impl Slot {
         };
         let causes: Vec<Option<u64>> = items.iter().map(|(c, _)| *c).collect();
         let inputs = items.into_iter().map(|(_, i)| i).collect();
-        let outcomes = version.call_each(inputs, budget, f).await;
+        // The batch stops where the quarantine will: the same rule as the
+        // accounting below, applied on the plugin's thread as items finish.
+        let max_failures = self.max_failures;
+        let keep_going = Box::new(move |outcome: &Result<R, CallFailure>| {
+            streak = streak_after(streak, outcome.as_ref().err());
+            streak < max_failures
+        });
+        let outcomes = version.call_each(inputs, keep_going, f).await;
         causes
             .into_iter()
             .zip(outcomes)
@@ -235,14 +265,17 @@ impl Slot {
 
     /// Record a failure and publish what happened.
     pub(crate) fn report(&self, call: &'static str, cause: Option<u64>, failure: &CallFailure) {
+        // Guest text is cut where it enters; this bounds the rest (a trap's
+        // message and backtrace).
+        let text = truncate(failure.to_string(), 2 * MAX_TEXT);
         let (consecutive, quarantine_now) = {
             // Not a call count: invalid values are reported after the call
             // that returned them was counted.
             let mut h = self.health.lock();
-            h.last_error = Some(failure.to_string());
+            h.last_error = Some(text.clone());
+            h.consecutive_failures = streak_after(h.consecutive_failures, Some(failure));
             if failure.is_fatal() {
                 h.failures += 1;
-                h.consecutive_failures += 1;
                 let quarantine_now = !h.quarantined && h.consecutive_failures >= self.max_failures;
                 if quarantine_now {
                     h.quarantined = true;
@@ -256,14 +289,14 @@ impl Slot {
         let digest = self.current().map(|v| v.compiled.digest.clone());
         let mut events = Vec::new();
         if failure.is_fatal() {
-            tracing::warn!(plugin = %self.name, call, "plugin failed: {failure}");
+            tracing::warn!(plugin = %self.name, call, "plugin failed: {text}");
             events.push(
                 NewEvent::new(
                     SOURCE,
                     "plugin.failed",
                     json!({
                         "plugin": self.name, "call": call, "failure": failure.kind(),
-                        "error": failure.to_string(), "consecutive_failures": consecutive,
+                        "error": text, "consecutive_failures": consecutive,
                         "cause_sequence": cause, "digest": digest,
                         "restarted": !quarantine_now,
                     }),
@@ -271,14 +304,14 @@ impl Slot {
                 .with_subject(&self.name),
             );
         } else {
-            tracing::info!(plugin = %self.name, call, "plugin returned an error: {failure}");
+            tracing::info!(plugin = %self.name, call, "plugin returned an error: {text}");
             events.push(
                 NewEvent::new(
                     SOURCE,
                     "plugin.error",
                     json!({
                         "plugin": self.name, "call": call, "failure": failure.kind(),
-                        "error": failure.to_string(), "cause_sequence": cause,
+                        "error": text, "cause_sequence": cause,
                     }),
                 )
                 .with_subject(&self.name),
@@ -292,7 +325,7 @@ impl Slot {
                     "plugin.quarantined",
                     json!({
                         "plugin": self.name, "consecutive_failures": consecutive,
-                        "last_error": failure.to_string(), "digest": digest,
+                        "last_error": text, "digest": digest,
                     }),
                 )
                 .with_subject(&self.name),

@@ -194,3 +194,29 @@ async fn a_stop_during_an_asked_restart_wins() {
     assert!(matches!(err, SupervisorError::NotRestarted { .. }), "{err}");
     assert_eq!(sup.get("svc").unwrap().state, ProcessState::Cancelled);
 }
+
+#[tokio::test]
+async fn each_run_knows_the_offset_of_its_first_output_line() {
+    let (sup, _bus, _dir) = setup();
+    let mut s = spec("twice", "echo a; echo b");
+    s.restart = RestartMode::Always;
+    s.max_restarts = 1;
+    s.backoff = Duration::from_millis(10);
+    sup.add(s).unwrap();
+    sup.start("twice").await.unwrap();
+    assert_eq!(sup.get("twice").unwrap().run_output_offset, 0);
+    wait_until("the second run's lines", || {
+        sup.output("twice", 10).unwrap().len() == 4
+    })
+    .await;
+    // The second run starts after the first run's two lines, whatever the
+    // lines' read times say (the first ones of a run can be read before its
+    // start is recorded).
+    let info = sup.get("twice").unwrap();
+    assert_eq!(info.run_output_offset, 2);
+    let page = sup
+        .output_after("twice", info.run_output_offset, 10)
+        .unwrap();
+    let texts: Vec<String> = page.lines.into_iter().map(|l| l.line).collect();
+    assert_eq!(texts, ["a", "b"]);
+}
