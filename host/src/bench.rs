@@ -442,24 +442,10 @@ async fn measure_idle(n: usize) -> anyhow::Result<IdleReport> {
 /// Build the test fixtures with cargo and return the two echo versions.
 fn build_fixtures() -> anyhow::Result<(PathBuf, PathBuf)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/plugins");
-    let status = std::process::Command::new("cargo")
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "-p",
-            "echo-v1",
-            "-p",
-            "echo-v2",
-            "-p",
-            "spin-forever",
-            "-p",
-            "hostile",
-        ])
-        .current_dir(&root)
-        .status()
-        .with_context(|| format!("cannot run cargo in {}", root.display()))?;
+    let status =
+        crate::plugins::guest_build(&root, &["echo-v1", "echo-v2", "spin-forever", "hostile"])
+            .status()
+            .with_context(|| format!("cannot run cargo in {}", root.display()))?;
     if !status.success() {
         bail!("building the echo fixtures in {} failed", root.display());
     }

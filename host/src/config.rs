@@ -101,6 +101,10 @@ pub struct PluginsSection {
     /// Run `[build] command` of manifests whose component is missing.
     /// Example: `build_missing = false`
     pub build_missing: bool,
+    /// How long such a build may run before it is killed (with everything
+    /// it started). Example: `build_timeout = "20m"`
+    #[serde(with = "crate::supervisor::duration::required")]
+    pub build_timeout: std::time::Duration,
     /// Reload plugins when their files change. Example: `watch = false`
     pub watch: bool,
 }
@@ -114,6 +118,7 @@ impl Default for PluginsSection {
             max_failures: 3,
             debounce_ms: 100,
             build_missing: true,
+            build_timeout: std::time::Duration::from_secs(600),
             watch: true,
         }
     }

@@ -406,6 +406,39 @@ async fn a_broken_component_written_in_place_keeps_the_old_version_serving() {
 }
 
 #[tokio::test]
+async fn a_manifest_that_stops_parsing_keeps_the_running_version_serving() {
+    let mut h = harness_prepared(
+        &[],
+        |plugins| {
+            let folder = plugins.join("echo");
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::copy(fixture("echo-v1"), folder.join("echo.wasm")).unwrap();
+            std::fs::write(folder.join("plugin.toml"), "component = \"echo.wasm\"\n").unwrap();
+        },
+        |c| c.debounce = Duration::from_millis(50),
+    )
+    .await;
+    h.host.watch().unwrap();
+    // A half-saved edit: the file no longer parses.
+    std::fs::write(h.plugins.join("echo/plugin.toml"), "component = \"echo.wa").unwrap();
+    let failed = h.wait_event("plugin.reload_failed", |_| true).await;
+    assert_eq!(failed.data["plugin"], "echo", "{failed:#?}");
+    assert!(
+        failed.data["error"]
+            .as_str()
+            .unwrap()
+            .contains("plugin.toml")
+    );
+    assert!(
+        h.events("plugin.unloaded").is_empty(),
+        "the version it described keeps serving"
+    );
+    let seq = h.publish("test.ping", json!({}));
+    let (_, data) = emitted(&h.next_action().await).remove(0);
+    assert_eq!(data["ping_sequence"].as_u64(), Some(seq));
+}
+
+#[tokio::test]
 async fn new_files_load_and_deleted_files_unload() {
     let h = harness(&[], |c| c.debounce = Duration::from_millis(50)).await;
     h.host.watch().unwrap();

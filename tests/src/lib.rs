@@ -31,14 +31,8 @@ pub fn workspace_root() -> PathBuf {
 
 /// Build a guest workspace for wasm32-wasip2 in release mode.
 fn build_guests(dir: &Path) {
-    let status = Command::new("cargo")
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
-        .current_dir(dir)
-        // The outer `cargo test` may have set these for the host build.
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+    let status = host::plugins::guest_build(dir, &[])
+        .arg("--quiet")
         .status()
         .unwrap_or_else(|e| panic!("cannot run cargo in {}: {e}", dir.display()));
     assert!(

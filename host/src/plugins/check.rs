@@ -71,7 +71,7 @@ pub async fn check(path: &Path) -> Result<CheckReport, PluginError> {
         system_clock(),
     ));
     // Never build here: `check` says what is, it does not make it.
-    let version = load_version(&engine, &linker, &services, spec.clone(), false).await?;
+    let version = load_version(&engine, &linker, &services, spec.clone(), None).await?;
     let compiled = &version.compiled;
     Ok(CheckReport {
         name: spec.name.clone(),

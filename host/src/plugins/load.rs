@@ -15,7 +15,7 @@ use super::services::HostServices;
 use super::version::PluginVersion;
 
 /// Build a version of `spec`: run its `[build] command` if the component
-/// is missing and `build_missing` allows it, read the component, compile
+/// is missing and `build` gives a time limit for it, read the component, compile
 /// it (cached) off the async threads, link it, start its actor and ask it
 /// to describe itself, each call under the plugin's deadline.
 ///
@@ -28,13 +28,13 @@ pub(crate) async fn load_version(
     linker: &Linker<StoreState>,
     services: &Arc<HostServices>,
     spec: PluginSpec,
-    build_missing: bool,
+    build: Option<std::time::Duration>,
 ) -> Result<Arc<PluginVersion>, PluginError> {
     if !spec.component_path.exists()
-        && build_missing
-        && let Some(build) = &spec.build
+        && let Some(timeout) = build
+        && let Some(command) = &spec.build
     {
-        super::build::run(&spec, build).await?;
+        super::build::run(&spec, command, timeout).await?;
     }
     let path = spec.component_path.clone();
     let bytes = tokio::fs::read(&path)

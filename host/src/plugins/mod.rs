@@ -46,6 +46,7 @@ mod version;
 mod watch;
 
 pub use action::{Action, ActionRequest};
+pub use build::{BUILD_TIMEOUT, guest_build};
 pub use calls::{MAX_ACTIONS, PluginRef, TickOutcome};
 pub use check::{CheckReport, check};
 pub use error::{CallFailure, PluginError};

@@ -55,6 +55,8 @@ pub struct PluginHostConfig {
     pub debounce: Duration,
     /// Run a manifest's `[build] command` when its component is missing.
     pub build_missing: bool,
+    /// How long such a build may run before it is killed.
+    pub build_timeout: Duration,
 }
 
 impl PluginHostConfig {
@@ -68,6 +70,7 @@ impl PluginHostConfig {
             max_failures: 3,
             debounce: Duration::from_millis(100),
             build_missing: true,
+            build_timeout: super::build::BUILD_TIMEOUT,
         }
     }
 }
@@ -205,10 +208,18 @@ impl PluginHost {
     pub async fn reconcile(&self) -> Result<(), PluginError> {
         let _one_at_a_time = self.inner.reconciling.lock().await;
         let found = discover(&self.inner.config.plugins_dir, self.inner.config.limits)?;
-        for (path, err) in found.errors {
-            self.report_failure(None, &path, &err, "plugin.load_failed");
-        }
         let mut wanted = Vec::new();
+        for (path, err) in found.errors {
+            // A manifest that stops parsing (a half-saved edit) does not
+            // unload the version it described: that keeps serving.
+            match self.serving_from(&path) {
+                Some(name) => {
+                    self.report_failure(Some(&name), &path, &err, "plugin.reload_failed");
+                    wanted.push(name);
+                }
+                None => self.report_failure(None, &path, &err, "plugin.load_failed"),
+            }
+        }
         let mut loads = JoinSet::new();
         for spec in found.specs {
             wanted.push(spec.name.clone());
@@ -248,6 +259,19 @@ impl PluginHost {
             self.inner.changes.send_modify(|g| *g += 1);
         }
         Ok(())
+    }
+
+    /// The loaded plugin whose manifest (or bare component) is `path`.
+    fn serving_from(&self, path: &Path) -> Option<String> {
+        self.inner.slots.lock().values().find_map(|slot| {
+            let current = slot.current()?;
+            let spec = &current.compiled.spec;
+            let own = spec
+                .manifest_path
+                .as_deref()
+                .unwrap_or(&spec.component_path);
+            (own == path).then(|| slot.name.clone())
+        })
     }
 
     /// Reload plugin `name` from disk now, even if its files are
@@ -298,7 +322,10 @@ impl PluginHost {
             &inner.linker,
             &inner.services,
             spec,
-            inner.config.build_missing,
+            inner
+                .config
+                .build_missing
+                .then_some(inner.config.build_timeout),
         )
         .await;
         match loaded {

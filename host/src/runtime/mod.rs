@@ -174,6 +174,7 @@ impl Runtime {
             max_failures: config.plugins.max_failures,
             debounce: Duration::from_millis(config.plugins.debounce_ms),
             build_missing: options.build_missing,
+            build_timeout: config.plugins.build_timeout,
         };
         let view: Arc<dyn ProcessView> = Arc::new(supervisor.clone());
         let plugins = PluginHost::start(plugin_config, bus.clone(), view, actions.clone())
