@@ -20,6 +20,7 @@
 //! - [`runtime`]: wires the rooms and executes plugin actions.
 //! - [`api`]: HTTP, SSE, MCP and metrics on a running host, and the client
 //!   the CLI verbs use. A client of the other rooms; none imports it.
+//! - [`name`]: the one rule for process, kind and plugin names.
 //! - [`config`]: `host.toml`. [`cli`]: the command line. [`bench`]:
 //!   `host bench`.
 
@@ -31,6 +32,7 @@ pub mod bench;
 pub mod bus;
 pub mod cli;
 pub mod config;
+pub mod name;
 pub mod coordination;
 pub mod plugins;
 pub mod runtime;

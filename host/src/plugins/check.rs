@@ -12,7 +12,8 @@ use super::engine::PluginEngine;
 use super::error::PluginError;
 use super::instance::{Kind, linker};
 use super::load::load_version;
-use super::manifest::{LimitDefaults, MANIFEST_FILE, Permissions, PluginSpec};
+use super::manifest::{LimitDefaults, MANIFEST_FILE, PluginSpec};
+use super::permissions::Permissions;
 use super::services::{HostServices, NoProcesses, StateStore, system_clock};
 use super::version::Description;
 

@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::error::PluginError;
+use super::permissions::Permissions;
 pub use super::limits::LimitDefaults;
 use super::limits::{check_deadline_ms, check_memory_mib};
 
@@ -50,37 +51,6 @@ struct RawManifest {
     limits: Limits,
     /// How to (re)build the component.
     build: Option<BuildSpec>,
-}
-
-/// Grants of a plugin. Deny by default: an empty table grants nothing.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Permissions {
-    /// Host folders visible to the plugin.
-    /// Example: `dirs = [{ host = "./data", guest = "/data", read_only = true }]`
-    #[serde(default)]
-    pub dirs: Vec<DirGrant>,
-    /// Names of host environment variables passed through.
-    /// Example: `env = ["LANG"]`
-    #[serde(default)]
-    pub env: Vec<String>,
-}
-
-/// One host folder made visible inside the sandbox.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DirGrant {
-    /// Folder on the host, relative to the manifest.
-    pub host: PathBuf,
-    /// Path the plugin sees.
-    pub guest: String,
-    /// Read-only unless set to false.
-    #[serde(default = "yes")]
-    pub read_only: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// Per-plugin overrides of the host's defaults.
@@ -265,18 +235,9 @@ fn normalize(path: &Path) -> PathBuf {
 /// Plugin names: letters, digits, `.`, `_`, `-`; they appear in event
 /// sources (`plugin/NAME`) and file names.
 fn validate_name(name: &str) -> Result<String, String> {
-    if name.is_empty() {
-        return Err("a plugin name must not be empty".into());
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "`{name}` is not a valid plugin name: character {c:?} (use letters, digits, `.`, `_`, `-`)"
-        ));
-    }
-    Ok(name.to_string())
+    crate::name::ensure_valid_name(name)
+        .map(|()| name.to_string())
+        .map_err(|reason| format!("`{name}` is not a valid plugin name: it {reason}"))
 }
 
 /// What was found in a plugins folder: loadable specs and per-entry errors

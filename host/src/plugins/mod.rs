@@ -36,6 +36,7 @@ mod limits;
 mod load;
 mod logpipe;
 mod manifest;
+mod permissions;
 mod recent;
 mod registry;
 mod sandbox;
@@ -54,7 +55,10 @@ pub use instance::Kind;
 pub use limits::{
     LimitDefaults, MAX_DEADLINE_MS, MAX_MEMORY_MIB, check_deadline_ms, check_memory_mib,
 };
-pub use manifest::{BuildSpec, DirGrant, Limits, MANIFEST_FILE, Permissions, PluginSpec};
+pub use manifest::{BuildSpec, Limits, MANIFEST_FILE, PluginSpec};
+pub use permissions::{
+    Ceilings, DEFAULT_MAX_DEADLINE_MS, DEFAULT_MAX_MEMORY_MIB, DirGrant, Permissions, Selector, Verb,
+};
 pub use registry::{PluginHost, PluginHostConfig, PluginSummary, SHUTDOWN_GRACE};
 pub use services::{Clock, NoProcesses, ProcessView, system_clock};
 pub use slot::Health;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::SupervisorError;
 use super::{duration, size};
+use crate::name::ensure_valid_name;
 
 /// How to run one supervised process.
 ///
@@ -246,31 +247,6 @@ impl ProcessSpec {
         }
         Ok(())
     }
-}
-
-/// Checks a process name: non-empty, at most 128 bytes of `[A-Za-z0-9._-]`.
-///
-/// The name becomes a file name (`<name>.log`) and an event subject, so it
-/// must be safe in both.
-pub(crate) fn ensure_valid_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if name.len() > 128 {
-        return Err("must be at most 128 characters".into());
-    }
-    if name == "." || name == ".." {
-        return Err("must not be `.` or `..`".into());
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "may only contain letters, digits, `.`, `_` and `-` (found {c:?})"
-        ));
-    }
-    Ok(())
 }
 
 /// When a process is restarted after it exits.
