@@ -445,6 +445,8 @@ fn ping(sequence: u64) -> Event {
         subject: None,
         time: Utc::now(),
         sequence,
+        cause: None,
+        depth: 0,
         datacontenttype: "application/json".into(),
         data: json!({ "n": sequence }),
     }

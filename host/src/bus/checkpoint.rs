@@ -6,9 +6,16 @@
 //! time (measured: roughly twice the single-event publish rate without it). Here
 //! the writer turns automatic checkpoints off and this thread runs passive ones,
 //! which never block the writer or readers, from its own connection.
+//!
+//! Passive checkpoints copy frames but cannot restart the WAL while the writer
+//! keeps appending, so on their own they leave the file growing under a storm.
+//! The writer thread therefore truncates the WAL when it passes its bound
+//! (`writer`); by then this thread has copied almost every frame, so that
+//! truncation costs little more than a sync.
 
 use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -19,13 +26,16 @@ const NUDGE_EVERY: u64 = 1000;
 /// Checkpoint at least this often while the bus is open.
 const IDLE: Duration = Duration::from_secs(1);
 
-/// The writer's handle on the checkpoint thread. Dropping it (with the bus)
-/// disconnects the channel; the thread runs a last checkpoint and exits.
+/// The writer's handle on the checkpoint thread. Dropping it (when the writer
+/// closes) disconnects the channel; the thread runs a last checkpoint and exits,
+/// and the drop waits for that so the writer's final truncation follows it.
 pub(crate) struct Checkpointer {
     /// Capacity 1: a nudge while one is pending is redundant, never blocking.
-    nudge: SyncSender<()>,
+    /// An `Option` only so that drop can disconnect it before joining.
+    nudge: Option<SyncSender<()>>,
     /// Events appended since the last nudge.
     since_nudge: u64,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Checkpointer {
@@ -61,13 +71,17 @@ impl Checkpointer {
                     }
                 }
             });
-        if let Err(error) = spawned {
-            tracing::warn!(journal = %path.display(), %error, "cannot start the journal checkpointer; using automatic checkpoints");
-            return None;
-        }
+        let thread = match spawned {
+            Ok(thread) => thread,
+            Err(error) => {
+                tracing::warn!(journal = %path.display(), %error, "cannot start the journal checkpointer; using automatic checkpoints");
+                return None;
+            }
+        };
         Some(Checkpointer {
-            nudge,
+            nudge: Some(nudge),
             since_nudge: 0,
+            thread: Some(thread),
         })
     }
 
@@ -76,11 +90,26 @@ impl Checkpointer {
         self.since_nudge += n;
         if self.since_nudge >= NUDGE_EVERY {
             self.since_nudge = 0;
-            match self.nudge.try_send(()) {
+            match self.nudge.as_ref().map(|n| n.try_send(())) {
                 // Full: a checkpoint is already due. Disconnected: the thread is gone
-                // and the next open checkpoints; neither is worth stalling a publish.
-                Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+                // and the writer's truncations still bound the WAL; neither is
+                // worth stalling a commit.
+                None
+                | Some(Ok(()))
+                | Some(Err(TrySendError::Full(())))
+                | Some(Err(TrySendError::Disconnected(()))) => {}
             }
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.nudge.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::warn!("the journal checkpoint thread panicked");
         }
     }
 }

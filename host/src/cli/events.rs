@@ -79,6 +79,7 @@ pub(super) fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
             .transpose()?,
         after_sequence: args.after,
         limit: Some(args.limit),
+        ..EventQuery::default()
     };
     let events = journal.query(&query)?;
     let mut out = std::io::stdout().lock();

@@ -1,0 +1,398 @@
+//! Reading the journal: queries, catch-up pages, lookups and the open-time summary.
+//!
+//! Everything here is bounded by construction: the head, the first sequence and
+//! the newest time are single rowid lookups; a time becomes a sequence by binary
+//! search (times never decrease along `seq`); the recent publish rate is 61 such
+//! searches; counts come from the `counts` table. Opening a journal of any size
+//! therefore reads a few thousand rows at most, plus the ring's refill.
+//!
+//! A row that cannot be decoded never stops a reader: queries skip it with a
+//! warning and catch-up pages list it so the consumer can report it once.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Row, params, params_from_iter};
+
+use crate::bus::error::BusError;
+use crate::bus::event::{CONTENT_TYPE, Event, SPEC_VERSION, approx_size};
+use crate::bus::query::{EventQuery, QueryPage};
+use crate::bus::scan::{Scan, ScanPlan};
+use crate::bus::sql::{clamp_seq, time_from_sql, time_to_sql, to_sql};
+use crate::bus::stats::{BusStats, StatsTracker};
+
+use super::schema::SIZE_SQL;
+use super::{GroupCount, Journal};
+
+/// One page of the log read for a consumer.
+pub(crate) struct JournalPage {
+    /// The rows that passed the consumer's type filter.
+    pub(crate) events: Vec<Event>,
+    /// The first and last sequence examined, matching or not.
+    pub(crate) first_seq: Option<u64>,
+    pub(crate) last_seq: Option<u64>,
+    /// Rows that could not be decoded, with the reason; passed over.
+    pub(crate) corrupt: Vec<(u64, String)>,
+}
+
+/// What the bus needs to know about a journal when it opens.
+pub(crate) struct JournalSummary {
+    /// Highest sequence ever stored (0 for an empty journal).
+    pub(crate) head: u64,
+    /// Oldest sequence still stored (`head + 1` for an empty journal).
+    pub(crate) first: u64,
+    /// Events and bytes per `(type, source)`.
+    pub(crate) groups: Vec<GroupCount>,
+    /// Event counts per unix second for the last minute.
+    pub(crate) recent_seconds: Vec<(i64, u64)>,
+    /// Time of the newest event, which the next event's time may not precede.
+    pub(crate) last_time: Option<DateTime<Utc>>,
+}
+
+impl Journal {
+    /// Answers a query from the journal. See [`EventQuery`] for the semantics.
+    ///
+    /// Unreadable rows are skipped with a warning rather than failing the query.
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::Journal`] if SQLite fails.
+    pub fn query(&self, q: &EventQuery) -> Result<Vec<Event>, BusError> {
+        self.query_page(q).map(|page| page.events)
+    }
+
+    /// Answers a query, within its `max_scan` and `max_bytes` bounds.
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::Journal`] if SQLite fails.
+    pub fn query_page(&self, q: &EventQuery) -> Result<QueryPage, BusError> {
+        let err = |action| BusError::journal(&self.path, action);
+        let head = self.head()?;
+        let first = self.first()?.unwrap_or(head + 1);
+        let mut lo = first.max(q.after_sequence.map_or(0, |a| a.saturating_add(1)));
+        if let Some(since) = q.since {
+            lo = lo.max(self.seq_at_time(since, first, head)?);
+        }
+        let mut hi = head;
+        if let Some(until) = q.until {
+            hi = hi.min(self.seq_at_time(until, first, head)?.saturating_sub(1));
+        }
+        let plan = ScanPlan::new(q, lo, hi);
+        let mut scan = Scan::new(q, plan);
+        if plan.is_empty() || scan.done() {
+            return Ok(scan.finish());
+        }
+        let sql = to_sql(q, &plan, self.columns);
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sql.sql)
+            .map_err(err("prepare a query"))?;
+        let mut rows = stmt
+            .query(params_from_iter(sql.params.iter()))
+            .map_err(err("run a query"))?;
+        // Rows stream from SQLite, so stopping early reads no further.
+        while let Some(row) = rows.next().map_err(err("read a query row"))? {
+            match self.decode(row) {
+                Ok((event, size)) => {
+                    if !scan.offer_owned(event, size) {
+                        break;
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "query skipped an unreadable journal row"),
+            }
+        }
+        Ok(scan.finish())
+    }
+
+    /// The event with this sequence, `None` if it was never stored or was pruned.
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::Journal`] if SQLite fails, [`BusError::CorruptEvent`] if the
+    /// row cannot be decoded.
+    pub fn get(&self, sequence: u64) -> Result<Option<Event>, BusError> {
+        let err = |action| BusError::journal(&self.path, action);
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {} FROM events WHERE seq = ?1",
+                self.columns
+            ))
+            .map_err(err("prepare a lookup"))?;
+        let mut rows = stmt
+            .query([clamp_seq(sequence)])
+            .map_err(err("look up an event"))?;
+        match rows.next().map_err(err("read a looked-up row"))? {
+            Some(row) => self.decode(row).map(|(event, _)| Some(event)),
+            None => Ok(None),
+        }
+    }
+
+    /// The highest sequence stored, 0 if none. A reader can poll this to follow the log.
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::Journal`] if SQLite fails.
+    pub fn head(&self) -> Result<u64, BusError> {
+        // One aggregate per statement: SQLite answers a lone MAX(rowid) from the
+        // B-tree's edge, but MIN and MAX together scan the whole table.
+        self.edge("SELECT MAX(seq) FROM events")
+            .map(|h| h.unwrap_or(0))
+    }
+
+    /// The oldest sequence stored, if any.
+    pub(crate) fn first(&self) -> Result<Option<u64>, BusError> {
+        self.edge("SELECT MIN(seq) FROM events")
+    }
+
+    fn edge(&self, sql: &str) -> Result<Option<u64>, BusError> {
+        let value: Option<i64> = self
+            .conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(BusError::journal(&self.path, "read the sequence range"))?;
+        Ok(value.map(|v| v.max(0) as u64))
+    }
+
+    /// The first stored sequence in `lo..=hi` whose time is at or after `t`, or
+    /// `hi + 1` if none: a binary search over the rowid, O(log² n) page reads.
+    pub(crate) fn seq_at_time(&self, t: DateTime<Utc>, lo: u64, hi: u64) -> Result<u64, BusError> {
+        let t = time_to_sql(t);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, time FROM events WHERE seq >= ?1 AND seq < ?2 ORDER BY seq LIMIT 1",
+            )
+            .map_err(BusError::journal(&self.path, "prepare a time search"))?;
+        // The answer is in lo..=end; `end` means "none in range".
+        let (mut lo, mut end) = (lo, hi.saturating_add(1));
+        while lo < end {
+            let mid = lo + (end - lo) / 2;
+            let probe: Option<(i64, String)> = stmt
+                .query_row(params![clamp_seq(mid), clamp_seq(end)], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(BusError::journal(&self.path, "search by time"))?;
+            match probe {
+                // No row in mid..end: the answer is before mid, or none.
+                None => end = mid,
+                Some((seq, time)) if time.as_str() >= t.as_str() => end = seq.max(0) as u64,
+                Some((seq, _)) => lo = seq.max(0) as u64 + 1,
+            }
+        }
+        Ok(lo)
+    }
+
+    /// Up to `limit` rows after `after`, keeping those whose type passes `keep`.
+    /// Rows that fail `keep` are not decoded: a consumer far behind with a narrow
+    /// filter should not pay for JSON it will skip.
+    pub(crate) fn read_after(
+        &self,
+        after: u64,
+        limit: usize,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<JournalPage, BusError> {
+        let err = |action| BusError::journal(&self.path, action);
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                self.columns
+            ))
+            .map_err(err("prepare a catch-up read"))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = stmt
+            .query(params![clamp_seq(after), limit])
+            .map_err(err("run a catch-up read"))?;
+        let mut page = JournalPage {
+            events: Vec::new(),
+            first_seq: None,
+            last_seq: None,
+            corrupt: Vec::new(),
+        };
+        while let Some(row) = rows.next().map_err(err("read a catch-up row"))? {
+            let seq = row.get::<_, i64>(0).map_err(err("read a sequence"))?.max(0) as u64;
+            page.first_seq.get_or_insert(seq);
+            page.last_seq = Some(seq);
+            let ty = row.get_ref(3).map_err(err("read an event type"))?;
+            // A non-text type is kept so that decoding reports the bad row.
+            if ty.as_str().map_or(true, &keep) {
+                match self.decode(row) {
+                    Ok((event, _)) => page.events.push(event),
+                    Err(error) => page.corrupt.push((seq, error.to_string())),
+                }
+            }
+        }
+        Ok(page)
+    }
+
+    /// The newest events, oldest first, with their sizes: at most `n` of them and
+    /// at most `max_bytes` in all. The bus refills its ring from these; since
+    /// the ring must be gapless, the refill stops at a gap or an unreadable row.
+    pub(crate) fn tail(&self, n: usize, max_bytes: usize) -> Result<Vec<(Event, usize)>, BusError> {
+        let err = |action| BusError::journal(&self.path, action);
+        let mut events = Vec::new();
+        if n == 0 {
+            return Ok(events);
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {} FROM events ORDER BY seq DESC LIMIT ?1",
+                self.columns
+            ))
+            .map_err(err("prepare the ring refill"))?;
+        let mut rows = stmt
+            .query([i64::try_from(n).unwrap_or(i64::MAX)])
+            .map_err(err("read the newest events"))?;
+        let mut bytes = 0usize;
+        while let Some(row) = rows.next().map_err(err("read a newest event"))? {
+            let Ok((event, size)) = self.decode(row) else {
+                break;
+            };
+            let gapless = events
+                .last()
+                .is_none_or(|(newer, _): &(Event, usize)| newer.sequence == event.sequence + 1);
+            bytes = bytes.saturating_add(size);
+            if !gapless || bytes > max_bytes {
+                break;
+            }
+            events.push((event, size));
+        }
+        events.reverse();
+        Ok(events)
+    }
+
+    /// Statistics of the whole journal, as [`Bus::stats`](crate::bus::Bus::stats)
+    /// gives for a running bus; for readers in another process.
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::Journal`] when the journal cannot be read.
+    pub fn stats(&self) -> Result<BusStats, BusError> {
+        let now = Utc::now();
+        let summary = self.summary(now)?;
+        let tracker =
+            StatsTracker::seeded(&summary.groups, summary.recent_seconds, summary.last_time);
+        Ok(tracker.snapshot(summary.head, now))
+    }
+
+    /// Counts the bus seeds its sequence, retention and stats from.
+    pub(crate) fn summary(&self, now: DateTime<Utc>) -> Result<JournalSummary, BusError> {
+        let err = |action| BusError::journal(&self.path, action);
+        let head = self.head()?;
+        let first = self.first()?.unwrap_or(head + 1);
+        let groups = self.groups().map_err(err("read the event counts"))?;
+        let last_time = match head {
+            0 => None,
+            _ => self
+                .conn
+                .prepare_cached("SELECT time FROM events ORDER BY seq DESC LIMIT 1")
+                .and_then(|mut s| s.query_row([], |r| r.get::<_, String>(0)))
+                .optional()
+                .map_err(err("read the newest time"))?
+                .and_then(|t| time_from_sql(&t).ok()),
+        };
+        // Per-second counts for the last minute, from sequence boundaries found by
+        // binary search: bounded work however many events that minute holds.
+        let mut recent_seconds = Vec::new();
+        if head >= first {
+            let now_second = now.timestamp();
+            let at = |second: i64| -> Result<u64, BusError> {
+                let t = DateTime::from_timestamp(second, 0).unwrap_or(now);
+                self.seq_at_time(t, first, head)
+            };
+            let mut from = at(now_second - 59)?;
+            for second in (now_second - 59)..=now_second {
+                let to = at(second + 1)?;
+                if to > from {
+                    recent_seconds.push((second, to - from));
+                }
+                from = to;
+            }
+        }
+        Ok(JournalSummary {
+            head,
+            first,
+            groups,
+            recent_seconds,
+            last_time,
+        })
+    }
+
+    /// Events and bytes per `(type, source)`: the `counts` table, or for a
+    /// version 1 journal read without migrating it, one grouping scan.
+    fn groups(&self) -> rusqlite::Result<Vec<GroupCount>> {
+        let sql = if self.has_counts {
+            "SELECT type, source, events, bytes FROM counts".to_owned()
+        } else {
+            format!(
+                "SELECT type, source, COUNT(*), SUM({SIZE_SQL}) FROM events GROUP BY type, source"
+            )
+        };
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([], |r| {
+            Ok(GroupCount {
+                ty: r.get(0)?,
+                source: r.get(1)?,
+                events: r.get::<_, i64>(2)?.max(0) as u64,
+                bytes: r.get::<_, i64>(3)?.max(0) as u64,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// Every durable cursor.
+    pub(crate) fn cursors(&self) -> Result<Vec<(String, u64)>, BusError> {
+        let err = |action| BusError::journal(&self.path, action);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, seq FROM cursors")
+            .map_err(err("prepare reading the cursors"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))
+            .map_err(err("read the cursors"))?;
+        rows.collect::<Result<_, _>>().map_err(err("read a cursor"))
+    }
+
+    /// An event and its size from a row of `self.columns`; any undecodable
+    /// value makes the row corrupt.
+    fn decode(&self, row: &Row<'_>) -> Result<(Event, usize), BusError> {
+        let seq = row.get::<_, i64>(0).unwrap_or(0).max(0) as u64;
+        let corrupt = |reason: String| BusError::CorruptEvent {
+            path: self.path.clone(),
+            sequence: seq,
+            reason,
+        };
+        let text = |i: usize, what: &str| -> Result<&str, BusError> {
+            row.get_ref(i)
+                .ok()
+                .and_then(|v| v.as_str().ok())
+                .ok_or_else(|| corrupt(format!("{what} is not text")))
+        };
+        let (id, source, ty) = (text(1, "id")?, text(2, "source")?, text(3, "type")?);
+        let subject: Option<String> = row.get(4).map_err(|e| corrupt(format!("subject: {e}")))?;
+        let time = text(5, "time")?;
+        let data = text(6, "data")?;
+        let cause: Option<i64> = row.get(7).map_err(|e| corrupt(format!("cause: {e}")))?;
+        let depth: i64 = row.get(8).map_err(|e| corrupt(format!("depth: {e}")))?;
+        let size = approx_size(id, source, ty, subject.as_deref(), data.len());
+        let event = Event {
+            specversion: SPEC_VERSION.to_owned(),
+            id: id.to_owned(),
+            source: source.to_owned(),
+            ty: ty.to_owned(),
+            subject,
+            time: time_from_sql(time)
+                .map_err(|e| corrupt(format!("time {time:?} is not RFC 3339: {e}")))?,
+            sequence: seq,
+            cause: cause.map(|c| c.max(0) as u64),
+            depth: u32::try_from(depth)
+                .map_err(|_| corrupt(format!("depth {depth} is out of range")))?,
+            datacontenttype: CONTENT_TYPE.to_owned(),
+            data: serde_json::from_str(data)
+                .map_err(|e| corrupt(format!("data is not JSON: {e}")))?,
+        };
+        Ok((event, size))
+    }
+}

@@ -1,0 +1,222 @@
+//! Writing the journal: group commits, pruning and cursors. Only the bus's
+//! writer thread calls these.
+//!
+//! Every write keeps the `counts` table in the same transaction as the rows it
+//! counts, so the table can never disagree with the log, even after a crash.
+
+use std::collections::HashMap;
+
+use rusqlite::{TransactionBehavior, params};
+
+use crate::bus::error::BusError;
+use crate::bus::event::Event;
+use crate::bus::sql::clamp_seq;
+
+use super::Journal;
+use super::schema::SIZE_SQL;
+
+/// Events and bytes of one `(type, source)` pair, in the journal or removed from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct GroupCount {
+    pub(crate) ty: String,
+    pub(crate) source: String,
+    pub(crate) events: u64,
+    pub(crate) bytes: u64,
+}
+
+/// One event to append: everything but its sequence and time, which the
+/// group commit assigns.
+pub(crate) struct AppendRow<'a> {
+    pub(crate) event: &'a Event,
+    /// `event.data` serialized, as stored.
+    pub(crate) data: &'a str,
+    /// `event::approx_size` of the event.
+    pub(crate) size: usize,
+}
+
+/// What one group commit added per `(type, source)`: `(events, bytes)`.
+pub(crate) type GroupDelta<'a> = HashMap<(&'a str, &'a str), (u64, u64)>;
+
+impl Journal {
+    /// Appends `rows` with sequences `first, first + 1, ...`, all stamped `time`,
+    /// updates their counts and applies `cursors` (`None` deletes), in one
+    /// transaction. On error nothing is written.
+    pub(crate) fn append_group<'a>(
+        &mut self,
+        first: u64,
+        time: &str,
+        rows: impl IntoIterator<Item = AppendRow<'a>>,
+        cursors: &[(String, Option<u64>)],
+    ) -> Result<GroupDelta<'a>, BusError> {
+        let path = self.path.clone();
+        let err = |action| BusError::journal(&path, action);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err("begin an append"))?;
+        let mut delta = GroupDelta::new();
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO events (seq, id, source, type, subject, time, data, cause, depth) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(err("prepare the append"))?;
+            for (seq, row) in (first..).zip(rows) {
+                let e = row.event;
+                insert
+                    .execute(params![
+                        clamp_seq(seq),
+                        e.id,
+                        e.source,
+                        e.ty,
+                        e.subject,
+                        time,
+                        row.data,
+                        e.cause.map(clamp_seq),
+                        e.depth,
+                    ])
+                    .map_err(err("append events"))?;
+                let counts = delta.entry((&e.ty, &e.source)).or_default();
+                counts.0 += 1;
+                counts.1 += row.size as u64;
+            }
+            let mut count = tx
+                .prepare_cached(
+                    "INSERT INTO counts (type, source, events, bytes) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (type, source) DO UPDATE SET \
+                     events = events + excluded.events, bytes = bytes + excluded.bytes",
+                )
+                .map_err(err("prepare counting"))?;
+            for ((ty, source), (events, bytes)) in &delta {
+                count
+                    .execute(params![ty, source, clamp_seq(*events), clamp_seq(*bytes)])
+                    .map_err(err("count appended events"))?;
+            }
+        }
+        write_cursors(&tx, cursors).map_err(err("save consumer cursors"))?;
+        tx.commit().map_err(err("commit an append"))?;
+        Ok(delta)
+    }
+
+    /// Writes cursor changes alone (no events waiting), in one transaction.
+    pub(crate) fn save_cursors(
+        &mut self,
+        cursors: &[(String, Option<u64>)],
+    ) -> Result<(), BusError> {
+        let path = self.path.clone();
+        let err = |action| BusError::journal(&path, action);
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(err("begin saving cursors"))?;
+        write_cursors(&tx, cursors).map_err(err("save consumer cursors"))?;
+        tx.commit().map_err(err("commit saved cursors"))
+    }
+
+    /// Deletes every event up to and including `seq`; returns what it removed per
+    /// `(type, source)` so the counters can follow.
+    pub(crate) fn prune_through(&mut self, seq: u64) -> Result<Vec<GroupCount>, BusError> {
+        let path = self.path.clone();
+        let err = |action| BusError::journal(&path, action);
+        let tx = self.conn.transaction().map_err(err("begin pruning"))?;
+        let through = clamp_seq(seq);
+        let groups = {
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT type, source, COUNT(*), SUM({SIZE_SQL}) FROM events \
+                     WHERE seq <= ?1 GROUP BY type, source"
+                ))
+                .map_err(err("prepare counting events to prune"))?;
+            let rows = stmt
+                .query_map([through], |r| {
+                    Ok(GroupCount {
+                        ty: r.get(0)?,
+                        source: r.get(1)?,
+                        events: r.get::<_, i64>(2)?.max(0) as u64,
+                        bytes: r.get::<_, i64>(3)?.max(0) as u64,
+                    })
+                })
+                .map_err(err("count events to prune"))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(err("count events to prune"))?
+        };
+        tx.prepare_cached("DELETE FROM events WHERE seq <= ?1")
+            .and_then(|mut s| s.execute([through]))
+            .map_err(err("prune old events"))?;
+        {
+            let mut uncount = tx
+                .prepare_cached(
+                    "UPDATE counts SET events = events - ?3, bytes = bytes - ?4 \
+                     WHERE type = ?1 AND source = ?2",
+                )
+                .map_err(err("prepare uncounting"))?;
+            for g in &groups {
+                uncount
+                    .execute(params![
+                        g.ty,
+                        g.source,
+                        clamp_seq(g.events),
+                        clamp_seq(g.bytes)
+                    ])
+                    .map_err(err("uncount pruned events"))?;
+            }
+        }
+        tx.execute("DELETE FROM counts WHERE events <= 0", [])
+            .map_err(err("drop empty counts"))?;
+        tx.commit().map_err(err("commit pruning"))?;
+        Ok(groups)
+    }
+
+    /// The sequence through which pruning removes at least `excess` bytes, looking
+    /// at no more than `max_rows` of the oldest rows (the last of them if they
+    /// hold less). `None` for an empty journal.
+    pub(crate) fn cutoff_for_bytes(
+        &self,
+        excess: u64,
+        max_rows: usize,
+    ) -> Result<Option<u64>, BusError> {
+        let err = |action| BusError::journal(&self.path, action);
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT seq, {SIZE_SQL} FROM events ORDER BY seq LIMIT ?1"
+            ))
+            .map_err(err("prepare sizing old events"))?;
+        let mut rows = stmt
+            .query([i64::try_from(max_rows).unwrap_or(i64::MAX)])
+            .map_err(err("size old events"))?;
+        let (mut sum, mut cutoff) = (0u64, None);
+        while let Some(row) = rows.next().map_err(err("size an old event"))? {
+            let seq: i64 = row.get(0).map_err(err("read a sequence"))?;
+            let size: i64 = row.get(1).unwrap_or(0);
+            sum = sum.saturating_add(size.max(0) as u64);
+            cutoff = Some(seq.max(0) as u64);
+            if sum >= excess {
+                break;
+            }
+        }
+        Ok(cutoff)
+    }
+}
+
+fn write_cursors(
+    tx: &rusqlite::Transaction<'_>,
+    cursors: &[(String, Option<u64>)],
+) -> rusqlite::Result<()> {
+    if cursors.is_empty() {
+        return Ok(());
+    }
+    let mut save = tx.prepare_cached(
+        "INSERT INTO cursors (name, seq) VALUES (?1, ?2) \
+         ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+    )?;
+    let mut forget = tx.prepare_cached("DELETE FROM cursors WHERE name = ?1")?;
+    for (name, seq) in cursors {
+        match seq {
+            Some(seq) => save.execute(params![name, clamp_seq(*seq)])?,
+            None => forget.execute([name])?,
+        };
+    }
+    Ok(())
+}

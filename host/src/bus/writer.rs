@@ -1,0 +1,377 @@
+//! The writer thread: the one place that writes the journal.
+//!
+//! It takes everything queued (up to a group size), assigns consecutive
+//! sequences, inserts the group in one transaction with prepared statements and
+//! commits; only then does it update the ring, counters and head (in that
+//! order, under the `recent` lock), wake consumers and answer publishers. So
+//! consumers only ever see committed events, and a failed commit rolls back
+//! having used up no sequence: sequences are derived from the head, which moves
+//! only after a successful commit.
+//!
+//! Between groups it applies retention (by count and by bytes, a bounded chunk
+//! per pass so a large prune never stalls publishers for long) and keeps the
+//! WAL bounded: when the `-wal` file passes `max_wal_bytes` it runs a TRUNCATE
+//! checkpoint, which is cheap because the checkpoint thread (`checkpoint`) has
+//! been copying frames into the database all along; at close it truncates the
+//! WAL once more.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::bus::checkpoint::Checkpointer;
+use crate::bus::config::BusConfig;
+use crate::bus::error::BusError;
+use crate::bus::journal::{AppendRow, Journal, JournalSummary};
+use crate::bus::log::Core;
+use crate::bus::queue::{Batch, Committed};
+use crate::bus::sql::time_to_sql;
+
+/// Most events in one transaction: large enough to amortise a commit, small
+/// enough that a commit takes milliseconds.
+const MAX_GROUP_EVENTS: usize = 32_768;
+/// Most rows one retention pass deletes; the rest waits for the next pass.
+const PRUNE_ROWS: usize = 50_000;
+/// How long a WAL-truncating checkpoint waits for readers before trying later.
+const WAL_WAIT: Duration = Duration::from_millis(250);
+/// How long after a checkpoint that could not finish the next one is tried.
+const WAL_RETRY: Duration = Duration::from_secs(1);
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    core: Arc<Core>,
+    /// Time of the last event: the next one is never stamped earlier, so time
+    /// order agrees with sequence order even if the wall clock steps back.
+    last_time: Option<DateTime<Utc>>,
+    /// Events appended since the last count-retention pass.
+    since_prune: u64,
+    /// The last retention pass left work (it is chunked).
+    prune_owed: bool,
+    /// Passive checkpoints off this thread; stopped (and joined) at close.
+    checkpointer: Option<Checkpointer>,
+    /// The WAL file and its bound; `None` in memory.
+    wal: Option<WalBound>,
+}
+
+struct WalBound {
+    path: PathBuf,
+    max: u64,
+    /// After a checkpoint could not finish, not before this.
+    retry_at: Option<Instant>,
+}
+
+/// Marks the queue closed when the writer thread ends, normally or by panic,
+/// so no publisher waits forever for a commit.
+struct CloseOnExit(Arc<Core>);
+
+impl Drop for CloseOnExit {
+    fn drop(&mut self) {
+        self.0.queue.mark_closed();
+    }
+}
+
+impl Writer {
+    pub(crate) fn new(
+        core: Arc<Core>,
+        last_time: Option<DateTime<Utc>>,
+        checkpointer: Option<Checkpointer>,
+    ) -> Writer {
+        let wal = core.files.as_ref().map(|(_, wal)| WalBound {
+            path: wal.clone(),
+            max: core.config.max_wal_bytes,
+            retry_at: None,
+        });
+        Writer {
+            core,
+            last_time,
+            since_prune: 0,
+            prune_owed: false,
+            checkpointer,
+            wal,
+        }
+    }
+
+    /// Starts the thread.
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::Thread`] if the OS refuses a thread.
+    pub(crate) fn spawn(self) -> Result<JoinHandle<()>, BusError> {
+        std::thread::Builder::new()
+            .name("bus-writer".into())
+            .spawn(move || self.run())
+            .map_err(|source| BusError::Thread { source })
+    }
+
+    fn run(mut self) {
+        let _closed = CloseOnExit(self.core.clone());
+        // A commit carries at most a quarter of the WAL bound, so the WAL stays
+        // within about 1.25 times it between checks.
+        let group_bytes = (self.core.config.max_wal_bytes / 4).max(64 << 10) as usize;
+        loop {
+            let idle = self.prune_owed.then_some(Duration::ZERO);
+            let work = self.core.queue.take(MAX_GROUP_EVENTS, group_bytes, idle);
+            let appended = self.commit(work.batches, &work.cursors);
+            if appended > 0 || self.prune_owed {
+                self.retention(appended);
+            }
+            self.bound_wal();
+            if work.last {
+                break;
+            }
+        }
+        self.close();
+    }
+
+    /// Commits one group and answers its publishers; returns the events appended.
+    fn commit(&mut self, batches: Vec<Batch>, cursors: &[(String, Option<u64>)]) -> u64 {
+        let core = &*self.core;
+        let n: usize = batches.iter().map(|b| b.events.len()).sum();
+        let head = core.head.load(Ordering::Acquire);
+        if n == 0 {
+            // Flush markers and cursor saves only.
+            let result = if cursors.is_empty() {
+                Ok(())
+            } else {
+                core.journal.lock().save_cursors(cursors)
+            };
+            if let Err(error) = &result {
+                tracing::warn!(%error, cursors = cursors.len(), "consumer cursors were not saved");
+            }
+            let done = Committed {
+                first: head + 1,
+                time: self.last_time.unwrap_or_else(Utc::now),
+            };
+            for batch in batches {
+                batch
+                    .reply
+                    .send(result.as_ref().map(|()| done).map_err(BusError::duplicate));
+            }
+            return 0;
+        }
+
+        let now = Utc::now();
+        let time = self.last_time.map_or(now, |last| last.max(now));
+        let time_text = time_to_sql(time);
+        let first = head + 1;
+        let mut journal = core.journal.lock();
+        let rows = batches.iter().flat_map(|b| {
+            b.events.iter().map(|p| AppendRow {
+                event: &p.event,
+                data: &p.data,
+                size: p.size,
+            })
+        });
+        let delta = match journal.append_group(first, &time_text, rows, cursors) {
+            Ok(delta) => delta,
+            Err(error) => {
+                drop(journal);
+                fail(batches, cursors, &error);
+                return 0;
+            }
+        };
+        drop(journal);
+        let last = first + n as u64 - 1;
+        let mut replies = Vec::with_capacity(batches.len());
+        {
+            let mut recent = core.recent.write();
+            recent.stats.record(
+                delta.iter().map(|((ty, src), (e, b))| (*ty, *src, *e, *b)),
+                time,
+            );
+            drop(delta);
+            // Only the newest `capacity` of a large group would survive anyway.
+            let ring_from = n.saturating_sub(recent.ring.capacity());
+            if ring_from > 0 {
+                // The group alone fills the ring; start it afresh so it stays gapless.
+                recent.ring.clear();
+            }
+            let mut seq = first;
+            for batch in batches {
+                replies.push((batch.reply, seq));
+                for p in batch.events {
+                    if seq - first >= ring_from as u64 {
+                        let mut event = p.event;
+                        event.sequence = seq;
+                        event.time = time;
+                        recent.ring.push(event, p.size);
+                    }
+                    seq += 1;
+                }
+            }
+            core.head.store(last, Ordering::Release);
+        }
+        self.last_time = Some(time);
+        core.notify.send_if_modified(|current| {
+            let newer = last > *current;
+            if newer {
+                *current = last;
+            }
+            newer
+        });
+        for (reply, first) in replies {
+            reply.send(Ok(Committed { first, time }));
+        }
+        if let Some(checkpointer) = &mut self.checkpointer {
+            checkpointer.appended(n as u64);
+        }
+        n as u64
+    }
+
+    /// Prunes to `max_journal_events` every so many appends and to
+    /// `max_journal_bytes` (down to 15/16 of it, so it does not prune on every
+    /// commit), at most [`PRUNE_ROWS`] per pass.
+    fn retention(&mut self, appended: u64) {
+        let core = &*self.core;
+        let config = &core.config;
+        self.since_prune += appended;
+        let head = core.head.load(Ordering::Acquire);
+        let (bytes, first) = {
+            let recent = core.recent.read();
+            (recent.stats.bytes(), recent.journal_first)
+        };
+        let mut cutoff = None;
+        let max = config.max_journal_events;
+        // Small journals prune more often so they never grow far past their limit.
+        if max > 0 && (self.since_prune >= max.clamp(1, 1000) || self.prune_owed) {
+            self.since_prune = 0;
+            cutoff = head.checked_sub(max).filter(|c| *c > 0);
+        }
+        let max_bytes = config.max_journal_bytes;
+        let target = max_bytes - max_bytes / 16;
+        if max_bytes > 0 && (bytes > max_bytes || (self.prune_owed && bytes > target)) {
+            match core
+                .journal
+                .lock()
+                .cutoff_for_bytes(bytes - target, PRUNE_ROWS)
+            {
+                Ok(found) => cutoff = cutoff.max(found),
+                Err(error) => {
+                    tracing::warn!(%error, "event journal retention could not size old events")
+                }
+            }
+        }
+        self.prune_owed = false;
+        let Some(mut cutoff) = cutoff.filter(|c| *c >= first) else {
+            return;
+        };
+        if cutoff - first >= PRUNE_ROWS as u64 {
+            cutoff = first + PRUNE_ROWS as u64 - 1;
+            self.prune_owed = true;
+        }
+        let pruned = core.journal.lock().prune_through(cutoff);
+        match pruned {
+            Ok(pruned) => {
+                let mut recent = core.recent.write();
+                recent.stats.forget(&pruned);
+                recent.journal_first = recent.journal_first.max(cutoff + 1);
+                if max_bytes > 0 && recent.stats.bytes() > target {
+                    self.prune_owed = true;
+                }
+            }
+            // The publishes succeeded; retention retries on the next pass.
+            Err(error) => tracing::warn!(%error, cutoff, "event journal retention failed"),
+        }
+    }
+
+    /// Truncates the WAL once it passes its bound.
+    fn bound_wal(&mut self) {
+        let Some(wal) = &mut self.wal else {
+            return;
+        };
+        let size = std::fs::metadata(&wal.path).map_or(0, |m| m.len());
+        if size <= wal.max || wal.retry_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        match self.core.journal.lock().checkpoint("TRUNCATE", WAL_WAIT) {
+            Ok(done) if !done.busy => {
+                wal.retry_at = None;
+                tracing::debug!(
+                    wal_bytes = size,
+                    frames = done.wal_frames,
+                    copied = done.copied,
+                    "WAL truncated"
+                );
+            }
+            Ok(_) => {
+                // A reader holds an old snapshot; the WAL grows until it lets go.
+                wal.retry_at = Some(Instant::now() + WAL_RETRY);
+                tracing::debug!(wal_bytes = size, "WAL truncation waits for a reader");
+            }
+            Err(error) => {
+                wal.retry_at = Some(Instant::now() + WAL_RETRY);
+                tracing::warn!(%error, wal_bytes = size, "WAL truncation failed");
+            }
+        }
+    }
+
+    /// After the last commit: stop the checkpoint thread, then leave an empty WAL.
+    fn close(mut self) {
+        drop(self.checkpointer.take());
+        if self.wal.is_none() {
+            return;
+        }
+        match self
+            .core
+            .journal
+            .lock()
+            .checkpoint("TRUNCATE", Duration::from_secs(5))
+        {
+            Ok(done) if !done.busy => {}
+            Ok(_) => tracing::warn!("the WAL could not be truncated at close: a reader holds it"),
+            Err(error) => tracing::warn!(%error, "the WAL could not be truncated at close"),
+        }
+    }
+}
+
+/// Answers every batch of a failed group with the error (logging what nobody
+/// waits for: fire-and-forget submissions must not fail silently).
+fn fail(batches: Vec<Batch>, cursors: &[(String, Option<u64>)], error: &BusError) {
+    let mut unheard = 0;
+    for batch in batches {
+        let n = batch.events.len();
+        if !batch.reply.send(Err(error.duplicate())) {
+            unheard += n;
+        }
+    }
+    if unheard > 0 {
+        tracing::error!(%error, events = unheard, "submitted events could not be journaled and are lost");
+    }
+    if !cursors.is_empty() {
+        tracing::warn!(%error, cursors = cursors.len(), "consumer cursors were not saved");
+    }
+}
+
+/// Retention at open, in full: the limits may have shrunk since the journal was
+/// written. Returns whether anything was pruned.
+pub(crate) fn prune_at_open(
+    journal: &mut Journal,
+    config: &BusConfig,
+    summary: &JournalSummary,
+) -> Result<bool, BusError> {
+    let mut bytes: u64 = summary.groups.iter().map(|g| g.bytes).sum();
+    let mut pruned = false;
+    let max = config.max_journal_events;
+    if max > 0 && summary.head > max && summary.head - max >= summary.first {
+        let removed = journal.prune_through(summary.head - max)?;
+        bytes -= removed.iter().map(|g| g.bytes).sum::<u64>().min(bytes);
+        pruned = true;
+    }
+    let max_bytes = config.max_journal_bytes;
+    while max_bytes > 0 && bytes > max_bytes {
+        let Some(cutoff) = journal.cutoff_for_bytes(bytes - max_bytes, usize::MAX)? else {
+            break;
+        };
+        let removed = journal.prune_through(cutoff)?;
+        bytes -= removed.iter().map(|g| g.bytes).sum::<u64>().min(bytes);
+        pruned = true;
+    }
+    if pruned {
+        tracing::info!(journal = %journal.path().display(), "pruned the event journal to its configured limits at open");
+    }
+    Ok(pruned)
+}
