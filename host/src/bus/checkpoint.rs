@@ -11,13 +11,18 @@
 //! keeps appending, so on their own they leave the file growing under a storm.
 //! The writer thread therefore truncates the WAL when it passes its bound
 //! (`writer`); by then this thread has copied almost every frame, so that
-//! truncation costs little more than a sync.
+//! truncation costs little more than a sync. SQLite does not wait for the
+//! checkpoint lock, so the two take turns through a gate: each pass holds it,
+//! the writer takes it before truncating (waiting out at most one pass), and
+//! once the WAL is past its bound this thread starts no new pass.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use parking_lot::{Mutex, MutexGuard};
 use rusqlite::Connection;
 
 /// Appended events between explicit nudges; at a few pages per event this keeps
@@ -35,15 +40,18 @@ pub(crate) struct Checkpointer {
     nudge: Option<SyncSender<()>>,
     /// Events appended since the last nudge.
     since_nudge: u64,
+    /// Held by the thread during each pass; see the module doc.
+    gate: Arc<Mutex<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Checkpointer {
-    /// Opens a second writable connection to `path` and starts the thread.
+    /// Opens a second writable connection to `path` and starts the thread,
+    /// which leaves a WAL (`wal`) larger than `wal_bound` to the writer.
     ///
     /// `None` (with a warning) if either fails: the caller then keeps SQLite's
     /// automatic checkpoints, slower but just as safe.
-    pub(crate) fn spawn(path: &Path) -> Option<Checkpointer> {
+    pub(crate) fn spawn(path: &Path, wal: PathBuf, wal_bound: u64) -> Option<Checkpointer> {
         let conn = Connection::open(path).and_then(|conn| {
             conn.busy_timeout(Duration::from_secs(5))?;
             Ok(conn)
@@ -57,6 +65,8 @@ impl Checkpointer {
         };
         let (nudge, nudged) = mpsc::sync_channel(1);
         let label = path.display().to_string();
+        let gate = Arc::new(Mutex::new(()));
+        let pass_gate = gate.clone();
         let spawned = std::thread::Builder::new()
             .name("bus-checkpoint".into())
             .spawn(move || {
@@ -65,9 +75,13 @@ impl Checkpointer {
                         Ok(()) | Err(RecvTimeoutError::Timeout) => false,
                         Err(RecvTimeoutError::Disconnected) => true,
                     };
-                    checkpoint(&conn, &label);
                     if last {
                         break;
+                    }
+                    let _pass = pass_gate.lock();
+                    let wal_bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
+                    if wal_bytes <= wal_bound {
+                        checkpoint(&conn, &label);
                     }
                 }
             });
@@ -81,8 +95,15 @@ impl Checkpointer {
         Some(Checkpointer {
             nudge: Some(nudge),
             since_nudge: 0,
+            gate,
             thread: Some(thread),
         })
+    }
+
+    /// Waits for a pass in progress to end and keeps the next from starting
+    /// while the guard lives: the writer holds it while truncating the WAL.
+    pub(crate) fn hold(&self) -> MutexGuard<'_, ()> {
+        self.gate.lock()
     }
 
     /// Notes `n` appended events, nudging the thread once enough have piled up.

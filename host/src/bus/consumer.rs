@@ -458,6 +458,38 @@ mod tests {
         assert!(all.iter().all(|e| e.sequence != 4));
     }
 
+    /// The storm from issue 6: two handlers emitting each other's type. The bus
+    /// does not stop it (the runtime does), but it records the chain so that a
+    /// depth limit can: every hop is one deeper and points at its cause.
+    #[test]
+    fn handlers_that_answer_each_other_leave_a_chain_of_growing_depth() {
+        let bus = Bus::open_in_memory(small_ring(16, 0)).unwrap();
+        let only = |ty| vec![Pattern::parse(ty).unwrap()];
+        let mut pinged = bus.consumer("ponger", only("test.ping"), StartAt::Head);
+        let mut ponged = bus.consumer("pinger", only("test.pong"), StartAt::Head);
+        let first = bus.publish(ev("test.ping", 0)).unwrap();
+        let mut last = first.clone();
+        for hop in 0..50 {
+            let ping = pinged.try_next().unwrap().expect("a ping to answer");
+            bus.publish(ev("test.pong", hop).caused_by(&ping)).unwrap();
+            let pong = ponged.try_next().unwrap().expect("a pong to answer");
+            last = bus.publish(ev("test.ping", hop).caused_by(&pong)).unwrap();
+        }
+        assert_eq!(last.depth, 100);
+        let (mut event, mut hops) = (last, 0);
+        // Walk back through the journal: the ring holds only the last 16.
+        while let Some(cause) = event.cause {
+            let parent = bus.get(cause).unwrap().expect("the cause is in the log");
+            assert_eq!(parent.depth + 1, event.depth);
+            event = parent;
+            hops += 1;
+        }
+        assert_eq!(
+            (hops, event.sequence, event.depth),
+            (100, first.sequence, 0)
+        );
+    }
+
     #[test]
     fn events_still_in_the_ring_are_not_counted_as_lost() {
         // A ring larger than the journal holds events retention already pruned.

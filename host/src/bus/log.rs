@@ -122,17 +122,18 @@ impl Bus {
         let journal =
             Journal::open_writable(Some(&path), WRITER_CACHE_BYTES, config.max_wal_bytes)?;
         let reader = Journal::open_read_only(&path)?;
-        let checkpointer = Checkpointer::spawn(&path);
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        let checkpointer = Checkpointer::spawn(&path, wal.clone(), config.max_wal_bytes);
         if checkpointer.is_some() {
             journal.disable_auto_checkpoint()?;
         }
-        let mut wal = path.clone().into_os_string();
-        wal.push("-wal");
         Bus::start(
             journal,
             Some(reader),
             checkpointer,
-            Some((path, wal.into())),
+            Some((path, wal)),
             config,
         )
     }

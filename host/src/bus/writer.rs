@@ -40,6 +40,8 @@ const PRUNE_ROWS: usize = 50_000;
 const WAL_WAIT: Duration = Duration::from_millis(250);
 /// How long after a checkpoint that could not finish the next one is tried.
 const WAL_RETRY: Duration = Duration::from_secs(1);
+/// How soon an idle writer looks again at a WAL still over its bound.
+const WAL_RECHECK: Duration = Duration::from_millis(50);
 
 /// The writer thread's state.
 pub(crate) struct Writer {
@@ -62,6 +64,9 @@ struct WalBound {
     max: u64,
     /// After a checkpoint could not finish, not before this.
     retry_at: Option<Instant>,
+    /// The WAL was over its bound at the last look: check again soon even if
+    /// nothing is published, so it shrinks after a storm.
+    over: bool,
 }
 
 /// Marks the queue closed when the writer thread ends, normally or by panic,
@@ -84,6 +89,7 @@ impl Writer {
             path: wal.clone(),
             max: core.config.max_wal_bytes,
             retry_at: None,
+            over: false,
         });
         Writer {
             core,
@@ -109,15 +115,19 @@ impl Writer {
 
     fn run(mut self) {
         let _closed = CloseOnExit(self.core.clone());
-        // A commit carries at most a quarter of the WAL bound, so the WAL stays
-        // within about 1.25 times it between checks.
+        // A commit carries at most a quarter of the WAL bound in events (about
+        // half of it in WAL frames, with the index pages), and the WAL is checked
+        // after every commit, so it stays under about 1.5 times the bound.
         let group_bytes = (self.core.config.max_wal_bytes / 4).max(64 << 10) as usize;
         loop {
-            let idle = self.prune_owed.then_some(Duration::ZERO);
+            let idle = if self.prune_owed {
+                Some(Duration::ZERO)
+            } else {
+                self.wal.as_ref().filter(|w| w.over).map(|_| WAL_RECHECK)
+            };
             let work = self.core.queue.take(MAX_GROUP_EVENTS, group_bytes, idle);
-            let appended = self.commit(work.batches, &work.cursors);
-            if appended > 0 || self.prune_owed {
-                self.retention(appended);
+            if self.commit(work.batches, &work.cursors) == 0 && self.prune_owed {
+                self.retention(0);
             }
             self.bound_wal();
             if work.last {
@@ -127,7 +137,8 @@ impl Writer {
         self.close();
     }
 
-    /// Commits one group and answers its publishers; returns the events appended.
+    /// Commits one group, applies retention and answers the publishers; returns
+    /// the events appended.
     fn commit(&mut self, batches: Vec<Batch>, cursors: &[(String, Option<u64>)]) -> u64 {
         let core = &*self.core;
         let n: usize = batches.iter().map(|b| b.events.len()).sum();
@@ -213,11 +224,14 @@ impl Writer {
             }
             newer
         });
-        for (reply, first) in replies {
-            reply.send(Ok(Committed { first, time }));
-        }
         if let Some(checkpointer) = &mut self.checkpointer {
             checkpointer.appended(n as u64);
+        }
+        // Retention before the answers: a publisher that returns sees the
+        // journal already within its limits, as it did before group commit.
+        self.retention(n as u64);
+        for (reply, first) in replies {
+            reply.send(Ok(Committed { first, time }));
         }
         n as u64
     }
@@ -284,18 +298,29 @@ impl Writer {
             return;
         };
         let size = std::fs::metadata(&wal.path).map_or(0, |m| m.len());
-        if size <= wal.max || wal.retry_at.is_some_and(|at| Instant::now() < at) {
+        wal.over = size > wal.max;
+        if !wal.over || wal.retry_at.is_some_and(|at| Instant::now() < at) {
             return;
         }
+        // Wait out a passive pass in progress (at most one; none starts while
+        // the WAL is over its bound), so the truncation is not refused.
+        let _turn = self.checkpointer.as_ref().map(Checkpointer::hold);
         match self.core.journal.lock().checkpoint("TRUNCATE", WAL_WAIT) {
             Ok(done) if !done.busy => {
                 wal.retry_at = None;
+                wal.over = false;
                 tracing::debug!(
                     wal_bytes = size,
                     frames = done.wal_frames,
                     copied = done.copied,
                     "WAL truncated"
                 );
+            }
+            Ok(done) if done.wal_frames < 0 => {
+                // The checkpoint thread is mid-pass (SQLite does not wait for the
+                // checkpoint lock; the thread starts no new pass while the WAL is
+                // over its bound): try again after the next commit.
+                tracing::trace!(wal_bytes = size, "WAL truncation met a passive checkpoint");
             }
             Ok(_) => {
                 // A reader holds an old snapshot; the WAL grows until it lets go.
@@ -374,4 +399,153 @@ pub(crate) fn prune_at_open(
         tracing::info!(journal = %journal.path().display(), "pruned the event journal to its configured limits at open");
     }
     Ok(pruned)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::bus::{Bus, BusConfig, BusError, EventQuery, NewEvent, journal_path};
+    use serde_json::json;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    fn ev(n: u64) -> NewEvent {
+        NewEvent::new(
+            "host/test",
+            "storm.event",
+            json!({ "n": n, "pad": "x".repeat(200) }),
+        )
+    }
+
+    /// Caps the journal at its current size, so the next append that needs a
+    /// page fails as on a full disk; `None` lifts the cap.
+    fn cap_pages(bus: &Bus, cap: Option<i64>) {
+        let journal = bus.core().journal.lock();
+        let conn = journal.connection();
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        conn.pragma_update(None, "max_page_count", cap.unwrap_or(pages))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_failing_commit_fails_its_batches_and_uses_up_no_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Bus::open(dir.path(), BusConfig::default()).unwrap();
+        bus.publish(ev(1)).unwrap();
+        cap_pages(&bus, None);
+        let big = || NewEvent::new("host/test", "big", json!("y".repeat(200_000)));
+        match bus.publish(big()) {
+            Err(BusError::Journal {
+                source: rusqlite::Error::SqliteFailure(code, _),
+                ..
+            }) => assert_eq!(code.code, rusqlite::ErrorCode::DiskFull),
+            other => panic!("expected a full journal, got {other:?}"),
+        }
+        // Fire and forget: accepted now, refused by the commit (and logged).
+        bus.submit(vec![big(), big()]).unwrap();
+        let _ = bus.flush();
+        assert_eq!(bus.head(), 1, "no sequence was used up");
+        assert_eq!(bus.stats().total, 1);
+
+        cap_pages(&bus, Some(1 << 30));
+        let next = bus.publish(ev(2)).unwrap();
+        assert_eq!(next.sequence, 2, "sequences continue without a gap");
+        let all: Vec<u64> = bus
+            .query(&EventQuery::default())
+            .unwrap()
+            .iter()
+            .map(|e| e.sequence)
+            .collect();
+        assert_eq!(all, [1, 2]);
+    }
+
+    #[test]
+    fn concurrent_publishers_get_unique_consecutive_sequences() {
+        let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let bus = bus.clone();
+                std::thread::spawn(move || {
+                    let mut firsts = Vec::new();
+                    for i in 0..100 {
+                        let batch = bus.publish_all(vec![ev(t), ev(i), ev(i)]).unwrap();
+                        let seqs: Vec<u64> = batch.iter().map(|e| e.sequence).collect();
+                        assert_eq!(seqs, [seqs[0], seqs[0] + 1, seqs[0] + 2]);
+                        firsts.push(seqs[0]);
+                    }
+                    firsts
+                })
+            })
+            .collect();
+        let mut firsts: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        firsts.sort_unstable();
+        assert_eq!(firsts, (0..800).map(|i| 1 + 3 * i).collect::<Vec<_>>());
+        assert_eq!(bus.head(), 2400);
+        assert_eq!(bus.stats().total, 2400);
+    }
+
+    #[test]
+    fn a_publish_storm_keeps_the_wal_under_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let bound: u64 = 256 << 10;
+        let config = BusConfig {
+            max_wal_bytes: bound,
+            max_journal_events: 0,
+            ..BusConfig::default()
+        };
+        let bus = Bus::open(dir.path(), config).unwrap();
+        let mut wal = journal_path(dir.path()).into_os_string();
+        wal.push("-wal");
+        let wal = std::path::PathBuf::from(wal);
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(0));
+        let sampler = {
+            let (stop, peak, wal) = (stop.clone(), peak.clone(), wal.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+                    peak.fetch_max(size, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        };
+        let storm_until = Instant::now() + Duration::from_secs(3);
+        let publishers: Vec<_> = (0..4)
+            .map(|_| {
+                let bus = bus.clone();
+                std::thread::spawn(move || {
+                    while Instant::now() < storm_until {
+                        bus.submit((0..50).map(ev).collect()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for p in publishers {
+            p.join().unwrap();
+        }
+        bus.flush().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        sampler.join().unwrap();
+        let written = bus.head() * 250;
+        assert!(
+            written > 8 * bound,
+            "the storm wrote only {written} bytes of events; it must exceed the bound many times"
+        );
+        let peak = peak.load(Ordering::Relaxed);
+        assert!(
+            peak <= 2 * bound,
+            "the WAL reached {peak} bytes; the bound is {bound}"
+        );
+        drop(bus);
+        assert_eq!(
+            std::fs::metadata(&wal).map_or(0, |m| m.len()),
+            0,
+            "the WAL is truncated at close"
+        );
+    }
 }
