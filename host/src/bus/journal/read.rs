@@ -396,3 +396,88 @@ impl Journal {
         Ok((event, size))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::pattern::Pattern;
+    use crate::bus::{Bus, BusConfig, NewEvent};
+    use serde_json::json;
+
+    fn plan_of(journal: &Journal, q: &EventQuery, lo: u64, hi: u64) -> Vec<String> {
+        let sql = to_sql(q, &ScanPlan::new(q, lo, hi), journal.columns);
+        let mut stmt = journal
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", sql.sql))
+            .unwrap();
+        stmt.query_map(params_from_iter(sql.params.iter()), |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_leading_wildcard_with_max_scan_reads_a_rowid_range_not_the_journal() {
+        let bus = Bus::open_in_memory(BusConfig {
+            ring_capacity: 0,
+            ..BusConfig::default()
+        })
+        .unwrap();
+        bus.publish_all(
+            (0..2000)
+                .map(|n| NewEvent::new("s", "noise.made", json!(n)))
+                .collect(),
+        )
+        .unwrap();
+        let journal = bus.core().journal.lock();
+        let q = EventQuery {
+            types: vec![Pattern::parse("*.loaded").unwrap()],
+            max_scan: Some(300),
+            ..EventQuery::default()
+        };
+        let plan = plan_of(&journal, &q, 1, 2000);
+        assert!(
+            plan.iter().any(|step| step.contains("INTEGER PRIMARY KEY")),
+            "{plan:?}"
+        );
+        let page = journal.query_page(&q).unwrap();
+        assert!(page.events.is_empty());
+        assert!(!page.complete, "300 of 2000 sequences were examined");
+        assert_eq!(page.next_after, Some(2000));
+    }
+
+    #[test]
+    fn time_bounds_become_sequence_bounds_by_binary_search() {
+        let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+        let mut times = Vec::new();
+        for n in 0..20 {
+            times.push(
+                bus.publish(NewEvent::new("s", "a.b", json!(n)))
+                    .unwrap()
+                    .time,
+            );
+            if n % 5 == 4 {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+        let journal = bus.core().journal.lock();
+        for (i, t) in times.iter().enumerate() {
+            let first_at = times.iter().position(|x| x >= t).unwrap() as u64 + 1;
+            assert_eq!(
+                journal.seq_at_time(*t, 1, 20).unwrap(),
+                first_at,
+                "event {}",
+                i + 1
+            );
+        }
+        let later = times[19] + chrono::Duration::seconds(1);
+        assert_eq!(journal.seq_at_time(later, 1, 20).unwrap(), 21);
+        let earlier = times[0] - chrono::Duration::seconds(1);
+        assert_eq!(journal.seq_at_time(earlier, 1, 20).unwrap(), 1);
+        assert_eq!(
+            journal.seq_at_time(later, 5, 4).unwrap(),
+            5,
+            "an empty range"
+        );
+    }
+}
