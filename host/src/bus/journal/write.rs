@@ -5,6 +5,7 @@
 //! counts, so the table can never disagree with the log, even after a crash.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use rusqlite::{TransactionBehavior, params};
 
@@ -37,6 +38,50 @@ pub(crate) struct AppendRow<'a> {
 /// What one group commit added per `(type, source)`: `(events, bytes)`.
 pub(crate) type GroupDelta<'a> = HashMap<(&'a str, &'a str), (u64, u64)>;
 
+/// Columns bound per appended row.
+const COLUMNS: usize = 9;
+/// Rows per multi-row INSERT: per-statement costs (a VDBE run, opening the
+/// table and index cursors, a reset) are paid once per chunk instead of once
+/// per event. Measured: about a third off the row cost without indexes.
+const ROWS_PER_INSERT: usize = 32;
+const INSERT_HEAD: &str =
+    "INSERT INTO events (seq, id, source, type, subject, time, data, cause, depth) VALUES ";
+const ROW_PLACEHOLDERS: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+static INSERT_ONE: LazyLock<String> = LazyLock::new(|| format!("{INSERT_HEAD}{ROW_PLACEHOLDERS}"));
+static INSERT_MANY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{INSERT_HEAD}{}",
+        vec![ROW_PLACEHOLDERS; ROWS_PER_INSERT].join(", ")
+    )
+});
+
+/// Binds one row's columns at parameters `base + 1 ..= base + COLUMNS`.
+fn bind_row(
+    stmt: &mut rusqlite::Statement<'_>,
+    base: usize,
+    seq: u64,
+    row: &AppendRow<'_>,
+    time: &str,
+) -> rusqlite::Result<()> {
+    let e = row.event;
+    stmt.raw_bind_parameter(base + 1, clamp_seq(seq))?;
+    stmt.raw_bind_parameter(base + 2, &e.id)?;
+    stmt.raw_bind_parameter(base + 3, &e.source)?;
+    stmt.raw_bind_parameter(base + 4, &e.ty)?;
+    stmt.raw_bind_parameter(base + 5, &e.subject)?;
+    stmt.raw_bind_parameter(base + 6, time)?;
+    stmt.raw_bind_parameter(base + 7, row.data)?;
+    stmt.raw_bind_parameter(base + 8, e.cause.map(clamp_seq))?;
+    stmt.raw_bind_parameter(base + 9, e.depth)
+}
+
+fn add<'a>(delta: &mut GroupDelta<'a>, key: (&'a str, &'a str), n: u64, bytes: u64) {
+    let counts = delta.entry(key).or_default();
+    counts.0 += n;
+    counts.1 += bytes;
+}
+
 impl Journal {
     /// Appends `rows` with sequences `first, first + 1, ...`, all stamped `time`,
     /// updates their counts and applies `cursors` (`None` deletes), in one
@@ -56,30 +101,50 @@ impl Journal {
             .map_err(err("begin an append"))?;
         let mut delta = GroupDelta::new();
         {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO events (seq, id, source, type, subject, time, data, cause, depth) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
+            let rows: Vec<AppendRow<'a>> = rows.into_iter().collect();
+            let mut many = tx
+                .prepare_cached(&INSERT_MANY)
                 .map_err(err("prepare the append"))?;
-            for (seq, row) in (first..).zip(rows) {
-                let e = row.event;
-                insert
-                    .execute(params![
-                        clamp_seq(seq),
-                        e.id,
-                        e.source,
-                        e.ty,
-                        e.subject,
-                        time,
-                        row.data,
-                        e.cause.map(clamp_seq),
-                        e.depth,
-                    ])
-                    .map_err(err("append events"))?;
-                let counts = delta.entry((&e.ty, &e.source)).or_default();
-                counts.0 += 1;
-                counts.1 += row.size as u64;
+            let mut one = tx
+                .prepare_cached(&INSERT_ONE)
+                .map_err(err("prepare the append"))?;
+            let mut seq = first;
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                // A full chunk goes in one statement (one VDBE run, cursors kept
+                // open across its rows); the remainder row by row.
+                if chunk.len() == ROWS_PER_INSERT {
+                    for (i, row) in chunk.iter().enumerate() {
+                        bind_row(&mut many, i * COLUMNS, seq + i as u64, row, time)
+                            .map_err(err("append events"))?;
+                    }
+                    many.raw_execute().map_err(err("append events"))?;
+                } else {
+                    for (i, row) in chunk.iter().enumerate() {
+                        bind_row(&mut one, 0, seq + i as u64, row, time)
+                            .map_err(err("append events"))?;
+                        one.raw_execute().map_err(err("append events"))?;
+                    }
+                }
+                seq += chunk.len() as u64;
+            }
+            // Runs of one (type, source) are the rule; count them before hashing.
+            let mut run: Option<((&'a str, &'a str), u64, u64)> = None;
+            for row in &rows {
+                let key = (row.event.ty.as_str(), row.event.source.as_str());
+                match &mut run {
+                    Some((k, n, bytes)) if *k == key => {
+                        *n += 1;
+                        *bytes += row.size as u64;
+                    }
+                    _ => {
+                        if let Some((k, n, bytes)) = run.replace((key, 1, row.size as u64)) {
+                            add(&mut delta, k, n, bytes);
+                        }
+                    }
+                }
+            }
+            if let Some((k, n, bytes)) = run {
+                add(&mut delta, k, n, bytes);
             }
             let mut count = tx
                 .prepare_cached(
