@@ -15,12 +15,15 @@
 //! digits and `Z`, which sorts as time and stays readable in the `sqlite3` shell;
 //! `data` is JSON text. `counts` keeps events and bytes per `(type, source)` in
 //! the same transactions as appends and prunes, so statistics never scan the log;
-//! `cursors` holds durable consumer cursors.
+//! `type_runs` is a sparse index of where each type occurs (`runs`); `cursors`
+//! holds durable consumer cursors.
 //!
 //! Split by phase: `schema` (creation and migration), `read` (queries, catch-up,
-//! the open-time summary), `write` (group commits, pruning, cursors).
+//! the open-time summary), `write` (group commits, pruning, cursors), and
+//! `runs` (the type index, read and written).
 
 mod read;
+mod runs;
 mod schema;
 mod write;
 
@@ -56,6 +59,8 @@ pub struct Journal {
     columns: &'static str,
     /// Whether the `counts` table exists (not in a version 1 journal read as is).
     has_counts: bool,
+    /// Whether the `type_runs` table exists (likewise).
+    has_type_runs: bool,
 }
 
 /// The result of one `PRAGMA wal_checkpoint`.
@@ -88,6 +93,7 @@ impl Journal {
             path: path.to_path_buf(),
             columns: schema::COLUMNS,
             has_counts: false,
+            has_type_runs: false,
         };
         journal.configure()?;
         schema::check_version(&journal.conn, &journal.path)?;
@@ -120,6 +126,7 @@ impl Journal {
             path: label,
             columns: schema::COLUMNS,
             has_counts: true,
+            has_type_runs: true,
         };
         journal.configure()?;
         schema::check_version(&journal.conn, &journal.path)?;
@@ -216,6 +223,8 @@ impl Journal {
         };
         self.has_counts =
             schema::has_table(&self.conn, "counts").map_err(err("look for the counts table"))?;
+        self.has_type_runs = schema::has_table(&self.conn, "type_runs")
+            .map_err(err("look for the type runs table"))?;
         Ok(())
     }
 }

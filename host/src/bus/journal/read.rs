@@ -81,23 +81,38 @@ impl Journal {
         if plan.is_empty() || scan.done() {
             return Ok(scan.finish());
         }
-        let sql = to_sql(q, &plan, self.columns);
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sql.sql)
-            .map_err(err("prepare a query"))?;
-        let mut rows = stmt
-            .query(params_from_iter(sql.params.iter()))
-            .map_err(err("run a query"))?;
-        // Rows stream from SQLite, so stopping early reads no further.
-        while let Some(row) = rows.next().map_err(err("read a query row"))? {
-            match self.decode(row) {
-                Ok((event, size)) => {
-                    if !scan.offer_owned(event, size) {
-                        break;
+        // The whole plan, or only where the query's types occur (`runs`).
+        let mut ranges = self
+            .type_ranges(q, plan.lo, plan.hi)?
+            .unwrap_or_else(|| vec![(plan.lo, plan.hi)]);
+        if plan.backward {
+            ranges.reverse();
+        }
+        for (lo, hi) in ranges {
+            let part = ScanPlan { lo, hi, ..plan };
+            let sql = to_sql(q, &part, self.columns);
+            let mut stmt = self
+                .conn
+                .prepare_cached(&sql.sql)
+                .map_err(err("prepare a query"))?;
+            let mut rows = stmt
+                .query(params_from_iter(sql.params.iter()))
+                .map_err(err("run a query"))?;
+            // Rows stream from SQLite, so stopping early reads no further.
+            while let Some(row) = rows.next().map_err(err("read a query row"))? {
+                match self.decode(row) {
+                    Ok((event, size)) => {
+                        if !scan.offer_owned(event, size) {
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "query skipped an unreadable journal row");
                     }
                 }
-                Err(error) => tracing::warn!(%error, "query skipped an unreadable journal row"),
+            }
+            if scan.done() {
+                break;
             }
         }
         Ok(scan.finish())

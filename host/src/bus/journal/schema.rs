@@ -4,16 +4,15 @@
 //! time). Version 2:
 //! - adds `cause` and `depth` (causation) with `ALTER TABLE ... ADD COLUMN`,
 //!   which rewrites nothing: old rows read as "no cause, depth 0";
-//! - keeps only the `type` index. Each index is a B-tree insert per event, and
-//!   measured on the bench machine the four cost about four times the row
-//!   itself (raw SQLite: ~250k rows/s without, ~70k/s with them). `time` never
-//!   decreases along `seq`, so a time bound becomes a sequence bound by binary
-//!   search on the rowid (`read`). Subject and source queries read the window
-//!   newest-first (or from `after_sequence`) and stop at `limit`, and callers
-//!   that must bound the work set `max_scan`; subjects (process names) are the
-//!   most expensive index to keep, their inserts scattered over the tree. Type
-//!   stays indexed: it is what consumers, plugins and `host events` filter on,
-//!   and a rare type far back would otherwise cost a scan of the journal;
+//! - keeps no per-event secondary index. Each index is a B-tree insert per
+//!   event, and measured on the bench machine the four cost about four times
+//!   the row itself (raw SQLite: ~250k rows/s without, ~70k/s with them).
+//!   `time` never decreases along `seq`, so a time bound becomes a sequence
+//!   bound by binary search on the rowid (`read`). Type, the filter consumers,
+//!   plugins and `host events` use most, gets a sparse index instead: `type_runs`
+//!   (`runs`), one row per type per commit. Subject and source queries read
+//!   their window newest-first (or from `after_sequence`) and stop at `limit`;
+//!   callers that must bound the work set `max_scan`;
 //! - adds `counts`, events and bytes per `(type, source)`, kept in the same
 //!   transactions as appends and prunes so that opening and `stats` read a few
 //!   rows instead of grouping the whole log;
@@ -55,10 +54,18 @@ CREATE TABLE IF NOT EXISTS events (
     cause   INTEGER,
     depth   INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS events_type ON events(type);
 CREATE TABLE IF NOT EXISTS cursors (
     name TEXT PRIMARY KEY,
     seq  INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+const CREATE_RUNS: &str = "
+CREATE TABLE type_runs (
+    type      TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq  INTEGER NOT NULL,
+    PRIMARY KEY (type, first_seq)
 ) WITHOUT ROWID;
 ";
 
@@ -90,7 +97,9 @@ pub(super) fn check_version(conn: &Connection, path: &Path) -> Result<i64, BusEr
 pub(super) fn ensure(conn: &Connection, path: &Path) -> Result<(), BusError> {
     let err = |action| BusError::journal(path, action);
     let version = check_version(conn, path)?;
-    if version == SCHEMA_VERSION && has_table(conn, "counts").map_err(err("look for counts"))? {
+    let complete = has_table(conn, "counts").map_err(err("look for counts"))?
+        && has_table(conn, "type_runs").map_err(err("look for type runs"))?;
+    if version == SCHEMA_VERSION && complete {
         return Ok(());
     }
     // IMMEDIATE: take the write lock now, so a second host opening the same
@@ -119,9 +128,21 @@ fn migrate(conn: &Connection, path: &Path, version: i64) -> Result<(), BusError>
     conn.execute_batch(
         "DROP INDEX IF EXISTS events_time;
          DROP INDEX IF EXISTS events_subject;
-         DROP INDEX IF EXISTS events_source;",
+         DROP INDEX IF EXISTS events_source;
+         DROP INDEX IF EXISTS events_type;",
     )
     .map_err(err("drop the indexes version 2 does without"))?;
+    if !has_table(conn, "type_runs").map_err(err("look for type runs"))? {
+        conn.execute_batch(CREATE_RUNS)
+            .map_err(err("create the type runs"))?;
+        // Runs of at most 4096 sequences (well under RUN_SPAN) per type.
+        conn.execute(
+            "INSERT INTO type_runs (type, first_seq, last_seq) \
+             SELECT type, MIN(seq), MAX(seq) FROM events GROUP BY type, seq / 4096",
+            [],
+        )
+        .map_err(err("index the existing events by type"))?;
+    }
     if !has_table(conn, "counts").map_err(err("look for counts"))? {
         let started = Instant::now();
         conn.execute_batch(CREATE_COUNTS)
@@ -224,7 +245,14 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(indexes, ["events_type"], "only the type index is kept");
+        assert!(
+            indexes.is_empty(),
+            "no per-event index is kept: {indexes:?}"
+        );
+        let runs: i64 = conn
+            .query_row("SELECT COUNT(*) FROM type_runs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(runs, 3, "old.one, old.two, new.one");
         let bytes: i64 = conn
             .query_row("SELECT bytes FROM counts WHERE type = 'old.one'", [], |r| {
                 r.get(0)

@@ -13,8 +13,8 @@ use crate::bus::error::BusError;
 use crate::bus::event::Event;
 use crate::bus::sql::clamp_seq;
 
-use super::Journal;
 use super::schema::SIZE_SQL;
+use super::{Journal, runs};
 
 /// Events and bytes of one `(type, source)` pair, in the journal or removed from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,6 +146,8 @@ impl Journal {
             if let Some((k, n, bytes)) = run {
                 add(&mut delta, k, n, bytes);
             }
+            runs::insert_runs(&tx, &runs::runs_of(&rows, first))
+                .map_err(err("index appended events by type"))?;
             let mut count = tx
                 .prepare_cached(
                     "INSERT INTO counts (type, source, events, bytes) VALUES (?1, ?2, ?3, ?4) \
@@ -209,6 +211,8 @@ impl Journal {
         tx.prepare_cached("DELETE FROM events WHERE seq <= ?1")
             .and_then(|mut s| s.execute([through]))
             .map_err(err("prune old events"))?;
+        runs::prune_runs(&tx, groups.iter().map(|g| g.ty.as_str()), seq)
+            .map_err(err("prune type runs"))?;
         {
             let mut uncount = tx
                 .prepare_cached(
