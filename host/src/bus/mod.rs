@@ -13,12 +13,14 @@
 //! the ring (`ring_capacity` events and `ring_max_bytes`, 64 MiB), the journal
 //! (`max_journal_events` and `max_journal_bytes`, 1 GiB), the queue to the
 //! writer (32 MiB, then publishers wait) and the WAL: the writer checks it after
-//! every commit and truncates it once it passes `max_wal_bytes` (64 MiB), so
-//! under a sustained storm it stays under about 1.5 × `max_wal_bytes` (the bound
-//! plus one commit's frames; a commit carries at most a quarter of the bound in
-//! events). The one exception is a reader that keeps a single read transaction
-//! open: the WAL cannot restart under it, and grows until it lets go. The WAL
-//! is truncated again at close.
+//! every commit and restarts it once it passes `max_wal_bytes` (64 MiB), after
+//! which SQLite cuts the file back to that size (`journal_size_limit`). Under a
+//! sustained storm the WAL file therefore stays under about 1.5 × `max_wal_bytes`
+//! (the bound plus one commit's frames; a commit carries at most a quarter of
+//! the bound in events). The one exception is a reader that keeps a single read
+//! transaction open: the WAL cannot restart under it, and grows until it lets
+//! go. After a second without commits, and at close, the WAL is truncated to
+//! nothing.
 //!
 //! The bus knows nothing of processes or plugins; they publish and consume.
 //!

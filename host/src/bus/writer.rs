@@ -10,10 +10,12 @@
 //!
 //! Between groups it applies retention (by count and by bytes, a bounded chunk
 //! per pass so a large prune never stalls publishers for long) and keeps the
-//! WAL bounded: when the `-wal` file passes `max_wal_bytes` it runs a TRUNCATE
+//! WAL bounded: when the `-wal` file passes `max_wal_bytes` it runs a RESTART
 //! checkpoint, which is cheap because the checkpoint thread (`checkpoint`) has
-//! been copying frames into the database all along; at close it truncates the
-//! WAL once more.
+//! been copying frames into the database all along; the next commit then
+//! writes the WAL from its start and SQLite cuts the file back to
+//! `journal_size_limit` (the same bound). After a second without commits, and
+//! at close, it truncates the WAL to nothing.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +44,8 @@ const WAL_WAIT: Duration = Duration::from_millis(250);
 const WAL_RETRY: Duration = Duration::from_secs(1);
 /// How soon an idle writer looks again at a WAL still over its bound.
 const WAL_RECHECK: Duration = Duration::from_millis(50);
+/// How long without commits before the writer truncates the WAL to nothing.
+const WAL_IDLE: Duration = Duration::from_secs(1);
 
 /// The writer thread's state.
 pub(crate) struct Writer {
@@ -67,6 +71,8 @@ struct WalBound {
     /// The WAL was over its bound at the last look: check again soon even if
     /// nothing is published, so it shrinks after a storm.
     over: bool,
+    /// Something was committed since the WAL was last truncated.
+    dirty: bool,
 }
 
 /// Marks the queue closed when the writer thread ends, normally or by panic,
@@ -90,6 +96,7 @@ impl Writer {
             max: core.config.max_wal_bytes,
             retry_at: None,
             over: false,
+            dirty: false,
         });
         Writer {
             core,
@@ -120,16 +127,26 @@ impl Writer {
         // after every commit, so it stays under about 1.5 times the bound.
         let group_bytes = (self.core.config.max_wal_bytes / 4).max(64 << 10) as usize;
         loop {
-            let idle = if self.prune_owed {
-                Some(Duration::ZERO)
-            } else {
-                self.wal.as_ref().filter(|w| w.over).map(|_| WAL_RECHECK)
+            let idle = match &self.wal {
+                _ if self.prune_owed => Some(Duration::ZERO),
+                Some(wal) if wal.over => Some(WAL_RECHECK),
+                Some(wal) if wal.dirty => Some(WAL_IDLE),
+                _ => None,
             };
             let work = self.core.queue.take(MAX_GROUP_EVENTS, group_bytes, idle);
+            let quiet = work.batches.is_empty() && work.cursors.is_empty() && !work.last;
+            if let Some(wal) = &mut self.wal
+                && !quiet
+            {
+                wal.dirty = true;
+            }
             if self.commit(work.batches, &work.cursors) == 0 && self.prune_owed {
                 self.retention(0);
             }
             self.bound_wal();
+            if quiet && !self.prune_owed && self.wal.as_ref().is_some_and(|w| w.dirty && !w.over) {
+                self.truncate_idle_wal();
+            }
             if work.last {
                 break;
             }
@@ -292,44 +309,69 @@ impl Writer {
         }
     }
 
-    /// Truncates the WAL once it passes its bound.
+    /// Restarts the WAL once it passes its bound, so the next commit writes it
+    /// from the start (and cuts the file back to `journal_size_limit`, the bound).
     fn bound_wal(&mut self) {
         let Some(wal) = &mut self.wal else {
             return;
         };
         let size = std::fs::metadata(&wal.path).map_or(0, |m| m.len());
         wal.over = size > wal.max;
-        if !wal.over || wal.retry_at.is_some_and(|at| Instant::now() < at) {
-            return;
+        if wal.over && wal.retry_at.is_none_or(|at| Instant::now() >= at) {
+            self.checkpoint_wal("RESTART", size);
         }
+    }
+
+    /// After a quiet second: truncate the WAL to nothing, so an idle host
+    /// leaves no WAL behind.
+    fn truncate_idle_wal(&mut self) {
+        let size = self
+            .wal
+            .as_ref()
+            .map_or(0, |wal| std::fs::metadata(&wal.path).map_or(0, |m| m.len()));
+        if size > 0 {
+            self.checkpoint_wal("TRUNCATE", size);
+        } else if let Some(wal) = &mut self.wal {
+            wal.dirty = false;
+        }
+    }
+
+    /// RESTART, not TRUNCATE, under load: the file keeps its blocks and the
+    /// next commits overwrite them, where a truncated file would be grown (and
+    /// its blocks allocated) again.
+    fn checkpoint_wal(&mut self, mode: &str, size: u64) {
+        let Some(wal) = &mut self.wal else {
+            return;
+        };
         // Wait out a passive pass in progress (at most one; none starts while
-        // the WAL is over its bound), so the truncation is not refused.
+        // the WAL is over its bound), so the checkpoint is not refused.
         let _turn = self.checkpointer.as_ref().map(Checkpointer::hold);
-        match self.core.journal.lock().checkpoint("TRUNCATE", WAL_WAIT) {
+        match self.core.journal.lock().checkpoint(mode, WAL_WAIT) {
             Ok(done) if !done.busy => {
                 wal.retry_at = None;
                 wal.over = false;
+                wal.dirty = mode != "TRUNCATE";
                 tracing::debug!(
+                    mode,
                     wal_bytes = size,
                     frames = done.wal_frames,
                     copied = done.copied,
-                    "WAL truncated"
+                    "WAL checkpointed"
                 );
             }
             Ok(done) if done.wal_frames < 0 => {
-                // The checkpoint thread is mid-pass (SQLite does not wait for the
-                // checkpoint lock; the thread starts no new pass while the WAL is
-                // over its bound): try again after the next commit.
-                tracing::trace!(wal_bytes = size, "WAL truncation met a passive checkpoint");
+                // Another checkpoint holds the lock (SQLite does not wait for it):
+                // try again after the next commit.
+                tracing::trace!(mode, wal_bytes = size, "WAL checkpoint met another");
             }
             Ok(_) => {
                 // A reader holds an old snapshot; the WAL grows until it lets go.
                 wal.retry_at = Some(Instant::now() + WAL_RETRY);
-                tracing::debug!(wal_bytes = size, "WAL truncation waits for a reader");
+                tracing::debug!(mode, wal_bytes = size, "WAL checkpoint waits for a reader");
             }
             Err(error) => {
                 wal.retry_at = Some(Instant::now() + WAL_RETRY);
-                tracing::warn!(%error, wal_bytes = size, "WAL truncation failed");
+                tracing::warn!(%error, mode, wal_bytes = size, "WAL checkpoint failed");
             }
         }
     }
@@ -531,6 +573,16 @@ mod tests {
         bus.flush().unwrap();
         stop.store(true, Ordering::Relaxed);
         sampler.join().unwrap();
+        let wal_size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while wal_size() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "an idle bus never truncated its WAL"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bus.publish(ev(0)).unwrap();
         let written = bus.head() * 250;
         assert!(
             written > 8 * bound,
@@ -541,11 +593,8 @@ mod tests {
             peak <= 2 * bound,
             "the WAL reached {peak} bytes; the bound is {bound}"
         );
+        assert!(wal_size() > 0);
         drop(bus);
-        assert_eq!(
-            std::fs::metadata(&wal).map_or(0, |m| m.len()),
-            0,
-            "the WAL is truncated at close"
-        );
+        assert_eq!(wal_size(), 0, "the WAL is truncated at close");
     }
 }
