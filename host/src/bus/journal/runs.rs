@@ -24,7 +24,7 @@ use crate::bus::pattern::matches_any;
 use crate::bus::query::EventQuery;
 use crate::bus::sql::clamp_seq;
 
-use super::{AppendRow, Journal};
+use super::Journal;
 
 /// Longest run, in sequences.
 pub(super) const RUN_SPAN: u64 = 32_768;
@@ -34,41 +34,49 @@ const COALESCE_GAP: u64 = 64;
 /// The runs are used when the matching types hold less than 1/SHARE of the journal.
 const SHARE: u64 = 4;
 
-/// The runs of one group commit: `(type, first, last)` per type, from rows
-/// whose sequences start at `first`.
-pub(super) fn runs_of<'a>(rows: &[AppendRow<'a>], first: u64) -> Vec<(&'a str, u64, u64)> {
-    // Runs parked while another type's rows come in.
-    let mut parked: HashMap<&'a str, (u64, u64)> = HashMap::new();
-    let mut done = Vec::new();
-    let mut current: Option<(&'a str, u64, u64)> = None;
-    for (seq, row) in (first..).zip(rows) {
-        let ty = row.event.ty.as_str();
+/// Collects the runs of one group commit, `(type, first, last)` per type, as
+/// its rows go by in sequence order.
+#[derive(Default)]
+pub(super) struct RunTracker<'a> {
+    /// The run of the type of the latest row.
+    current: Option<(&'a str, u64, u64)>,
+    /// Runs parked while another type's rows come in.
+    parked: HashMap<&'a str, (u64, u64)>,
+    done: Vec<(&'a str, u64, u64)>,
+}
+
+impl<'a> RunTracker<'a> {
+    pub(super) fn push(&mut self, seq: u64, ty: &'a str) {
         // Consecutive rows of one type are the rule: extend without hashing.
-        if let Some((t, a, b)) = &mut current
+        if let Some((t, a, b)) = &mut self.current
             && *t == ty
             && seq - *a < RUN_SPAN
         {
             *b = seq;
-            continue;
+            return;
         }
-        if let Some((t, a, b)) = current.take() {
-            parked.insert(t, (a, b));
+        if let Some((t, a, b)) = self.current.take() {
+            self.parked.insert(t, (a, b));
         }
-        let run = match parked.remove(ty) {
+        let run = match self.parked.remove(ty) {
             Some((a, _)) if seq - a < RUN_SPAN => (a, seq),
             Some((a, b)) => {
-                done.push((ty, a, b));
+                self.done.push((ty, a, b));
                 (seq, seq)
             }
             None => (seq, seq),
         };
-        current = Some((ty, run.0, run.1));
+        self.current = Some((ty, run.0, run.1));
     }
-    if let Some((t, a, b)) = current {
-        parked.insert(t, (a, b));
+
+    pub(super) fn finish(mut self) -> Vec<(&'a str, u64, u64)> {
+        if let Some((t, a, b)) = self.current {
+            self.parked.insert(t, (a, b));
+        }
+        let mut done = self.done;
+        done.extend(self.parked.into_iter().map(|(ty, (a, b))| (ty, a, b)));
+        done
     }
-    done.extend(parked.into_iter().map(|(ty, (a, b))| (ty, a, b)));
-    done
 }
 
 pub(super) fn insert_runs(tx: &Transaction<'_>, runs: &[(&str, u64, u64)]) -> rusqlite::Result<()> {
@@ -176,52 +184,27 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bus::event::{Event, NewEvent};
-    use chrono::Utc;
 
-    fn events(types: &[&str]) -> Vec<Event> {
-        types
-            .iter()
-            .map(|t| {
-                NewEvent::new("s", *t, serde_json::Value::Null).into_event(
-                    0,
-                    Utc::now(),
-                    String::new(),
-                )
-            })
-            .collect()
+    fn runs_of<'a>(types: &[&'a str], first: u64) -> Vec<(&'a str, u64, u64)> {
+        let mut tracker = RunTracker::default();
+        for (seq, ty) in (first..).zip(types) {
+            tracker.push(seq, ty);
+        }
+        let mut runs = tracker.finish();
+        runs.sort_unstable();
+        runs
     }
 
     #[test]
     fn a_group_has_one_run_per_type() {
-        let evs = events(&["a", "a", "b", "a", "c", "c"]);
-        let rows: Vec<AppendRow<'_>> = evs
-            .iter()
-            .map(|event| AppendRow {
-                event,
-                data: "null",
-                size: 1,
-            })
-            .collect();
-        let mut runs = runs_of(&rows, 10);
-        runs.sort_unstable();
+        let runs = runs_of(&["a", "a", "b", "a", "c", "c"], 10);
         assert_eq!(runs, [("a", 10, 13), ("b", 12, 12), ("c", 14, 15)]);
     }
 
     #[test]
     fn no_run_spans_more_than_the_limit() {
         let n = RUN_SPAN as usize + 10;
-        let evs = events(&vec!["a"; n]);
-        let rows: Vec<AppendRow<'_>> = evs
-            .iter()
-            .map(|event| AppendRow {
-                event,
-                data: "null",
-                size: 1,
-            })
-            .collect();
-        let mut runs = runs_of(&rows, 1);
-        runs.sort_unstable();
+        let runs = runs_of(&vec!["a"; n], 1);
         assert_eq!(runs, [("a", 1, RUN_SPAN), ("a", RUN_SPAN + 1, n as u64)]);
     }
 }
