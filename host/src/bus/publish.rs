@@ -50,12 +50,10 @@ impl Bus {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let (prepared, copies) = self.prepare(events, true)?;
+        let (mut batch, copies) = self.prepare(events, true)?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.core().queue.push_blocking(Batch {
-            events: prepared,
-            reply: Reply::Blocking(tx),
-        })?;
+        batch.reply = Reply::Blocking(tx);
+        self.core().queue.push_blocking(batch)?;
         let committed = rx.recv().map_err(|_| BusError::Closed)??;
         Ok(stamp(copies, committed))
     }
@@ -84,15 +82,10 @@ impl Bus {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let (prepared, copies) = self.prepare(events, true)?;
+        let (mut batch, copies) = self.prepare(events, true)?;
         let (tx, rx) = oneshot::channel();
-        self.core()
-            .queue
-            .push_async(Batch {
-                events: prepared,
-                reply: Reply::Async(tx),
-            })
-            .await?;
+        batch.reply = Reply::Async(tx);
+        self.core().queue.push_async(batch).await?;
         let committed = rx.await.map_err(|_| BusError::Closed)??;
         Ok(stamp(copies, committed))
     }
@@ -113,11 +106,8 @@ impl Bus {
         if events.is_empty() {
             return Ok(());
         }
-        let (prepared, _) = self.prepare(events, false)?;
-        self.core().queue.push_blocking(Batch {
-            events: prepared,
-            reply: Reply::Forget,
-        })
+        let (batch, _) = self.prepare(events, false)?;
+        self.core().queue.push_blocking(batch)
     }
 
     /// Returns once everything queued before it (events and cursor saves) is
@@ -129,10 +119,9 @@ impl Bus {
     /// [`BusError::Closed`] if the writer has stopped.
     pub fn flush(&self) -> Result<(), BusError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.core().queue.push_blocking(Batch {
-            events: Vec::new(),
-            reply: Reply::Blocking(tx),
-        })?;
+        self.core()
+            .queue
+            .push_blocking(Batch::marker(Reply::Blocking(tx)))?;
         rx.recv().map_err(|_| BusError::Closed)?.map(|_| ())
     }
 
@@ -145,25 +134,20 @@ impl Bus {
         let (tx, rx) = oneshot::channel();
         self.core()
             .queue
-            .push_async(Batch {
-                events: Vec::new(),
-                reply: Reply::Async(tx),
-            })
+            .push_async(Batch::marker(Reply::Async(tx)))
             .await?;
         rx.await.map_err(|_| BusError::Closed)?.map(|_| ())
     }
 
-    /// Validates and serializes `events`; with `keep`, also returns a copy of
-    /// each for the caller (the prepared one goes to the ring).
-    fn prepare(
-        &self,
-        events: Vec<NewEvent>,
-        keep: bool,
-    ) -> Result<(Vec<Prepared>, Vec<Event>), BusError> {
+    /// Validates and serializes `events` into a batch (fire and forget until
+    /// the caller sets its reply); with `keep`, also returns a copy of each
+    /// event for the caller (the prepared one goes to the ring).
+    fn prepare(&self, events: Vec<NewEvent>, keep: bool) -> Result<(Batch, Vec<Event>), BusError> {
         let max = self.core().config.max_event_bytes;
         let head = self.head();
         let mut prepared = Vec::with_capacity(events.len());
         let mut copies = Vec::with_capacity(if keep { events.len() } else { 0 });
+        let mut data: Vec<u8> = Vec::with_capacity(events.len() * 64);
         for event in events {
             event.validate()?;
             if let Some(cause) = event.cause.filter(|c| *c > head) {
@@ -175,7 +159,8 @@ impl Bus {
             let id = new_event_id();
             let attributes =
                 approx_size(&id, &event.source, &event.ty, event.subject.as_deref(), 0);
-            let data = serialize_capped(&event.data, max.saturating_sub(attributes)).map_err(
+            let start = data.len();
+            serialize_capped(&mut data, &event.data, max.saturating_sub(attributes)).map_err(
                 |len| BusError::InvalidEvent {
                     field: "data",
                     reason: format!(
@@ -184,14 +169,24 @@ impl Bus {
                     ),
                 },
             )?;
-            let size = attributes + data.len();
+            let size = attributes + (data.len() - start);
             let event = event.into_event(0, DateTime::UNIX_EPOCH, id);
             if keep {
                 copies.push(event.clone());
             }
-            prepared.push(Prepared { event, data, size });
+            prepared.push(Prepared {
+                event,
+                data: start..data.len(),
+                size,
+            });
         }
-        Ok((prepared, copies))
+        let batch = Batch {
+            events: prepared,
+            // serde_json writes UTF-8, and only whole JSON texts were appended.
+            data: String::from_utf8(data).expect("serde_json writes UTF-8"),
+            reply: Reply::Forget,
+        };
+        Ok((batch, copies))
     }
 }
 
@@ -211,22 +206,23 @@ fn new_event_id() -> String {
         .to_string()
 }
 
-/// Serializes `data` as JSON, refusing with its full length if that passes
-/// `cap`. Past the cap it only counts, so an oversized payload is measured
-/// without being held in memory twice.
-fn serialize_capped(data: &serde_json::Value, cap: usize) -> Result<String, usize> {
-    struct Capped {
-        buf: Vec<u8>,
+/// Appends `data` as JSON to `out`, refusing with its full length (and
+/// leaving `out` as it was) if that passes `cap`. Past the cap it only counts,
+/// so an oversized payload is measured without being held in memory twice.
+fn serialize_capped(out: &mut Vec<u8>, data: &serde_json::Value, cap: usize) -> Result<(), usize> {
+    struct Capped<'a> {
+        buf: &'a mut Vec<u8>,
+        start: usize,
         cap: usize,
         len: usize,
     }
-    impl Write for Capped {
+    impl Write for Capped<'_> {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
             self.len += bytes.len();
             if self.len <= self.cap {
                 self.buf.extend_from_slice(bytes);
-            } else if !self.buf.is_empty() {
-                self.buf = Vec::new();
+            } else if self.buf.len() > self.start {
+                self.buf.truncate(self.start);
             }
             Ok(bytes.len())
         }
@@ -234,17 +230,21 @@ fn serialize_capped(data: &serde_json::Value, cap: usize) -> Result<String, usiz
             Ok(())
         }
     }
-    let mut out = Capped {
-        buf: Vec::new(),
+    let start = out.len();
+    let mut capped = Capped {
+        buf: out,
+        start,
         cap,
         len: 0,
     };
     // A `Value` always serializes (its map keys are strings) and the writer never fails.
-    serde_json::to_writer(&mut out, data).expect("a JSON value serializes");
-    if out.len > cap {
-        return Err(out.len);
+    serde_json::to_writer(&mut capped, data).expect("a JSON value serializes");
+    let len = capped.len;
+    if len > cap {
+        out.truncate(start);
+        return Err(len);
     }
-    Ok(String::from_utf8(out.buf).expect("serde_json writes UTF-8"))
+    Ok(())
 }
 
 /// The caller's copies of a committed batch, with their sequences and time.

@@ -190,7 +190,7 @@ impl Writer {
         let rows = batches.iter().flat_map(|b| {
             b.events.iter().map(|p| AppendRow {
                 event: &p.event,
-                data: &p.data,
+                data: b.data_of(p),
                 size: p.size,
             })
         });
