@@ -37,6 +37,10 @@ const PAGE: usize = 256;
 const WRITER_CACHE_BYTES: u64 = 16 << 20;
 /// Bytes queued for the writer before publishers wait (back-pressure).
 const QUEUE_BYTES: usize = 32 << 20;
+/// Most bytes of events read back into the ring at open: enough for resuming
+/// consumers to start in memory, little enough that a cold open of a large
+/// journal stays fast (the ring fills up to `ring_max_bytes` as events come).
+const REFILL_BYTES: usize = 16 << 20;
 
 /// The event log: publish events, query history, and read it through consumers.
 ///
@@ -163,7 +167,8 @@ impl Bus {
         let stats =
             StatsTracker::seeded(&summary.groups, summary.recent_seconds, summary.last_time);
         let mut ring = Ring::new(config.ring_capacity, config.ring_max_bytes);
-        for (event, size) in journal.tail(config.ring_capacity, config.ring_max_bytes)? {
+        let refill = config.ring_max_bytes.min(REFILL_BYTES);
+        for (event, size) in journal.tail(config.ring_capacity, refill)? {
             ring.push(event, size);
         }
         let cursors = journal.cursors()?.into_iter().collect();

@@ -243,39 +243,76 @@ impl Journal {
 
     /// The newest events, oldest first, with their sizes: at most `n` of them and
     /// at most `max_bytes` in all. The bus refills its ring from these; since
-    /// the ring must be gapless, the refill stops at a gap or an unreadable row.
+    /// the ring must be gapless, it keeps only what follows a gap or an
+    /// unreadable row.
+    ///
+    /// Rows are read forwards, from a start estimated with the journal's mean
+    /// event size: reading a B-tree backwards defeats the kernel's read-ahead,
+    /// and on a cold cache that made opening a 1 GiB journal take half a second.
     pub(crate) fn tail(&self, n: usize, max_bytes: usize) -> Result<Vec<(Event, usize)>, BusError> {
         let err = |action| BusError::journal(&self.path, action);
-        let mut events = Vec::new();
-        if n == 0 {
-            return Ok(events);
+        let head = self.head()?;
+        let Some(first) = self.first()? else {
+            return Ok(Vec::new());
+        };
+        if n == 0 || max_bytes == 0 {
+            return Ok(Vec::new());
         }
+        let mean = self.mean_size().map_err(err("read the mean event size"))?;
+        let fit = (max_bytes as u64 / mean.max(1)).saturating_add(1);
+        let start = head
+            .saturating_sub(fit.min(n as u64).saturating_sub(1))
+            .max(first);
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {} FROM events ORDER BY seq DESC LIMIT ?1",
+                "SELECT {} FROM events WHERE seq >= ?1 ORDER BY seq",
                 self.columns
             ))
             .map_err(err("prepare the ring refill"))?;
         let mut rows = stmt
-            .query([i64::try_from(n).unwrap_or(i64::MAX)])
+            .query([clamp_seq(start)])
             .map_err(err("read the newest events"))?;
+        let mut events: std::collections::VecDeque<(Event, usize)> = Default::default();
         let mut bytes = 0usize;
         while let Some(row) = rows.next().map_err(err("read a newest event"))? {
             let Ok((event, size)) = self.decode(row) else {
-                break;
+                events.clear();
+                bytes = 0;
+                continue;
             };
-            let gapless = events
-                .last()
-                .is_none_or(|(newer, _): &(Event, usize)| newer.sequence == event.sequence + 1);
-            bytes = bytes.saturating_add(size);
-            if !gapless || bytes > max_bytes {
-                break;
+            if events
+                .back()
+                .is_some_and(|(older, _)| older.sequence + 1 != event.sequence)
+            {
+                events.clear();
+                bytes = 0;
             }
-            events.push((event, size));
+            bytes += size;
+            events.push_back((event, size));
+            while bytes > max_bytes || events.len() > n {
+                match events.pop_front() {
+                    Some((_, dropped)) => bytes -= dropped,
+                    None => break,
+                }
+            }
         }
-        events.reverse();
-        Ok(events)
+        Ok(events.into())
+    }
+
+    /// The mean size of a stored event, from `counts` (1 if unknown).
+    fn mean_size(&self) -> rusqlite::Result<u64> {
+        if !self.has_counts {
+            return Ok(1);
+        }
+        let (events, bytes): (Option<i64>, Option<i64>) = self
+            .conn
+            .prepare_cached("SELECT SUM(events), SUM(bytes) FROM counts")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        match (events, bytes) {
+            (Some(e), Some(b)) if e > 0 => Ok((b / e).max(1) as u64),
+            _ => Ok(1),
+        }
     }
 
     /// Statistics of the whole journal, as [`Bus::stats`](crate::bus::Bus::stats)
