@@ -40,7 +40,14 @@ impl Ring {
     /// An event larger than the whole byte bound empties the ring: it cannot be
     /// held, and the ring must stay gapless.
     pub(crate) fn push(&mut self, event: Event, size: usize) {
+        self.push_evicting(event, size, &mut Vec::new());
+    }
+
+    /// [`Ring::push`], handing what leaves the ring to `evicted` instead of
+    /// dropping it (the writer has it freed on another thread).
+    pub(crate) fn push_evicting(&mut self, event: Event, size: usize, evicted: &mut Vec<Event>) {
         if self.capacity == 0 {
+            evicted.push(event);
             return;
         }
         debug_assert!(
@@ -49,12 +56,16 @@ impl Ring {
             "ring must receive consecutive sequences"
         );
         if size > self.max_bytes {
-            self.clear();
+            self.clear_into(evicted);
+            evicted.push(event);
             return;
         }
         while self.events.len() >= self.capacity || self.bytes + size > self.max_bytes {
             match self.events.pop_front() {
-                Some((_, evicted)) => self.bytes -= evicted,
+                Some((old, old_size)) => {
+                    self.bytes -= old_size;
+                    evicted.push(old);
+                }
                 None => break,
             }
         }
@@ -62,9 +73,9 @@ impl Ring {
         self.events.push_back((event, size));
     }
 
-    /// Drops every event held.
-    pub(crate) fn clear(&mut self) {
-        self.events.clear();
+    /// Empties the ring into `evicted`.
+    pub(crate) fn clear_into(&mut self, evicted: &mut Vec<Event>) {
+        evicted.extend(self.events.drain(..).map(|(e, _)| e));
         self.bytes = 0;
     }
 
