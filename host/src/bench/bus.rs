@@ -4,6 +4,10 @@
 //! 1. **Journaled**: events/s committed with 1, 4 and 16 concurrent publishers,
 //!    one event per `publish` and batches of 100 per `publish_all` (durable on
 //!    return), and fire-and-forget `submit` batches followed by one `flush`.
+//!    Each run also reports CPU time per event, of the whole process and of the
+//!    writer thread alone: the machine is shared, so the wall rate depends on
+//!    what else runs, while `1 / writer time` is what the single writer
+//!    sustains when it has a core to itself.
 //! 2. **Delivered**: the same, while one consumer reads every event; the rate is
 //!    events over the time until the consumer has the last one.
 //! 3. **Open**: time until `Bus::open` returns on a journal of `--journal-gb`
@@ -82,6 +86,10 @@ pub struct ThroughputRun {
     pub events: u64,
     /// Events per second.
     pub per_sec: f64,
+    /// CPU time of the whole process per event, in microseconds.
+    pub cpu_us_per_event: f64,
+    /// CPU time of the bus writer thread per event, in microseconds.
+    pub writer_us_per_event: f64,
 }
 
 /// Opening a large journal.
@@ -150,8 +158,10 @@ pub(crate) fn measure(args: &BusBenchArgs) -> anyhow::Result<BusReport> {
             }
         }
         for publishers in [1, 4, 16] {
-            let run = throughput(&base, args.bus_events, publishers, 100, "publish_all", true)?;
-            report.delivered.push(run);
+            for (batch, mode) in [(1, "publish"), (100, "publish_all"), (100, "submit")] {
+                let run = throughput(&base, args.bus_events, publishers, batch, mode, true)?;
+                report.delivered.push(run);
+            }
         }
     }
     if args.journal_gb > 0.0 {
@@ -202,6 +212,7 @@ fn throughput(
             })
         })
     });
+    let cpu_before = (process_ticks()?, thread_ticks("bus-writer")?);
     let start = Instant::now();
     let threads: Vec<_> = (0..publishers)
         .map(|_| {
@@ -230,6 +241,7 @@ fn throughput(
     bus.flush()?;
     let journaled = bus.head();
     let mut elapsed = start.elapsed();
+    let cpu_after = (process_ticks()?, thread_ticks("bus-writer")?);
     let mut events = journaled;
     if let Some(consumer) = consumer {
         done.store(true, Ordering::Release);
@@ -241,13 +253,52 @@ fn throughput(
             "the consumer received {received} of {journaled} events"
         );
     }
+    let per_event = |ticks: u64| ticks as f64 / clock_ticks() * 1e6 / journaled.max(1) as f64;
     Ok(ThroughputRun {
         publishers,
         batch,
         mode,
         events,
         per_sec: events as f64 / elapsed.as_secs_f64(),
+        cpu_us_per_event: per_event(cpu_after.0.saturating_sub(cpu_before.0)),
+        writer_us_per_event: per_event(cpu_after.1.saturating_sub(cpu_before.1)),
     })
+}
+
+/// User plus system CPU of this process, in clock ticks.
+fn process_ticks() -> anyhow::Result<u64> {
+    stat_ticks(Path::new("/proc/self/stat"))
+}
+
+/// The same for this process's threads named `name`.
+fn thread_ticks(name: &str) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let task = task?.path();
+        if std::fs::read_to_string(task.join("comm")).is_ok_and(|c| c.trim() == name) {
+            total += stat_ticks(&task.join("stat")).unwrap_or(0);
+        }
+    }
+    Ok(total)
+}
+
+fn stat_ticks(path: &Path) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(path)?;
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15; after the name, 12 and 13.
+    Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
+}
+
+fn clock_ticks() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64
 }
 
 /// Builds (once) a journal of `gb` GiB in `cache`, then opens it three times in
@@ -411,18 +462,22 @@ fn measure_wal(base: &Path, secs: u64) -> anyhow::Result<WalReport> {
 /// Prints the section like the others.
 pub(crate) fn print(r: &BusReport) {
     if !r.journaled.is_empty() {
-        println!("event bus, small events (~150 B), file journal:");
-        for run in &r.journaled {
-            println!(
-                "  journaled  {:>2} publishers x {:<11} batch {:>3}: {:>9.0} events/s ({} events)",
-                run.publishers, run.mode, run.batch, run.per_sec, run.events
-            );
-        }
-        for run in &r.delivered {
-            println!(
-                "  delivered to one consumer, {:>2} publishers x publish_all batch {:>3}: {:>9.0} events/s",
-                run.publishers, run.batch, run.per_sec
-            );
+        println!(
+            "event bus, small events (~150 B), file journal (CPU per event: whole process / writer thread; 1/writer = the writer's ceiling):"
+        );
+        for (what, runs) in [("journaled", &r.journaled), ("delivered", &r.delivered)] {
+            for run in runs {
+                println!(
+                    "  {what:<9} {:>2} publishers x {:<11} x{:<3}: {:>8.0} events/s  cpu {:>5.2} / {:>4.2} us (ceiling {:>7.0}/s)",
+                    run.publishers,
+                    run.mode,
+                    run.batch,
+                    run.per_sec,
+                    run.cpu_us_per_event,
+                    run.writer_us_per_event,
+                    1e6 / run.writer_us_per_event.max(1e-3)
+                );
+            }
         }
     }
     if let Some(o) = &r.open {

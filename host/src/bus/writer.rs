@@ -35,8 +35,11 @@ use crate::bus::queue::{Batch, Committed};
 use crate::bus::sql::time_to_sql;
 
 /// Most events in one transaction: large enough to amortise a commit, small
-/// enough that a commit takes milliseconds.
+/// enough that a commit takes milliseconds. Also at most half the ring (see
+/// `run`). Must not exceed the journal's run span (`journal::runs`).
 const MAX_GROUP_EVENTS: usize = 32_768;
+/// Fewest events a group may be capped to, whatever the ring's size.
+const MIN_GROUP_EVENTS: usize = 1024;
 /// Most rows one retention pass deletes; the rest waits for the next pass.
 const PRUNE_ROWS: usize = 50_000;
 /// How long a WAL-truncating checkpoint waits for readers before trying later.
@@ -189,6 +192,12 @@ impl Writer {
         // half of it in WAL frames, with the index pages), and the WAL is checked
         // after every commit, so it stays under about 1.5 times the bound.
         let group_bytes = (self.core.config.max_wal_bytes / 4).max(64 << 10) as usize;
+        // A commit never replaces more than half the ring, so a consumer that
+        // keeps up with commits keeps reading from memory under a storm.
+        let group_events = match self.core.config.ring_capacity {
+            0 => MAX_GROUP_EVENTS,
+            ring => (ring / 2).clamp(MIN_GROUP_EVENTS, MAX_GROUP_EVENTS),
+        };
         loop {
             let idle = match &self.wal {
                 _ if self.prune_owed => Some(Duration::ZERO),
@@ -196,7 +205,7 @@ impl Writer {
                 Some(wal) if wal.dirty => Some(WAL_IDLE),
                 _ => None,
             };
-            let work = self.core.queue.take(MAX_GROUP_EVENTS, group_bytes, idle);
+            let work = self.core.queue.take(group_events, group_bytes, idle);
             let quiet = work.batches.is_empty() && work.cursors.is_empty() && !work.last;
             if let Some(wal) = &mut self.wal
                 && !quiet
