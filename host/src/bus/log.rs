@@ -24,10 +24,11 @@ use crate::bus::journal::{Journal, JournalPage, journal_path};
 use crate::bus::pattern::{Pattern, matches_any};
 use crate::bus::query::{EventQuery, QueryPage};
 use crate::bus::queue::Queue;
+use crate::bus::retention;
 use crate::bus::ring::Ring;
 use crate::bus::scan;
 use crate::bus::stats::{BusStats, StatsTracker};
-use crate::bus::writer::{self, Writer};
+use crate::bus::writer::Writer;
 
 /// How many events a consumer examines per read: enough to amortise a journal
 /// round trip, small enough that a consumer far behind never holds much in memory.
@@ -161,7 +162,7 @@ impl Bus {
     ) -> Result<Bus, BusError> {
         let mut summary = journal.summary(Utc::now())?;
         // Apply retention now, in case a limit shrank since the journal was written.
-        if writer::prune_at_open(&mut journal, &config, &summary)? {
+        if retention::prune_at_open(&mut journal, &config, &summary)? {
             summary = journal.summary(Utc::now())?;
         }
         let stats =

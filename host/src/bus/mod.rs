@@ -29,8 +29,9 @@
 //! - `config`: [`BusConfig`];
 //! - `pattern`: [`Pattern`], NATS-style `*` / `>` matching over dotted types;
 //! - `log`: [`Bus`], its state and its reads; `publish`: the publishing API;
-//!   `queue`: the hand-off to `writer`, the thread that commits; `cursors`:
-//!   durable consumer cursors;
+//!   `queue`: the hand-off to `writer`, the thread that commits, with its
+//!   upkeep in `retention`, `wal` and `reaper`; `cursors`: durable consumer
+//!   cursors;
 //! - `ring`: the in-memory tail of the log;
 //! - `journal`: the SQLite file, and [`Journal`] for read-only access elsewhere;
 //!   `sql`: how queries and values map onto it; `checkpoint`: its WAL upkeep;
@@ -52,10 +53,13 @@ mod pattern;
 mod publish;
 mod query;
 mod queue;
+mod reaper;
+mod retention;
 mod ring;
 mod scan;
 mod sql;
 mod stats;
+mod wal;
 mod writer;
 
 pub use config::BusConfig;

@@ -6,13 +6,11 @@
 //! publishers: validation, the size limit, JSON serialization, the UUID. The
 //! writer only inserts and commits.
 
-use std::io::Write;
-
 use chrono::DateTime;
 use tokio::sync::oneshot;
 
 use crate::bus::error::BusError;
-use crate::bus::event::{Event, NewEvent, approx_size};
+use crate::bus::event::{Event, NewEvent, approx_size, new_event_id, serialize_capped};
 use crate::bus::log::Bus;
 use crate::bus::queue::{Batch, Committed, Prepared, Reply};
 
@@ -188,63 +186,6 @@ impl Bus {
         };
         Ok((batch, copies))
     }
-}
-
-/// A UUIDv7 for a new event: the millisecond timestamp, then 74 random bits
-/// from a thread-local generator. `Uuid::now_v7` asks the kernel for
-/// randomness on every call, a syscall per event (measured: about a tenth of a
-/// publisher's time); an event id needs uniqueness and time order, not
-/// cryptographic randomness.
-fn new_event_id() -> String {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let mut random = [0u8; 10];
-    fastrand::fill(&mut random);
-    uuid::Builder::from_unix_timestamp_millis(millis, &random)
-        .into_uuid()
-        .to_string()
-}
-
-/// Appends `data` as JSON to `out`, refusing with its full length (and
-/// leaving `out` as it was) if that passes `cap`. Past the cap it only counts,
-/// so an oversized payload is measured without being held in memory twice.
-fn serialize_capped(out: &mut Vec<u8>, data: &serde_json::Value, cap: usize) -> Result<(), usize> {
-    struct Capped<'a> {
-        buf: &'a mut Vec<u8>,
-        start: usize,
-        cap: usize,
-        len: usize,
-    }
-    impl Write for Capped<'_> {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.len += bytes.len();
-            if self.len <= self.cap {
-                self.buf.extend_from_slice(bytes);
-            } else if self.buf.len() > self.start {
-                self.buf.truncate(self.start);
-            }
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let start = out.len();
-    let mut capped = Capped {
-        buf: out,
-        start,
-        cap,
-        len: 0,
-    };
-    // A `Value` always serializes (its map keys are strings) and the writer never fails.
-    serde_json::to_writer(&mut capped, data).expect("a JSON value serializes");
-    let len = capped.len;
-    if len > cap {
-        out.truncate(start);
-        return Err(len);
-    }
-    Ok(())
 }
 
 /// The caller's copies of a committed batch, with their sequences and time.

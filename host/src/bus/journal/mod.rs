@@ -18,13 +18,15 @@
 //! `type_runs` is a sparse index of where each type occurs (`runs`); `cursors`
 //! holds durable consumer cursors.
 //!
-//! Split by phase: `schema` (creation and migration), `read` (queries, catch-up,
-//! the open-time summary), `write` (group commits, pruning, cursors), and
-//! `runs` (the type index, read and written).
+//! Split by phase: `schema` (creation and migration), `read` (queries,
+//! catch-up, lookups), `summary` (what the bus reads at open, and statistics),
+//! `write` (group commits, pruning, cursors), and `runs` (the type index, read
+//! and written).
 
 mod read;
 mod runs;
 mod schema;
+mod summary;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -34,7 +36,8 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::bus::error::BusError;
 
-pub(crate) use read::{JournalPage, JournalSummary};
+pub(crate) use read::JournalPage;
+pub(crate) use summary::JournalSummary;
 pub(crate) use write::{AppendRow, GroupCount};
 
 /// How long a connection waits for a lock held elsewhere (a checkpoint, another
@@ -259,6 +262,7 @@ mod tests {
         assert_eq!(read.by_source, live.by_source);
         assert_eq!(read.by_type["a.b"], 3);
         assert_eq!(read.events_per_minute, 4.0);
+        assert!(read.journal_bytes > 0);
     }
 
     #[test]
