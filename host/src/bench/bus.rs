@@ -198,6 +198,11 @@ fn throughput(
                 let mut received = 0u64;
                 let mut last = Instant::now();
                 loop {
+                    // Drain what is there, then wait (a timer per wait, not per event).
+                    while consumer.try_next()?.is_some() {
+                        received += 1;
+                        last = Instant::now();
+                    }
                     match tokio::time::timeout(Duration::from_millis(200), consumer.next()).await {
                         Ok(event) => {
                             event?;
