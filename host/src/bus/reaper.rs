@@ -21,7 +21,7 @@ pub(crate) struct Reaper {
 
 impl Reaper {
     /// Below this many events, freeing inline is cheaper than a hand-off.
-    const MIN: usize = 256;
+    const MIN: usize = 32;
 
     /// Starts the thread (or, if the OS refuses, a reaper that frees inline).
     pub(crate) fn spawn() -> Reaper {
