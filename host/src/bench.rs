@@ -14,6 +14,11 @@
 //!
 //! The components are test fixtures (`tests/plugins`); they are built on
 //! first use.
+//!
+//! The event bus has its own section (`bench/bus.rs`, flags `--bus-*`,
+//! `--journal-gb`, `--storm-secs`); `--bus-only` runs just that.
+
+mod bus;
 
 use std::collections::HashMap;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -59,6 +64,9 @@ pub struct BenchArgs {
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The event bus section.
+    #[command(flatten)]
+    pub bus: bus::BusBenchArgs,
 }
 
 /// Everything `host bench` measured.
@@ -104,6 +112,8 @@ pub struct BenchReport {
     pub idle: Option<IdleReport>,
     /// Registering one task against 10,000 with 4 rule plugins.
     pub dependencies: DependencyReport,
+    /// The event bus section.
+    pub bus: Option<bus::BusReport>,
 }
 
 /// Dependency detection for one new task against many.
@@ -169,7 +179,19 @@ pub struct ReloadReport {
 }
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(dir) = &args.bus.bus_open_probe {
+        return bus::probe_open(dir);
+    }
     crate::cli::init_logging("warn");
+    if args.bus.bus_only {
+        let report = bus::measure(&args.bus)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            bus::print(&report);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let (v1, v2) = match (&args.echo_v1, &args.echo_v2) {
         (Some(a), Some(b)) => (a.clone(), b.clone()),
         _ => build_fixtures()?,
@@ -177,7 +199,8 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(measure(&args, &v1, &v2))?;
+    let mut report = runtime.block_on(measure(&args, &v1, &v2))?;
+    report.bus = Some(bus::measure(&args.bus)?);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -250,6 +273,9 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 "{} idle supervised processes: host RSS {:.1} MiB, idle CPU {:.2}% of a core; all stopped on SIGTERM: {}",
                 i.processes, i.host_rss_mib, i.host_idle_cpu_percent, i.all_stopped
             );
+        }
+        if let Some(b) = &r.bus {
+            bus::print(b);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -473,6 +499,8 @@ fn ping(sequence: u64) -> Event {
         subject: None,
         time: Utc::now(),
         sequence,
+        cause: None,
+        depth: 0,
         datacontenttype: "application/json".into(),
         data: json!({ "n": sequence }),
     }
@@ -632,6 +660,7 @@ async fn measure(args: &BenchArgs, v1: &Path, v2: &Path) -> anyhow::Result<Bench
         pipeline_wasm_per_sec: pipeline_wasm,
         pipeline_native_per_sec: pipeline_native,
         reload,
+        bus: None,
     })
 }
 

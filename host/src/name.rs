@@ -33,7 +33,6 @@ pub fn ensure_valid_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +53,10 @@ mod tests {
             let err = ensure_valid_name(bad).unwrap_err();
             assert!(err.contains(why), "{bad:?}: {err}");
         }
-        assert!(ensure_valid_name(&"x".repeat(129)).unwrap_err().contains("128"));
+        assert!(
+            ensure_valid_name(&"x".repeat(129))
+                .unwrap_err()
+                .contains("128")
+        );
     }
 }

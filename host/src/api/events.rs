@@ -18,6 +18,12 @@ use super::model::{EventsPage, EventsQuery, PublishEvent};
 pub const MAX_EVENTS: usize = 10_000;
 /// Events one query returns when no limit is given.
 pub const DEFAULT_EVENTS: usize = 100;
+/// Journal rows one query examines at most: a filter that matches little
+/// (a rare subject) never makes one request read the whole journal; the
+/// answer says it is incomplete and where to go on from.
+pub const MAX_SCAN: usize = 200_000;
+/// Bytes of events one answer holds at most.
+pub const MAX_BYTES: usize = 8 << 20;
 
 impl EventsQuery {
     /// The bus query this asks for, with `since`/`until` resolved against
@@ -47,6 +53,8 @@ impl EventsQuery {
                 .transpose()?,
             after_sequence: self.after,
             limit: Some(limit.min(MAX_EVENTS)),
+            max_scan: Some(MAX_SCAN),
+            max_bytes: Some(MAX_BYTES),
         })
     }
 
@@ -102,26 +110,29 @@ pub fn when(field: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
 impl Control {
     /// Events that match `query`, and the cursor to page on from.
     ///
-    /// With `after`, the first matches after it (paging forward); without,
+    /// With `after`, the first matches after it (paging forward); without it,
     /// the newest. `next_after` is the sequence to pass as `after` next
-    /// time: the last event returned, or the head of the log when nothing
-    /// more matched, so a caller following the log never misses one.
+    /// time: the last one this answer covered, so a caller following the
+    /// log never misses an event. One answer examines at most [`MAX_SCAN`]
+    /// journal rows and holds at most [`MAX_BYTES`]; `complete` says
+    /// whether a bound stopped it (paging forward, just go on from
+    /// `next_after`).
     ///
     /// # Errors
     ///
     /// 400 for a bad pattern, time or limit; 500 if the journal fails.
     pub fn events(&self, query: &EventsQuery) -> Result<EventsPage, ApiError> {
         let bus_query = query.to_bus_query(DEFAULT_EVENTS)?;
-        let limit = bus_query.limit.unwrap_or(DEFAULT_EVENTS);
         let head = self.bus.head();
-        let events = self.bus.query(&bus_query)?;
-        let next_after = match events.last() {
-            // A full page may have more after it: continue from its end.
-            Some(last) if events.len() == limit => last.sequence,
-            // Everything up to the head was looked at.
-            _ => head.max(query.after.unwrap_or(0)),
-        };
-        Ok(EventsPage { events, next_after })
+        let page = self.bus.query_page(&bus_query)?;
+        let next_after = page
+            .next_after
+            .unwrap_or_else(|| head.max(query.after.unwrap_or(0)));
+        Ok(EventsPage {
+            events: page.events,
+            next_after,
+            complete: page.complete,
+        })
     }
 
     /// Publishes an event for a caller outside the host (an agent's

@@ -270,6 +270,9 @@ pub struct EventsPage {
     pub events: Vec<crate::bus::Event>,
     /// Pass as `after` to get the events that follow (none are skipped).
     pub next_after: u64,
+    /// False when a bound on the work of one answer (rows examined, bytes)
+    /// stopped it before it had seen every event that could match.
+    pub complete: bool,
 }
 
 /// An event to publish (reserved types refused, as for plugins).

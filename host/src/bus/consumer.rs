@@ -4,8 +4,10 @@
 //! still in the ring or the journal, so a slow consumer catches up instead of
 //! being dropped, and a restarted one resumes with [`StartAt::After`] its last
 //! cursor. Reading is one page at a time, so a consumer far behind never loads
-//! the backlog into memory. The only loss possible is journal retention, and it
-//! is counted ([`Consumer::skipped`]) and logged, never silent.
+//! the backlog into memory. The only losses possible are journal retention and
+//! a journal row that cannot be decoded; both are counted ([`Consumer::skipped`]),
+//! logged and announced as `bus.consumer_skipped`, never silent, and neither
+//! stalls the consumer: its cursor moves past them.
 
 use std::collections::VecDeque;
 
@@ -52,6 +54,9 @@ pub struct Consumer {
 }
 
 /// What one read step achieved.
+// Returned by value once per event and never stored: boxing the event would
+// cost an allocation per delivery to save a few bytes of stack.
+#[allow(clippy::large_enum_variant)]
 enum Step {
     Delivered(Event),
     /// Read a page (possibly with nothing matching); more may follow at once.
@@ -147,9 +152,26 @@ impl Consumer {
         if first > self.cursor + 1 {
             self.report_loss(self.cursor + 1, first - 1);
         }
+        for (sequence, error) in &page.corrupt {
+            self.report_corrupt(*sequence, error);
+        }
         self.pending = page.events.into();
         self.scanned_to = last;
         Ok(Step::Advanced)
+    }
+
+    /// Counts an undecodable row as lost and announces it once: the cursor is
+    /// already past it, so this consumer never reads it again.
+    fn report_corrupt(&mut self, sequence: u64, error: &str) {
+        self.skipped += 1;
+        tracing::warn!(consumer = %self.name, sequence, error, "consumer skipped an unreadable journal row");
+        let data = serde_json::json!({
+            "consumer": self.name,
+            "reason": "corrupt",
+            "sequence": sequence,
+            "error": error,
+        });
+        self.announce(data);
     }
 
     /// Counts events `from..=to` as lost, and says so in the log and in an event
@@ -164,8 +186,17 @@ impl Consumer {
             to,
             "consumer fell behind journal retention; events were pruned before it read them"
         );
-        let data =
-            serde_json::json!({ "consumer": self.name, "lost": lost, "from": from, "to": to });
+        let data = serde_json::json!({
+            "consumer": self.name,
+            "reason": "retention",
+            "lost": lost,
+            "from": from,
+            "to": to,
+        });
+        self.announce(data);
+    }
+
+    fn announce(&self, data: serde_json::Value) {
         let event =
             NewEvent::new(SKIPPED_SOURCE, SKIPPED_TYPE, data).with_subject(self.name.clone());
         if let Err(error) = self.bus.publish(event) {
@@ -192,6 +223,7 @@ mod tests {
         BusConfig {
             ring_capacity,
             max_journal_events,
+            ..BusConfig::default()
         }
     }
 
@@ -377,6 +409,7 @@ mod tests {
         assert_eq!(notice.len(), 1);
         assert_eq!(notice[0].subject.as_deref(), Some("laggard"));
         assert_eq!(notice[0].data["lost"], 90);
+        assert_eq!(notice[0].data["reason"], "retention");
         assert_eq!(notice[0].data["from"], 1);
         assert_eq!(notice[0].data["to"], 90);
     }
@@ -390,6 +423,71 @@ mod tests {
         let mut c = bus.consumer("newcomer", Vec::new(), StartAt::Beginning);
         assert_eq!(drain(&mut c), (91..=100).collect::<Vec<_>>());
         assert_eq!(c.skipped(), 0);
+    }
+
+    #[test]
+    fn a_corrupt_row_is_skipped_and_reported_once_without_stalling_the_consumer() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Bus::open(dir.path(), small_ring(2, 0)).unwrap();
+        bus.publish_all((0..10).map(|n| ev("a", n)).collect())
+            .unwrap();
+        bus.core()
+            .journal
+            .lock()
+            .connection()
+            .execute("UPDATE events SET data = '{broken' WHERE seq = 4", [])
+            .unwrap();
+        let mut c = bus.consumer("reader", Vec::new(), StartAt::Beginning);
+        let seqs = drain(&mut c);
+        // 1..=10 without 4, then its own notice about 4 (published as 11).
+        assert_eq!(seqs, [1, 2, 3, 5, 6, 7, 8, 9, 10, 11]);
+        assert_eq!(c.skipped(), 1);
+        let notice = bus.get(11).unwrap().unwrap();
+        assert_eq!(notice.ty, SKIPPED_TYPE);
+        assert_eq!(notice.data["reason"], "corrupt");
+        assert_eq!(notice.data["sequence"], 4);
+        assert_eq!(notice.data["consumer"], "reader");
+        assert!(notice.data["error"].as_str().unwrap().contains("JSON"));
+        // Reading on reports nothing more: the row was passed once.
+        bus.publish(ev("a", 99)).unwrap();
+        assert_eq!(drain(&mut c), [12]);
+        assert_eq!(c.skipped(), 1);
+        // Queries skip the row too, instead of failing on it forever.
+        let all = bus.query(&crate::bus::EventQuery::default()).unwrap();
+        assert_eq!(all.len(), 11);
+        assert!(all.iter().all(|e| e.sequence != 4));
+    }
+
+    /// The storm from issue 6: two handlers emitting each other's type. The bus
+    /// does not stop it (the runtime does), but it records the chain so that a
+    /// depth limit can: every hop is one deeper and points at its cause.
+    #[test]
+    fn handlers_that_answer_each_other_leave_a_chain_of_growing_depth() {
+        let bus = Bus::open_in_memory(small_ring(16, 0)).unwrap();
+        let only = |ty| vec![Pattern::parse(ty).unwrap()];
+        let mut pinged = bus.consumer("ponger", only("test.ping"), StartAt::Head);
+        let mut ponged = bus.consumer("pinger", only("test.pong"), StartAt::Head);
+        let first = bus.publish(ev("test.ping", 0)).unwrap();
+        let mut last = first.clone();
+        for hop in 0..50 {
+            let ping = pinged.try_next().unwrap().expect("a ping to answer");
+            bus.publish(ev("test.pong", hop).caused_by(&ping)).unwrap();
+            let pong = ponged.try_next().unwrap().expect("a pong to answer");
+            last = bus.publish(ev("test.ping", hop).caused_by(&pong)).unwrap();
+        }
+        assert_eq!(last.depth, 100);
+        let (mut event, mut hops) = (last, 0);
+        // Walk back through the journal: the ring holds only the last 16.
+        while let Some(cause) = event.cause {
+            let parent = bus.get(cause).unwrap().expect("the cause is in the log");
+            assert_eq!(parent.depth + 1, event.depth);
+            event = parent;
+            hops += 1;
+        }
+        assert_eq!(
+            (hops, event.sequence, event.depth),
+            (100, first.sequence, 0)
+        );
     }
 
     #[test]

@@ -12,7 +12,8 @@ pub enum BusError {
     /// A published event was rejected before it reached the log.
     #[error("invalid event: `{field}` {reason}")]
     InvalidEvent {
-        /// The CloudEvents attribute at fault (`type`, `source`, `subject`, `data`).
+        /// The CloudEvents attribute at fault (`type`, `source`, `subject`, `data`,
+        /// `causesequence`, `causedepth`).
         field: &'static str,
         /// Why the value was refused.
         reason: String,
@@ -74,7 +75,16 @@ pub enum BusError {
         supported: i64,
     },
 
-    /// The bus is gone; a waiting consumer cannot receive anything more.
+    /// The bus's writer thread could not be started.
+    #[error("cannot start the event bus writer thread: {source}")]
+    Thread {
+        /// The underlying I/O error from the thread spawn.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The bus is gone (or its writer stopped); nothing more can be published
+    /// or received.
     #[error("the event bus has shut down")]
     Closed,
 }
@@ -91,6 +101,69 @@ impl BusError {
             action,
             source,
         }
+    }
+
+    /// A copy of this error, for the writer to hand one failure to every batch
+    /// of a failed group commit (the SQLite error itself is not `Clone`).
+    pub(crate) fn duplicate(&self) -> BusError {
+        match self {
+            BusError::InvalidEvent { field, reason } => BusError::InvalidEvent {
+                field,
+                reason: reason.clone(),
+            },
+            BusError::InvalidPattern { pattern, reason } => BusError::InvalidPattern {
+                pattern: pattern.clone(),
+                reason: reason.clone(),
+            },
+            BusError::Journal {
+                path,
+                action,
+                source,
+            } => BusError::Journal {
+                path: path.clone(),
+                action,
+                source: duplicate_sqlite(source),
+            },
+            BusError::StateDir { path, source } => BusError::StateDir {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            BusError::CorruptEvent {
+                path,
+                sequence,
+                reason,
+            } => BusError::CorruptEvent {
+                path: path.clone(),
+                sequence: *sequence,
+                reason: reason.clone(),
+            },
+            BusError::UnsupportedSchema {
+                path,
+                found,
+                supported,
+            } => BusError::UnsupportedSchema {
+                path: path.clone(),
+                found: *found,
+                supported: *supported,
+            },
+            BusError::Thread { source } => BusError::Thread {
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            BusError::Closed => BusError::Closed,
+        }
+    }
+}
+
+/// The same SQLite failure (code and message); other rusqlite errors keep their text.
+fn duplicate_sqlite(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
     }
 }
 
@@ -116,5 +189,23 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("/state/events.sqlite"), "{text}");
         assert!(text.contains("append events"), "{text}");
+    }
+
+    #[test]
+    fn a_duplicated_disk_full_error_keeps_its_code_and_text() {
+        let full = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            Some("database or disk is full".into()),
+        );
+        let e = BusError::journal(std::path::Path::new("/j"), "commit an append")(full);
+        let copy = e.duplicate();
+        assert_eq!(copy.to_string(), e.to_string());
+        match copy {
+            BusError::Journal {
+                source: rusqlite::Error::SqliteFailure(code, _),
+                ..
+            } => assert_eq!(code.code, rusqlite::ErrorCode::DiskFull),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }

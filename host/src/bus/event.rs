@@ -3,6 +3,11 @@
 //! [`NewEvent`] is what a publisher hands in; [`Event`] is what the log gives back
 //! once it has assigned the id, time and sequence. Keeping the two apart means a
 //! publisher can never forge a sequence, and validation lives in one place.
+//!
+//! Causation: an event may name the event whose handling produced it (`cause`,
+//! its sequence) and how deep that chain is (`depth`: 0 for an event nobody
+//! caused, the cause's depth + 1 otherwise). Two handlers emitting each other's
+//! type then show up as a chain of growing depth that a runtime can cut off.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,11 +20,14 @@ use crate::bus::pattern::check_subject;
 pub(crate) const SPEC_VERSION: &str = "1.0";
 /// The content type of `data`: the bus only carries JSON.
 pub(crate) const CONTENT_TYPE: &str = "application/json";
+/// Bytes of an event time in the journal (RFC 3339, nine fraction digits, `Z`).
+pub(crate) const TIME_TEXT_LEN: usize = 30;
 
 /// An event in the log, serialized in the CloudEvents 1.0 JSON format.
 ///
 /// `sequence` is a CloudEvents extension attribute: the event's position in the
-/// log, strictly increasing and never reused.
+/// log, strictly increasing and never reused. `causesequence` and `causedepth`
+/// are extension attributes too, omitted when there is no cause.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Always `"1.0"`.
@@ -38,6 +46,18 @@ pub struct Event {
     pub time: DateTime<Utc>,
     /// The event's position in the log (1 for the first event ever).
     pub sequence: u64,
+    /// The sequence of the event whose handling produced this one, if any
+    /// (extension attribute `causesequence`).
+    #[serde(
+        default,
+        rename = "causesequence",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cause: Option<u64>,
+    /// How many causes lead back to an event nobody caused: 0 without a cause,
+    /// the cause's depth + 1 otherwise (extension attribute `causedepth`).
+    #[serde(default, rename = "causedepth", skip_serializing_if = "is_zero")]
+    pub depth: u32,
     /// Always `"application/json"`.
     pub datacontenttype: String,
     /// The payload.
@@ -55,6 +75,10 @@ pub struct NewEvent {
     pub subject: Option<String>,
     /// The payload.
     pub data: Value,
+    /// The sequence of the event whose handling produced this one, if any.
+    pub cause: Option<u64>,
+    /// 0 without a cause, the cause's depth + 1 otherwise.
+    pub depth: u32,
 }
 
 impl NewEvent {
@@ -74,12 +98,41 @@ impl NewEvent {
             ty: ty.into(),
             subject: None,
             data,
+            cause: None,
+            depth: 0,
         }
     }
 
     /// Sets the subject.
     pub fn with_subject(mut self, subject: impl Into<String>) -> Self {
         self.subject = Some(subject.into());
+        self
+    }
+
+    /// Records that handling `cause` produced this event: `cause` becomes its
+    /// sequence and `depth` one more than its depth.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use host::bus::{Bus, BusConfig, NewEvent};
+    /// # let bus = Bus::open_in_memory(BusConfig::default())?;
+    /// let ping = bus.publish(NewEvent::new("host/doc", "test.ping", serde_json::json!({})))?;
+    /// let pong = bus.publish(NewEvent::new("host/doc", "test.pong", serde_json::json!({})).caused_by(&ping))?;
+    /// assert_eq!((pong.cause, pong.depth), (Some(ping.sequence), 1));
+    /// # Ok::<(), host::bus::BusError>(())
+    /// ```
+    pub fn caused_by(self, cause: &Event) -> Self {
+        self.with_cause(cause.sequence, cause.depth.saturating_add(1))
+    }
+
+    /// Sets the cause directly, for a caller that only kept the cause's numbers.
+    ///
+    /// - `sequence`: the causing event's sequence;
+    /// - `depth`: this event's depth, i.e. the causing event's depth + 1 (at least 1).
+    pub fn with_cause(mut self, sequence: u64, depth: u32) -> Self {
+        self.cause = Some(sequence);
+        self.depth = depth;
         self
     }
 
@@ -103,6 +156,23 @@ impl NewEvent {
                 "must not be blank (leave it out instead)",
             ));
         }
+        match (self.cause, self.depth) {
+            (None, 0) => {}
+            (None, depth) => {
+                return Err(BusError::InvalidEvent {
+                    field: "causedepth",
+                    reason: format!("is {depth} but the event has no cause (must be 0)"),
+                });
+            }
+            (Some(cause), 0) => {
+                return Err(BusError::InvalidEvent {
+                    field: "causedepth",
+                    reason: format!("is 0 but the event has cause #{cause} (must be at least 1)"),
+                });
+            }
+            (Some(0), _) => return Err(invalid("causesequence", "must be at least 1")),
+            (Some(_), _) => {}
+        }
         Ok(())
     }
 
@@ -116,10 +186,90 @@ impl NewEvent {
             subject: self.subject,
             time,
             sequence,
+            cause: self.cause,
+            depth: self.depth,
             datacontenttype: CONTENT_TYPE.to_owned(),
             data: self.data,
         }
     }
+}
+
+/// The approximate size of an event, as the bus limits and counts it: its
+/// serialized `data` plus its string attributes (id, source, type, subject, time).
+/// The journal computes the same sum in SQL (`journal::schema::SIZE_SQL`).
+pub(crate) fn approx_size(
+    id: &str,
+    source: &str,
+    ty: &str,
+    subject: Option<&str>,
+    data_len: usize,
+) -> usize {
+    id.len() + source.len() + ty.len() + subject.map_or(0, str::len) + TIME_TEXT_LEN + data_len
+}
+
+/// A UUIDv7 for a new event: the millisecond timestamp, then 74 random bits
+/// from a thread-local generator. `Uuid::now_v7` asks the kernel for
+/// randomness on every call, a syscall per event (measured: about a tenth of a
+/// publisher's time); an event id needs uniqueness and time order, not
+/// cryptographic randomness.
+pub(crate) fn new_event_id() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut random = [0u8; 10];
+    fastrand::fill(&mut random);
+    uuid::Builder::from_unix_timestamp_millis(millis, &random)
+        .into_uuid()
+        .to_string()
+}
+
+/// Appends `data` as JSON to `out`, refusing with its full length (and
+/// leaving `out` as it was) if that passes `cap`. Past the cap it only counts,
+/// so an oversized payload is measured without being held in memory twice.
+pub(crate) fn serialize_capped(
+    out: &mut Vec<u8>,
+    data: &serde_json::Value,
+    cap: usize,
+) -> Result<(), usize> {
+    struct Capped<'a> {
+        buf: &'a mut Vec<u8>,
+        start: usize,
+        cap: usize,
+        len: usize,
+    }
+    impl std::io::Write for Capped<'_> {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.len += bytes.len();
+            if self.len <= self.cap {
+                self.buf.extend_from_slice(bytes);
+            } else if self.buf.len() > self.start {
+                self.buf.truncate(self.start);
+            }
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let start = out.len();
+    let mut capped = Capped {
+        buf: out,
+        start,
+        cap,
+        len: 0,
+    };
+    // A `Value` always serializes (its map keys are strings) and the writer never fails.
+    serde_json::to_writer(&mut capped, data).expect("a JSON value serializes");
+    let len = capped.len;
+    if len > cap {
+        out.truncate(start);
+        return Err(len);
+    }
+    Ok(())
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn invalid(field: &'static str, reason: &str) -> BusError {
@@ -171,6 +321,58 @@ mod tests {
         );
         let blank_subject = NewEvent::new("src", "a.b", json!(null)).with_subject(" ");
         assert_eq!(field_of(&blank_subject), Some("subject"));
+    }
+
+    #[test]
+    fn a_cause_and_its_depth_must_agree() {
+        let plain = NewEvent::new("src", "a.b", json!(null));
+        assert_eq!(field_of(&plain.clone().with_cause(3, 1)), None);
+        assert_eq!(
+            field_of(&plain.clone().with_cause(3, 0)),
+            Some("causedepth")
+        );
+        assert_eq!(
+            field_of(&plain.clone().with_cause(0, 1)),
+            Some("causesequence")
+        );
+        let mut uncaused_but_deep = plain;
+        uncaused_but_deep.depth = 2;
+        assert_eq!(field_of(&uncaused_but_deep), Some("causedepth"));
+    }
+
+    #[test]
+    fn caused_by_takes_the_sequence_and_one_more_than_the_depth() {
+        let cause = NewEvent::new("s", "t", json!(1))
+            .with_cause(4, 2)
+            .into_event(9, Utc::now(), "id".into());
+        let effect = NewEvent::new("s", "u", json!(2)).caused_by(&cause);
+        assert_eq!((effect.cause, effect.depth), (Some(9), 3));
+    }
+
+    #[test]
+    fn causation_is_serialized_as_extension_attributes_only_when_present() {
+        let e = NewEvent::new("s", "t", json!(1))
+            .with_cause(5, 1)
+            .into_event(6, Utc::now(), "id".into());
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["causesequence"], 5);
+        assert_eq!(v["causedepth"], 1);
+        assert_eq!(serde_json::from_value::<Event>(v).unwrap(), e);
+        let plain = NewEvent::new("s", "t", json!(1)).into_event(1, Utc::now(), "id".into());
+        let v = serde_json::to_value(&plain).unwrap();
+        assert!(!v.as_object().unwrap().contains_key("causesequence"));
+        assert!(!v.as_object().unwrap().contains_key("causedepth"));
+    }
+
+    #[test]
+    fn the_size_counts_data_and_every_string_attribute() {
+        let time = crate::bus::sql::time_to_sql(Utc::now());
+        assert_eq!(time.len(), TIME_TEXT_LEN);
+        assert_eq!(
+            approx_size("id", "src", "a.b", Some("web"), 10),
+            2 + 3 + 3 + 3 + 30 + 10
+        );
+        assert_eq!(approx_size("id", "src", "a.b", None, 0), 2 + 3 + 3 + 30);
     }
 
     #[test]

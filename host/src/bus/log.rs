@@ -1,93 +1,88 @@
 //! The [`Bus`]: its shared state, opening it, and every read of it.
 //!
-//! Appending (in `append`) is serialised by one writer lock. Readers (consumers,
-//! queries, stats) take a separate read-mostly lock on the ring and counters, and
-//! catch-up reads use their own SQLite connection, so a consumer replaying
-//! history never stalls a publisher.
+//! One writer thread (`writer`) owns appends; publishers only hand it batches
+//! (`queue`). Readers (consumers, queries, stats) take a read-mostly lock on the
+//! ring and counters, and catch-up reads use their own SQLite connection, so a
+//! consumer replaying history never stalls the writer.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
 
+use chrono::Utc;
 use parking_lot::{Mutex, RwLock};
-
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::bus::checkpoint::Checkpointer;
+use crate::bus::config::BusConfig;
 use crate::bus::consumer::{Consumer, StartAt};
 use crate::bus::error::BusError;
 use crate::bus::event::Event;
 use crate::bus::journal::{Journal, JournalPage, journal_path};
 use crate::bus::pattern::{Pattern, matches_any};
-use crate::bus::query::{self, EventQuery};
+use crate::bus::query::{EventQuery, QueryPage};
+use crate::bus::queue::Queue;
+use crate::bus::retention;
 use crate::bus::ring::Ring;
+use crate::bus::scan;
 use crate::bus::stats::{BusStats, StatsTracker};
+use crate::bus::writer::Writer;
 
 /// How many events a consumer examines per read: enough to amortise a journal
 /// round trip, small enough that a consumer far behind never holds much in memory.
 const PAGE: usize = 256;
-
-/// How the bus sizes its memory and its journal.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BusConfig {
-    /// Newest events kept in memory for consumers and queries (0 disables the ring).
-    ///
-    /// Example: `ring_capacity = 10000`
-    pub ring_capacity: usize,
-    /// Events kept in the journal; older ones are pruned and counted as skipped by
-    /// any consumer that had not read them yet. 0 keeps every event.
-    ///
-    /// Example: `max_journal_events = 1000000`
-    pub max_journal_events: u64,
-}
-
-impl Default for BusConfig {
-    fn default() -> Self {
-        BusConfig {
-            ring_capacity: 10_000,
-            max_journal_events: 1_000_000,
-        }
-    }
-}
+/// The writer connection's page cache: appends touch the right edge of a few
+/// B-trees, so a modest cache keeps them all hot.
+const WRITER_CACHE_BYTES: u64 = 16 << 20;
+/// Bytes queued for the writer before publishers wait (back-pressure).
+const QUEUE_BYTES: usize = 32 << 20;
+/// Most bytes of events read back into the ring at open: enough for resuming
+/// consumers to start in memory, little enough that a cold open of a large
+/// journal stays fast (the ring fills up to `ring_max_bytes` as events come).
+const REFILL_BYTES: usize = 16 << 20;
 
 /// The event log: publish events, query history, and read it through consumers.
 ///
-/// Cheap to clone; every clone is the same log.
+/// Cheap to clone; every clone is the same log. Dropping the last clone commits
+/// whatever is still queued, stops the writer thread and truncates the WAL.
 #[derive(Clone)]
 pub struct Bus {
     pub(super) shared: Arc<Shared>,
 }
 
+/// Held only by [`Bus`] handles, so that its drop means "the last handle is gone".
 pub(super) struct Shared {
-    /// Serialises appends. A std mutex: it is never held across an `.await`.
-    pub(super) writer: Mutex<Writer>,
-    /// The ring, counters and retention boundary: written under `writer`, read by everyone.
+    pub(super) core: Arc<Core>,
+    /// The writer thread; joined on drop, after it has committed the queue.
+    writer: Option<JoinHandle<()>>,
+}
+
+/// Everything the handles and the writer thread share.
+pub(super) struct Core {
+    pub(super) queue: Queue,
+    /// The ring, counters and retention boundary: written by the writer, read by everyone.
     pub(super) recent: RwLock<Recent>,
-    /// A separate read connection for catch-up and queries on a file journal, so
-    /// those reads run beside appends (WAL). `None` in memory, where reads share `writer`.
+    /// The writable journal. Only the writer thread writes through it; in memory
+    /// it also serves reads (there is no second connection to an in-memory database).
+    pub(super) journal: Mutex<Journal>,
+    /// A separate read connection for a file journal, so reads run beside the
+    /// writer (WAL). `None` in memory.
     pub(super) reader: Option<Mutex<Journal>>,
     /// Last committed sequence. Stored while `recent` is write-locked, so it always
     /// agrees with the ring and the counters.
     pub(super) head: AtomicU64,
-    /// Wakes waiting consumers with the new head. Sent after the locks are released;
-    /// kept here (and so alive as long as any consumer) so receivers never see it close.
+    /// Wakes waiting consumers with the new head. Sent after the locks are released.
     pub(super) notify: watch::Sender<u64>,
     pub(super) config: BusConfig,
-}
-
-pub(super) struct Writer {
-    pub(super) journal: Journal,
-    /// Time of the last event: the next one is never stamped earlier, so time
-    /// order agrees with sequence order even if the wall clock steps back.
-    pub(super) last_time: Option<DateTime<Utc>>,
-    /// Events appended since the last retention pass.
-    pub(super) since_prune: u64,
-    /// Checkpoints the WAL off the publish path (file journals only); dropped
-    /// with the writer, which stops its thread.
-    pub(super) checkpointer: Option<Checkpointer>,
+    /// The head when this bus was opened.
+    pub(super) opened_at: u64,
+    /// Durable cursors as this run knows them (the journal's, plus saves not yet
+    /// written); see `cursors`.
+    pub(super) cursors: Mutex<HashMap<String, u64>>,
+    /// The journal's database and WAL files; `None` in memory.
+    pub(super) files: Option<(PathBuf, PathBuf)>,
 }
 
 pub(super) struct Recent {
@@ -102,9 +97,11 @@ impl Bus {
     ///
     /// Sequences continue from the highest one in the journal, and the ring is
     /// refilled with the newest events so resuming consumers start in memory.
+    /// Opening reads a bounded amount whatever the journal's size (see `journal::read`);
+    /// an older journal is migrated in place first.
     ///
     /// - `dir`: the state directory; the journal is [`journal_path`]`(dir)`.
-    /// - `config`: ring and retention sizes.
+    /// - `config`: ring, retention and size limits.
     ///
     /// # Errors
     ///
@@ -127,13 +124,23 @@ impl Bus {
             source,
         })?;
         let path = journal_path(dir);
-        let journal = Journal::open_writable(Some(&path))?;
+        let journal =
+            Journal::open_writable(Some(&path), WRITER_CACHE_BYTES, config.max_wal_bytes)?;
         let reader = Journal::open_read_only(&path)?;
-        let checkpointer = Checkpointer::spawn(&path);
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        let checkpointer = Checkpointer::spawn(&path, wal.clone(), config.max_wal_bytes);
         if checkpointer.is_some() {
             journal.disable_auto_checkpoint()?;
         }
-        Bus::with_journal(journal, Some(reader), checkpointer, config)
+        Bus::start(
+            journal,
+            Some(reader),
+            checkpointer,
+            Some((path, wal)),
+            config,
+        )
     }
 
     /// Opens a bus whose journal lives only in memory; for tests.
@@ -142,76 +149,141 @@ impl Bus {
     ///
     /// [`BusError::Journal`] if SQLite cannot create the in-memory database.
     pub fn open_in_memory(config: BusConfig) -> Result<Bus, BusError> {
-        Bus::with_journal(Journal::open_writable(None)?, None, None, config)
+        let journal = Journal::open_writable(None, WRITER_CACHE_BYTES, config.max_wal_bytes)?;
+        Bus::start(journal, None, None, None, config)
     }
 
-    fn with_journal(
+    fn start(
         mut journal: Journal,
         reader: Option<Journal>,
         checkpointer: Option<Checkpointer>,
+        files: Option<(PathBuf, PathBuf)>,
         config: BusConfig,
     ) -> Result<Bus, BusError> {
-        // Apply retention now, in case the limit shrank since the journal was written.
-        let max = config.max_journal_events;
-        let head = journal.head()?;
-        if max > 0 && head > max {
-            journal.prune_through(head - max)?;
+        let mut summary = journal.summary(Utc::now())?;
+        // Apply retention now, in case a limit shrank since the journal was written.
+        if retention::prune_at_open(&mut journal, &config, &summary)? {
+            summary = journal.summary(Utc::now())?;
         }
-        let summary = journal.summary(Utc::now())?;
-        let mut ring = Ring::new(config.ring_capacity);
-        for event in journal.tail(config.ring_capacity)? {
-            ring.push(event);
+        let stats =
+            StatsTracker::seeded(&summary.groups, summary.recent_seconds, summary.last_time);
+        let mut ring = Ring::new(config.ring_capacity, config.ring_max_bytes);
+        let refill = config.ring_max_bytes.min(REFILL_BYTES);
+        for (event, size) in journal.tail(config.ring_capacity, refill)? {
+            ring.push(event, size);
         }
-        let stats = StatsTracker::seeded(summary.groups, summary.recent_seconds, summary.last_time);
+        let cursors = journal.cursors()?.into_iter().collect();
         let (notify, _) = watch::channel(summary.head);
+        let core = Arc::new(Core {
+            queue: Queue::new(QUEUE_BYTES),
+            recent: RwLock::new(Recent {
+                ring,
+                stats,
+                journal_first: summary.first,
+            }),
+            journal: Mutex::new(journal),
+            reader: reader.map(Mutex::new),
+            head: AtomicU64::new(summary.head),
+            notify,
+            opened_at: summary.head,
+            cursors: Mutex::new(cursors),
+            files,
+            config,
+        });
+        let writer = Writer::new(core.clone(), summary.last_time, checkpointer).spawn()?;
         Ok(Bus {
             shared: Arc::new(Shared {
-                writer: Mutex::new(Writer {
-                    journal,
-                    last_time: summary.last_time,
-                    since_prune: 0,
-                    checkpointer,
-                }),
-                recent: RwLock::new(Recent {
-                    ring,
-                    stats,
-                    journal_first: summary.first,
-                }),
-                reader: reader.map(Mutex::new),
-                head: AtomicU64::new(summary.head),
-                notify,
-                config,
+                core,
+                writer: Some(writer),
             }),
         })
     }
 
-    /// The last assigned sequence, 0 if nothing was ever published.
+    pub(super) fn core(&self) -> &Core {
+        &self.shared.core
+    }
+
+    /// The last committed sequence, 0 if nothing was ever published.
     pub fn head(&self) -> u64 {
-        self.shared.head.load(Ordering::Acquire)
+        self.core().head.load(Ordering::Acquire)
+    }
+
+    /// The head when this bus was opened: events with a sequence at or below it
+    /// are from before this run.
+    pub fn opened_at(&self) -> u64 {
+        self.core().opened_at
     }
 
     /// Answers a query about history; see [`EventQuery`] for the semantics.
     ///
     /// Served from memory when the ring holds every event that could match,
-    /// otherwise from the journal.
+    /// otherwise from the journal. Unreadable journal rows are skipped with a warning.
     ///
     /// # Errors
     ///
-    /// [`BusError::Journal`] or [`BusError::CorruptEvent`] if the journal read fails.
+    /// [`BusError::Journal`] if the journal read fails.
     pub fn query(&self, q: &EventQuery) -> Result<Vec<Event>, BusError> {
-        {
-            let recent = self.shared.recent.read();
-            if let Some(found) = query::from_ring(q, &recent.ring, recent.journal_first) {
-                return Ok(found);
-            }
-        }
-        self.read_journal(|journal| journal.query(q))
+        self.query_page(q).map(|page| page.events)
     }
 
-    /// Counts over the journal and the recent publish rate.
+    /// Answers a query within its `max_scan` and `max_bytes` bounds, saying
+    /// whether a bound cut it short and where to continue paging forward.
+    ///
+    /// # Errors
+    ///
+    /// As [`Bus::query`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use host::bus::{Bus, BusConfig, EventQuery, NewEvent};
+    /// # let bus = Bus::open_in_memory(BusConfig::default())?;
+    /// # for n in 0..10 { bus.publish(NewEvent::new("host/doc", "doc.n", serde_json::json!(n)))?; }
+    /// let mut q = EventQuery { after_sequence: Some(0), max_scan: Some(4), ..EventQuery::default() };
+    /// let page = bus.query_page(&q)?;
+    /// assert_eq!((page.events.len(), page.complete, page.next_after), (4, false, Some(4)));
+    /// q.after_sequence = page.next_after;
+    /// assert_eq!(bus.query_page(&q)?.events[0].sequence, 5);
+    /// # Ok::<(), host::bus::BusError>(())
+    /// ```
+    pub fn query_page(&self, q: &EventQuery) -> Result<QueryPage, BusError> {
+        {
+            let recent = self.core().recent.read();
+            if let Some(page) = scan::from_ring(q, &recent.ring, recent.journal_first) {
+                return Ok(page);
+            }
+        }
+        self.read_journal(|journal| journal.query_page(q))
+    }
+
+    /// The event with this sequence: from the ring if it holds it, else the journal.
+    /// `None` if it was never published or was pruned.
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::Journal`] if the journal read fails, [`BusError::CorruptEvent`]
+    /// if its row cannot be decoded.
+    pub fn get(&self, sequence: u64) -> Result<Option<Event>, BusError> {
+        if let Some(event) = self.core().recent.read().ring.get(sequence) {
+            return Ok(Some(event.clone()));
+        }
+        if sequence > self.head() {
+            return Ok(None);
+        }
+        self.read_journal(|journal| journal.get(sequence))
+    }
+
+    /// Counts over the journal, the recent publish rate and the journal's size.
     pub fn stats(&self) -> BusStats {
-        let recent = self.shared.recent.read();
-        recent.stats.snapshot(self.head(), Utc::now())
+        let mut stats = {
+            let recent = self.core().recent.read();
+            recent.stats.snapshot(self.head(), Utc::now())
+        };
+        if let Some((db, wal)) = &self.core().files {
+            let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+            stats.journal_bytes = size(db) + size(wal);
+        }
+        stats
     }
 
     /// A consumer reading events after a starting point, optionally filtered by type.
@@ -229,7 +301,7 @@ impl Bus {
             // Just before the oldest event still held: events pruned before this
             // consumer existed were never its to miss, so they are not "skipped".
             StartAt::Beginning => {
-                let recent = self.shared.recent.read();
+                let recent = self.core().recent.read();
                 let ring_first = recent.ring.first_seq().unwrap_or(u64::MAX);
                 recent.journal_first.min(ring_first).saturating_sub(1)
             }
@@ -241,7 +313,7 @@ impl Bus {
 
     /// A receiver of head changes, for consumers waiting on new events.
     pub(crate) fn watch_head(&self) -> watch::Receiver<u64> {
-        self.shared.notify.subscribe()
+        self.core().notify.subscribe()
     }
 
     /// Up to one page of events after `after`, keeping those `filter` matches.
@@ -252,7 +324,7 @@ impl Bus {
         filter: &[Pattern],
     ) -> Result<JournalPage, BusError> {
         let ring_first = {
-            let recent = self.shared.recent.read();
+            let recent = self.core().recent.read();
             if recent.ring.covers_after(after) {
                 return Ok(page_from_ring(&recent.ring, after, filter));
             }
@@ -264,7 +336,7 @@ impl Bus {
         // (a ring larger than the journal): those are not lost, so read them.
         match (ring_first, page.first_seq) {
             (Some(ring_first), first) if first.is_none_or(|f| f > ring_first) => Ok(
-                page_from_ring(&self.shared.recent.read().ring, after, filter),
+                page_from_ring(&self.core().recent.read().ring, after, filter),
             ),
             _ => Ok(page),
         }
@@ -274,9 +346,20 @@ impl Bus {
         &self,
         f: impl FnOnce(&Journal) -> Result<R, BusError>,
     ) -> Result<R, BusError> {
-        match &self.shared.reader {
+        match &self.core().reader {
             Some(reader) => f(&reader.lock()),
-            None => f(&self.shared.writer.lock().journal),
+            None => f(&self.core().journal.lock()),
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.core.queue.close();
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            tracing::error!("the event bus writer thread panicked");
         }
     }
 }
@@ -286,6 +369,7 @@ fn page_from_ring(ring: &Ring, after: u64, filter: &[Pattern]) -> JournalPage {
         events: Vec::new(),
         first_seq: None,
         last_seq: None,
+        corrupt: Vec::new(),
     };
     for event in ring.iter_after(after).take(PAGE) {
         page.first_seq.get_or_insert(event.sequence);
@@ -322,8 +406,10 @@ mod tests {
         };
         let bus = Bus::open(dir.path(), BusConfig::default()).unwrap();
         assert_eq!(bus.head(), 3);
+        assert_eq!(bus.opened_at(), 3);
         let next = bus.publish(ev("d")).unwrap();
         assert_eq!(next.sequence, 4);
+        assert_eq!(bus.opened_at(), 3, "opened_at stays what it was at open");
         assert!(next.time >= before[2].time);
         let all = bus.query(&EventQuery::default()).unwrap();
         assert_eq!(&all[..3], &before[..]);
@@ -339,6 +425,7 @@ mod tests {
         let config = BusConfig {
             ring_capacity: 0,
             max_journal_events: 5,
+            ..BusConfig::default()
         };
         let bus = Bus::open(dir.path(), config).unwrap();
         let kept: Vec<u64> = bus
@@ -352,11 +439,50 @@ mod tests {
     }
 
     #[test]
-    fn config_reads_from_toml_shaped_data_with_defaults() {
-        let config: BusConfig = serde_json::from_value(json!({ "ring_capacity": 5 })).unwrap();
-        assert_eq!(config.ring_capacity, 5);
-        assert_eq!(config.max_journal_events, 1_000_000);
-        assert!(serde_json::from_value::<BusConfig>(json!({ "ring": 5 })).is_err());
+    fn the_ring_is_refilled_within_its_byte_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let bus = Bus::open(dir.path(), BusConfig::default()).unwrap();
+            for _ in 0..10 {
+                bus.publish(NewEvent::new("s", "big", json!("x".repeat(1000))))
+                    .unwrap();
+            }
+        }
+        let config = BusConfig {
+            ring_max_bytes: 3500,
+            ..BusConfig::default()
+        };
+        let bus = Bus::open(dir.path(), config).unwrap();
+        let recent = bus.core().recent.read();
+        assert_eq!(
+            recent.ring.first_seq(),
+            Some(8),
+            "three events of ~1.1 kB fit"
+        );
+        assert!(recent.ring.bytes() <= 3500);
+    }
+
+    #[test]
+    fn get_finds_events_in_the_ring_and_in_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BusConfig {
+            ring_capacity: 2,
+            ..BusConfig::default()
+        };
+        let bus = Bus::open(dir.path(), config).unwrap();
+        let published = bus.publish_all((0..5).map(|_| ev("a")).collect()).unwrap();
+        assert_eq!(
+            bus.get(5).unwrap().as_ref(),
+            Some(&published[4]),
+            "in the ring"
+        );
+        assert_eq!(
+            bus.get(1).unwrap().as_ref(),
+            Some(&published[0]),
+            "in the journal"
+        );
+        assert_eq!(bus.get(6).unwrap(), None);
+        assert_eq!(bus.get(0).unwrap(), None);
     }
 
     #[test]

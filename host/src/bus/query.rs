@@ -1,20 +1,19 @@
-//! Questions about history: [`EventQuery`] and the two ways of answering it.
+//! Questions about history: [`EventQuery`] and its answer, [`QueryPage`].
 //!
-//! A query is answered from the in-memory ring (here) when the ring provably holds
+//! A query is answered from the in-memory ring when the ring provably holds
 //! every event that could match, and from the journal (`sql`, `journal`)
 //! otherwise. Both paths share one definition of "matches"
-//! ([`EventQuery::matches`]) and one ordering rule, so the answer does not depend
-//! on where it came from.
+//! ([`EventQuery::matches`]) and one way of running within bounds (`scan`), so
+//! the answer does not depend on where it came from.
 //!
 //! Event times never go backwards along the log (the bus clamps them), which is
-//! what lets a time bound prove that older events cannot match.
+//! what lets a time bound become a sequence bound.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::bus::event::Event;
 use crate::bus::pattern::{Pattern, matches_any};
-use crate::bus::ring::Ring;
 
 /// A filter over the log.
 ///
@@ -23,6 +22,11 @@ use crate::bus::ring::Ring;
 /// the *last* `limit` matches (the newest, still oldest first). `since` is
 /// inclusive and `until` exclusive. Every field is optional; the default query
 /// returns the whole retained log.
+///
+/// `max_scan` and `max_bytes` bound the work and the answer's size for callers
+/// that must not be made to scan or hold the whole journal (an API serving
+/// untrusted clients); [`Bus::query_page`](crate::bus::Bus::query_page) says
+/// whether a bound cut the answer short and where to continue.
 ///
 /// Example (JSON): `{"types": ["process.*"], "subject": "web", "limit": 50}`
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -42,6 +46,25 @@ pub struct EventQuery {
     pub after_sequence: Option<u64>,
     /// At most this many events.
     pub limit: Option<usize>,
+    /// Examine at most this many sequences: the newest ones in the window (or
+    /// the first ones after `after_sequence`), matching or not.
+    pub max_scan: Option<usize>,
+    /// Stop before the event that would take the answer past this many
+    /// (approximate) bytes; the first match is always returned.
+    pub max_bytes: Option<usize>,
+}
+
+/// One bounded answer to an [`EventQuery`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryPage {
+    /// The matches, in ascending sequence order.
+    pub events: Vec<Event>,
+    /// `false` if `max_scan` or `max_bytes` stopped the query before it had
+    /// seen every event that could match; `limit` does not count as a bound.
+    pub complete: bool,
+    /// Pass this as `after_sequence` to continue paging forward: the last
+    /// sequence this page covered (for a newest-first query, the newest one).
+    pub next_after: Option<u64>,
 }
 
 impl EventQuery {
@@ -60,83 +83,12 @@ impl EventQuery {
     }
 }
 
-/// Answers `q` from the ring, or `None` when events outside the ring could match.
-///
-/// `journal_first` is the oldest sequence still in the journal; a ring that starts
-/// at or before it holds the whole retained log.
-pub(crate) fn from_ring(q: &EventQuery, ring: &Ring, journal_first: u64) -> Option<Vec<Event>> {
-    let limit = q.limit.unwrap_or(usize::MAX);
-    if limit == 0 {
-        return Some(Vec::new());
-    }
-    let holds_all = ring.first_seq().is_some_and(|first| first <= journal_first);
-    // Times are monotonic, so if the ring's oldest event is before `since`, every
-    // event outside the ring is too.
-    let since_proves_it = match (q.since, ring.front()) {
-        (Some(since), Some(front)) => front.time < since,
-        _ => false,
-    };
-
-    let mut found = Vec::new();
-    match q.after_sequence {
-        Some(after) => {
-            if !(ring.covers_after(after) || holds_all || since_proves_it) {
-                return None;
-            }
-            for e in ring.iter_after(after) {
-                if q.until.is_some_and(|until| e.time >= until) {
-                    break;
-                }
-                if q.matches(e) {
-                    found.push(e.clone());
-                    if found.len() == limit {
-                        break;
-                    }
-                }
-            }
-        }
-        None => {
-            let mut complete = holds_all;
-            for e in ring.iter().rev() {
-                if q.since.is_some_and(|since| e.time < since) {
-                    complete = true;
-                    break;
-                }
-                if q.matches(e) {
-                    found.push(e.clone());
-                    if found.len() == limit {
-                        complete = true;
-                        break;
-                    }
-                }
-            }
-            if !complete {
-                return None;
-            }
-            found.reverse();
-        }
-    }
-    Some(found)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bus::event::NewEvent;
     use crate::bus::{Bus, BusConfig};
     use serde_json::json;
-
-    fn ev(seq: u64, ty: &str) -> Event {
-        NewEvent::new("s", ty, json!(null)).into_event(seq, Utc::now(), seq.to_string())
-    }
-
-    fn ring_of(types: &[&str], capacity: usize) -> Ring {
-        let mut ring = Ring::new(capacity);
-        for (i, ty) in types.iter().enumerate() {
-            ring.push(ev(i as u64 + 1, ty));
-        }
-        ring
-    }
 
     fn seqs(events: &[Event]) -> Vec<u64> {
         events.iter().map(|e| e.sequence).collect()
@@ -191,6 +143,61 @@ mod tests {
                 assert_eq!(seqs(&bus.query(&q).unwrap()), expected, "{name} ({path})");
             }
         }
+    }
+
+    /// Bounded pages over the fixture, from a ring that holds it all and from a
+    /// two-event ring that sends most of them to the journal: same events, same
+    /// completeness, same place to continue.
+    #[test]
+    fn bounded_pages_are_the_same_from_the_ring_and_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let roomy = Bus::open_in_memory(BusConfig::default()).unwrap();
+        let tiny = Bus::open(
+            dir.path(),
+            BusConfig {
+                ring_capacity: 2,
+                ..BusConfig::default()
+            },
+        )
+        .unwrap();
+        publish_fixture(&roomy);
+        publish_fixture(&tiny);
+        let shape = |p: QueryPage| (seqs(&p.events), p.complete, p.next_after);
+        let type_sets: [&[&str]; 3] = [&[], &["process.*"], &["*.loaded"]];
+        let mut compared = 0;
+        for types in type_sets {
+            for after in [None, Some(0), Some(2), Some(8)] {
+                for max_scan in [None, Some(0), Some(1), Some(3), Some(20)] {
+                    for max_bytes in [None, Some(1), Some(300)] {
+                        for limit in [None, Some(2)] {
+                            let q = EventQuery {
+                                types: types.iter().map(|t| Pattern::parse(t).unwrap()).collect(),
+                                after_sequence: after,
+                                max_scan,
+                                max_bytes,
+                                limit,
+                                ..Default::default()
+                            };
+                            let (a, b) =
+                                (roomy.query_page(&q).unwrap(), tiny.query_page(&q).unwrap());
+                            assert_eq!(shape(a), shape(b), "{q:?}");
+                            compared += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(compared, 3 * 4 * 5 * 3 * 2);
+        // One answer checked by hand: a leading wildcard over the newest three.
+        let q = EventQuery {
+            types: vec![Pattern::parse("*.loaded").unwrap()],
+            max_scan: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(
+            shape(tiny.query_page(&q).unwrap()),
+            (vec![7], false, Some(8))
+        );
     }
 
     /// Queries over the fixture and their answers; `t4`/`t7` are the times of events 4 and 7.
@@ -376,41 +383,5 @@ mod tests {
         assert_eq!(q.subject, None);
         assert!(serde_json::from_str::<EventQuery>(r#"{"typo":1}"#).is_err());
         assert!(serde_json::from_str::<EventQuery>(r#"{"types":["a..b"]}"#).is_err());
-    }
-
-    #[test]
-    fn a_ring_that_holds_the_whole_journal_answers_any_query() {
-        let ring = ring_of(&["a.x", "b.x", "a.y"], 10);
-        let q = EventQuery {
-            types: vec![Pattern::parse("a.*").unwrap()],
-            ..Default::default()
-        };
-        assert_eq!(seqs(&from_ring(&q, &ring, 1).unwrap()), [1, 3]);
-    }
-
-    #[test]
-    fn a_partial_ring_answers_tail_queries_only_when_it_finds_enough() {
-        let ring = ring_of(&["a", "b", "a", "b", "a"], 3); // holds 3..=5
-        let tail = |limit| EventQuery {
-            types: vec![Pattern::parse("a").unwrap()],
-            limit: Some(limit),
-            ..Default::default()
-        };
-        assert_eq!(seqs(&from_ring(&tail(2), &ring, 1).unwrap()), [3, 5]);
-        assert!(from_ring(&tail(3), &ring, 1).is_none());
-    }
-
-    #[test]
-    fn a_partial_ring_answers_forward_pages_only_from_inside_it() {
-        let ring = ring_of(&["a", "b", "a", "b", "a"], 3); // holds 3..=5
-        let after = |after| EventQuery {
-            after_sequence: Some(after),
-            ..Default::default()
-        };
-        assert_eq!(seqs(&from_ring(&after(2), &ring, 1).unwrap()), [3, 4, 5]);
-        assert_eq!(seqs(&from_ring(&after(4), &ring, 1).unwrap()), [5]);
-        assert!(from_ring(&after(1), &ring, 1).is_none());
-        // Retention removed 1..=3 from the journal: nothing older can exist.
-        assert_eq!(seqs(&from_ring(&after(0), &ring, 4).unwrap()), [3, 4, 5]);
     }
 }

@@ -9,24 +9,23 @@ use rusqlite::types::Value as SqlValue;
 
 use crate::bus::pattern::Pattern;
 use crate::bus::query::EventQuery;
+use crate::bus::scan::ScanPlan;
 
-/// A journal query: SQL for the cheap, indexed filters plus its parameters.
-/// Type patterns are only narrowed by literal prefix here; the caller re-checks
-/// each row with [`EventQuery::matches`].
+/// A journal query: SQL for the sequence window and the indexed filters, plus
+/// its parameters. Type patterns are only narrowed by literal prefix here; the
+/// caller re-checks each row with [`EventQuery::matches`]. Time bounds are not
+/// in the SQL: they became the window's sequence bounds (`scan`).
 pub(crate) struct SqlQuery {
     pub(crate) sql: String,
     pub(crate) params: Vec<SqlValue>,
-    /// Rows come newest first and must be reversed after the limit is applied.
-    pub(crate) descending: bool,
 }
 
-pub(crate) fn to_sql(q: &EventQuery) -> SqlQuery {
-    let mut clauses: Vec<String> = Vec::new();
+/// The SQL that reads `plan` (which must not be empty) for `q`, selecting `columns`.
+pub(crate) fn to_sql(q: &EventQuery, plan: &ScanPlan, columns: &str) -> SqlQuery {
     let mut params: Vec<SqlValue> = Vec::new();
-    if let Some(after) = q.after_sequence {
-        let p = bind(&mut params, SqlValue::Integer(clamp_seq(after)));
-        clauses.push(format!("seq > {p}"));
-    }
+    let lo = bind(&mut params, SqlValue::Integer(clamp_seq(plan.lo)));
+    let hi = bind(&mut params, SqlValue::Integer(clamp_seq(plan.hi)));
+    let mut clauses = vec![format!("seq >= {lo} AND seq <= {hi}")];
     if let Some(subject) = &q.subject {
         let p = bind(&mut params, SqlValue::Text(subject.clone()));
         clauses.push(format!("subject = {p}"));
@@ -35,32 +34,16 @@ pub(crate) fn to_sql(q: &EventQuery) -> SqlQuery {
         let p = bind(&mut params, SqlValue::Text(source.clone()));
         clauses.push(format!("source = {p}"));
     }
-    if let Some(since) = q.since {
-        let p = bind(&mut params, SqlValue::Text(time_to_sql(since)));
-        clauses.push(format!("time >= {p}"));
-    }
-    if let Some(until) = q.until {
-        let p = bind(&mut params, SqlValue::Text(time_to_sql(until)));
-        clauses.push(format!("time < {p}"));
-    }
     if let Some(types) = type_clause(&q.types, &mut params) {
         clauses.push(types);
     }
-    let descending = q.after_sequence.is_none();
-    let mut sql = String::from("SELECT seq, id, source, type, subject, time, data FROM events");
-    if !clauses.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&clauses.join(" AND "));
-    }
-    sql.push_str(if descending {
-        " ORDER BY seq DESC"
-    } else {
-        " ORDER BY seq ASC"
-    });
+    let order = if plan.backward { "DESC" } else { "ASC" };
     SqlQuery {
-        sql,
+        sql: format!(
+            "SELECT {columns} FROM events WHERE {} ORDER BY seq {order}",
+            clauses.join(" AND ")
+        ),
         params,
-        descending,
     }
 }
 
@@ -123,13 +106,15 @@ mod tests {
             after_sequence: Some(3),
             ..Default::default()
         };
-        let sql = to_sql(&q);
-        assert!(!sql.descending);
-        assert!(sql.sql.contains("seq > ?1"), "{}", sql.sql);
-        assert!(sql.sql.contains("type = ?3"), "{}", sql.sql);
-        assert!(sql.sql.contains("type >= ?4 AND type < ?5"), "{}", sql.sql);
-        assert_eq!(sql.params[3], SqlValue::Text("plugin.".into()));
-        assert_eq!(sql.params[4], SqlValue::Text("plugin/".into()));
+        let plan = ScanPlan::new(&q, 4, 10);
+        let sql = to_sql(&q, &plan, "seq");
+        assert!(sql.sql.contains("seq >= ?1 AND seq <= ?2"), "{}", sql.sql);
+        assert!(sql.sql.ends_with("ORDER BY seq ASC"), "{}", sql.sql);
+        assert!(sql.sql.contains("subject = ?3"), "{}", sql.sql);
+        assert!(sql.sql.contains("type = ?4"), "{}", sql.sql);
+        assert!(sql.sql.contains("type >= ?5 AND type < ?6"), "{}", sql.sql);
+        assert_eq!(sql.params[4], SqlValue::Text("plugin.".into()));
+        assert_eq!(sql.params[5], SqlValue::Text("plugin/".into()));
     }
 
     #[test]
@@ -138,10 +123,10 @@ mod tests {
             types: vec![Pattern::parse("a").unwrap(), Pattern::parse("*.b").unwrap()],
             ..Default::default()
         };
-        let sql = to_sql(&q);
-        assert!(sql.descending);
-        assert!(!sql.sql.contains("WHERE"), "{}", sql.sql);
-        assert!(sql.params.is_empty());
+        let sql = to_sql(&q, &ScanPlan::new(&q, 1, 9), "seq");
+        assert!(sql.sql.ends_with("ORDER BY seq DESC"), "{}", sql.sql);
+        assert!(!sql.sql.contains("type"), "{}", sql.sql);
+        assert_eq!(sql.params.len(), 2, "only the window is bound");
     }
     #[test]
     fn stored_times_sort_as_text_in_time_order() {

@@ -1,13 +1,15 @@
 //! Counters over the journal: totals by type and source, and the recent rate.
 //!
-//! The counts are seeded once from the journal when the bus opens (a `GROUP BY`)
-//! and then kept in memory as events are appended and pruned, so reading stats
-//! never scans the log.
+//! The counts are seeded once from the journal's `counts` table when the bus
+//! opens and then kept in memory as events are appended and pruned (by group
+//! commit, not per event), so reading stats never scans the log.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+
+use crate::bus::journal::GroupCount;
 
 /// How many one-second buckets the rate window spans.
 const WINDOW_SECS: usize = 60;
@@ -27,6 +29,11 @@ pub struct BusStats {
     pub head: u64,
     /// When the newest event was accepted.
     pub last_event_time: Option<DateTime<Utc>>,
+    /// Events published per type since this bus was opened; only ever grows,
+    /// so it suits Prometheus counters.
+    pub published_by_type: BTreeMap<String, u64>,
+    /// Size of the journal's files (database plus WAL); 0 for a journal in memory.
+    pub journal_bytes: u64,
 }
 
 /// The live counters behind [`BusStats`]; lives under the bus's read-mostly lock.
@@ -35,15 +42,18 @@ pub(crate) struct StatsTracker {
     total: u64,
     by_type: BTreeMap<String, u64>,
     by_source: BTreeMap<String, u64>,
+    /// Approximate bytes of the events in the journal, as retention counts them.
+    bytes: u64,
+    published_by_type: BTreeMap<String, u64>,
     last_event_time: Option<DateTime<Utc>>,
     /// `(unix second, events in that second)`, indexed by second modulo the window.
     buckets: [(i64, u64); WINDOW_SECS],
 }
 
 impl StatsTracker {
-    /// Counters seeded from the journal's grouped counts.
+    /// Counters seeded from the journal's counts.
     pub(crate) fn seeded(
-        groups: Vec<(String, String, u64)>,
+        groups: &[GroupCount],
         recent_seconds: Vec<(i64, u64)>,
         last_event_time: Option<DateTime<Utc>>,
     ) -> Self {
@@ -51,13 +61,16 @@ impl StatsTracker {
             total: 0,
             by_type: BTreeMap::new(),
             by_source: BTreeMap::new(),
+            bytes: 0,
+            published_by_type: BTreeMap::new(),
             last_event_time,
             buckets: [(i64::MIN, 0); WINDOW_SECS],
         };
-        for (ty, source, count) in groups {
-            stats.total += count;
-            *stats.by_type.entry(ty).or_default() += count;
-            *stats.by_source.entry(source).or_default() += count;
+        for g in groups {
+            stats.total += g.events;
+            stats.bytes += g.bytes;
+            bump(&mut stats.by_type, &g.ty, g.events);
+            bump(&mut stats.by_source, &g.source, g.events);
         }
         for (second, count) in recent_seconds {
             stats.bump_second(second, count);
@@ -65,22 +78,45 @@ impl StatsTracker {
         stats
     }
 
-    /// Counts one appended event.
-    pub(crate) fn record(&mut self, ty: &str, source: &str, time: DateTime<Utc>) {
-        self.total += 1;
-        bump(&mut self.by_type, ty);
-        bump(&mut self.by_source, source);
+    /// Counts one group commit: `(type, source, events, bytes)` per pair, all
+    /// stamped `time`.
+    pub(crate) fn record<'a>(
+        &mut self,
+        groups: impl IntoIterator<Item = (&'a str, &'a str, u64, u64)>,
+        time: DateTime<Utc>,
+    ) {
+        let mut events = 0;
+        for (ty, source, n, bytes) in groups {
+            events += n;
+            self.bytes += bytes;
+            bump(&mut self.by_type, ty, n);
+            bump(&mut self.by_source, source, n);
+            bump(&mut self.published_by_type, ty, n);
+        }
+        self.total += events;
         self.last_event_time = Some(time);
-        self.bump_second(time.timestamp(), 1);
+        self.bump_second(time.timestamp(), events);
     }
 
     /// Forgets events that retention removed from the journal.
-    pub(crate) fn forget(&mut self, pruned: &[(String, String, u64)]) {
-        for (ty, source, count) in pruned {
-            self.total = self.total.saturating_sub(*count);
-            drop_count(&mut self.by_type, ty, *count);
-            drop_count(&mut self.by_source, source, *count);
+    pub(crate) fn forget(&mut self, pruned: &[GroupCount]) {
+        for g in pruned {
+            self.total = self.total.saturating_sub(g.events);
+            self.bytes = self.bytes.saturating_sub(g.bytes);
+            drop_count(&mut self.by_type, &g.ty, g.events);
+            drop_count(&mut self.by_source, &g.source, g.events);
         }
+    }
+
+    /// Events in the journal.
+    #[cfg(test)]
+    pub(crate) fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Approximate bytes of the events in the journal.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// A snapshot; the rate window ends at `now`.
@@ -100,6 +136,8 @@ impl StatsTracker {
             events_per_minute: recent as f64,
             head,
             last_event_time: self.last_event_time,
+            published_by_type: self.published_by_type.clone(),
+            journal_bytes: 0,
         }
     }
 
@@ -112,12 +150,12 @@ impl StatsTracker {
     }
 }
 
-fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
+fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
     // Look up by &str first so the common case allocates nothing.
     match map.get_mut(key) {
-        Some(count) => *count += 1,
+        Some(count) => *count += n,
         None => {
-            map.insert(key.to_owned(), 1);
+            map.insert(key.to_owned(), n);
         }
     }
 }
@@ -152,6 +190,33 @@ mod tests {
         assert_eq!(stats.by_source["b"], 1);
         assert_eq!(stats.events_per_minute, 3.0);
         assert!(stats.last_event_time.is_some());
+        assert_eq!(stats.published_by_type["x.one"], 2);
+        assert_eq!(stats.journal_bytes, 0, "an in-memory journal has no files");
+    }
+
+    #[test]
+    fn published_counts_only_grow_while_journal_counts_follow_retention() {
+        let bus = Bus::open_in_memory(BusConfig {
+            max_journal_events: 5,
+            ..BusConfig::default()
+        })
+        .unwrap();
+        for n in 0..20 {
+            bus.publish(NewEvent::new("a", "x.one", json!(n))).unwrap();
+        }
+        let stats = bus.stats();
+        assert_eq!(stats.published_by_type["x.one"], 20);
+        assert_eq!(stats.by_type["x.one"], stats.total);
+        assert!(stats.total <= 10, "retention kept {}", stats.total);
+    }
+
+    #[test]
+    fn journal_bytes_measure_the_files_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Bus::open(dir.path(), BusConfig::default()).unwrap();
+        bus.publish(NewEvent::new("a", "x.one", json!("x".repeat(10_000))))
+            .unwrap();
+        assert!(bus.stats().journal_bytes >= 10_000);
     }
 
     #[test]
@@ -175,6 +240,10 @@ mod tests {
         }
         let bus = Bus::open(dir.path(), BusConfig::default()).unwrap();
         let stats = bus.stats();
+        assert!(
+            stats.published_by_type.is_empty(),
+            "nothing published since open"
+        );
         assert_eq!(stats.total, 2);
         assert_eq!(stats.by_type["x.two"], 1);
         assert_eq!(stats.by_source["a"], 1);
@@ -185,10 +254,10 @@ mod tests {
     #[test]
     fn the_rate_window_forgets_old_seconds() {
         let now = Utc::now();
-        let mut stats = StatsTracker::seeded(Vec::new(), Vec::new(), None);
-        stats.record("t", "s", now - chrono::Duration::seconds(120));
-        stats.record("t", "s", now - chrono::Duration::seconds(30));
-        stats.record("t", "s", now);
+        let mut stats = StatsTracker::seeded(&[], Vec::new(), None);
+        for ago in [120, 30, 0] {
+            stats.record([("t", "s", 1, 10)], now - chrono::Duration::seconds(ago));
+        }
         let snap = stats.snapshot(3, now);
         assert_eq!(snap.total, 3);
         assert_eq!(snap.events_per_minute, 2.0);
@@ -196,9 +265,16 @@ mod tests {
 
     #[test]
     fn forgetting_pruned_events_lowers_the_counts() {
-        let groups = vec![("t".to_owned(), "s".to_owned(), 5)];
-        let mut stats = StatsTracker::seeded(groups, Vec::new(), None);
-        stats.forget(&[("t".to_owned(), "s".to_owned(), 5)]);
+        let groups = vec![GroupCount {
+            ty: "t".to_owned(),
+            source: "s".to_owned(),
+            events: 5,
+            bytes: 500,
+        }];
+        let mut stats = StatsTracker::seeded(&groups, Vec::new(), None);
+        assert_eq!((stats.total(), stats.bytes()), (5, 500));
+        stats.forget(&groups);
+        assert_eq!((stats.total(), stats.bytes()), (0, 0));
         let snap = stats.snapshot(5, Utc::now());
         assert_eq!(snap.total, 0);
         assert!(snap.by_type.is_empty());

@@ -19,9 +19,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::error::PluginError;
-use super::permissions::Permissions;
 pub use super::limits::LimitDefaults;
 use super::limits::{check_deadline_ms, check_memory_mib};
+use super::permissions::Permissions;
 
 /// Name of the manifest file looked for in each plugin folder.
 pub const MANIFEST_FILE: &str = "plugin.toml";

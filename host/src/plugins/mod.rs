@@ -57,7 +57,8 @@ pub use limits::{
 };
 pub use manifest::{BuildSpec, Limits, MANIFEST_FILE, PluginSpec};
 pub use permissions::{
-    Ceilings, DEFAULT_MAX_DEADLINE_MS, DEFAULT_MAX_MEMORY_MIB, DirGrant, Permissions, Selector, Verb,
+    Ceilings, DEFAULT_MAX_DEADLINE_MS, DEFAULT_MAX_MEMORY_MIB, DirGrant, Permissions, Selector,
+    Verb,
 };
 pub use registry::{PluginHost, PluginHostConfig, PluginSummary, SHUTDOWN_GRACE};
 pub use services::{Clock, NoProcesses, ProcessView, system_clock};

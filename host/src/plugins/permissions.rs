@@ -143,7 +143,9 @@ impl Selector {
     fn covered_by(&self, other: &Selector) -> bool {
         match (other, self) {
             (Selector::Any, _) => true,
-            (Selector::Kind(a), Selector::Kind(b)) | (Selector::Name(a), Selector::Name(b)) => a == b,
+            (Selector::Kind(a), Selector::Kind(b)) | (Selector::Name(a), Selector::Name(b)) => {
+                a == b
+            }
             _ => false,
         }
     }
@@ -216,13 +218,21 @@ impl Permissions {
     pub fn describe(&self) -> Vec<String> {
         let mut lines = Vec::new();
         for d in &self.dirs {
-            let mode = if d.read_only { "read-only" } else { "read-write" };
+            let mode = if d.read_only {
+                "read-only"
+            } else {
+                "read-write"
+            };
             lines.push(format!("dir {} as {} ({mode})", d.host.display(), d.guest));
         }
         lines.extend(self.env.iter().map(|e| format!("env {e}")));
         lines.extend(self.emit.iter().map(|p| format!("emit {p}")));
         for verb in Verb::ALL {
-            lines.extend(self.selectors(verb).iter().map(|s| format!("{} {s}", verb.key())));
+            lines.extend(
+                self.selectors(verb)
+                    .iter()
+                    .map(|s| format!("{} {s}", verb.key())),
+            );
         }
         if self.tasks {
             lines.push("tasks".into());
@@ -242,7 +252,11 @@ impl Permissions {
                 .iter()
                 .any(|o| o.host == d.host && o.guest == d.guest && (!o.read_only || d.read_only));
             if !had {
-                let mode = if d.read_only { "read-only" } else { "read-write" };
+                let mode = if d.read_only {
+                    "read-only"
+                } else {
+                    "read-write"
+                };
                 more.push(format!("dir {} as {} ({mode})", d.host.display(), d.guest));
             }
         }
@@ -370,9 +384,10 @@ impl Ceilings {
             .collect();
         for (i, grant) in permissions.dirs.iter().enumerate() {
             let field = format!("permissions.dirs[{i}].host");
-            let real = grant.host.canonicalize().map_err(|e| {
-                (field.clone(), format!("{}: {e}", grant.host.display()))
-            })?;
+            let real = grant
+                .host
+                .canonicalize()
+                .map_err(|e| (field.clone(), format!("{}: {e}", grant.host.display())))?;
             if !roots.iter().any(|root| real.starts_with(root)) {
                 return Err((
                     field,
@@ -414,7 +429,10 @@ mod tests {
         assert!(p.allows(Verb::Stop, "w1", "worker"));
         assert!(p.allows(Verb::Stop, "web", "server"));
         assert!(!p.allows(Verb::Stop, "db", "server"));
-        assert!(!p.allows(Verb::Start, "web", "server"), "nothing unless granted");
+        assert!(
+            !p.allows(Verb::Start, "web", "server"),
+            "nothing unless granted"
+        );
         let err = toml::from_str::<Permissions>("stop = [\"kind:two words\"]").unwrap_err();
         assert!(err.to_string().contains("kind:two words"), "{err}");
         let err = toml::from_str::<Permissions>("emit = [\"a..b\"]").unwrap_err();
@@ -491,7 +509,11 @@ mod tests {
             allowed_dirs: vec![outside.path().to_path_buf()],
             ..Ceilings::default()
         };
-        assert!(allowing.check(Duration::ZERO, 1, &grant(&link), plugins.path()).is_ok());
+        assert!(
+            allowing
+                .check(Duration::ZERO, 1, &grant(&link), plugins.path())
+                .is_ok()
+        );
         let env = Permissions {
             env: vec!["HOME".into()],
             ..Permissions::default()
@@ -499,7 +521,12 @@ mod tests {
         let (field, _) = ok(&env).unwrap_err();
         assert_eq!(field, "permissions.env[0]");
         let (field, why) = c
-            .check(Duration::from_secs(30), 1, &Permissions::default(), plugins.path())
+            .check(
+                Duration::from_secs(30),
+                1,
+                &Permissions::default(),
+                plugins.path(),
+            )
             .unwrap_err();
         assert_eq!(field, "limits.deadline_ms");
         assert!(why.contains("max_deadline_ms"), "{why}");

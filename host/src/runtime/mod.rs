@@ -132,6 +132,7 @@ impl Runtime {
             BusConfig {
                 ring_capacity: config.bus.ring_capacity,
                 max_journal_events: config.bus.max_journal_events,
+                ..BusConfig::default()
             },
         )
         .with_context(|| {
