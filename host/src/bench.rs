@@ -604,7 +604,8 @@ async fn measure(args: &BenchArgs, v1: &Path, v2: &Path) -> anyhow::Result<Bench
                     && tx
                         .send(ActionRequest {
                             plugin: "native".into(),
-                            cause: Some(e.sequence),
+                            kind: Kind::EventHandler,
+                            cause: Some(crate::plugins::Cause::of(&e)),
                             actions,
                         })
                         .await

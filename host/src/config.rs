@@ -29,6 +29,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::coordination::{CoordinationConfig, Task};
+use crate::plugins::{Ceilings, LimitDefaults};
+use crate::runtime::RateLimits;
 use crate::supervisor::ProcessSpec;
 
 /// A whole `host.toml`, with defaults applied.
@@ -107,6 +109,98 @@ pub struct PluginsSection {
     pub build_timeout: std::time::Duration,
     /// Reload plugins when their files change. Example: `watch = false`
     pub watch: bool,
+    /// Depth of a chain of decisions (an event a plugin emitted because of
+    /// an event a plugin emitted because of ...) at which the chain is cut
+    /// and reported as `plugin.loop_detected`. Example: `max_chain_depth = 8`
+    pub max_chain_depth: u32,
+    /// The longest deadline any manifest may set. Example: `max_deadline_ms = 10000`
+    pub max_deadline_ms: u64,
+    /// The largest memory cap any manifest may set. Example: `max_memory_mib = 1024`
+    pub max_memory_mib: u64,
+    /// Folders, besides the plugins folder, manifests may grant access to
+    /// (with everything under them). Example: `allowed_dirs = ["/srv/reports"]`
+    pub allowed_dirs: Vec<PathBuf>,
+    /// Environment variables manifests may pass through. Example:
+    /// `allowed_env = ["SLACK_WEBHOOK"]`
+    pub allowed_env: Vec<String>,
+    /// Swap in a new version of a plugin that asks for more grants than
+    /// the running one without `host plugins approve`. Example:
+    /// `accept_new_grants = true`
+    pub accept_new_grants: bool,
+    /// Events each plugin may emit per second, sustained. Example: `emits_per_sec = 1000`
+    pub emits_per_sec: f64,
+    /// Emits each plugin may make in a burst. Example: `emit_burst = 2000`
+    pub emit_burst: f64,
+    /// Other actions (start, stop, restart, pause, resume, status, tasks)
+    /// each plugin may take per second, sustained. Example: `actions_per_sec = 5`
+    pub actions_per_sec: f64,
+    /// Other actions each plugin may take in a burst. Example: `action_burst = 20`
+    pub action_burst: f64,
+    /// Rates of named plugins, over the ones above. Example:
+    /// `[plugins.rate.metrics-relay]` with `emits_per_sec = 20000`
+    pub rate: BTreeMap<String, RateOverride>,
+}
+
+/// `[plugins.rate.NAME]`: a plugin's own rates; what is left out is the
+/// host-wide figure.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateOverride {
+    /// Emits per second, sustained.
+    pub emits_per_sec: Option<f64>,
+    /// Emits in a burst.
+    pub emit_burst: Option<f64>,
+    /// Other actions per second, sustained.
+    pub actions_per_sec: Option<f64>,
+    /// Other actions in a burst.
+    pub action_burst: Option<f64>,
+}
+
+impl PluginsSection {
+    /// The rates of every plugin without an override.
+    pub fn rates(&self) -> RateLimits {
+        RateLimits {
+            emits_per_sec: self.emits_per_sec,
+            emit_burst: self.emit_burst,
+            actions_per_sec: self.actions_per_sec,
+            action_burst: self.action_burst,
+        }
+    }
+
+    /// The rates of each plugin named under `[plugins.rate]`.
+    pub fn rate_overrides(&self) -> BTreeMap<String, RateLimits> {
+        let base = self.rates();
+        self.rate
+            .iter()
+            .map(|(name, o)| {
+                let limits = RateLimits {
+                    emits_per_sec: o.emits_per_sec.unwrap_or(base.emits_per_sec),
+                    emit_burst: o.emit_burst.unwrap_or(base.emit_burst),
+                    actions_per_sec: o.actions_per_sec.unwrap_or(base.actions_per_sec),
+                    action_burst: o.action_burst.unwrap_or(base.action_burst),
+                };
+                (name.clone(), limits)
+            })
+            .collect()
+    }
+
+    /// The most any manifest may ask for.
+    pub fn ceilings(&self) -> Ceilings {
+        Ceilings {
+            max_deadline: std::time::Duration::from_millis(self.max_deadline_ms),
+            max_memory_bytes: self.max_memory_mib << 20,
+            allowed_dirs: self.allowed_dirs.clone(),
+            allowed_env: self.allowed_env.clone(),
+        }
+    }
+
+    /// The defaults of plugins whose manifest sets no limits.
+    pub fn limit_defaults(&self) -> LimitDefaults {
+        LimitDefaults {
+            deadline: std::time::Duration::from_millis(self.deadline_ms),
+            memory_bytes: self.memory_mib << 20,
+        }
+    }
 }
 
 impl Default for PluginsSection {
@@ -120,6 +214,17 @@ impl Default for PluginsSection {
             build_missing: true,
             build_timeout: std::time::Duration::from_secs(600),
             watch: true,
+            max_chain_depth: crate::plugins::DEFAULT_MAX_CHAIN_DEPTH,
+            max_deadline_ms: crate::plugins::DEFAULT_MAX_DEADLINE_MS,
+            max_memory_mib: crate::plugins::DEFAULT_MAX_MEMORY_MIB,
+            allowed_dirs: Vec::new(),
+            allowed_env: Vec::new(),
+            accept_new_grants: false,
+            emits_per_sec: RateLimits::default().emits_per_sec,
+            emit_burst: RateLimits::default().emit_burst,
+            actions_per_sec: RateLimits::default().actions_per_sec,
+            action_burst: RateLimits::default().action_burst,
+            rate: BTreeMap::new(),
         }
     }
 }
@@ -287,6 +392,16 @@ type RangeCheck = (
     Box<dyn Fn(&HostConfig) -> Option<String>>,
 );
 
+/// Why a rate is refused: it must be a positive number.
+fn positive(value: f64) -> Option<String> {
+    (!(value.is_finite() && value > 0.0)).then(|| "must be a positive number".to_string())
+}
+
+/// Why a burst is refused: at least one action must fit in it.
+fn burst(value: f64) -> Option<String> {
+    (!(value.is_finite() && value >= 1.0)).then(|| "must be a number, at least 1".to_string())
+}
+
 fn range_checks() -> Vec<RangeCheck> {
     let bound = |ok: bool, why: &str| (!ok).then(|| why.to_string());
     vec![
@@ -301,6 +416,66 @@ fn range_checks() -> Vec<RangeCheck> {
             "plugins",
             "memory_mib",
             Box::new(|c: &HostConfig| crate::plugins::check_memory_mib(c.plugins.memory_mib).err()),
+        ),
+        (
+            "plugins",
+            "max_deadline_ms",
+            Box::new(move |c: &HostConfig| {
+                let p = &c.plugins;
+                crate::plugins::check_deadline_ms(p.max_deadline_ms)
+                    .err()
+                    .or_else(|| {
+                        bound(
+                            p.max_deadline_ms >= p.deadline_ms,
+                            "must be at least `deadline_ms`, the default it caps",
+                        )
+                    })
+            }),
+        ),
+        (
+            "plugins",
+            "max_memory_mib",
+            Box::new(move |c: &HostConfig| {
+                let p = &c.plugins;
+                crate::plugins::check_memory_mib(p.max_memory_mib)
+                    .err()
+                    .or_else(|| {
+                        bound(
+                            p.max_memory_mib >= p.memory_mib,
+                            "must be at least `memory_mib`, the default it caps",
+                        )
+                    })
+            }),
+        ),
+        (
+            "plugins",
+            "max_chain_depth",
+            Box::new(move |c: &HostConfig| {
+                bound(
+                    (1..=64).contains(&c.plugins.max_chain_depth),
+                    "must be between 1 and 64",
+                )
+            }),
+        ),
+        (
+            "plugins",
+            "emits_per_sec",
+            Box::new(|c: &HostConfig| positive(c.plugins.emits_per_sec)),
+        ),
+        (
+            "plugins",
+            "emit_burst",
+            Box::new(|c: &HostConfig| burst(c.plugins.emit_burst)),
+        ),
+        (
+            "plugins",
+            "actions_per_sec",
+            Box::new(|c: &HostConfig| positive(c.plugins.actions_per_sec)),
+        ),
+        (
+            "plugins",
+            "action_burst",
+            Box::new(|c: &HostConfig| burst(c.plugins.action_burst)),
         ),
         (
             "supervisor",
@@ -446,6 +621,7 @@ impl HostConfig {
         if let Some(p) = &mut self.plugins.dir {
             fix(p);
         }
+        self.plugins.allowed_dirs.iter_mut().for_each(fix);
         for (name, spec) in &mut self.process {
             spec.name = name.clone();
             match &mut spec.cwd {
@@ -458,6 +634,26 @@ impl HostConfig {
 
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
         self.validate_ranges(text, path)?;
+        for (name, o) in &self.plugins.rate {
+            let table = format!("plugins.rate.{name}");
+            let checks = [
+                ("emits_per_sec", o.emits_per_sec.and_then(positive)),
+                ("emit_burst", o.emit_burst.and_then(burst)),
+                ("actions_per_sec", o.actions_per_sec.and_then(positive)),
+                ("action_burst", o.action_burst.and_then(burst)),
+            ];
+            if let Some((key, why)) = checks
+                .into_iter()
+                .find_map(|(key, why)| why.map(|w| (key, w)))
+            {
+                return Err(ConfigError {
+                    path: path.to_path_buf(),
+                    line: key_line(text, &table, key),
+                    column: None,
+                    message: format!("field `{table}.{key}` {why}"),
+                });
+            }
+        }
         for (name, spec) in &self.process {
             if let Err(e) = spec.validate() {
                 let header = format!("[process.{name}]");
@@ -617,7 +813,67 @@ mod tests {
             assert!(text.contains("field `plugins.deadline_ms`"), "{text}");
             assert!(text.contains("60000"), "{text}");
         }
-        assert!(parse("[plugins]\ndeadline_ms = 60000\nmemory_mib = 4096\n").is_ok());
+        assert!(
+            parse(
+                "[plugins]\ndeadline_ms = 60000\nmemory_mib = 4096\n\
+                 max_deadline_ms = 60000\nmax_memory_mib = 4096\n"
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn ceilings_below_the_defaults_they_cap_are_errors() {
+        let err = parse("[plugins]\ndeadline_ms = 500\nmax_deadline_ms = 200\n").unwrap_err();
+        assert_eq!(err.line, Some(3), "{err}");
+        assert!(
+            err.to_string().contains("`plugins.max_deadline_ms`"),
+            "{err}"
+        );
+        let err = parse("[plugins]\nmax_memory_mib = 5000\n").unwrap_err();
+        assert!(
+            err.to_string().contains("`plugins.max_memory_mib`"),
+            "{err}"
+        );
+        let err = parse("[plugins]\nmax_chain_depth = 0\n").unwrap_err();
+        assert!(
+            err.to_string().contains("`plugins.max_chain_depth`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rates_must_be_positive_and_an_override_keeps_what_it_leaves_out() {
+        let err = parse("[plugins]\nemits_per_sec = -1\n").unwrap_err();
+        assert!(err.to_string().contains("`plugins.emits_per_sec`"), "{err}");
+        let err = parse("[plugins]\naction_burst = 0.5\n").unwrap_err();
+        assert!(err.to_string().contains("`plugins.action_burst`"), "{err}");
+        let err = parse("[plugins.rate.noisy]\n\nemit_burst = 0\n").unwrap_err();
+        assert_eq!(err.line, Some(3), "{err}");
+        assert!(
+            err.to_string().contains("`plugins.rate.noisy.emit_burst`"),
+            "{err}"
+        );
+        let c = parse("[plugins]\nactions_per_sec = 2\n[plugins.rate.noisy]\nemits_per_sec = 50\n")
+            .unwrap();
+        let noisy = c.plugins.rate_overrides()["noisy"];
+        assert_eq!(noisy.emits_per_sec, 50.0);
+        assert_eq!(noisy.actions_per_sec, 2.0, "left out: the host-wide figure");
+        let err = parse("[plugins.rate.noisy]\nemits_per_second = 5\n").unwrap_err();
+        assert!(err.to_string().contains("emits_per_second"), "{err}");
+    }
+
+    #[test]
+    fn allowed_dirs_resolve_against_the_config_folder() {
+        let c = HostConfig::parse(
+            "[plugins]\nallowed_dirs = [\"reports\", \"/srv/x\"]\n",
+            Path::new("/etc/host/host.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.plugins.ceilings().allowed_dirs,
+            vec![PathBuf::from("/etc/host/reports"), PathBuf::from("/srv/x")]
+        );
     }
 
     #[test]

@@ -102,6 +102,8 @@ async fn harness_prepared(
     let mut config = PluginHostConfig::new(plugins.canonicalize().unwrap());
     config.state_dir = Some(dir.path().join("state"));
     config.build_missing = false;
+    // Tests grant plugins folders of their own under the temp folder.
+    config.ceilings.allowed_dirs = vec![std::env::temp_dir()];
     configure(&mut config);
     let (tx, actions) = mpsc::channel(1024);
     let processes = FakeProcesses::default();
@@ -177,7 +179,7 @@ async fn an_event_handler_answers_the_events_it_subscribed_to() {
     let seq = h.publish("test.ping", json!({}));
     let request = h.next_action().await;
     assert_eq!(request.plugin, "echo");
-    assert_eq!(request.cause, Some(seq));
+    assert_eq!(request.cause.map(|c| c.sequence), Some(seq));
     let (ty, data) = emitted(&request).remove(0);
     assert_eq!(ty, "test.pong");
     assert_eq!(
@@ -201,7 +203,7 @@ async fn a_guest_error_is_recorded_and_the_plugin_keeps_serving() {
     let ok = h.publish("test.ping", json!({}));
     let request = h.next_action().await;
     assert_eq!(
-        request.cause,
+        request.cause.map(|c| c.sequence),
         Some(ok),
         "the failing ping produced no actions"
     );
@@ -235,7 +237,11 @@ async fn a_plugin_that_loops_forever_is_cut_off_then_quarantined_while_others_ke
         h.publish("test.spin", json!({}));
         let seq = h.publish("test.ping", json!({}));
         let request = h.next_action().await;
-        assert_eq!(request.cause, Some(seq), "echo answered ping {round}");
+        assert_eq!(
+            request.cause.map(|c| c.sequence),
+            Some(seq),
+            "echo answered ping {round}"
+        );
     }
     let failed = h.wait_event("plugin.failed", |_| true).await;
     assert_eq!(failed.data["plugin"], "spin");
@@ -272,7 +278,7 @@ async fn a_plugin_allocating_a_gibibyte_is_cut_off_at_its_memory_cap() {
     .await;
     h.publish("test.alloc", json!({}));
     let seq = h.publish("test.ping", json!({}));
-    assert_eq!(h.next_action().await.cause, Some(seq));
+    assert_eq!(h.next_action().await.cause.map(|c| c.sequence), Some(seq));
     let failed = h.wait_event("plugin.failed", |_| true).await;
     assert_eq!(failed.data["plugin"], "bomb");
     assert_eq!(failed.data["failure"], "memory", "{failed:#?}");
@@ -321,6 +327,17 @@ async fn a_plugin_cannot_read_host_files_unless_its_manifest_grants_the_folder()
     let (_, data) = emitted(&h.next_action().await).remove(0);
     assert_eq!(data["ok"], true, "{data}");
     assert_eq!(data["len"], 7);
+
+    // A grant outside the host's ceiling (the plugins folder and
+    // `allowed_dirs`) is refused at load, naming the field.
+    let h = harness(&[], |c| c.ceilings.allowed_dirs.clear()).await;
+    file_reader_with_grant(&h.plugins, Some(secret_dir.path()));
+    h.host.reconcile().await.unwrap();
+    let failed = h.wait_event("plugin.load_failed", |_| true).await;
+    let error = failed.data["error"].as_str().unwrap();
+    assert!(error.contains("permissions.dirs[0].host"), "{error}");
+    assert!(error.contains("allowed_dirs"), "{error}");
+    assert!(h.host.get("reader").is_none());
 }
 
 #[tokio::test]
@@ -568,7 +585,7 @@ async fn a_status_mapper_turns_output_lines_of_its_kinds_into_status_updates() {
         }
     };
     assert_eq!(
-        request.cause,
+        request.cause.map(|c| c.sequence),
         Some(seq),
         "the `web` process is not of the mapper's kinds"
     );
@@ -774,7 +791,7 @@ async fn the_javascript_example_restarts_failed_processes_until_its_limit() {
     let seq = h.bus.publish(failed("worker")).unwrap().sequence;
     let request = h.next_action().await;
     assert_eq!(
-        request.cause,
+        request.cause.map(|c| c.sequence),
         Some(seq),
         "`other` is not in the plugin's list"
     );
@@ -975,7 +992,7 @@ async fn the_failure_alert_counts_only_failures_within_its_window_on_the_hosts_c
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(request.cause, Some(third));
+    assert_eq!(request.cause.map(|c| c.sequence), Some(third));
     let (ty, data) = emitted(&request).remove(0);
     assert_eq!(ty, "alert.process_failures");
     assert_eq!(

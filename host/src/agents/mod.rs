@@ -204,6 +204,7 @@ impl Scheduler {
                 if !outcome.actions.is_empty() {
                     let request = ActionRequest {
                         plugin: name.to_string(),
+                        kind: Kind::BackgroundAgent,
                         cause: None,
                         actions: outcome.actions,
                     };

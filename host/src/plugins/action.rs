@@ -7,8 +7,11 @@
 
 use serde::Serialize;
 
+use crate::bus::{Event, NewEvent};
 use crate::coordination::Task;
 use crate::supervisor::StatusUpdate;
+
+use super::instance::Kind;
 
 /// One decision of a plugin, validated and ready to execute.
 #[derive(Debug, Clone, Serialize)]
@@ -81,13 +84,44 @@ impl Action {
     }
 }
 
+/// The event whose handling led to a decision: its sequence, and its
+/// depth in a chain of causes (0 for an event nothing caused). What the
+/// decision produces is one deeper, which is how a loop between plugins is
+/// seen and cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cause {
+    /// The causing event's sequence.
+    pub sequence: u64,
+    /// The causing event's depth.
+    pub depth: u32,
+}
+
+impl Cause {
+    /// The cause that handling `event` is.
+    pub fn of(event: &Event) -> Cause {
+        Cause {
+            sequence: event.sequence,
+            depth: event.depth,
+        }
+    }
+
+    /// Marks `event` as produced by handling this cause (one level deeper).
+    pub fn stamp(self, event: NewEvent) -> NewEvent {
+        event.with_cause(self.sequence, self.depth.saturating_add(1))
+    }
+}
+
 /// A batch of actions and where they came from, sent to the executor.
 #[derive(Debug, Clone)]
 pub struct ActionRequest {
     /// Name of the plugin that decided.
     pub plugin: String,
-    /// Sequence of the event that triggered the decision, if any.
-    pub cause: Option<u64>,
+    /// The kind of call that decided (a status mapper's `set-status` for
+    /// the process it was fed needs no grant; anyone else's does).
+    pub kind: Kind,
+    /// The event that triggered the decision, if any (agents' ticks have
+    /// none).
+    pub cause: Option<Cause>,
     /// The actions, in the order the plugin returned them.
     pub actions: Vec<Action>,
 }

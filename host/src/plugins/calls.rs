@@ -14,7 +14,7 @@ use crate::bus::Event;
 use crate::coordination::{Dependency, Task};
 use crate::supervisor::{ProcessInfo, StatusUpdate};
 
-use super::action::Action;
+use super::action::{Action, Cause};
 use super::bindings::{
     MAX_TEXT, action_from_wit, event_to_wit, process_to_wit, task_to_wit, truncate,
     update_from_wit, wit,
@@ -69,6 +69,14 @@ impl PluginRef {
         self.slot.current().map(|v| v.description.clone())
     }
 
+    /// What the current version is granted (its manifest's
+    /// `[permissions]`); `None` once unloaded.
+    pub fn grants(&self) -> Option<super::Permissions> {
+        self.slot
+            .current()
+            .map(|v| v.compiled.spec.permissions.clone())
+    }
+
     /// Counters and quarantine state.
     pub fn health(&self) -> Health {
         self.slot.health()
@@ -85,14 +93,14 @@ impl PluginRef {
         let wit_event = event_to_wit(event);
         let actions = self
             .slot
-            .invoke("handle", Some(event.sequence), move |store, x| {
+            .invoke("handle", Some(Cause::of(event)), move |store, x| {
                 let Some(h) = &x.handler else {
                     return Ok(Err(not_exported("event-handler")));
                 };
                 Ok(h.call_handle(store, &wit_event)?.map_err(guest_error))
             })
             .await?;
-        Ok(self.convert_actions("handle", Some(event.sequence), actions))
+        Ok(self.convert_actions("handle", Some(Cause::of(event)), actions))
     }
 
     /// Deliver several events in one trip to the plugin; one result per
@@ -100,7 +108,7 @@ impl PluginRef {
     pub async fn handle_each(&self, events: &[Event]) -> Vec<Result<Vec<Action>, PluginError>> {
         let items = events
             .iter()
-            .map(|e| (Some(e.sequence), event_to_wit(e)))
+            .map(|e| (Some(Cause::of(e)), event_to_wit(e)))
             .collect();
         let results = self
             .slot
@@ -115,7 +123,7 @@ impl PluginRef {
             .iter()
             .zip(results)
             .map(|(e, r)| {
-                r.map(|actions| self.convert_actions("handle", Some(e.sequence), actions))
+                r.map(|actions| self.convert_actions("handle", Some(Cause::of(e)), actions))
             })
             .collect()
     }
@@ -126,7 +134,7 @@ impl PluginRef {
         &self,
         process: &ProcessInfo,
         lines: Vec<String>,
-        cause: Option<u64>,
+        cause: Option<Cause>,
     ) -> Result<Option<StatusUpdate>, PluginError> {
         let info = process_to_wit(process);
         let updates = self
@@ -152,7 +160,7 @@ impl PluginRef {
         &self,
         process: &ProcessInfo,
         reported: String,
-        cause: Option<u64>,
+        cause: Option<Cause>,
     ) -> Result<Option<StatusUpdate>, PluginError> {
         let info = process_to_wit(process);
         let update = self
@@ -230,7 +238,7 @@ impl PluginRef {
     fn convert_actions(
         &self,
         call: &'static str,
-        cause: Option<u64>,
+        cause: Option<Cause>,
         actions: Vec<wit::Action>,
     ) -> Vec<Action> {
         if actions.len() > MAX_ACTIONS {
@@ -261,7 +269,7 @@ impl PluginRef {
     fn merge_updates(
         &self,
         call: &'static str,
-        cause: Option<u64>,
+        cause: Option<Cause>,
         updates: Vec<wit::StatusUpdate>,
     ) -> Result<Option<StatusUpdate>, PluginError> {
         let mut merged: Option<StatusUpdate> = None;

@@ -64,6 +64,19 @@ pub enum PluginError {
         /// Why it cannot be granted.
         reason: String,
     },
+    /// A new version asks for grants the running one does not have, and
+    /// nobody approved them: the running version keeps serving.
+    #[error(
+        "plugin `{plugin}`: the new version asks for more than the running one: {}; \
+         approve with `host plugins approve {plugin}`, or set [plugins] accept_new_grants = true",
+        grants.join(", ")
+    )]
+    NewGrants {
+        /// The plugin's name.
+        plugin: String,
+        /// The grants it adds, in words.
+        grants: Vec<String>,
+    },
     /// A call into the plugin failed.
     #[error("plugin `{plugin}`: {call} failed: {failure}")]
     Call {

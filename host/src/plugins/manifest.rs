@@ -125,6 +125,34 @@ impl PluginSpec {
         })
     }
 
+    /// Checks the spec's limits and grants against the host's ceilings
+    /// (`plugins_dir` is the folder grants may always reach into).
+    ///
+    /// # Errors
+    ///
+    /// [`PluginError::Manifest`] naming the file and the field past its
+    /// ceiling.
+    pub fn check_ceilings(
+        &self,
+        ceilings: &super::Ceilings,
+        plugins_dir: &Path,
+    ) -> Result<(), PluginError> {
+        ceilings
+            .check(
+                self.deadline,
+                self.memory_bytes,
+                &self.permissions,
+                plugins_dir,
+            )
+            .map_err(|(field, why)| PluginError::Manifest {
+                path: self
+                    .manifest_path
+                    .clone()
+                    .unwrap_or_else(|| self.component_path.clone()),
+                reason: format!("field `{field}`: {why}"),
+            })
+    }
+
     /// Read and resolve a `plugin.toml`.
     ///
     /// # Errors

@@ -46,7 +46,7 @@ mod state;
 mod version;
 mod watch;
 
-pub use action::{Action, ActionRequest};
+pub use action::{Action, ActionRequest, Cause};
 pub use build::{BUILD_TIMEOUT, guest_build};
 pub use calls::{MAX_ACTIONS, PluginRef, TickOutcome};
 pub use check::{CheckReport, check};
@@ -60,7 +60,9 @@ pub use permissions::{
     Ceilings, DEFAULT_MAX_DEADLINE_MS, DEFAULT_MAX_MEMORY_MIB, DirGrant, Permissions, Selector,
     Verb,
 };
-pub use registry::{PluginHost, PluginHostConfig, PluginSummary, SHUTDOWN_GRACE};
+pub use registry::{
+    DEFAULT_MAX_CHAIN_DEPTH, PluginHost, PluginHostConfig, PluginSummary, SHUTDOWN_GRACE,
+};
 pub use services::{Clock, NoProcesses, ProcessView, system_clock};
 pub use slot::Health;
 pub use version::{AgentInfo, Description, RuleInfo};

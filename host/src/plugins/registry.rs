@@ -39,6 +39,9 @@ use super::version::{Description, PluginVersion};
 /// in hand before it stops waiting for them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
 
+/// Default depth at which a chain of plugin decisions is cut.
+pub const DEFAULT_MAX_CHAIN_DEPTH: u32 = 8;
+
 /// Settings of the plugin host.
 #[derive(Debug, Clone)]
 pub struct PluginHostConfig {
@@ -57,6 +60,19 @@ pub struct PluginHostConfig {
     pub build_missing: bool,
     /// How long such a build may run before it is killed.
     pub build_timeout: Duration,
+    /// Depth in a chain of decisions (an event caused by handling an event
+    /// caused by ...) from which events are given to no plugin: the chain
+    /// is cut and announced as `plugin.loop_detected`.
+    pub max_chain_depth: u32,
+    /// The most any manifest may ask for.
+    pub ceilings: super::permissions::Ceilings,
+    /// Swap in a new version that asks for more grants than the running
+    /// one without an operator's approval.
+    pub accept_new_grants: bool,
+    /// Where the dispatchers of plugins loaded by the first reconcile
+    /// start: after this sequence (the host's run start), so a plugin that
+    /// takes long to compile misses no event of the run; `None`: the head.
+    pub first_load_after: Option<u64>,
 }
 
 impl PluginHostConfig {
@@ -71,6 +87,10 @@ impl PluginHostConfig {
             debounce: Duration::from_millis(100),
             build_missing: true,
             build_timeout: super::build::BUILD_TIMEOUT,
+            max_chain_depth: DEFAULT_MAX_CHAIN_DEPTH,
+            ceilings: super::permissions::Ceilings::default(),
+            accept_new_grants: false,
+            first_load_after: None,
         }
     }
 }
@@ -117,6 +137,11 @@ pub(crate) struct Inner {
     reconciling: tokio::sync::Mutex<()>,
     pub(crate) shutdown: watch::Sender<bool>,
     tasks: Mutex<JoinSet<()>>,
+    /// Chains of decisions already announced as loops.
+    pub(crate) loops: super::dispatch::LoopLog,
+    /// True until the first reconcile is over: plugins it loads start at
+    /// [`PluginHostConfig::first_load_after`].
+    first_load: std::sync::atomic::AtomicBool,
 }
 
 impl PluginHost {
@@ -144,6 +169,27 @@ impl PluginHost {
     /// [`PluginHost::start`] with a clock of the caller's choosing (tests
     /// use a virtual one for `now-ms`).
     pub async fn start_with_clock(
+        config: PluginHostConfig,
+        bus: Bus,
+        processes: Arc<dyn ProcessView>,
+        actions: mpsc::Sender<ActionRequest>,
+        clock: Clock,
+    ) -> Result<Self, PluginError> {
+        let host = Self::new(config, bus, processes, actions, clock)?;
+        host.reconcile().await?;
+        Ok(host)
+    }
+
+    /// The host with no plugin loaded yet: [`PluginHost::reconcile`] loads
+    /// them. A runtime that must not wait for slow compiles starts its
+    /// processes between the two; with
+    /// [`PluginHostConfig::first_load_after`] set, plugins loaded late still
+    /// see every event from that sequence on.
+    ///
+    /// # Errors
+    ///
+    /// As [`PluginHost::start`], except reading the folder.
+    pub fn new(
         config: PluginHostConfig,
         bus: Bus,
         processes: Arc<dyn ProcessView>,
@@ -179,9 +225,10 @@ impl PluginHost {
                 reconciling: tokio::sync::Mutex::new(()),
                 shutdown: watch::Sender::new(false),
                 tasks: Mutex::new(JoinSet::new()),
+                loops: Default::default(),
+                first_load: std::sync::atomic::AtomicBool::new(true),
             }),
         };
-        host.reconcile().await?;
         Ok(host)
     }
 
@@ -233,13 +280,16 @@ impl PluginHost {
             }
             let host = self.clone();
             // Errors are published by `load_and_install` itself.
-            loads.spawn(async move { host.load_and_install(spec).await.ok() });
+            loads.spawn(async move { host.load_and_install(spec, false).await.ok() });
         }
         while let Some(joined) = loads.join_next().await {
             if let Err(e) = joined {
                 tracing::error!("a plugin load task failed: {e}");
             }
         }
+        self.inner
+            .first_load
+            .store(false, std::sync::atomic::Ordering::Release);
         let gone: Vec<Arc<Slot>> = {
             let mut slots = self.inner.slots.lock();
             let names: Vec<String> = slots
@@ -251,6 +301,13 @@ impl PluginHost {
         };
         for slot in gone {
             slot.remove();
+            // A plugin put back later starts afresh, not from where this
+            // one stopped reading long ago.
+            for kind in [Kind::EventHandler, Kind::StatusMapper] {
+                self.inner
+                    .bus
+                    .forget_cursor(&dispatch::cursor_name(&slot.name, kind));
+            }
             tracing::info!(plugin = %slot.name, "plugin unloaded");
             self.publish(
                 NewEvent::new(SOURCE, "plugin.unloaded", json!({ "plugin": slot.name }))
@@ -288,6 +345,22 @@ impl PluginHost {
     /// [`PluginError::Unknown`] naming the plugins of the folder when
     /// `name` is not one of them; otherwise the load error.
     pub async fn reload(&self, name: &str) -> Result<(), PluginError> {
+        self.reload_with(name, false).await
+    }
+
+    /// Reload plugin `name` accepting the grants its manifest asks for,
+    /// even those the running version does not have: an operator's
+    /// approval of a version that was refused (`plugin.reload_refused`).
+    /// Limits and grants past the host's ceilings stay refused.
+    ///
+    /// # Errors
+    ///
+    /// As [`PluginHost::reload`].
+    pub async fn approve(&self, name: &str) -> Result<(), PluginError> {
+        self.reload_with(name, true).await
+    }
+
+    async fn reload_with(&self, name: &str, approved: bool) -> Result<(), PluginError> {
         let _one_at_a_time = self.inner.reconciling.lock().await;
         let found = discover(&self.inner.config.plugins_dir, self.inner.config.limits)?;
         let known = || {
@@ -304,11 +377,39 @@ impl PluginHost {
                 known: known(),
             });
         };
-        self.load_and_install(spec).await
+        self.load_and_install(spec, approved).await
+    }
+
+    /// Whether `spec` may replace what runs now: within the host's
+    /// ceilings, and asking for no grant the running version lacks unless
+    /// that is accepted (by config or by an operator's `approved`).
+    fn admissible(
+        &self,
+        spec: &PluginSpec,
+        existing: Option<&Arc<Slot>>,
+        approved: bool,
+    ) -> Result<(), PluginError> {
+        spec.check_ceilings(&self.inner.config.ceilings, &self.inner.config.plugins_dir)?;
+        if approved || self.inner.config.accept_new_grants {
+            return Ok(());
+        }
+        let Some(running) = existing.and_then(|slot| slot.current()) else {
+            // A first load is the operator's doing: they put it there.
+            return Ok(());
+        };
+        let more = spec.permissions.beyond(&running.compiled.spec.permissions);
+        if more.is_empty() {
+            Ok(())
+        } else {
+            Err(PluginError::NewGrants {
+                plugin: spec.name.clone(),
+                grants: more,
+            })
+        }
     }
 
     /// Build a version of `spec` and swap it in, or report why not.
-    async fn load_and_install(&self, spec: PluginSpec) -> Result<(), PluginError> {
+    async fn load_and_install(&self, spec: PluginSpec, approved: bool) -> Result<(), PluginError> {
         let existing = self.slot(&spec.name);
         let started = Instant::now();
         let path = spec
@@ -316,6 +417,15 @@ impl PluginHost {
             .clone()
             .unwrap_or(spec.component_path.clone());
         let name = spec.name.clone();
+        if let Err(err) = self.admissible(&spec, existing.as_ref(), approved) {
+            let ty = match (&err, &existing) {
+                (PluginError::NewGrants { .. }, _) => "plugin.reload_refused",
+                (_, Some(_)) => "plugin.reload_failed",
+                (_, None) => "plugin.load_failed",
+            };
+            self.report_failure(Some(&name), &path, &err, ty);
+            return Err(err);
+        }
         let inner = &self.inner;
         let loaded = load_version(
             &inner.engine,
@@ -391,7 +501,17 @@ impl PluginHost {
         // Publish before starting dispatchers, and start them after the
         // event: a handler never sees its own load announcement.
         self.publish(NewEvent::new(SOURCE, ty, info).with_subject(name));
-        let start = StartAt::After(self.inner.bus.head());
+        // A plugin of the first load starts where the host's run began (it
+        // may load long after processes started and misses nothing); one
+        // added later starts at the head. A saved cursor beats both.
+        let first = self
+            .inner
+            .first_load
+            .load(std::sync::atomic::Ordering::Acquire);
+        let start = match self.inner.config.first_load_after {
+            Some(after) if first => StartAt::After(after),
+            _ => StartAt::After(self.inner.bus.head()),
+        };
         for kind in kinds {
             let fresh = slot.dispatching.lock().insert(kind);
             if !fresh {

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::bus::{Bus, NewEvent};
 
+use super::action::Cause;
 use super::bindings::{MAX_TEXT, truncate};
 use super::error::{CallFailure, PluginError};
 use super::instance::{Exports, Kind};
@@ -157,11 +158,11 @@ impl Slot {
     /// deadlines publish `plugin.failed` (and `plugin.quarantined` after
     /// too many in a row); guest errors publish `plugin.error`.
     ///
-    /// `cause` is the sequence of the event being handled, if any.
+    /// `cause` is the event being handled, if any.
     pub(crate) async fn invoke<R: Send + 'static>(
         &self,
         call: &'static str,
-        cause: Option<u64>,
+        cause: Option<Cause>,
         f: impl FnOnce(
             &mut wasmtime::Store<StoreState>,
             &Exports,
@@ -184,7 +185,7 @@ impl Slot {
     fn account<R>(
         &self,
         call: &'static str,
-        cause: Option<u64>,
+        cause: Option<Cause>,
         outcome: Result<R, CallFailure>,
     ) -> Result<R, PluginError> {
         {
@@ -210,7 +211,7 @@ impl Slot {
     pub(crate) async fn invoke_each<I: Send + 'static, R: Send + 'static>(
         &self,
         call: &'static str,
-        items: Vec<(Option<u64>, I)>,
+        items: Vec<(Option<Cause>, I)>,
         f: impl Fn(
             &mut wasmtime::Store<StoreState>,
             &Exports,
@@ -240,7 +241,7 @@ impl Slot {
                 .map(|_| Err(PluginError::Gone(self.name.clone())))
                 .collect();
         };
-        let causes: Vec<Option<u64>> = items.iter().map(|(c, _)| *c).collect();
+        let causes: Vec<Option<Cause>> = items.iter().map(|(c, _)| *c).collect();
         let inputs = items.into_iter().map(|(_, i)| i).collect();
         // The batch stops where the quarantine will: the same rule as the
         // accounting below, applied on the plugin's thread as items finish.
@@ -264,7 +265,7 @@ impl Slot {
     }
 
     /// Record a failure and publish what happened.
-    pub(crate) fn report(&self, call: &'static str, cause: Option<u64>, failure: &CallFailure) {
+    pub(crate) fn report(&self, call: &'static str, cause: Option<Cause>, failure: &CallFailure) {
         // Guest text is cut where it enters; this bounds the rest (a trap's
         // message and backtrace).
         let text = truncate(failure.to_string(), 2 * MAX_TEXT);
@@ -297,7 +298,7 @@ impl Slot {
                     json!({
                         "plugin": self.name, "call": call, "failure": failure.kind(),
                         "error": text, "consecutive_failures": consecutive,
-                        "cause_sequence": cause, "digest": digest,
+                        "cause_sequence": cause.map(|c| c.sequence), "digest": digest,
                         "restarted": !quarantine_now,
                     }),
                 )
@@ -311,7 +312,7 @@ impl Slot {
                     "plugin.error",
                     json!({
                         "plugin": self.name, "call": call, "failure": failure.kind(),
-                        "error": text, "cause_sequence": cause,
+                        "error": text, "cause_sequence": cause.map(|c| c.sequence),
                     }),
                 )
                 .with_subject(&self.name),
@@ -331,7 +332,18 @@ impl Slot {
                 .with_subject(&self.name),
             );
         }
-        if let Err(e) = self.bus.publish_all(events) {
+        // Reports about handling an event are one level deeper than it: two
+        // plugins erring on each other's reports make a chain the dispatch
+        // cuts, not a storm.
+        let events = events
+            .into_iter()
+            .map(|e| match cause {
+                Some(c) => c.stamp(e),
+                None => e,
+            })
+            .collect();
+        // Queued, not awaited: the caller is an async task.
+        if let Err(e) = self.bus.submit(events) {
             tracing::error!(plugin = %self.name, "could not record plugin failure: {e}");
         }
     }

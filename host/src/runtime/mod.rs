@@ -11,14 +11,20 @@
 //!                             supervisor / coordination / bus ◀─┘
 //! ```
 //!
-//! Start order matters: plugins load and their consumers exist *before*
-//! any process starts, so no early event is missed. Stop order matters
-//! too: plugins and agents stop first, so nothing asks to restart a
-//! process while the supervisor is stopping them all.
+//! Start order: processes do not wait for plugins to compile (a cold
+//! compile of a large guest takes seconds). The plugin host exists first,
+//! empty; processes start; plugins load in the background, and each one
+//! loaded by that first pass reads the log from where this run began, so
+//! no event of the run is missed, only seen later. Tasks from the config
+//! are registered once the dependency rules are there, and
+//! `host.plugins_loaded` says when that is. Stop order matters too: plugins
+//! and agents stop first, so nothing asks to restart a process while the
+//! supervisor is stopping them all.
 
 mod executor;
 mod lock;
 
+pub use executor::RateLimits;
 pub use lock::LOCK_FILE;
 
 use std::future::Future;
@@ -34,7 +40,7 @@ use crate::agents::Scheduler;
 use crate::bus::{Bus, BusConfig, NewEvent};
 use crate::config::HostConfig;
 use crate::coordination::Coordinator;
-use crate::plugins::{LimitDefaults, PluginHost, PluginHostConfig, ProcessView};
+use crate::plugins::{PluginHost, PluginHostConfig, ProcessView, system_clock};
 use crate::supervisor::{ProcessInfo, Supervisor, SupervisorConfig};
 
 use executor::Executor;
@@ -92,6 +98,46 @@ pub fn reserved(ty: &str) -> Option<String> {
         .then(|| format!("`{ty}` is published by the supervisor only"))
 }
 
+/// The first load of the plugins folder, then the config's tasks (their
+/// dependencies are found by the rules just loaded), then
+/// `host.plugins_loaded`.
+async fn first_load(
+    plugins: PluginHost,
+    coordinator: Coordinator,
+    bus: Bus,
+    tasks: Vec<crate::coordination::Task>,
+    loaded: tokio::sync::watch::Sender<bool>,
+) {
+    let started = std::time::Instant::now();
+    if let Err(e) = plugins.reconcile().await {
+        tracing::error!("cannot load the plugins folder: {e}");
+    }
+    for task in tasks {
+        let id = task.id.clone();
+        if let Err(e) = coordinator.register(task, "config").await {
+            tracing::error!("task `{id}` from the config: {e}");
+        }
+    }
+    let failed: Vec<String> = plugins
+        .failures()
+        .into_iter()
+        .map(|(path, _)| path.display().to_string())
+        .collect();
+    let event = NewEvent::new(
+        SOURCE,
+        "host.plugins_loaded",
+        json!({
+            "plugins": plugins.list().len(),
+            "failed": failed,
+            "load_ms": started.elapsed().as_secs_f64() * 1000.0,
+        }),
+    );
+    if let Err(e) = bus.publish(event) {
+        tracing::error!("could not publish host.plugins_loaded: {e}");
+    }
+    loaded.send_replace(true);
+}
+
 /// A running host: every room, started and wired.
 pub struct Runtime {
     /// The event log.
@@ -106,6 +152,9 @@ pub struct Runtime {
     pub coordinator: Coordinator,
     /// Where the journal, logs, cache and plugin state live.
     pub state_dir: PathBuf,
+    /// Turns true once the first load of the plugins folder is over (each
+    /// plugin loaded or reported) and the config's tasks are registered.
+    pub plugins_loaded: tokio::sync::watch::Receiver<bool>,
     executor: tokio::task::JoinHandle<()>,
     stop_executor: tokio::sync::watch::Sender<bool>,
     /// Held while the host runs: one host per state folder.
@@ -123,6 +172,10 @@ impl Runtime {
     pub async fn start(config: HostConfig, options: RunOptions) -> anyhow::Result<Self> {
         let plugins_dir = std::fs::canonicalize(&options.plugins_dir)
             .with_context(|| format!("plugins folder {}", options.plugins_dir.display()))?;
+        // Plugins load after start returns; a folder that cannot be read
+        // is still an error here, where the user sees it.
+        std::fs::read_dir(&plugins_dir)
+            .with_context(|| format!("cannot read the plugins folder {}", plugins_dir.display()))?;
         std::fs::create_dir_all(&options.state_dir).with_context(|| {
             format!("cannot create state folder {}", options.state_dir.display())
         })?;
@@ -141,6 +194,7 @@ impl Runtime {
                 options.state_dir.display()
             )
         })?;
+        let run_began_after = bus.head();
         bus.publish(NewEvent::new(
             SOURCE,
             "host.starting",
@@ -168,19 +222,25 @@ impl Runtime {
         let plugin_config = PluginHostConfig {
             plugins_dir,
             state_dir: Some(options.state_dir.clone()),
-            limits: LimitDefaults {
-                deadline: Duration::from_millis(config.plugins.deadline_ms.max(1)),
-                memory_bytes: config.plugins.memory_mib.max(1) << 20,
-            },
+            limits: config.plugins.limit_defaults(),
             max_failures: config.plugins.max_failures,
             debounce: Duration::from_millis(config.plugins.debounce_ms),
             build_missing: options.build_missing,
             build_timeout: config.plugins.build_timeout,
+            max_chain_depth: config.plugins.max_chain_depth,
+            ceilings: config.plugins.ceilings(),
+            accept_new_grants: config.plugins.accept_new_grants,
+            first_load_after: Some(run_began_after),
         };
         let view: Arc<dyn ProcessView> = Arc::new(supervisor.clone());
-        let plugins = PluginHost::start(plugin_config, bus.clone(), view, actions.clone())
-            .await
-            .context("cannot start the plugin host")?;
+        let plugins = PluginHost::new(
+            plugin_config,
+            bus.clone(),
+            view,
+            actions.clone(),
+            system_clock(),
+        )
+        .context("cannot start the plugin host")?;
         if options.watch {
             plugins.watch().context("cannot watch the plugins folder")?;
         }
@@ -191,22 +251,27 @@ impl Runtime {
             bus: bus.clone(),
             supervisor: supervisor.clone(),
             coordinator: coordinator.clone(),
+            grants: executor::grants_of(plugins.clone()),
+            rates: config.plugins.rates(),
+            rate_overrides: config.plugins.rate_overrides(),
         };
         let (stop_executor, stop) = tokio::sync::watch::channel(false);
         let executor = tokio::spawn(executor.run(requests, stop));
 
-        for task in &config.tasks {
-            coordinator
-                .register(task.clone(), "config")
-                .await
-                .with_context(|| format!("task `{}`", task.id))?;
-        }
         supervisor.start_autostart().await;
         bus.publish(NewEvent::new(
             SOURCE,
             "host.started",
-            json!({ "plugins": plugins.list().len(), "processes": supervisor.list().len() }),
+            json!({ "processes": supervisor.list().len() }),
         ))?;
+        let (loaded, plugins_loaded) = tokio::sync::watch::channel(false);
+        tokio::spawn(first_load(
+            plugins.clone(),
+            coordinator.clone(),
+            bus.clone(),
+            config.tasks.clone(),
+            loaded,
+        ));
         Ok(Self {
             bus,
             supervisor,
@@ -214,6 +279,7 @@ impl Runtime {
             agents,
             coordinator,
             state_dir: options.state_dir,
+            plugins_loaded,
             executor,
             stop_executor,
             _lock: lock,

@@ -480,7 +480,16 @@ impl Supervisor {
     ///
     /// [`SupervisorError::UnknownProcess`], or [`SupervisorError::InvalidStatus`]
     /// for a progress that is not a finite number.
-    pub fn set_status(&self, name: &str, update: StatusUpdate) -> Result<(), SupervisorError> {
+    ///
+    /// `cause` is the event (sequence, depth) whose handling decided the
+    /// update, if any: `process.status` is recorded one level deeper, so a
+    /// loop through statuses is cut like any other chain of decisions.
+    pub fn set_status(
+        &self,
+        name: &str,
+        update: StatusUpdate,
+        cause: Option<(u64, u32)>,
+    ) -> Result<(), SupervisorError> {
         if update.progress.is_some_and(|p| !p.is_finite()) {
             return Err(SupervisorError::InvalidStatus {
                 name: name.into(),
@@ -510,6 +519,10 @@ impl Supervisor {
                     "lifecycle": rec.state,
                 }),
             )
+        };
+        let event = match cause {
+            Some((sequence, depth)) => event.with_cause(sequence, depth.saturating_add(1)),
+            None => event,
         };
         events::publish(&self.inner.bus, vec![event]);
         Ok(())

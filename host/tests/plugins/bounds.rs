@@ -21,7 +21,7 @@ async fn of_ten_thousand_actions_the_first_256_run_and_the_rest_are_refused_and_
     let mut h = with_hostile("").await;
     let seq = h.publish("test.hostile", json!({ "do": "actions", "n": 10_000 }));
     let request = h.next_action().await;
-    assert_eq!(request.cause, Some(seq));
+    assert_eq!(request.cause.map(|c| c.sequence), Some(seq));
     assert_eq!(request.actions.len(), host::plugins::MAX_ACTIONS);
     let Action::Emit { data, .. } = &request.actions[255] else {
         panic!("{:?}", request.actions[255])
@@ -137,7 +137,12 @@ async fn recent_events_over_big_events_ends_within_its_deadline_bounded_in_bytes
     let Ok(Some(request)) = timeout(Duration::from_secs(10), h.actions.recv()).await else {
         panic!("no answer: {:#?}", h.events("plugin.>"));
     };
-    assert_eq!(request.cause, Some(seq), "{:#?}", h.events("plugin.>"));
+    assert_eq!(
+        request.cause.map(|c| c.sequence),
+        Some(seq),
+        "{:#?}",
+        h.events("plugin.>")
+    );
     let (ty, data) = emitted(&request).remove(0);
     assert_eq!(ty, "test.hostile-result");
     let (count, bytes) = (

@@ -168,7 +168,7 @@ async fn a_status_update_is_stored_and_published_without_touching_the_lifecycle(
         progress: Some(0.5),
         message: Some("halfway".into()),
     };
-    sup.set_status("job", update).unwrap();
+    sup.set_status("job", update, None).unwrap();
     let info = sup.get("job").unwrap();
     assert_eq!(info.state, ProcessState::Pending);
     assert_eq!(info.reported_state, Some(ProcessState::Running));
@@ -186,7 +186,7 @@ async fn a_status_update_is_stored_and_published_without_touching_the_lifecycle(
         ..Default::default()
     };
     assert!(matches!(
-        sup.set_status("job", bad),
+        sup.set_status("job", bad, None),
         Err(SupervisorError::InvalidStatus { .. })
     ));
 }
