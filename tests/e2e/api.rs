@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use host_tests::{Api, RunningHost, fixture, install_component, install_plugin_folder};
+use host_tests::{Api, EMITS_TEST, RunningHost, fixture, install_plugin_folder};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -19,9 +19,9 @@ fn host() -> (tempfile::TempDir, RunningHost, Api) {
         &plugins,
         "pinger",
         &fixture("pinger"),
-        "[config]\ninterval_ms = 60000\ntype = \"test.tick\"\n",
+        &format!("[config]\ninterval_ms = 60000\ntype = \"test.tick\"\n{EMITS_TEST}"),
     );
-    install_component(&fixture("echo-v1"), &plugins, "echo");
+    install_plugin_folder(&plugins, "echo", &fixture("echo-v1"), EMITS_TEST);
     let config = tmp.path().join("host.toml");
     std::fs::write(
         &config,

@@ -1,12 +1,15 @@
 //! Scenario: hot reload through the binary. The plugins folder holds the
-//! `pinger` fixture (emits `test.ping` every 50 ms) and `echo.wasm` (echo-v1,
-//! answers each ping with `test.pong` {"version", "ping_sequence"}); the
-//! tests change `echo.wasm` under the running host and read the journal.
+//! `pinger` fixture (emits `test.ping` every 50 ms) and `echo/` (echo-v1,
+//! answers each ping with `test.pong` {"version", "ping_sequence"}; its
+//! manifest grants `test.>`); the tests change `echo/echo.wasm` under the
+//! running host and read the journal.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use host_tests::{RunningHost, fixture, install_component, install_plugin_folder, sequence};
+use host_tests::{
+    EMITS_TEST, RunningHost, fixture, install_component, install_plugin_folder, sequence,
+};
 use serde_json::Value;
 
 use crate::PATIENCE;
@@ -26,9 +29,9 @@ fn start() -> Rig {
         &plugins,
         "pinger",
         &fixture("pinger"),
-        "[config]\ninterval_ms = 50\ntype = \"test.ping\"\n",
+        &format!("[config]\ninterval_ms = 50\ntype = \"test.ping\"\n{EMITS_TEST}"),
     );
-    install_component(&fixture("echo-v1"), &plugins, "echo");
+    install_plugin_folder(&plugins, "echo", &fixture("echo-v1"), EMITS_TEST);
     let host = RunningHost::start(&plugins, &tmp.path().join("state"), &[]);
     Rig {
         host,
@@ -123,7 +126,7 @@ fn a_broken_component_written_in_place_fails_to_reload_and_the_old_version_keeps
 
     // Overwrite the file in place (same inode), as a careless build does.
     std::fs::write(
-        rig.plugins.join("echo.wasm"),
+        rig.plugins.join("echo/echo.wasm"),
         b"this is not a wasm component",
     )
     .unwrap();
@@ -170,7 +173,7 @@ fn a_component_dropped_into_the_folder_is_loaded_and_deleting_it_unloads_it() {
     let mut rig = start();
     wait_for_pong(&mut rig.host, "echo", 1, 0);
 
-    let added = install_component(&fixture("echo-v2"), &rig.plugins, "echo2");
+    let added = install_plugin_folder(&rig.plugins, "echo2", &fixture("echo-v2"), EMITS_TEST);
     let loaded = rig
         .host
         .wait_for("plugin.loaded", PATIENCE, subject_is("echo2"))
@@ -182,7 +185,7 @@ fn a_component_dropped_into_the_folder_is_loaded_and_deleting_it_unloads_it() {
     );
     wait_for_pong(&mut rig.host, "echo2", 2, sequence(&loaded));
 
-    std::fs::remove_file(&added).unwrap();
+    std::fs::remove_dir_all(&added).unwrap();
     let unloaded = rig
         .host
         .wait_for("plugin.unloaded", PATIENCE, subject_is("echo2"))
@@ -213,7 +216,7 @@ fn replacing_a_component_with_a_new_version_reloads_it_and_the_new_version_answe
     let mut rig = start();
     wait_for_pong(&mut rig.host, "echo", 1, 0);
 
-    install_component(&fixture("echo-v2"), &rig.plugins, "echo");
+    install_component(&fixture("echo-v2"), &rig.plugins.join("echo"), "echo");
     let reloaded = rig
         .host
         .wait_for("plugin.reloaded", PATIENCE, subject_is("echo"))

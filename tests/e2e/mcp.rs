@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use host_tests::{RunningHost, fixture, host_bin, install_plugin_folder};
+use host_tests::{EMITS_TEST, RunningHost, fixture, host_bin, install_plugin_folder};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientCapabilities,
     ClientConfig, GetTaskParams, Implementation, ProtocolVersion, TaskPayload,
@@ -395,7 +395,7 @@ fn host() -> (tempfile::TempDir, RunningHost) {
         &plugins,
         "pinger",
         &fixture("pinger"),
-        "[config]\ninterval_ms = 60000\n",
+        &format!("[config]\ninterval_ms = 60000\n{EMITS_TEST}"),
     );
     let host = RunningHost::start(&plugins, &tmp.path().join("state"), &["--no-build"]);
     (tmp, host)
@@ -453,7 +453,7 @@ async fn host_mcp_with_a_config_runs_a_host_for_the_session_and_stops_it_after()
         &plugins,
         "pinger",
         &fixture("pinger"),
-        "[config]\ninterval_ms = 60000\n",
+        &format!("[config]\ninterval_ms = 60000\n{EMITS_TEST}"),
     );
     let state = tmp.path().join("state");
     let config = tmp.path().join("host.toml");

@@ -2,7 +2,9 @@
 //! reported, and quarantined, while another plugin in the same host keeps
 //! answering.
 
-use host_tests::{RunningHost, fixture, install_component, install_plugin_folder, sequence};
+use host_tests::{
+    EMITS_TEST, RunningHost, fixture, install_component, install_plugin_folder, sequence,
+};
 
 use crate::PATIENCE;
 
@@ -13,18 +15,18 @@ fn a_plugin_looping_forever_is_cut_off_and_quarantined_while_another_plugin_keep
     std::fs::create_dir(&plugins).unwrap();
     // spin-forever never returns from `test.spin`; echo answers `test.ping`.
     install_component(&fixture("spin-forever"), &plugins, "spin");
-    install_component(&fixture("echo-v1"), &plugins, "echo");
+    install_plugin_folder(&plugins, "echo", &fixture("echo-v1"), EMITS_TEST);
     install_plugin_folder(
         &plugins,
         "spinner",
         &fixture("pinger"),
-        "[config]\ninterval_ms = 100\ntype = \"test.spin\"\n",
+        &format!("[config]\ninterval_ms = 100\ntype = \"test.spin\"\n{EMITS_TEST}"),
     );
     install_plugin_folder(
         &plugins,
         "pinger",
         &fixture("pinger"),
-        "[config]\ninterval_ms = 50\ntype = \"test.ping\"\n",
+        &format!("[config]\ninterval_ms = 50\ntype = \"test.ping\"\n{EMITS_TEST}"),
     );
     let mut host = RunningHost::start(&plugins, &tmp.path().join("state"), &[]);
 

@@ -100,6 +100,10 @@ pub fn install_component(component: &Path, dir: &Path, name: &str) -> PathBuf {
     target
 }
 
+/// The manifest lines that let a test plugin emit its `test.*` events
+/// (plugins emit nothing they are not granted).
+pub const EMITS_TEST: &str = "[permissions]\nemit = [\"test.>\"]\n";
+
 /// Install a plugin folder `dir/<name>/`: a copy of `component` as
 /// `<name>.wasm` and a `plugin.toml` naming it, followed by `manifest_tail`
 /// (e.g. a `[config]` table). Returns the folder.
@@ -294,7 +298,21 @@ impl RunningHost {
             let addr = std::fs::read_to_string(self.state_dir.join("api.addr"));
             let token = std::fs::read_to_string(self.state_dir.join("api.token"));
             if let (Ok(addr), Ok(token)) = (addr, token) {
-                return Api::new(addr.trim(), token.trim());
+                let api = Api::new(addr.trim(), token.trim());
+                // The API answers while plugins still compile; tests start
+                // once the first load is over, as `host run`'s banner does.
+                loop {
+                    let (_, ready) = api.get("/readyz");
+                    if ready["checks"]["plugins_loaded"] == true {
+                        return api;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "plugins not loaded after 120 s: {ready}\n{}",
+                        self.stderr()
+                    );
+                    std::thread::sleep(Duration::from_millis(50));
+                }
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(

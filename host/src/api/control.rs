@@ -51,6 +51,8 @@ pub struct Control {
     pub started_at: DateTime<Utc>,
     /// The state folder (journal, logs), for health checks.
     pub state_dir: PathBuf,
+    /// True once the first load of the plugins folder is over.
+    pub plugins_loaded: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Control {
@@ -278,7 +280,7 @@ impl Control {
                 progress: report.progress,
                 message: report.message.clone(),
             };
-            self.supervisor.set_status(id, update)?;
+            self.supervisor.set_status(id, update, None)?;
         }
         let event = NewEvent::new(
             SOURCE,

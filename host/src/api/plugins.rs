@@ -136,8 +136,8 @@ impl Control {
         self.bus.stats()
     }
 
-    /// Whether the host can do its job: the journal takes writes, and the
-    /// plugins folder loaded (no plugin found broken at start).
+    /// Whether the host can do its job: the journal takes writes, the
+    /// plugins folder has loaded, and no plugin is quarantined.
     pub fn readiness(&self) -> Readiness {
         let mut checks = BTreeMap::new();
         let mut reasons = Vec::new();
@@ -169,6 +169,11 @@ impl Control {
             reasons.push(format!("quarantined plugins: {}", quarantined.join(", ")));
         }
         checks.insert("plugins_serving".to_string(), quarantined.is_empty());
+        let loaded = *self.plugins_loaded.borrow();
+        if !loaded {
+            reasons.push("plugins are still loading".to_string());
+        }
+        checks.insert("plugins_loaded".to_string(), loaded);
         Readiness {
             ready: reasons.is_empty(),
             checks,

@@ -86,8 +86,16 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         } else {
             None
         };
-        announce(&host, api.as_ref());
-        signals.next().await;
+        // Processes run already; say what loaded once it has.
+        let mut loaded = host.plugins_loaded.clone();
+        let stop_now = tokio::select! {
+            _ = loaded.wait_for(|done| *done) => false,
+            _ = signals.next() => true,
+        };
+        if !stop_now {
+            announce(&host, api.as_ref());
+            signals.next().await;
+        }
         if let Some(api) = api {
             api.shutdown().await;
         }
@@ -107,6 +115,7 @@ pub(super) fn control_of(host: &Runtime) -> Control {
         coordinator: host.coordinator.clone(),
         started_at: chrono::Utc::now(),
         state_dir: host.state_dir.clone(),
+        plugins_loaded: host.plugins_loaded.clone(),
     }
 }
 
