@@ -394,7 +394,10 @@ impl Slot {
                 .with_subject(&self.name),
             );
         }
-        if let Err(e) = self.bus.publish_all(events) {
+        // Handed over without waiting for the commit: this runs on the
+        // dispatcher's async task, and a plugin failing on every event must
+        // not hold a worker on the journal per failure.
+        if let Err(e) = self.bus.submit(events) {
             tracing::error!(plugin = %self.name, "could not record plugin failure: {e}");
         }
     }
