@@ -1000,3 +1000,50 @@ async fn the_failure_alert_counts_only_failures_within_its_window_on_the_hosts_c
         (Some("web"), Some(3))
     );
 }
+
+#[tokio::test]
+async fn every_counted_call_is_timed_once_including_the_ones_cut_off_at_their_deadline() {
+    let mut h = harness(
+        &[
+            ("echo", fixture("echo-v1")),
+            ("spin", fixture("spin-forever")),
+        ],
+        |c| {
+            c.limits.deadline = Duration::from_millis(50);
+        },
+    )
+    .await;
+    for _ in 0..4 {
+        h.publish("test.spin", json!({}));
+        h.publish("test.ping", json!({}));
+        h.next_action().await;
+    }
+    h.wait_event("plugin.quarantined", |e| e.data["plugin"] == "spin")
+        .await;
+    for name in ["echo", "spin"] {
+        let plugin = h.host.get(name).unwrap();
+        let calls = plugin.health().calls;
+        assert!(calls >= 3, "{name} made {calls} calls");
+        assert_eq!(
+            observations(plugin.call_latency()),
+            calls,
+            "{name}: one duration per counted call"
+        );
+    }
+    // Quarantined calls are skipped, not made: they are neither counted nor timed.
+    let spin = h.host.get("spin").unwrap();
+    assert_eq!(spin.health().calls, spin.health().failures);
+}
+
+/// How many durations a latency histogram holds, read from its rendering.
+fn observations(histogram: prometheus_client::metrics::histogram::Histogram) -> u64 {
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register("latency", "", histogram);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("latency_count "))
+        .expect("a count line")
+        .parse()
+        .unwrap()
+}

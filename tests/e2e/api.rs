@@ -482,6 +482,9 @@ fn metrics_health_and_readiness_answer() {
         "host_journal_bytes",
         "host_output_lines_dropped_total",
         "host_consumer_lag_events{plugin=\"echo\",kind=\"event-handler\"}",
+        "host_events_published_total{type=\"test.ping\"}",
+        "host_plugin_call_seconds_count{plugin=\"echo\"}",
+        "host_plugin_call_seconds_bucket{le=\"+Inf\",plugin=\"echo\"}",
     ] {
         assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
     }

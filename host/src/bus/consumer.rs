@@ -8,8 +8,15 @@
 //! a journal row that cannot be decoded; both are counted ([`Consumer::skipped`]),
 //! logged and announced as `bus.consumer_skipped`, never silent, and neither
 //! stalls the consumer: its cursor moves past them.
+//!
+//! The cursor is also published in a shared atomic ([`Consumer::position`])
+//! whenever it moves, including over events the filter passes by while the
+//! consumer waits, so others (metrics, listings) can see how far behind the
+//! head it really is without asking the task that owns it.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::watch;
 
@@ -43,6 +50,8 @@ pub struct Consumer {
     filter: Vec<Pattern>,
     /// Last sequence delivered or passed over as non-matching.
     cursor: u64,
+    /// `cursor`, for readers outside the owning task; see [`Consumer::position`].
+    position: Arc<AtomicU64>,
     /// Events lost to retention before this consumer reached them.
     skipped: u64,
     /// Matching events read ahead from the current page, not yet delivered.
@@ -73,6 +82,7 @@ impl Consumer {
             name,
             filter,
             cursor,
+            position: Arc::new(AtomicU64::new(cursor)),
             skipped: 0,
             pending: VecDeque::new(),
             scanned_to: cursor,
@@ -129,6 +139,17 @@ impl Consumer {
         self.cursor
     }
 
+    /// The cursor as a shared atomic, kept equal to [`Consumer::cursor`]
+    /// whenever it moves: on each delivery, and as the consumer passes over
+    /// events its filter does not match (also while it waits in
+    /// [`Consumer::next`]). Cheap to read from anywhere, so a consumer that
+    /// is idle because nothing matches shows no lag.
+    ///
+    /// Every call returns the same shared value.
+    pub fn position(&self) -> Arc<AtomicU64> {
+        self.position.clone()
+    }
+
     /// The name given at creation.
     pub fn name(&self) -> &str {
         &self.name
@@ -141,10 +162,10 @@ impl Consumer {
 
     fn step(&mut self) -> Result<Step, BusError> {
         if let Some(event) = self.pending.pop_front() {
-            self.cursor = event.sequence;
+            self.move_to(event.sequence);
             return Ok(Step::Delivered(event));
         }
-        self.cursor = self.cursor.max(self.scanned_to);
+        self.move_to(self.cursor.max(self.scanned_to));
         let page = self.bus.read_page(self.cursor, &self.filter)?;
         let (Some(first), Some(last)) = (page.first_seq, page.last_seq) else {
             return Ok(Step::Idle);
@@ -158,6 +179,14 @@ impl Consumer {
         self.pending = page.events.into();
         self.scanned_to = last;
         Ok(Step::Advanced)
+    }
+
+    /// Moves the cursor, and its shared [`Consumer::position`] with it.
+    fn move_to(&mut self, cursor: u64) {
+        if cursor != self.cursor {
+            self.cursor = cursor;
+            self.position.store(cursor, Ordering::Release);
+        }
     }
 
     /// Counts an undecodable row as lost and announces it once: the cursor is
@@ -296,6 +325,7 @@ mod tests {
         assert_eq!(types, ["process.started", "process.exited"]);
         // The trailing non-matching event was passed over, not left pending.
         assert_eq!(c.cursor(), 4);
+        assert_eq!(c.position().load(Ordering::Acquire), 4);
     }
 
     #[test]
@@ -343,6 +373,36 @@ mod tests {
             .expect("consumer was never woken")
             .unwrap();
         assert_eq!(got, published);
+    }
+
+    #[tokio::test]
+    async fn a_narrow_consumer_waiting_in_next_keeps_its_position_at_the_head() {
+        let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+        bus.publish(ev("noise", 0)).unwrap();
+        let filter = vec![Pattern::parse("wanted").unwrap()];
+        let mut c = bus.consumer("narrow", filter, StartAt::Head);
+        let position = c.position();
+        assert_eq!(position.load(Ordering::Acquire), 1);
+        let waiter = tokio::spawn(async move { tokio::time::timeout(HANG, c.next()).await });
+        // Nothing the consumer wants: it must still pass over all of it.
+        bus.publish_all((1..=50).map(|n| ev("noise", n)).collect())
+            .unwrap();
+        let head = bus.head();
+        let deadline = tokio::time::Instant::now() + HANG;
+        while position.load(Ordering::Acquire) < head {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the position stayed at {} while the head is {head}",
+                position.load(Ordering::Acquire)
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(position.load(Ordering::Acquire), head);
+        assert!(!waiter.is_finished(), "nothing matching was delivered");
+        let wanted = bus.publish(ev("wanted", 0)).unwrap();
+        let got = waiter.await.unwrap().expect("never woken").unwrap();
+        assert_eq!(got, wanted);
+        assert_eq!(position.load(Ordering::Acquire), wanted.sequence);
     }
 
     #[tokio::test]

@@ -21,6 +21,10 @@
 //! was done; the caller sends the rest of the batch again, and a fresh
 //! worker with a fresh store, started by the watchdog, takes over the
 //! inbox. The stuck thread is left to finish or die on its own.
+//!
+//! Each item's duration is measured here, on the worker, from taking it up
+//! to its answer ([`Timed`]), so a batch reports one figure per item and
+//! the time a job waited in the inbox is not counted.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -60,6 +64,17 @@ type ItemFn<I, R> = dyn Fn(&mut Store<StoreState>, &Exports, I) -> wasmtime::Res
 /// Decides after each item whether the batch goes on (the slot's failure
 /// budget); `false` leaves the rest unattempted.
 pub(crate) type KeepGoing<R> = Box<dyn FnMut(&Result<R, CallFailure>) -> bool + Send>;
+
+/// One item's outcome and how long it took on the worker: from taking the
+/// item up (instantiation included, when the item needed a fresh instance)
+/// to its answer, or to the watchdog giving it up. `took` is `None` only for
+/// an item whose worker died under it, which never answered.
+pub(crate) struct Timed<R> {
+    /// What the call returned, or how it failed.
+    pub(crate) outcome: Result<R, CallFailure>,
+    /// How long it ran.
+    pub(crate) took: Option<Duration>,
+}
 
 /// The inbox of a plugin version and the shared state of its workers.
 pub(crate) struct Actor {
@@ -132,12 +147,14 @@ struct BatchState<I, R> {
     /// Items not started yet.
     pending: VecDeque<I>,
     /// Results so far, in item order.
-    done: Vec<Result<R, CallFailure>>,
+    done: Vec<Timed<R>>,
     keep_going: KeepGoing<R>,
     /// Set when `keep_going` said no.
     stopped: bool,
     /// When the item in flight is given up; `None` between items.
     due: Option<Instant>,
+    /// When the item in flight was taken up; `None` between items.
+    began: Option<Instant>,
     /// Wakes the caller when the batch ends or is given up.
     reply: Option<oneshot::Sender<()>>,
 }
@@ -156,13 +173,20 @@ impl<I: Send + 'static, R: Send + 'static> Abandon for Batch<I, R> {
             life.due.store(0, Ordering::Release);
             engine.release(&life.in_flight);
             st.due = None;
+            let took = st
+                .began
+                .take()
+                .map(|began| now.saturating_duration_since(began));
             let failure = Err(CallFailure::Deadline {
                 deadline_ms: self.deadline_ms,
             });
             if !(st.keep_going)(&failure) {
                 st.stopped = true;
             }
-            st.done.push(failure);
+            st.done.push(Timed {
+                outcome: failure,
+                took,
+            });
             st.reply.take()
         };
         if let Some(reply) = reply {
@@ -183,6 +207,7 @@ impl<I, R> Drop for ReplyOnUnwind<'_, I, R> {
             let mut st = self.0.state.lock();
             st.reply.take();
             st.due = None;
+            st.began = None;
             self.1.due.store(0, Ordering::Release);
         }
     }
@@ -233,7 +258,7 @@ impl Actor {
     /// item runs on a fresh one. Once `keep_going` says no, the rest are
     /// not attempted (`None`). An item given up by the watchdog is a
     /// `deadline` failure and the rest are sent again, to the worker that
-    /// replaced the stuck one.
+    /// replaced the stuck one. Each result says how long its item ran.
     pub(crate) async fn run<I: Send + 'static, R: Send + 'static>(
         &self,
         items: Vec<I>,
@@ -242,7 +267,7 @@ impl Actor {
         + Send
         + Sync
         + 'static,
-    ) -> Vec<Option<Result<R, CallFailure>>> {
+    ) -> Vec<Option<Timed<R>>> {
         let n = items.len();
         let batch = Arc::new(Batch {
             f: Box::new(f),
@@ -254,6 +279,7 @@ impl Actor {
                 keep_going,
                 stopped: false,
                 due: None,
+                began: None,
                 reply: None,
             }),
         });
@@ -273,9 +299,12 @@ impl Actor {
         }
         let mut st = batch.state.lock();
         let gone = || {
-            Some(Err(CallFailure::Trap(
-                "the plugin's actor thread has stopped".into(),
-            )))
+            Some(Timed {
+                outcome: Err(CallFailure::Trap(
+                    "the plugin's actor thread has stopped".into(),
+                )),
+                took: None,
+            })
         };
         let stopped = st.stopped;
         let rest = st.pending.len();
@@ -401,20 +430,26 @@ impl Worker {
                     deadline * 11
                 };
                 self.set_due(&mut st, started + allowance + WATCHDOG_GRACE);
+                st.began = Some(started);
                 item
             };
             let result = self.run_item(batch, item, started);
+            let took = started.elapsed();
             let mut st = batch.state.lock();
             if self.life.is_retired() {
                 // Given up by the watchdog, which recorded this item.
                 return;
             }
             st.due = None;
+            st.began = None;
             self.life.due.store(0, Ordering::Release);
             if !(st.keep_going)(&result) {
                 st.stopped = true;
             }
-            st.done.push(result);
+            st.done.push(Timed {
+                outcome: result,
+                took: Some(took),
+            });
         }
         *self.life.job.lock() = None;
         let reply = batch.state.lock().reply.take();

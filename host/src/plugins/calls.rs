@@ -83,9 +83,17 @@ impl PluginRef {
     }
 
     /// For each kind fed from the log (handler, mapper), the sequence its
-    /// dispatcher has delivered up to.
+    /// dispatcher has read up to: delivered, or passed over as not wanted
+    /// (so an idle handler with a narrow filter is not "behind").
     pub fn cursors(&self) -> std::collections::BTreeMap<Kind, u64> {
-        self.slot.cursors.lock().clone()
+        self.slot.positions()
+    }
+
+    /// How long this plugin's calls took on its worker, in seconds: one
+    /// observation per counted call (each item of a batch on its own). The
+    /// histogram shares its counts with the plugin's slot.
+    pub fn call_latency(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.slot.latency()
     }
 
     /// Deliver one event to an event handler.

@@ -5,14 +5,19 @@
 //! and look up the current version for every call, so a hot swap takes
 //! effect between two deliveries; the dispatcher's cursor and the plugin's
 //! state live outside the version and carry over.
+//!
+//! The slot is the one place calls are counted ([`Slot::account`]), so it
+//! also keeps the call-latency histogram, fed with the duration the worker
+//! measured for each call (each item of a batch on its own).
 
-use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::watch;
@@ -20,6 +25,7 @@ use tokio::sync::watch;
 use crate::bus::{Bus, NewEvent};
 
 use super::action::Cause;
+use super::actor::Timed;
 use super::bindings::{MAX_TEXT, truncate};
 use super::error::{CallFailure, PluginError};
 use super::instance::{Exports, Kind};
@@ -70,6 +76,14 @@ fn streak_after(streak: u32, failure: Option<&CallFailure>) -> u32 {
     }
 }
 
+/// A histogram for call durations in seconds: 25 buckets doubling from
+/// 1 µs, the last at about 16.8 s, so every call from a cached answer to
+/// one that runs into a deadline of several seconds lands in a bucket of
+/// its own order of magnitude.
+pub(crate) fn call_latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1e-6, 2.0, 25))
+}
+
 /// One plugin name and its current version.
 pub(crate) struct Slot {
     pub(crate) name: String,
@@ -80,8 +94,15 @@ pub(crate) struct Slot {
     /// Kinds for which a dispatcher task is running.
     pub(crate) dispatching: Mutex<HashSet<Kind>>,
     /// Each dispatcher's cursor (last sequence delivered or passed over),
-    /// so listings can show how far behind the log a plugin is.
-    pub(crate) cursors: Mutex<std::collections::BTreeMap<Kind, u64>>,
+    /// so listings can show how far behind the log a plugin is. Superseded,
+    /// kind by kind, by `positions`.
+    pub(crate) cursors: Mutex<BTreeMap<Kind, u64>>,
+    /// Each dispatcher's consumer position (`bus::Consumer::position`),
+    /// which also moves while the consumer passes over events it does not
+    /// want. Weak: a position whose consumer is gone no longer counts.
+    positions: Mutex<BTreeMap<Kind, Weak<AtomicU64>>>,
+    /// Durations of the calls counted in `account`, in seconds.
+    latency: Histogram,
     removed: AtomicBool,
     bus: Bus,
     max_failures: u32,
@@ -96,6 +117,8 @@ impl Slot {
             generation: watch::Sender::new(0),
             dispatching: Mutex::new(HashSet::new()),
             cursors: Mutex::default(),
+            positions: Mutex::default(),
+            latency: call_latency_histogram(),
             removed: AtomicBool::new(false),
             bus,
             max_failures: max_failures.max(1),
@@ -150,6 +173,41 @@ impl Slot {
         health
     }
 
+    /// Follows the consumer position of the dispatcher of `kind` (from
+    /// `bus::Consumer::position`) instead of the cursor it records after
+    /// each delivery; replaces the position of an earlier consumer. Only a
+    /// weak reference is kept: once that consumer is dropped, `kind` is no
+    /// longer reported (unless its dispatcher records a cursor).
+    #[allow(
+        dead_code,
+        reason = "the dispatcher (dispatch.rs) calls it once it hands over its consumer's position"
+    )]
+    pub(crate) fn set_position(&self, kind: Kind, position: Arc<AtomicU64>) {
+        self.positions
+            .lock()
+            .insert(kind, Arc::downgrade(&position));
+    }
+
+    /// How far each dispatcher has read the log, by kind: its consumer's
+    /// position where one was set and its consumer lives, else the cursor
+    /// it recorded after its last delivery.
+    pub(crate) fn positions(&self) -> BTreeMap<Kind, u64> {
+        let mut read = self.cursors.lock().clone();
+        self.positions.lock().retain(|kind, position| {
+            let Some(position) = position.upgrade() else {
+                return false;
+            };
+            read.insert(*kind, position.load(Ordering::Acquire));
+            true
+        });
+        read
+    }
+
+    /// The call-latency histogram (shares its counts with the slot's).
+    pub(crate) fn latency(&self) -> Histogram {
+        self.latency.clone()
+    }
+
     pub(crate) fn note_skipped(&self) {
         self.health.lock().skipped_while_quarantined += 1;
     }
@@ -177,17 +235,22 @@ impl Slot {
         let Some(version) = self.current() else {
             return Err(PluginError::Gone(self.name.clone()));
         };
-        let outcome = version.call(f).await;
-        self.account(call, cause, outcome)
+        let timed = version.call_timed(f).await;
+        self.account(call, cause, timed)
     }
 
-    /// Count one finished call and report its failure, if any.
+    /// Count one finished call, record its duration, and report its
+    /// failure, if any.
     fn account<R>(
         &self,
         call: &'static str,
         cause: Option<Cause>,
-        outcome: Result<R, CallFailure>,
+        timed: Timed<R>,
     ) -> Result<R, PluginError> {
+        let Timed { outcome, took } = timed;
+        if let Some(took) = took {
+            self.latency.observe(took.as_secs_f64());
+        }
         {
             let mut h = self.health.lock();
             h.calls += 1;
@@ -342,9 +405,83 @@ impl Slot {
                 None => e,
             })
             .collect();
-        // Queued, not awaited: the caller is an async task.
+        // Handed over without waiting for the commit: this runs on the
+        // dispatcher's async task, and a plugin failing on every event must
+        // not hold a worker on the journal per failure.
         if let Err(e) = self.bus.submit(events) {
             tracing::error!(plugin = %self.name, "could not record plugin failure: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::BusConfig;
+
+    fn slot() -> Arc<Slot> {
+        let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+        Slot::new("p".into(), bus, 3)
+    }
+
+    #[test]
+    fn a_followed_position_wins_over_the_delivery_cursor_while_its_consumer_lives() {
+        let slot = slot();
+        slot.cursors.lock().insert(Kind::EventHandler, 5);
+        slot.cursors.lock().insert(Kind::StatusMapper, 2);
+        assert_eq!(slot.positions()[&Kind::EventHandler], 5);
+        let position = Arc::new(AtomicU64::new(9));
+        slot.set_position(Kind::EventHandler, position.clone());
+        assert_eq!(slot.positions()[&Kind::EventHandler], 9);
+        // The consumer moved over events it does not want: no delivery, no cursor.
+        position.store(40, Ordering::Release);
+        assert_eq!(slot.positions()[&Kind::EventHandler], 40);
+        assert_eq!(slot.positions()[&Kind::StatusMapper], 2);
+        drop(position);
+        assert_eq!(
+            slot.positions()[&Kind::EventHandler],
+            5,
+            "a dropped consumer's position no longer counts"
+        );
+        slot.cursors.lock().remove(&Kind::EventHandler);
+        assert!(!slot.positions().contains_key(&Kind::EventHandler));
+    }
+
+    #[test]
+    fn call_durations_land_in_buckets_from_a_microsecond_to_ten_seconds() {
+        let slot = slot();
+        let timed = |secs: f64| Timed {
+            outcome: Ok::<(), CallFailure>(()),
+            took: Some(std::time::Duration::from_secs_f64(secs)),
+        };
+        for secs in [2e-6, 3e-3, 9.0] {
+            slot.account("handle", None, timed(secs)).unwrap();
+        }
+        // An item whose worker died under it was never measured.
+        let lost = Timed {
+            outcome: Err::<(), _>(CallFailure::Trap("gone".into())),
+            took: None,
+        };
+        assert!(slot.account("handle", None, lost).is_err());
+        let mut text = String::new();
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register("call_seconds", "calls", slot.latency());
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let value = |start: &str| {
+            text.lines()
+                .find(|l| l.starts_with(start))
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_string)
+        };
+        let le = |bound: &str| value(&format!("call_seconds_bucket{{le=\"{bound}\"}}"));
+        assert_eq!(value("call_seconds_count").as_deref(), Some("3"));
+        assert_eq!(slot.health().calls, 4);
+        let sum: f64 = value("call_seconds_sum").unwrap().parse().unwrap();
+        assert!((sum - 9.003002).abs() < 1e-9, "{sum}");
+        assert_eq!(le("0.000001").as_deref(), Some("0"));
+        assert_eq!(le("0.000002").as_deref(), Some("1"));
+        assert_eq!(le("0.004096").as_deref(), Some("2"));
+        assert_eq!(le("8.388608").as_deref(), Some("2"));
+        assert_eq!(le("16.777216").as_deref(), Some("3"));
     }
 }

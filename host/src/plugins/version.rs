@@ -14,7 +14,7 @@ use wasmtime::Store;
 
 use crate::bus::Pattern;
 
-use super::actor::{Actor, KeepGoing};
+use super::actor::{Actor, KeepGoing, Timed};
 use super::bindings::{MAX_LABEL, truncate};
 use super::engine::PluginEngine;
 use super::error::{CallFailure, PluginError};
@@ -119,6 +119,17 @@ impl PluginVersion {
         + Send
         + 'static,
     ) -> Result<R, CallFailure> {
+        self.call_timed(f).await.outcome
+    }
+
+    /// [`PluginVersion::call`], also saying how long the call ran on the
+    /// worker.
+    pub(crate) async fn call_timed<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store<StoreState>, &Exports) -> wasmtime::Result<Result<R, CallFailure>>
+        + Send
+        + 'static,
+    ) -> Timed<R> {
         self.actor
             .run(vec![f], Box::new(|_| true), |store, exports, f| {
                 f(store, exports)
@@ -126,10 +137,11 @@ impl PluginVersion {
             .await
             .pop()
             .flatten()
-            .unwrap_or_else(|| {
-                Err(CallFailure::Trap(
+            .unwrap_or_else(|| Timed {
+                outcome: Err(CallFailure::Trap(
                     "the plugin's actor thread has stopped".into(),
-                ))
+                )),
+                took: None,
             })
     }
 
@@ -143,7 +155,7 @@ impl PluginVersion {
         + Send
         + Sync
         + 'static,
-    ) -> Vec<Option<Result<R, CallFailure>>> {
+    ) -> Vec<Option<Timed<R>>> {
         self.actor.run(items, keep_going, f).await
     }
 

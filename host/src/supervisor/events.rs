@@ -148,12 +148,21 @@ pub(crate) fn removed(name: &str, state: ProcessState, reason: &str) -> NewEvent
 
 /// Publishes state events; called only with no lock held.
 ///
-/// A bus failure cannot be reported on the bus, so it goes to the log.
+/// The events are handed to the bus's writer without waiting for their
+/// commit ([`Bus::submit`]), so this is fine on an async worker (it waits
+/// only while the writer's queue is full: back-pressure). The writer keeps
+/// one queue, so events are committed in the order they were handed over,
+/// and every caller hands over a process's events in the order they
+/// happened. Readers that need them in the journal at once (tests) call
+/// [`Bus::flush`] first.
+///
+/// A bus failure cannot be reported on the bus, so it goes to the log (a
+/// failed commit is logged by the writer).
 pub(crate) fn publish(bus: &Bus, events: Vec<NewEvent>) {
     if events.is_empty() {
         return;
     }
-    if let Err(e) = bus.publish_all(events) {
+    if let Err(e) = bus.submit(events) {
         tracing::error!(error = %e, "could not publish supervisor events");
     }
 }

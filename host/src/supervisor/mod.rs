@@ -43,6 +43,8 @@
 //! - `output`: pipe readers and batching; `publish`: batches to the bus;
 //!   `store`: the ring and the rotated log file;
 //! - `reaper`: the child subreaper and orphan reaping;
+//! - `offload`: running `/proc` walks, signal rounds and reaps on the
+//!   blocking pool, never on an async worker;
 //! - `resources`: the one sampler task (sysinfo) and the memory limit check;
 //! - `events`, `duration`, `size`, `error`: event shapes, `"10s"` and
 //!   `"512MiB"` parsing, [`SupervisorError`].
@@ -50,6 +52,7 @@
 pub(crate) mod duration;
 mod error;
 mod events;
+mod offload;
 mod output;
 mod publish;
 mod reaper;

@@ -3,8 +3,10 @@
 //!
 //! Under load it coalesces queued batches of the same stream into larger
 //! events, so a burst costs the bus fewer appends and fewer lines are
-//! dropped. Publishing runs on the blocking pool because the bus writes a
-//! journal; the readers keep draining the pipes meanwhile.
+//! dropped. Each append awaits its commit on the bus's writer thread
+//! (`publish_all_async`), so no worker blocks on the journal, and the bytes
+//! in flight are released only once their lines are in the journal; the
+//! readers keep draining the pipes meanwhile.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -126,12 +128,10 @@ pub(super) async fn run(
             .sum();
         dropped.fetch_add(refused, Ordering::Relaxed);
         let (events, counts, bytes) = coalesce(&name, messages);
-        let publisher = bus.clone();
-        let result = tokio::task::spawn_blocking(move || publisher.publish_all(events)).await;
+        let result = bus.publish_all_async(events).await;
         inflight.fetch_sub(bytes, Ordering::SeqCst);
         let error = match result {
-            Ok(Ok(_)) => continue,
-            Ok(Err(e)) => e.to_string(),
+            Ok(_) => continue,
             Err(e) => e.to_string(),
         };
         // The lines are in the ring and the log, but not on the bus: say so.
@@ -147,7 +147,7 @@ pub(super) async fn run(
                 EventType::OutputDropped,
                 json!({ "stream": stream, "dropped": dropped, "reason": error }),
             );
-            if bus.publish(notice).is_err() {
+            if bus.submit(vec![notice]).is_err() {
                 tracing::error!(process = %name, %stream, dropped, "output lines lost from the bus");
             }
         }

@@ -22,6 +22,7 @@ use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 use tokio::signal::unix::{SignalKind, signal};
 
+use super::offload::offload;
 use super::stop::{self, ProcStat};
 
 /// Ticks between scans when no `SIGCHLD` arrived.
@@ -142,7 +143,8 @@ pub(crate) fn reap_orphans() -> usize {
 
 /// Reaps orphans every second, but scans `/proc` only after a `SIGCHLD`
 /// (an orphan's death signals us) or every [`IDLE_SCAN_EVERY`] ticks, so
-/// an idle host with many children costs next to nothing.
+/// an idle host with many children costs next to nothing. The scans run on
+/// the blocking pool.
 pub(crate) async fn reap_periodically() {
     // Tokio lets any number of listeners share SIGCHLD with its own reaper.
     let mut sigchld = signal(SignalKind::child()).ok();
@@ -154,7 +156,7 @@ pub(crate) async fn reap_periodically() {
             _ = tick.tick() => {
                 idle_ticks += 1;
                 if pending || idle_ticks >= IDLE_SCAN_EVERY || sigchld.is_none() {
-                    reap_orphans();
+                    offload(reap_orphans).await;
                     pending = false;
                     idle_ticks = 0;
                 }

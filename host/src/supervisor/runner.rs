@@ -8,6 +8,11 @@
 //! which is also the group id, cannot be handed out again, so every signal
 //! to the group reaches this tree and nothing else (see `stop`), and members
 //! it left behind after exiting are still found by their group.
+//!
+//! The runner is async, but every `/proc` walk, signal round and reap it
+//! makes runs on the blocking pool (`offload`), awaited before the next
+//! step, so the order of the steps is the one described here; its events
+//! go to the bus without waiting for their commit (`events::publish`).
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::sync::Arc;
@@ -21,6 +26,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::error::SupervisorError;
 use super::events::{self, EventType};
+use super::offload::offload;
 use super::output::OutputTasks;
 use super::reaper;
 use super::restart::{backoff_delay, should_restart};
@@ -266,8 +272,10 @@ impl Runner {
                 "the child exited before its pid was read",
             ))
         })?;
-        // Read before anything can reap the child, so it is surely the child's.
-        let Some(start_time) = stop::read_stat(pid as i32).map(|s| s.start_time) else {
+        // Read before anything can reap the child, so it is surely the child's:
+        // we hold the child, and the orphan reaper leaves tracked children alone.
+        let stat = offload(move || stop::read_stat(pid as i32)).await;
+        let Some(start_time) = stat.map(|s| s.start_time) else {
             // Unreaped, the child still pins its group id: this reaches only it.
             let _ =
                 nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL);
@@ -358,11 +366,11 @@ impl Runner {
         }
         // On a natural exit this cleans up whatever the leader left behind.
         let grace = (!force).then_some(spec.stop_timeout);
-        let tree = Tree::collect(pgid, spawned.start_time);
+        let start_time = spawned.start_time;
+        let tree = offload(move || Tree::collect(pgid, start_time)).await;
         let status = self
             .terminate(&mut spawned.child, tree, spec.stop_signal.signal(), grace)
             .await;
-        reaper::untrack_child(pgid);
         if !spawned.output.finish(OUTPUT_DRAIN_LIMIT).await {
             tracing::warn!(process = %self.name, "output pipes still open after the process tree exited; their readers carry on detached");
         }
@@ -408,40 +416,73 @@ impl Runner {
     }
 
     /// Asks the tree to stop (if `grace`), then kills whatever is left,
-    /// waits for every member to be gone and only then reaps the leader.
+    /// waits for every member to be gone and only then reaps the leader;
+    /// finally forgets the leader as a tracked child.
+    ///
+    /// Each blocking step (a `/proc` walk, a signal round, the reaper's
+    /// registry, whose lock is held across a scan) is offloaded and awaited
+    /// in turn, so they happen in the order written here.
     async fn terminate(
         &mut self,
         child: &mut Child,
-        mut tree: Tree,
+        tree: Tree,
         signal: Signal,
         grace: Option<Duration>,
     ) -> Option<std::process::ExitStatus> {
-        reaper::note_escapees(&tree.escapees());
-        // The leader is a member, so this also means it has exited.
-        if tree.alive().is_empty() {
-            // The usual natural exit: nothing left behind.
-            reaper::forget_group(tree.pgid());
-            return child.wait().await.ok();
+        let pgid = tree.pgid();
+        let (mut tree, alive) = offload(move || {
+            reaper::note_escapees(&tree.escapees());
+            // The leader is a member, so "none" also means it has exited.
+            let alive = !tree.alive().is_empty();
+            if !alive {
+                // The usual natural exit: nothing left behind. Forgotten
+                // before the leader is reaped, which frees the group id.
+                reaper::forget_group(pgid);
+            }
+            (tree, alive)
+        })
+        .await;
+        if !alive {
+            let status = child.wait().await.ok();
+            offload(move || reaper::untrack_child(pgid)).await;
+            return status;
         }
         if let Some(grace) = grace.filter(|_| signal != Signal::SIGKILL) {
-            let _ = tree.signal(signal);
-            // A paused tree must run to act on the signal.
-            let _ = tree.signal(Signal::SIGCONT);
+            tree = offload(move || {
+                let _ = tree.signal(signal);
+                // A paused tree must run to act on the signal.
+                let _ = tree.signal(Signal::SIGCONT);
+                tree
+            })
+            .await;
             tokio::select! {
                 _ = tokio::time::timeout(grace, tree.wait_gone(None)) => {}
                 _ = wait_for_force(&mut self.control, &mut self.stop_requested, &mut self.restart_requested, &mut self.waiting) => {}
             }
         }
-        tree.extend();
-        reaper::note_escapees(&tree.escapees());
-        tree.kill_all();
+        let tree = offload(move || {
+            tree.extend();
+            reaper::note_escapees(&tree.escapees());
+            tree.kill_all();
+            tree
+        })
+        .await;
         let gone = tree.wait_gone(Some(KILL_WAIT_LIMIT)).await;
         let status = child.wait().await.ok();
-        reaper::reap_orphans();
-        if gone {
-            reaper::forget_group(tree.pgid());
-        } else {
-            tracing::warn!(process = %self.name, pids = ?tree.alive(), "processes survive SIGKILL (stuck in the kernel?)");
+        let survivors = offload(move || {
+            reaper::reap_orphans();
+            let survivors = if gone {
+                reaper::forget_group(pgid);
+                Vec::new()
+            } else {
+                tree.alive()
+            };
+            reaper::untrack_child(pgid);
+            survivors
+        })
+        .await;
+        if !gone {
+            tracing::warn!(process = %self.name, pids = ?survivors, "processes survive SIGKILL (stuck in the kernel?)");
         }
         status
     }
@@ -558,7 +599,7 @@ async fn leader_exited(pid: i32, start_time: u64) {
     // reaping it and without polling. Polling /proc once a second per
     // process cost 7% of a core on a host with 1,000 idle processes, and
     // every SIGCHLD woke every watcher.
-    if let Some(pidfd) = pidfd_of(pid, start_time)
+    if let Some(pidfd) = offload(move || pidfd_of(pid, start_time)).await
         // SAFETY: the AsyncFd owns the OwnedFd, which stays open and
         // unchanged until the AsyncFd is dropped at the end of this scope.
         && let Ok(ready) = unsafe {
@@ -570,7 +611,9 @@ async fn leader_exited(pid: i32, start_time: u64) {
     }
     // Subscribed before the first look, so an exit in between still wakes us.
     let mut sigchld = signal(SignalKind::child()).ok();
-    while stop::read_stat(pid).is_some_and(|p| p.start_time == start_time && !p.is_dead()) {
+    let alive =
+        move || stop::read_stat(pid).is_some_and(|p| p.start_time == start_time && !p.is_dead());
+    while offload(alive).await {
         match sigchld.as_mut() {
             Some(sigchld) => {
                 let _ = tokio::time::timeout(EXIT_POLL, sigchld.recv()).await;

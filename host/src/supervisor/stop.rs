@@ -16,6 +16,10 @@
 //! (which is why the runner reaps the leader last), else only verified
 //! members are, one by one: a `killpg` after the last member was reaped
 //! could reach whatever group got the number next.
+//!
+//! Everything here reads `/proc` synchronously; async callers run it on the
+//! blocking pool (`offload`), one step after another, so the order above is
+//! kept.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
@@ -23,6 +27,8 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
+
+use super::offload::offload;
 
 /// One line of `/proc/<pid>/stat`, the fields the supervisor needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -288,11 +294,15 @@ impl Tree {
     }
 
     /// Waits until every member is dead, or `limit` passes; true if all are gone.
+    ///
+    /// Each look at `/proc` runs on the blocking pool; dropping the future
+    /// between looks (a timeout) leaves nothing behind but a finished read.
     pub(crate) async fn wait_gone(&self, limit: Option<Duration>) -> bool {
         let deadline = limit.map(|l| tokio::time::Instant::now() + l);
         let mut pause = Duration::from_millis(2);
         loop {
-            if self.alive().is_empty() {
+            let tree = self.clone();
+            if offload(move || tree.alive().is_empty()).await {
                 return true;
             }
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {

@@ -3,7 +3,7 @@
 //! Each started process gets a runner task (see `runner.rs`) that owns the
 //! child and its lifecycle; the verbs here only check state under the table
 //! lock, send the runner a request, and wait outside the lock. Events are
-//! always published after the lock is released.
+//! always published after the lock is released, and never waited for.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::error::SupervisorError;
 use super::events::{self, EventType};
+use super::offload::{in_place, offload};
 use super::reaper;
 use super::runner::{self, Control, Launch};
 use super::spec::ProcessSpec;
@@ -63,6 +64,10 @@ impl SupervisorConfig {
 ///
 /// Cheap to clone; all clones share one process table. Must be used inside
 /// a tokio runtime with I/O, time and signal drivers enabled.
+///
+/// Events are handed to the bus in the order they happen, without waiting
+/// for their commit ([`Bus::submit`]); a verb may return before its events
+/// are in the journal, and [`Bus::flush`] waits for them.
 ///
 /// # Examples
 ///
@@ -311,7 +316,7 @@ impl Supervisor {
         };
         // An error means the runner is gone, which is what we wait for.
         let _ = done.wait_for(|finished| *finished).await;
-        reaper::reap_orphans();
+        offload(reaper::reap_orphans).await;
         Ok(())
     }
 
@@ -391,6 +396,10 @@ impl Supervisor {
     /// as blocked (`D`) rather than stopped (`T`) until the resume: its
     /// child was stopped before its exec, so the tree is frozen all the same.
     ///
+    /// Walks `/proc` before it returns; called on a worker of a
+    /// multi-threaded tokio runtime, it first hands that worker's other
+    /// tasks to another (`block_in_place`), so they do not wait for it.
+    ///
     /// # Errors
     ///
     /// [`SupervisorError::InvalidState`] unless it is `running`;
@@ -407,6 +416,8 @@ impl Supervisor {
     }
 
     /// Resumes a paused process: `SIGCONT` to its group and descendants.
+    ///
+    /// Walks `/proc` as [`Supervisor::pause`] does.
     ///
     /// # Errors
     ///
@@ -440,12 +451,16 @@ impl Supervisor {
                 _ => return Err(invalid(name, rec.state, action)),
             }
         };
-        // Signalled outside the lock: the /proc walk is not instant. The
-        // runner may have reaped the leader meanwhile; the tree then finds
-        // nothing it can prove is ours and signals nothing.
-        let tree = Tree::collect(pid as i32, start);
-        reaper::note_escapees(&tree.escapees());
-        tree.signal(signal).map_err(|e| SupervisorError::Signal {
+        // Signalled outside the lock: the /proc walk is not instant, so it
+        // also runs with this worker's other tasks handed to another worker.
+        // The runner may have reaped the leader meanwhile; the tree then
+        // finds nothing it can prove is ours and signals nothing.
+        in_place(|| {
+            let tree = Tree::collect(pid as i32, start);
+            reaper::note_escapees(&tree.escapees());
+            tree.signal(signal)
+        })
+        .map_err(|e| SupervisorError::Signal {
             name: name.into(),
             signal: signal.as_str().into(),
             source: e.into(),
@@ -653,7 +668,7 @@ impl Supervisor {
         for task in tasks {
             let _ = task.await;
         }
-        reaper::reap_orphans();
+        offload(reaper::reap_orphans).await;
         self.inner.stop_background();
     }
 }

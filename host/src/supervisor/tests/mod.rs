@@ -57,7 +57,10 @@ pub(super) async fn wait_state(sup: &Supervisor, name: &str, state: ProcessState
     .await;
 }
 
+/// Every event about process `name`, oldest first. Flushes first: the
+/// supervisor hands its events to the bus without waiting for the commit.
 pub(super) fn events(bus: &Bus, name: &str) -> Vec<Event> {
+    bus.flush().unwrap();
     let query = EventQuery {
         subject: Some(name.to_string()),
         ..Default::default()

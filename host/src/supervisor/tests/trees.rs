@@ -97,7 +97,9 @@ async fn a_forced_stop_kills_at_once() {
     );
 }
 
-#[tokio::test]
+// Multi-threaded, as the host runs: the /proc walk of pause and resume
+// then runs in `block_in_place`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_and_resume_signal_the_group_and_change_state() {
     let (sup, bus, _dir) = setup();
     // Once the child's pid is printed the leader only waits, so the pause
