@@ -29,6 +29,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::common::{clock_ticks, stat_ticks};
 use crate::bus::{Bus, BusConfig, NewEvent, StartAt, journal_path};
 
 /// Longest a single throughput run may take; it stops early and reports what it did.
@@ -287,25 +288,6 @@ fn thread_ticks(name: &str) -> anyhow::Result<u64> {
     Ok(total)
 }
 
-fn stat_ticks(path: &Path) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(path)?;
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    // utime and stime are fields 14 and 15; after the name, 12 and 13.
-    Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
-}
-
-fn clock_ticks() -> f64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100) as f64
-}
-
 /// Builds (once) a journal of `gb` GiB in `cache`, then opens it three times in
 /// a child process.
 fn measure_open(cache: &Path, gb: f64) -> anyhow::Result<OpenReport> {
@@ -400,12 +382,7 @@ pub(crate) fn probe_open(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
 }
 
 fn status_kib(field: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .with_context(|| format!("{field} in /proc/self/status"))
+    super::common::status_kib(Path::new("/proc/self/status"), field)
 }
 
 /// Four publishers submit batches of 100 for `secs` seconds under the default
@@ -462,6 +439,45 @@ fn measure_wal(base: &Path, secs: u64) -> anyhow::Result<WalReport> {
         peak_mib: peak.load(Ordering::Relaxed) as f64 / 1048576.0,
         after_close_bytes: std::fs::metadata(&wal).map_or(0, |m| m.len()),
     })
+}
+
+/// The best of the throughput runs, for the handler section's summary.
+pub(crate) struct Summary {
+    /// Highest journaled rate.
+    pub journaled_per_sec: f64,
+    /// Which run that was.
+    pub journaled_run: String,
+    /// Highest rate delivered to one consumer.
+    pub delivered_per_sec: f64,
+    /// Which run that was.
+    pub delivered_run: String,
+}
+
+impl Summary {
+    /// The best runs of `r`, if it has throughput runs.
+    pub(crate) fn of(r: &BusReport) -> Option<Summary> {
+        let best = |runs: &[ThroughputRun]| {
+            runs.iter()
+                .max_by(|a, b| a.per_sec.total_cmp(&b.per_sec))
+                .map(|run| {
+                    (
+                        run.per_sec,
+                        format!(
+                            "{} publishers x {} x{}",
+                            run.publishers, run.mode, run.batch
+                        ),
+                    )
+                })
+        };
+        let (journaled_per_sec, journaled_run) = best(&r.journaled)?;
+        let (delivered_per_sec, delivered_run) = best(&r.delivered)?;
+        Some(Summary {
+            journaled_per_sec,
+            journaled_run,
+            delivered_per_sec,
+            delivered_run,
+        })
+    }
 }
 
 /// Prints the section like the others.

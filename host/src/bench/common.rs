@@ -1,0 +1,225 @@
+//! What the sections share: a host in-process (the [`Runtime`] `host run`
+//! starts), a bare plugin host for the sections that time single calls,
+//! pings, percentiles, and reading a process's CPU and memory from /proc.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::bus::{Bus, Event, NewEvent};
+use crate::config::HostConfig;
+use crate::plugins::{ActionRequest, NoProcesses, PluginHost, PluginHostConfig};
+use crate::runtime::{RunOptions, Runtime};
+
+/// Starts the host `host run` starts (journal in `state`, plugins from
+/// `plugins`, the real executor), without the API and signal handling.
+///
+/// # Errors
+///
+/// As [`Runtime::start`].
+pub(crate) async fn start_runtime(
+    plugins: &Path,
+    state: &Path,
+    config: HostConfig,
+    watch: bool,
+) -> anyhow::Result<Runtime> {
+    Runtime::start(
+        config,
+        RunOptions {
+            plugins_dir: plugins.to_path_buf(),
+            state_dir: state.to_path_buf(),
+            watch,
+            build_missing: false,
+        },
+    )
+    .await
+    .with_context(|| format!("cannot start a host on {}", state.display()))
+}
+
+/// Stops a host started by [`start_runtime`], forcing after 30 s.
+pub(crate) async fn stop_runtime(runtime: Runtime) -> anyhow::Result<()> {
+    runtime
+        .stop(Duration::from_secs(30), std::future::pending())
+        .await
+}
+
+/// Fails, naming the plugin and what the host said, unless `name` loaded.
+pub(crate) fn ensure_loaded(plugins: &PluginHost, name: &str) -> anyhow::Result<()> {
+    if plugins.get(name).is_some_and(|p| p.is_loaded()) {
+        return Ok(());
+    }
+    let failures: Vec<String> = plugins
+        .failures()
+        .into_iter()
+        .map(|(path, error)| format!("{}: {error}", path.display()))
+        .collect();
+    anyhow::bail!(
+        "the plugin `{name}` did not load; {}",
+        if failures.is_empty() {
+            "no load failure was reported".to_string()
+        } else {
+            failures.join("; ")
+        }
+    )
+}
+
+/// A plugin host over `dir` on `bus` (no processes, no watcher unless
+/// asked), for the sections that call plugins directly.
+pub(crate) async fn plugin_host(
+    dir: &Path,
+    bus: Bus,
+    debounce_ms: u64,
+) -> anyhow::Result<(PluginHost, mpsc::Receiver<ActionRequest>)> {
+    let (tx, rx) = mpsc::channel(1024);
+    let mut config = PluginHostConfig::new(dir);
+    config.debounce = Duration::from_millis(debounce_ms);
+    config.state_dir = Some(dir.join(".state"));
+    config.build_missing = false;
+    let host = PluginHost::start(config, bus, Arc::new(NoProcesses), tx).await?;
+    Ok((host, rx))
+}
+
+/// A `test.ping` with this sequence, as the bus would deliver it.
+pub(crate) fn ping(sequence: u64) -> Event {
+    Event {
+        specversion: "1.0".into(),
+        id: uuid::Uuid::now_v7().to_string(),
+        source: "bench".into(),
+        ty: "test.ping".into(),
+        subject: None,
+        time: Utc::now(),
+        sequence,
+        cause: None,
+        depth: 0,
+        datacontenttype: "application/json".into(),
+        data: json!({ "n": sequence }),
+    }
+}
+
+/// Publishes `n` pings in batches of 1,000.
+pub(crate) async fn publish_pings(bus: &Bus, n: u64) -> anyhow::Result<()> {
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(1000);
+        bus.publish_all_async(
+            (0..k)
+                .map(|i| NewEvent::new("bench", "test.ping", json!({ "n": i })))
+                .collect(),
+        )
+        .await?;
+        left -= k;
+    }
+    Ok(())
+}
+
+/// The median of `xs` (NaN when empty).
+pub(crate) fn median(xs: Vec<f64>) -> f64 {
+    Spread::of(xs).median
+}
+
+/// Median, 99th percentile and extremes of a set of timings.
+#[derive(Debug, Clone, Serialize)]
+pub struct Spread {
+    /// How many.
+    pub samples: usize,
+    /// Smallest.
+    pub min: f64,
+    /// 50th percentile.
+    pub median: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `xs` (all NaN when empty).
+    pub(crate) fn of(mut xs: Vec<f64>) -> Spread {
+        xs.sort_by(|a, b| a.total_cmp(b));
+        let at = |p: f64| {
+            xs.get(((xs.len() as f64 - 1.0) * p).round() as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        Spread {
+            samples: xs.len(),
+            min: at(0.0),
+            median: at(0.5),
+            p95: at(0.95),
+            p99: at(0.99),
+            max: at(1.0),
+        }
+    }
+}
+
+/// User plus system CPU of the process (or thread) whose `stat` file is
+/// `path`, in clock ticks.
+pub(crate) fn stat_ticks(path: &Path) -> anyhow::Result<u64> {
+    let stat =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15; after the name, 12 and 13.
+    let field = |i: usize| -> anyhow::Result<u64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .with_context(|| format!("field {} of {}", i + 3, path.display()))
+    };
+    Ok(field(11)? + field(12)?)
+}
+
+/// CPU seconds of process `pid` so far.
+pub(crate) fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
+    Ok(stat_ticks(Path::new(&format!("/proc/{pid}/stat")))? as f64 / clock_ticks())
+}
+
+/// Clock ticks per second.
+pub(crate) fn clock_ticks() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64
+}
+
+/// A `kB` field (`VmRSS`, `VmHWM`) of a `/proc/.../status` file.
+pub(crate) fn status_kib(path: &Path, field: &str) -> anyhow::Result<u64> {
+    let status =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .with_context(|| format!("{field} in {}", path.display()))
+}
+
+/// Resident memory of process `pid`, in MiB.
+pub(crate) fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+    Ok(status_kib(Path::new(&format!("/proc/{pid}/status")), "VmRSS")? as f64 / 1024.0)
+}
+
+/// The children of process `pid` (its first thread's), from /proc.
+pub(crate) fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Whether process `pid` still exists (a zombie counts: it is not reaped).
+pub(crate) fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}

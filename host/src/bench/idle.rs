@@ -1,0 +1,110 @@
+//! Idle processes: this very binary, started as `host run` (a
+//! [`HostChild`]) over `n` sleeping processes. Measured from outside: the
+//! time until every process has started (`process.started` in its
+//! journal), its resident memory, its CPU over 10 idle seconds (after 3 s
+//! to settle), and, after SIGTERM, the time until it exited and whether
+//! every child is gone.
+//!
+//! While the host is up and its footprint measured, the runner can use it
+//! for more (the API section lists its processes); that happens between
+//! the footprint and the stop, so it never counts as idle.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::child::HostChild;
+use super::common::{alive, cpu_secs, rss_mib};
+use super::fixtures::write;
+
+/// How long CPU is sampled while idle.
+pub(crate) const IDLE_WINDOW: Duration = Duration::from_secs(10);
+/// How long start-up work may settle before measuring "idle".
+pub(crate) const SETTLE: Duration = Duration::from_secs(3);
+/// Longest wait for every process to start, or for a stop.
+const PATIENCE: Duration = Duration::from_secs(300);
+
+/// A supervisor running many idle processes.
+#[derive(Debug, Serialize)]
+pub struct IdleReport {
+    /// Processes supervised (all running).
+    pub processes: usize,
+    /// From spawning the supervisor to every process started.
+    pub start_all_ms: f64,
+    /// Resident memory of the supervisor process.
+    pub rss_mib: f64,
+    /// CPU it used while idle, in percent of one core, over 10 s.
+    pub idle_cpu_percent: f64,
+    /// From SIGTERM to the supervisor's exit (every tree stopped).
+    pub stop_all_ms: f64,
+    /// Whether every child was gone after that.
+    pub all_stopped: bool,
+}
+
+/// The `host.toml` of `n` processes `sleep 1000000`.
+fn config(n: usize) -> String {
+    let mut config = String::new();
+    for i in 0..n {
+        let _ = writeln!(
+            config,
+            "[process.idle{i}]\ncommand = \"sleep\"\nargs = [\"1000000\"]\n"
+        );
+    }
+    config
+}
+
+/// Resident memory and idle CPU (percent of a core) of process `pid`.
+pub(crate) async fn footprint(pid: u32) -> anyhow::Result<(f64, f64)> {
+    tokio::time::sleep(SETTLE).await;
+    let before = cpu_secs(pid)?;
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let used = cpu_secs(pid)? - before;
+    Ok((rss_mib(pid)?, used / IDLE_WINDOW.as_secs_f64() * 100.0))
+}
+
+/// Runs the section over `n` processes; `during` gets the running host
+/// after its footprint is measured and before it is stopped.
+pub(crate) async fn measure<T>(
+    n: usize,
+    during: impl AsyncFnOnce(&mut HostChild) -> anyhow::Result<T>,
+) -> anyhow::Result<(IdleReport, T)> {
+    let dir = tempfile::tempdir()?;
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins)?;
+    let config_path = dir.path().join("host.toml");
+    write(&config_path, &config(n))?;
+    let mut host = HostChild::spawn(
+        dir.path(),
+        &plugins,
+        &config_path,
+        &dir.path().join("state"),
+    )?;
+    host.wait_count("process.started", n as u64, PATIENCE)
+        .await?;
+    let start_all_ms = host.spawned.elapsed().as_secs_f64() * 1000.0;
+    let (rss_mib, idle_cpu_percent) = footprint(host.pid).await?;
+    let during = during(&mut host).await;
+    let children = host.started_pids()?;
+    let stop_all = host.terminate(PATIENCE).await?;
+    let all_stopped = !children.iter().any(|&p| alive(p));
+    Ok((
+        IdleReport {
+            processes: n,
+            start_all_ms,
+            rss_mib,
+            idle_cpu_percent,
+            stop_all_ms: stop_all.as_secs_f64() * 1000.0,
+            all_stopped,
+        },
+        during?,
+    ))
+}
+
+/// Prints one supervisor's line.
+pub(crate) fn print(who: &str, i: &IdleReport) {
+    println!(
+        "  {who:<12} start all {:>6.0} ms, RSS {:>5.1} MiB, idle CPU {:.2}% of a core, stop all {:>6.0} ms; all gone: {}",
+        i.start_all_ms, i.rss_mib, i.idle_cpu_percent, i.stop_all_ms, i.all_stopped
+    );
+}
