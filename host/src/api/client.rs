@@ -318,6 +318,11 @@ impl Operations for ApiClient {
             .post(&format!("/v1/plugins/{}/reload", seg(name)), &())
             .await?)
     }
+    async fn approve_plugin(&self, name: &str) -> Result<PluginStatus, ApiError> {
+        Ok(self
+            .post(&format!("/v1/plugins/{}/approve", seg(name)), &())
+            .await?)
+    }
     async fn agents(&self) -> Result<Vec<AgentStatusView>, ApiError> {
         Ok(self.get("/v1/agents").await?)
     }

@@ -145,7 +145,15 @@ impl From<CoordinationError> for ApiError {
 
 impl From<PluginError> for ApiError {
     fn from(e: PluginError) -> Self {
-        ApiError::internal(e.to_string())
+        match e {
+            PluginError::Unknown { .. } => ApiError::not_found(e.to_string()),
+            // The plugin is in a state where this cannot be done; the old
+            // version keeps serving.
+            PluginError::NewGrants { .. } | PluginError::NothingToApprove(_) => {
+                ApiError::conflict(e.to_string())
+            }
+            _ => ApiError::internal(e.to_string()),
+        }
     }
 }
 

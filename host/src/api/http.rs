@@ -57,6 +57,7 @@ pub fn routes(control: Control) -> Router {
         .route("/v1/plugins", get(list_plugins))
         .route("/v1/plugins/{name}", get(get_plugin))
         .route("/v1/plugins/{name}/reload", post(reload_plugin))
+        .route("/v1/plugins/{name}/approve", post(approve_plugin))
         .route("/v1/agents", get(list_agents))
         .route("/v1/agents/{name}/pause", post(pause_agent))
         .route("/v1/agents/{name}/resume", post(resume_agent))
@@ -335,6 +336,13 @@ async fn reload_plugin(
     Path(name): Path<String>,
 ) -> Answer<super::model::PluginStatus> {
     ok(c.reload_plugin(&name).await?)
+}
+
+async fn approve_plugin(
+    State(c): State<Control>,
+    Path(name): Path<String>,
+) -> Answer<super::model::PluginStatus> {
+    ok(c.approve_plugin(&name).await?)
 }
 
 async fn list_agents(State(c): State<Control>) -> Answer<Vec<super::model::AgentStatusView>> {

@@ -292,6 +292,7 @@ mod tests {
             lag: lag.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
             loaded_at: None,
             digest: String::new(),
+            awaiting_approval: Vec::new(),
         }
     }
 

@@ -324,6 +324,10 @@ pub struct PluginStatus {
     pub loaded_at: Option<DateTime<Utc>>,
     /// SHA-256 of the component.
     pub digest: String,
+    /// Grants a newer version on disk asks for beyond the running one's;
+    /// it was refused and waits for `approve`. Empty when nothing waits.
+    #[serde(default)]
+    pub awaiting_approval: Vec<String>,
 }
 
 /// A background agent as listings show it.

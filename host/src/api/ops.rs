@@ -54,6 +54,8 @@ pub trait Operations: Send + Sync + 'static {
     async fn plugins(&self) -> Result<Vec<PluginStatus>, ApiError>;
     /// Reloads one plugin from disk.
     async fn reload_plugin(&self, name: &str) -> Result<PluginStatus, ApiError>;
+    /// Approves the new grants of a plugin version refused on reload.
+    async fn approve_plugin(&self, name: &str) -> Result<PluginStatus, ApiError>;
     /// Background agents.
     async fn agents(&self) -> Result<Vec<AgentStatusView>, ApiError>;
     /// Pauses an agent.
@@ -119,6 +121,9 @@ impl Operations for Control {
     }
     async fn reload_plugin(&self, name: &str) -> Result<PluginStatus, ApiError> {
         Control::reload_plugin(self, name).await
+    }
+    async fn approve_plugin(&self, name: &str) -> Result<PluginStatus, ApiError> {
+        Control::approve_plugin(self, name).await
     }
     async fn agents(&self) -> Result<Vec<AgentStatusView>, ApiError> {
         Ok(Control::agents(self))

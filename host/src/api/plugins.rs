@@ -59,6 +59,22 @@ impl Control {
         self.plugin(name)
     }
 
+    /// Approves the new grants a refused version of a plugin asked for
+    /// (`plugin.reload_refused`) and swaps that version in.
+    ///
+    /// # Errors
+    ///
+    /// 404 naming the loaded plugins; 409 when nothing awaits approval, or
+    /// when the files now ask for more than was refused (that is refused in
+    /// turn and awaits its own approval); 500 with a load error.
+    pub async fn approve_plugin(&self, name: &str) -> Result<PluginStatus, ApiError> {
+        if self.plugins.get(name).is_none() {
+            return Err(self.unknown_plugin(name));
+        }
+        self.plugins.approve(name).await?;
+        self.plugin(name)
+    }
+
     fn unknown_plugin(&self, name: &str) -> ApiError {
         ApiError::unknown(
             "plugin",
@@ -202,6 +218,7 @@ fn plugin_status(p: PluginSummary, lag: BTreeMap<String, u64>) -> PluginStatus {
         lag,
         loaded_at: p.health.loaded_at,
         digest: p.digest,
+        awaiting_approval: p.awaiting_approval,
     }
 }
 

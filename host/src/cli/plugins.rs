@@ -1,4 +1,4 @@
-//! `host plugins [reload NAME]` and `host agents [pause|resume NAME]`.
+//! `host plugins [reload|approve NAME]` and `host agents [pause|resume NAME]`.
 
 use std::process::ExitCode;
 
@@ -24,6 +24,12 @@ pub struct PluginsArgs {
 pub enum PluginAction {
     /// Reload a plugin from disk even if unchanged (lifts a quarantine).
     Reload {
+        /// The plugin.
+        name: String,
+    },
+    /// Approve the new grants of a version refused on reload
+    /// (`plugin.reload_refused`) and swap it in.
+    Approve {
         /// The plugin.
         name: String,
     },
@@ -56,12 +62,20 @@ pub enum AgentAction {
 pub(super) fn plugins(args: PluginsArgs) -> anyhow::Result<ExitCode> {
     block_on(async move {
         let client = args.connect.connect()?;
-        if let Some(PluginAction::Reload { name }) = args.action {
-            let plugin = client.reload_plugin(&name).await?;
+        let changed = match args.action {
+            Some(PluginAction::Reload { name }) => {
+                Some(("reloaded", client.reload_plugin(&name).await?))
+            }
+            Some(PluginAction::Approve { name }) => {
+                Some(("approved", client.approve_plugin(&name).await?))
+            }
+            None => None,
+        };
+        if let Some((done, plugin)) = changed {
             return Ok(if args.connect.json {
                 output::json(&plugin)
             } else {
-                output::line(&format!("reloaded {} ({})", plugin.name, plugin.state))
+                output::line(&format!("{done} {} ({})", plugin.name, plugin.state))
             });
         }
         let plugins = client.plugins().await?;
@@ -98,7 +112,16 @@ pub(super) fn plugins(args: PluginsArgs) -> anyhow::Result<ExitCode> {
                 Cell::new(p.last_error.as_deref().map_or("-".to_string(), first_line)),
             ]);
         }
-        Ok::<_, Failure>(output::print(&mut table))
+        let printed = output::print(&mut table);
+        for p in plugins.iter().filter(|p| !p.awaiting_approval.is_empty()) {
+            output::line(&format!(
+                "{}: a new version awaits approval of: {}; `host plugins approve {}` swaps it in",
+                p.name,
+                p.awaiting_approval.join(", "),
+                p.name
+            ));
+        }
+        Ok::<_, Failure>(printed)
     })
 }
 

@@ -77,6 +77,12 @@ pub enum PluginError {
         /// The grants it adds, in words.
         grants: Vec<String>,
     },
+    /// `approve` of a plugin with no refused version waiting.
+    #[error(
+        "plugin `{0}` has no new version awaiting approval \
+         (approval is for a reload refused with plugin.reload_refused)"
+    )]
+    NothingToApprove(String),
     /// A call into the plugin failed.
     #[error("plugin `{plugin}`: {call} failed: {failure}")]
     Call {

@@ -112,6 +112,9 @@ pub struct PluginSummary {
     pub description: Description,
     /// Counters and quarantine.
     pub health: Health,
+    /// Grants a newer version on disk asks for that the running one lacks:
+    /// refused (`plugin.reload_refused`) until an operator approves them.
+    pub awaiting_approval: Vec<String>,
 }
 
 /// Every loaded plugin, and the tasks that feed them.
@@ -142,6 +145,8 @@ pub(crate) struct Inner {
     /// True until the first reconcile is over: plugins it loads start at
     /// [`PluginHostConfig::first_load_after`].
     first_load: std::sync::atomic::AtomicBool,
+    /// Per plugin, the new grants of a version refused on reload.
+    awaiting: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl PluginHost {
@@ -227,6 +232,7 @@ impl PluginHost {
                 tasks: Mutex::new(JoinSet::new()),
                 loops: Default::default(),
                 first_load: std::sync::atomic::AtomicBool::new(true),
+                awaiting: Mutex::new(HashMap::new()),
             }),
         };
         Ok(host)
@@ -280,7 +286,7 @@ impl PluginHost {
             }
             let host = self.clone();
             // Errors are published by `load_and_install` itself.
-            loads.spawn(async move { host.load_and_install(spec, false).await.ok() });
+            loads.spawn(async move { host.load_and_install(spec, &[]).await.ok() });
         }
         while let Some(joined) = loads.join_next().await {
             if let Err(e) = joined {
@@ -301,6 +307,7 @@ impl PluginHost {
         };
         for slot in gone {
             slot.remove();
+            self.inner.awaiting.lock().remove(&slot.name);
             // A plugin put back later starts afresh, not from where this
             // one stopped reading long ago.
             for kind in [Kind::EventHandler, Kind::StatusMapper] {
@@ -345,22 +352,34 @@ impl PluginHost {
     /// [`PluginError::Unknown`] naming the plugins of the folder when
     /// `name` is not one of them; otherwise the load error.
     pub async fn reload(&self, name: &str) -> Result<(), PluginError> {
-        self.reload_with(name, false).await
+        self.reload_with(name, &[]).await
     }
 
-    /// Reload plugin `name` accepting the grants its manifest asks for,
-    /// even those the running version does not have: an operator's
-    /// approval of a version that was refused (`plugin.reload_refused`).
-    /// Limits and grants past the host's ceilings stay refused.
+    /// Approve the grants a refused version of plugin `name` asked for
+    /// (`plugin.reload_refused`) and swap it in.
+    ///
+    /// What is approved is exactly the set of grants the refusal named: if
+    /// the files changed since and now ask for anything more, that is
+    /// refused in turn and awaits its own approval. Limits and grants past
+    /// the host's ceilings stay refused whatever is approved.
     ///
     /// # Errors
     ///
-    /// As [`PluginHost::reload`].
+    /// [`PluginError::NothingToApprove`] when no version of `name` awaits
+    /// approval; otherwise as [`PluginHost::reload`].
     pub async fn approve(&self, name: &str) -> Result<(), PluginError> {
-        self.reload_with(name, true).await
+        let Some(grants) = self.awaiting_approval(name) else {
+            return Err(PluginError::NothingToApprove(name.to_string()));
+        };
+        self.reload_with(name, &grants).await
     }
 
-    async fn reload_with(&self, name: &str, approved: bool) -> Result<(), PluginError> {
+    /// The grants a refused version of `name` waits to have approved.
+    pub fn awaiting_approval(&self, name: &str) -> Option<Vec<String>> {
+        self.inner.awaiting.lock().get(name).cloned()
+    }
+
+    async fn reload_with(&self, name: &str, approved: &[String]) -> Result<(), PluginError> {
         let _one_at_a_time = self.inner.reconciling.lock().await;
         let found = discover(&self.inner.config.plugins_dir, self.inner.config.limits)?;
         let known = || {
@@ -382,15 +401,15 @@ impl PluginHost {
 
     /// Whether `spec` may replace what runs now: within the host's
     /// ceilings, and asking for no grant the running version lacks unless
-    /// that is accepted (by config or by an operator's `approved`).
+    /// that is accepted (by config, or listed in an operator's `approved`).
     fn admissible(
         &self,
         spec: &PluginSpec,
         existing: Option<&Arc<Slot>>,
-        approved: bool,
+        approved: &[String],
     ) -> Result<(), PluginError> {
         spec.check_ceilings(&self.inner.config.ceilings, &self.inner.config.plugins_dir)?;
-        if approved || self.inner.config.accept_new_grants {
+        if self.inner.config.accept_new_grants {
             return Ok(());
         }
         let Some(running) = existing.and_then(|slot| slot.current()) else {
@@ -398,7 +417,7 @@ impl PluginHost {
             return Ok(());
         };
         let more = spec.permissions.beyond(&running.compiled.spec.permissions);
-        if more.is_empty() {
+        if more.iter().all(|grant| approved.contains(grant)) {
             Ok(())
         } else {
             Err(PluginError::NewGrants {
@@ -409,7 +428,11 @@ impl PluginHost {
     }
 
     /// Build a version of `spec` and swap it in, or report why not.
-    async fn load_and_install(&self, spec: PluginSpec, approved: bool) -> Result<(), PluginError> {
+    async fn load_and_install(
+        &self,
+        spec: PluginSpec,
+        approved: &[String],
+    ) -> Result<(), PluginError> {
         let existing = self.slot(&spec.name);
         let started = Instant::now();
         let path = spec
@@ -419,7 +442,13 @@ impl PluginHost {
         let name = spec.name.clone();
         if let Err(err) = self.admissible(&spec, existing.as_ref(), approved) {
             let ty = match (&err, &existing) {
-                (PluginError::NewGrants { .. }, _) => "plugin.reload_refused",
+                (PluginError::NewGrants { grants, .. }, _) => {
+                    self.inner
+                        .awaiting
+                        .lock()
+                        .insert(name.clone(), grants.clone());
+                    "plugin.reload_refused"
+                }
                 (_, Some(_)) => "plugin.reload_failed",
                 (_, None) => "plugin.load_failed",
             };
@@ -441,6 +470,8 @@ impl PluginHost {
         match loaded {
             Ok(version) => {
                 self.inner.reported.lock().remove(&path);
+                // What runs now is what was asked for: nothing waits.
+                self.inner.awaiting.lock().remove(&name);
                 self.install(&name, existing, version, started.elapsed());
                 Ok(())
             }
@@ -580,6 +611,7 @@ impl PluginHost {
                     digest: v.compiled.digest.clone(),
                     description: v.description.clone(),
                     health: slot.health(),
+                    awaiting_approval: self.awaiting_approval(&slot.name).unwrap_or_default(),
                 })
             })
             .collect()

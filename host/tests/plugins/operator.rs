@@ -31,3 +31,75 @@ async fn an_explicit_reload_of_unchanged_files_swaps_in_a_new_version_and_lifts_
     assert!(matches!(err, PluginError::Unknown { .. }), "{err}");
     assert!(err.to_string().contains("known: spin"), "{err}");
 }
+
+/// A manifest for the echo fixture in `folder` with these `[permissions]`.
+fn echo_with_grants(folder: &Path, permissions: &str) {
+    std::fs::write(
+        folder.join("plugin.toml"),
+        format!("component = \"echo.wasm\"\n\n[permissions]\n{permissions}"),
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_reload_asking_for_more_grants_waits_for_approval_of_exactly_those_grants() {
+    let h = harness_prepared(
+        &[],
+        |plugins| {
+            let folder = plugins.join("echo");
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::copy(fixture("echo-v1"), folder.join("echo.wasm")).unwrap();
+            echo_with_grants(&folder, "emit = [\"test.pong\"]\n");
+        },
+        |_| {},
+    )
+    .await;
+    let folder = h.plugins.join("echo");
+    let err = h.host.approve("echo").await.unwrap_err();
+    assert!(
+        matches!(err, PluginError::NothingToApprove(_)),
+        "nothing was refused yet: {err}"
+    );
+
+    // The new version asks to emit anything under test. and to restart.
+    echo_with_grants(&folder, "emit = [\"test.>\"]\nrestart = [\"*\"]\n");
+    h.host.reconcile().await.unwrap();
+    let refused = h.wait_event("plugin.reload_refused", |_| true).await;
+    let error = refused.data["error"].as_str().unwrap();
+    assert!(
+        error.contains("emit test.>") && error.contains("restart *"),
+        "{error}"
+    );
+    let summary = h.host.list().remove(0);
+    assert_eq!(summary.health.versions_loaded, 1, "the old version serves");
+    assert_eq!(summary.awaiting_approval.len(), 2, "{summary:?}");
+
+    // Changed again before the operator looked: it now also wants to stop
+    // processes. Approving what was shown must not approve that.
+    echo_with_grants(
+        &folder,
+        "emit = [\"test.>\"]\nrestart = [\"*\"]\nstop = [\"*\"]\n",
+    );
+    let err = h.host.approve("echo").await.unwrap_err();
+    match &err {
+        PluginError::NewGrants { grants, .. } => {
+            assert!(grants.iter().any(|g| g.contains("stop")), "{grants:?}")
+        }
+        other => panic!("expected a refusal of the unseen grant, got {other}"),
+    }
+    assert_eq!(h.host.list()[0].health.versions_loaded, 1);
+    assert_eq!(h.host.list()[0].awaiting_approval.len(), 3);
+
+    // Approving what is now shown swaps it in; nothing waits after.
+    h.host.approve("echo").await.unwrap();
+    let summary = h.host.list().remove(0);
+    assert_eq!(summary.health.versions_loaded, 2);
+    assert!(summary.awaiting_approval.is_empty(), "{summary:?}");
+    h.wait_event("plugin.reloaded", |e| e.data["plugin"] == "echo")
+        .await;
+
+    // Asking for less needs no approval.
+    echo_with_grants(&folder, "emit = [\"test.pong\"]\n");
+    h.host.reconcile().await.unwrap();
+    assert_eq!(h.host.list()[0].health.versions_loaded, 3);
+}
