@@ -704,7 +704,7 @@ async fn dependency_rules_are_asked_about_new_tasks_and_hits_become_events() {
 
 #[tokio::test]
 async fn plugin_kinds_are_detected_from_exports() {
-    let sink = host::plugins::check(&fixture("kitchen-sink"))
+    let sink = host::plugins::check(&fixture("kitchen-sink"), &Default::default())
         .await
         .unwrap();
     assert_eq!(
@@ -716,14 +716,16 @@ async fn plugin_kinds_are_detected_from_exports() {
             Kind::BackgroundAgent
         ]
     );
-    let echo = host::plugins::check(&fixture("echo-v1")).await.unwrap();
+    let echo = host::plugins::check(&fixture("echo-v1"), &Default::default())
+        .await
+        .unwrap();
     assert_eq!(echo.kinds, vec![Kind::EventHandler]);
     assert_eq!(
         echo.description.subscriptions,
         vec!["test.ping".to_string()]
     );
     assert!(echo.grants.dirs.is_empty() && echo.grants.env.is_empty());
-    let bad = host::plugins::check(&fixture("bad-kind"))
+    let bad = host::plugins::check(&fixture("bad-kind"), &Default::default())
         .await
         .unwrap_err();
     assert!(matches!(bad, PluginError::NoKnownKind { .. }), "{bad}");
@@ -731,11 +733,53 @@ async fn plugin_kinds_are_detected_from_exports() {
 }
 
 #[tokio::test]
+async fn check_holds_a_manifest_to_the_ceilings_and_describes_every_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("plugins/greedy");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(fixture("echo-v1"), folder.join("echo.wasm")).unwrap();
+    std::fs::write(
+        folder.join("plugin.toml"),
+        "component = \"echo.wasm\"\n\n[permissions]\n\
+         dirs = [{ host = \"/\", guest = \"/root\" }]\n\
+         emit = [\"test.>\"]\nrestart = [\"kind:worker\"]\n",
+    )
+    .unwrap();
+    let err = host::plugins::check(&folder, &Default::default())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("plugin.toml") && text.contains("allowed_dirs"),
+        "the refusal names the file and the ceiling: {text}"
+    );
+
+    let options = host::plugins::CheckOptions {
+        ceilings: host::plugins::Ceilings {
+            allowed_dirs: vec!["/".into()],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let report = host::plugins::check(&folder, &options).await.unwrap();
+    assert_eq!(
+        report.grants_described,
+        [
+            "dir / as /root (read-only)",
+            "emit test.>",
+            "restart kind:worker"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_file_that_is_not_a_component_is_rejected_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("junk.wasm");
     std::fs::write(&path, b"definitely not wasm").unwrap();
-    let err = host::plugins::check(&path).await.unwrap_err();
+    let err = host::plugins::check(&path, &Default::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, PluginError::Compile { .. }), "{err}");
     assert!(err.to_string().contains("junk.wasm"), "{err}");
 }

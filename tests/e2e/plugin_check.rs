@@ -23,12 +23,16 @@ fn text(bytes: &[u8]) -> String {
 }
 
 #[test]
-fn checking_each_shipped_plugin_folder_prints_its_kind_and_grants_nothing() {
-    for (name, kind) in [
-        ("failure-alert", "event-handler"),
-        ("progress-mapper", "status-mapper"),
-        ("api-contract-rule", "dependency-rule"),
-        ("stall-detector", "background-agent"),
+fn checking_each_shipped_plugin_folder_prints_its_kind_and_exactly_the_grants_it_declares() {
+    for (name, kind, declared) in [
+        ("failure-alert", "event-handler", Some("emit alert.>")),
+        ("progress-mapper", "status-mapper", None),
+        ("api-contract-rule", "dependency-rule", None),
+        (
+            "stall-detector",
+            "background-agent",
+            Some("emit process.stalled"),
+        ),
     ] {
         let out = check(&shipped_plugin(name), false);
         let stdout = text(&out.stdout);
@@ -57,12 +61,11 @@ fn checking_each_shipped_plugin_folder_prints_its_kind_and_grants_nothing() {
             .skip(1)
             .take_while(|l| l.starts_with("  "))
             .collect();
-        assert_eq!(
-            grants.len(),
-            1,
-            "{name} should be granted one line of nothing:\n{stdout}"
-        );
-        assert!(grants[0].trim_start().starts_with("nothing"), "{stdout}");
+        assert_eq!(grants.len(), 1, "{name}: one grant line:\n{stdout}");
+        match declared {
+            Some(grant) => assert_eq!(grants[0].trim_start(), grant, "{stdout}"),
+            None => assert!(grants[0].trim_start().starts_with("nothing"), "{stdout}"),
+        }
 
         let out = check(&shipped_plugin(name), true);
         assert!(
@@ -123,5 +126,51 @@ fn checking_a_garbage_file_fails_and_names_the_file() {
         stderr.contains(&junk.display().to_string()),
         "stderr should name {}:\n{stderr}",
         junk.display()
+    );
+}
+
+#[test]
+fn a_manifest_granting_itself_the_root_folder_fails_the_check_unless_host_toml_allows_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("plugins/greedy");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(fixture("echo-v1"), folder.join("echo.wasm")).unwrap();
+    std::fs::write(
+        folder.join("plugin.toml"),
+        "component = \"echo.wasm\"\n\n[permissions]\n\
+         dirs = [{ host = \"/\", guest = \"/all\", read_only = false }]\n",
+    )
+    .unwrap();
+
+    let out = check(&folder, false);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "granted `/`:\n{}", text(&out.stdout));
+    assert!(
+        stderr.contains("plugin.toml") && stderr.contains("allowed_dirs"),
+        "the error names the manifest and the ceiling:\n{stderr}"
+    );
+
+    let config = tmp.path().join("host.toml");
+    std::fs::write(&config, "[plugins]\nallowed_dirs = [\"/\"]\n").unwrap();
+    let out = run_host(
+        [
+            OsStr::new("plugin"),
+            OsStr::new("check"),
+            folder.as_os_str(),
+            OsStr::new("--config"),
+            config.as_os_str(),
+        ],
+        PATIENCE,
+    )
+    .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "allowed by host.toml, yet refused:\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("  dir / as /all (read-write)"),
+        "the grant is shown:\n{stdout}"
     );
 }

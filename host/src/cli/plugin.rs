@@ -17,14 +17,40 @@ pub enum PluginCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Hold the plugin to this host.toml's limits and ceilings
+        /// ([plugins]) instead of the defaults.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The plugins folder it would load from [default: the folder
+        /// holding the plugin, or the config's [plugins] dir].
+        #[arg(long, value_name = "DIR")]
+        plugins: Option<PathBuf>,
     },
 }
 
 pub(super) fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     super::init_logging("warn");
-    let PluginCommand::Check { path, json } = cmd;
+    let PluginCommand::Check {
+        path,
+        json,
+        config,
+        plugins,
+    } = cmd;
+    let mut options = crate::plugins::CheckOptions::default();
+    if let Some(file) = &config {
+        let config = crate::config::HostConfig::load(file)?;
+        options.defaults = config.plugins.limit_defaults();
+        options.ceilings = config.plugins.ceilings();
+        options.plugins_dir = config.plugins.dir.clone();
+    }
+    if let Some(dir) = plugins {
+        options.plugins_dir = Some(
+            std::fs::canonicalize(&dir)
+                .with_context(|| format!("plugins folder {}", dir.display()))?,
+        );
+    }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let report = runtime.block_on(crate::plugins::check(&path))?;
+    let report = runtime.block_on(crate::plugins::check(&path, &options))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
@@ -65,23 +91,14 @@ pub(super) fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
         println!("  {i}");
     }
     println!("grants");
-    if report.grants.dirs.is_empty() && report.grants.env.is_empty() {
-        println!("  nothing: no files, no environment, no network, no arguments");
-    }
-    for d in &report.grants.dirs {
+    if report.grants_described.is_empty() {
         println!(
-            "  dir {} as {} ({})",
-            d.host.display(),
-            d.guest,
-            if d.read_only {
-                "read-only"
-            } else {
-                "read-write"
-            }
+            "  nothing: no files, no environment, no network, no arguments, \
+             no emits, no lifecycle actions"
         );
     }
-    for e in &report.grants.env {
-        println!("  env {e}");
+    for grant in &report.grants_described {
+        println!("  {grant}");
     }
     println!(
         "limits     {} ms per call, {} MiB memory",

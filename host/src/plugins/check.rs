@@ -13,7 +13,7 @@ use super::error::PluginError;
 use super::instance::{Kind, linker};
 use super::load::load_version;
 use super::manifest::{LimitDefaults, MANIFEST_FILE, PluginSpec};
-use super::permissions::Permissions;
+use super::permissions::{Ceilings, Permissions};
 use super::services::{HostServices, NoProcesses, StateStore, system_clock};
 use super::version::Description;
 
@@ -39,10 +39,25 @@ pub struct CheckReport {
     pub description: Description,
     /// What it would be granted.
     pub grants: Permissions,
+    /// The grants in words, one per line (what `plugin.reload_refused`
+    /// and `host plugins` name).
+    pub grants_described: Vec<String>,
     /// Per-call deadline in milliseconds.
     pub deadline_ms: u64,
     /// Memory cap in MiB.
     pub memory_mib: u64,
+}
+
+/// What a check holds the plugin to: a host's limits and ceilings.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// Limits of a manifest that sets none.
+    pub defaults: LimitDefaults,
+    /// The most a manifest may ask for.
+    pub ceilings: Ceilings,
+    /// The plugins folder the plugin would be loaded from (grants inside
+    /// it need no ceiling); by default the folder holding the plugin.
+    pub plugins_dir: Option<PathBuf>,
 }
 
 /// Check `path`: a component file, a `plugin.toml`, or a folder holding one.
@@ -50,10 +65,10 @@ pub struct CheckReport {
 /// # Errors
 ///
 /// The same errors loading would give, naming the file: unreadable,
-/// not a component, missing imports, no known kind, or a failing
-/// `describe`/`subscriptions` call.
-pub async fn check(path: &Path) -> Result<CheckReport, PluginError> {
-    let defaults = LimitDefaults::default();
+/// not a component, a manifest past the ceilings, missing imports, no
+/// known kind, or a failing `describe`/`subscriptions` call.
+pub async fn check(path: &Path, options: &CheckOptions) -> Result<CheckReport, PluginError> {
+    let defaults = options.defaults;
     let spec = if path.is_dir() {
         PluginSpec::from_manifest(&path.join(MANIFEST_FILE), defaults)?
     } else if path.file_name().is_some_and(|n| n == MANIFEST_FILE) {
@@ -61,6 +76,11 @@ pub async fn check(path: &Path) -> Result<CheckReport, PluginError> {
     } else {
         PluginSpec::bare(path, defaults)?
     };
+    let plugins_dir = match &options.plugins_dir {
+        Some(dir) => dir.clone(),
+        None => folder_holding(&spec),
+    };
+    spec.check_ceilings(&options.ceilings, &plugins_dir)?;
     let engine = PluginEngine::new(None)?;
     let linker = linker(&engine)?;
     let bus = Bus::open_in_memory(BusConfig::default())
@@ -84,7 +104,19 @@ pub async fn check(path: &Path) -> Result<CheckReport, PluginError> {
         exports: compiled.exports.clone(),
         description: version.description.clone(),
         grants: spec.permissions.clone(),
+        grants_described: spec.permissions.describe(),
         deadline_ms: spec.deadline.as_millis() as u64,
         memory_mib: spec.memory_bytes >> 20,
     })
+}
+
+/// The plugins folder a plugin would sit in: the parent of its own folder
+/// (`plugins/NAME/plugin.toml`), or of a bare component (`plugins/x.wasm`).
+fn folder_holding(spec: &PluginSpec) -> PathBuf {
+    let own = match &spec.manifest_path {
+        Some(manifest) => manifest.parent().and_then(Path::parent),
+        None => spec.component_path.parent(),
+    };
+    let own = own.unwrap_or(Path::new("."));
+    std::fs::canonicalize(own).unwrap_or_else(|_| own.to_path_buf())
 }

@@ -49,7 +49,7 @@ mod watch;
 pub use action::{Action, ActionRequest, Cause};
 pub use build::{BUILD_TIMEOUT, guest_build};
 pub use calls::{MAX_ACTIONS, PluginRef, TickOutcome};
-pub use check::{CheckReport, check};
+pub use check::{CheckOptions, CheckReport, check};
 pub use error::{CallFailure, PluginError};
 pub use instance::Kind;
 pub use limits::{
