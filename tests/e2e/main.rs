@@ -24,6 +24,7 @@ mod mcp;
 mod plugin_check;
 mod process_trees;
 mod runaway_plugin;
+mod shutdown;
 mod sse;
 
 use std::time::Duration;
