@@ -23,6 +23,7 @@ use super::spec::ProcessSpec;
 use super::state::{Origin, OutputLine, ProcessInfo, ProcessState, StatusUpdate};
 use super::stop::Tree;
 use super::store::OutputPage;
+use super::store::SharedRing;
 use super::table::{Inner, Record, RunHandle};
 use crate::bus::{Bus, NewEvent};
 
@@ -351,7 +352,19 @@ impl Supervisor {
                     spec.max_restarts,
                 )
             {
-                return Err(SupervisorError::NotRestarted {
+                // A finished process stays finished: the supervisor gives
+                // up on it, as it does at the end of a crash loop. (A
+                // running one carries on running; nothing is given up.)
+                let gave_up = rec.run.is_none().then(|| {
+                    events::gave_up(
+                        name,
+                        rec.restarts,
+                        spec.max_restarts,
+                        spec.restart_window,
+                        rec.state,
+                    )
+                });
+                let refused = SupervisorError::NotRestarted {
                     name: name.into(),
                     state: rec.state,
                     reason: format!(
@@ -359,7 +372,10 @@ impl Supervisor {
                         spec.max_restarts,
                         super::duration::format(spec.restart_window)
                     ),
-                });
+                };
+                drop(table);
+                events::publish(&self.inner.bus, gave_up.into_iter().collect());
+                return Err(refused);
             }
             match &rec.run {
                 Some(run) => {
@@ -570,13 +586,17 @@ impl Supervisor {
     ///
     /// [`SupervisorError::UnknownProcess`].
     pub fn output(&self, name: &str, last: usize) -> Result<Vec<OutputLine>, SupervisorError> {
-        let ring = self
-            .inner
+        let ring = self.ring(name)?;
+        Ok(ring.lock().last(last))
+    }
+
+    /// The output ring of `name`, held apart from the table's lock.
+    fn ring(&self, name: &str) -> Result<SharedRing, SupervisorError> {
+        self.inner
             .table()
             .get(name)
             .map(|r| r.ring.clone())
-            .ok_or_else(|| unknown(name))?;
-        Ok(ring.lock().last(last))
+            .ok_or_else(|| unknown(name))
     }
 
     /// Up to `max` output lines with an offset of at least `offset` (both
@@ -591,12 +611,7 @@ impl Supervisor {
         offset: u64,
         max: usize,
     ) -> Result<OutputPage, SupervisorError> {
-        let ring = self
-            .inner
-            .table()
-            .get(name)
-            .map(|r| r.ring.clone())
-            .ok_or_else(|| unknown(name))?;
+        let ring = self.ring(name)?;
         Ok(ring.lock().after(offset, max))
     }
 
