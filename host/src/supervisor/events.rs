@@ -136,6 +136,27 @@ pub(crate) fn transition(
     new(name, ty, data)
 }
 
+/// `process.gave_up`: the restart limit (`max_restarts` within `window`)
+/// is reached, so the process stays in `state` until an explicit start.
+pub(crate) fn gave_up(
+    name: &str,
+    restarts: u32,
+    max_restarts: u32,
+    window: std::time::Duration,
+    state: ProcessState,
+) -> NewEvent {
+    new(
+        name,
+        EventType::GaveUp,
+        json!({
+            "restarts": restarts,
+            "max_restarts": max_restarts,
+            "window_ms": window.as_millis() as u64,
+            "state": state,
+        }),
+    )
+}
+
 /// `process.removed`: the process left the table (`reason`: `requested` or
 /// `retention`), in its last state.
 pub(crate) fn removed(name: &str, state: ProcessState, reason: &str) -> NewEvent {

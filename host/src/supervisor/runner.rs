@@ -537,15 +537,12 @@ impl Runner {
             {
                 None => {
                     reason = "it reached its restart limit (process.gave_up)";
-                    vec![events::new(
+                    vec![events::gave_up(
                         name,
-                        EventType::GaveUp,
-                        json!({
-                            "restarts": rec.restarts,
-                            "max_restarts": spec.max_restarts,
-                            "window_ms": window.as_millis() as u64,
-                            "state": rec.state,
-                        }),
+                        rec.restarts,
+                        spec.max_restarts,
+                        window,
+                        rec.state,
                     )]
                 }
                 Some(attempt) => {

@@ -119,7 +119,7 @@ async fn output_offsets_let_a_reader_resume_without_gaps_or_repeats() {
 }
 
 #[tokio::test]
-async fn asked_restarts_count_back_off_and_end_in_gave_up() {
+async fn asked_restarts_of_a_running_process_count_back_off_and_are_refused_at_the_limit() {
     let (sup, bus, _dir) = setup();
     let mut s = spec("svc", "sleep 100");
     s.max_restarts = 2;
@@ -151,11 +151,43 @@ async fn asked_restarts_count_back_off_and_end_in_gave_up() {
     let stops = of_type(&bus, "svc", "process.stopping");
     assert_eq!(stops.len(), 2, "only the two allowed restarts stopped it");
     assert!(stops.iter().all(|s| s["reason"] == "restart"), "{stops:?}");
+    assert!(
+        of_type(&bus, "svc", "process.gave_up").is_empty(),
+        "a running process is not given up"
+    );
     sup.stop("svc", true).await.unwrap();
     // An explicit start begins afresh.
     sup.start("svc").await.unwrap();
     assert_eq!(sup.get("svc").unwrap().restarts, 0);
     sup.stop("svc", true).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_asked_restart_of_a_finished_process_past_its_limit_ends_in_gave_up() {
+    // A plugin restarting a `restart = "never"` process on each of its
+    // failures: the process's own limit stops it as it stops a crash loop.
+    let (sup, bus, _dir) = setup();
+    let mut s = spec("job", "exit 3");
+    s.max_restarts = 1;
+    s.backoff = Duration::from_millis(10);
+    sup.add(s).unwrap();
+    sup.start("job").await.unwrap();
+    wait_state(&sup, "job", ProcessState::Failed).await;
+    sup.restart("job").await.unwrap();
+    wait_state(&sup, "job", ProcessState::Failed).await;
+    assert!(of_type(&bus, "job", "process.gave_up").is_empty());
+
+    let err = sup.restart("job").await.unwrap_err();
+    assert!(matches!(err, SupervisorError::NotRestarted { .. }), "{err}");
+    assert!(err.to_string().contains("restart limit"), "{err}");
+    let gave_up = of_type(&bus, "job", "process.gave_up");
+    assert_eq!(gave_up.len(), 1, "{gave_up:?}");
+    assert_eq!(gave_up[0]["restarts"], 1);
+    assert_eq!(gave_up[0]["max_restarts"], 1);
+    assert_eq!(gave_up[0]["state"], "failed");
+    let info = sup.get("job").unwrap();
+    assert_eq!((info.state, info.restarts), (ProcessState::Failed, 1));
+    assert_eq!(of_type(&bus, "job", "process.failed").len(), 2);
 }
 
 #[tokio::test]
