@@ -235,9 +235,25 @@ impl Default for PluginsSection {
 pub struct BusSection {
     /// Events kept in memory for fast reads. Example: `ring_capacity = 10000`
     pub ring_capacity: usize,
-    /// Events kept in the journal; older ones are pruned.
+    /// Bytes the in-memory ring may hold; the oldest events leave first
+    /// when either bound is reached. Example: `ring_max_bytes = "64MiB"`
+    #[serde(deserialize_with = "crate::supervisor::size::required::deserialize")]
+    pub ring_max_bytes: u64,
+    /// Events kept in the journal; older ones are pruned (0 keeps all).
     /// Example: `max_journal_events = 1000000`
     pub max_journal_events: u64,
+    /// Bytes of events kept in the journal; the oldest are pruned first
+    /// (0: no byte limit). Example: `max_journal_bytes = "1GiB"`
+    #[serde(deserialize_with = "crate::supervisor::size::required::deserialize")]
+    pub max_journal_bytes: u64,
+    /// Largest event any publisher (plugin, API, process) may publish.
+    /// Example: `max_event_bytes = "1MiB"`
+    #[serde(deserialize_with = "crate::supervisor::size::required::deserialize")]
+    pub max_event_bytes: u64,
+    /// Size of the journal's write-ahead log that triggers a checkpoint
+    /// truncating it back. Example: `max_wal_bytes = "64MiB"`
+    #[serde(deserialize_with = "crate::supervisor::size::required::deserialize")]
+    pub max_wal_bytes: u64,
 }
 
 impl Default for BusSection {
@@ -245,7 +261,25 @@ impl Default for BusSection {
         let d = crate::bus::BusConfig::default();
         Self {
             ring_capacity: d.ring_capacity,
+            ring_max_bytes: d.ring_max_bytes as u64,
             max_journal_events: d.max_journal_events,
+            max_journal_bytes: d.max_journal_bytes,
+            max_event_bytes: d.max_event_bytes as u64,
+            max_wal_bytes: d.max_wal_bytes,
+        }
+    }
+}
+
+impl BusSection {
+    /// The bus's configuration.
+    pub fn bus_config(&self) -> crate::bus::BusConfig {
+        crate::bus::BusConfig {
+            ring_capacity: self.ring_capacity,
+            ring_max_bytes: self.ring_max_bytes as usize,
+            max_journal_events: self.max_journal_events,
+            max_journal_bytes: self.max_journal_bytes,
+            max_event_bytes: self.max_event_bytes as usize,
+            max_wal_bytes: self.max_wal_bytes,
         }
     }
 }
@@ -535,8 +569,102 @@ fn range_checks() -> Vec<RangeCheck> {
                 )
             }),
         ),
+        (
+            "bus",
+            "max_event_bytes",
+            Box::new(move |c: &HostConfig| {
+                let b = &c.bus;
+                bound(
+                    (1024..=64 * MIB).contains(&b.max_event_bytes),
+                    "must be between 1KiB and 64MiB",
+                )
+                .or_else(|| {
+                    bound(
+                        b.max_event_bytes <= b.ring_max_bytes,
+                        "must be at most `ring_max_bytes`: the ring must hold one event",
+                    )
+                })
+            }),
+        ),
+        (
+            "bus",
+            "ring_max_bytes",
+            Box::new(move |c: &HostConfig| {
+                bound(
+                    (MIB..=64 * GIB).contains(&c.bus.ring_max_bytes),
+                    "must be between 1MiB and 64GiB",
+                )
+            }),
+        ),
+        (
+            "bus",
+            "max_journal_bytes",
+            Box::new(move |c: &HostConfig| {
+                let b = c.bus.max_journal_bytes;
+                bound(
+                    b == 0 || b >= MIB,
+                    "must be at least 1MiB, or 0 for no byte limit",
+                )
+            }),
+        ),
+        (
+            "bus",
+            "max_wal_bytes",
+            Box::new(move |c: &HostConfig| {
+                bound(
+                    (MIB..=16 * GIB).contains(&c.bus.max_wal_bytes),
+                    "must be between 1MiB and 16GiB",
+                )
+            }),
+        ),
+        (
+            "plugins",
+            "max_failures",
+            Box::new(move |c: &HostConfig| {
+                bound(
+                    (1..=1000).contains(&c.plugins.max_failures),
+                    "must be between 1 and 1000",
+                )
+            }),
+        ),
+        (
+            "plugins",
+            "debounce_ms",
+            Box::new(move |c: &HostConfig| {
+                bound(
+                    c.plugins.debounce_ms <= 60_000,
+                    "must be at most 60000 (a minute)",
+                )
+            }),
+        ),
+        (
+            "plugins",
+            "build_timeout",
+            Box::new(move |c: &HostConfig| {
+                let t = c.plugins.build_timeout;
+                bound(
+                    t >= std::time::Duration::from_secs(1)
+                        && t <= std::time::Duration::from_secs(24 * 3600),
+                    "must be between 1s and 24h",
+                )
+            }),
+        ),
+        (
+            "api",
+            "listen",
+            Box::new(move |c: &HostConfig| {
+                c.api.listen.as_deref().and_then(|text| {
+                    text.parse::<std::net::SocketAddr>()
+                        .err()
+                        .map(|_| format!("= {text:?} is not an address like 127.0.0.1:7700"))
+                })
+            }),
+        ),
     ]
 }
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
 
 /// The 1-based line of `key` inside `[table]`, if it is written there.
 fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
@@ -755,6 +883,34 @@ mod tests {
                 3,
             ),
             ("[bus]\nring_capacity = 100000000\n", "bus.ring_capacity", 2),
+            (
+                "[bus]\nmax_event_bytes = \"100MiB\"\n",
+                "bus.max_event_bytes",
+                2,
+            ),
+            (
+                "[bus]\nring_max_bytes = \"2MiB\"\nmax_event_bytes = \"4MiB\"\n",
+                "bus.max_event_bytes",
+                3,
+            ),
+            ("[bus]\nmax_wal_bytes = 1000\n", "bus.max_wal_bytes", 2),
+            (
+                "[bus]\nmax_journal_bytes = \"1KiB\"\n",
+                "bus.max_journal_bytes",
+                2,
+            ),
+            ("[plugins]\nmax_failures = 0\n", "plugins.max_failures", 2),
+            (
+                "[plugins]\nbuild_timeout = \"0s\"\n",
+                "plugins.build_timeout",
+                2,
+            ),
+            (
+                "[plugins]\ndebounce_ms = 99999999\n",
+                "plugins.debounce_ms",
+                2,
+            ),
+            ("[api]\nlisten = \"localhost\"\n", "api.listen", 2),
         ];
         for (text, field, line) in cases {
             let err = HostConfig::parse(text, Path::new("h.toml")).unwrap_err();

@@ -18,13 +18,13 @@ use super::{EXIT_FAILED, EXIT_NO_HOST, EXIT_NOT_FOUND};
 pub struct ConnectArgs {
     /// The state folder of the running host [default: the config's
     /// `state_dir`, else .state].
-    #[arg(long, value_name = "DIR", env = "HOST_STATE_DIR")]
+    #[arg(long, value_name = "DIR", env = "HOST_STATE_DIR", global = true)]
     pub state_dir: Option<PathBuf>,
     /// The host.toml the host runs with (to find its state folder).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// JSON instead of a table, for scripts.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 }
 

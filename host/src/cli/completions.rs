@@ -14,6 +14,9 @@ pub struct CompletionsArgs {
 
 pub(super) fn run(args: CompletionsArgs) -> anyhow::Result<ExitCode> {
     let mut command = super::Cli::command();
-    clap_complete::generate(args.shell, &mut command, "host", &mut std::io::stdout());
-    Ok(ExitCode::SUCCESS)
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "host", &mut script);
+    // Through the one writer that treats a closed pipe (`| head`) as done.
+    let script = String::from_utf8_lossy(&script);
+    Ok(super::output::line(script.trim_end_matches('\n')))
 }

@@ -134,11 +134,14 @@ fn announce(host: &Runtime, api: Option<&ApiServer>) {
     }
     let failed = host.plugins.failures();
     for (path, error) in &failed {
-        println!(
-            "plugin NOT loaded: {}: {}",
-            path.display(),
-            first_line(error)
-        );
+        // Most load errors name their file already; say it once.
+        let error_line = first_line(error);
+        let file = path.display().to_string();
+        if error_line.contains(&file) {
+            println!("plugin NOT loaded: {error_line}");
+        } else {
+            println!("plugin NOT loaded: {file}: {error_line}");
+        }
         if let Some(hint) = hint(error) {
             println!("  → {hint}");
         }

@@ -37,7 +37,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::agents::Scheduler;
-use crate::bus::{Bus, BusConfig, NewEvent};
+use crate::bus::{Bus, NewEvent};
 use crate::config::HostConfig;
 use crate::coordination::Coordinator;
 use crate::plugins::{PluginHost, PluginHostConfig, ProcessView, system_clock};
@@ -180,15 +180,7 @@ impl Runtime {
             format!("cannot create state folder {}", options.state_dir.display())
         })?;
         let lock = lock::StateLock::acquire(&options.state_dir)?;
-        let bus = Bus::open(
-            &options.state_dir,
-            BusConfig {
-                ring_capacity: config.bus.ring_capacity,
-                max_journal_events: config.bus.max_journal_events,
-                ..BusConfig::default()
-            },
-        )
-        .with_context(|| {
+        let bus = Bus::open(&options.state_dir, config.bus.bus_config()).with_context(|| {
             format!(
                 "cannot open the event journal in {}",
                 options.state_dir.display()
