@@ -21,7 +21,12 @@
 //! same forbidden thing in a loop makes no storm of reports. Performed
 //! lifecycle actions are recorded as `plugin.action` with their outcome;
 //! an emit is recorded by the emitted event itself (source `plugin/NAME`,
-//! one level deeper in the chain of causes than the event that led to it).
+//! one level deeper in the chain of causes than the event that led to it),
+//! or, when the bus refuses it (too large), by a `plugin.action` saying why.
+//! Every report is caused, like an emit, by the event that led to the
+//! decision (a refusal report by the deepest of those it counts), so a
+//! plugin reacting to reports about another one makes a chain that the
+//! dispatch cuts, not a storm that starts again with each report.
 //!
 //! The actions of one decision run in order, in a task of their own when
 //! one of them can take a while (a stop has a grace period), so a slow stop
@@ -122,6 +127,8 @@ struct PluginBudget {
     actions: Bucket,
     refused: BTreeMap<&'static str, u64>,
     examples: Vec<String>,
+    /// The deepest cause of the refused actions: the report's cause.
+    deepest: Option<Cause>,
     last_report: Option<Instant>,
 }
 
@@ -132,15 +139,44 @@ impl PluginBudget {
             actions: Bucket::new(limits.actions_per_sec, limits.action_burst),
             refused: BTreeMap::new(),
             examples: Vec::new(),
+            deepest: None,
             last_report: None,
         }
     }
 
-    fn refuse(&mut self, why: &'static str, example: String) {
+    fn refuse(&mut self, why: &'static str, example: String, cause: Option<Cause>) {
         *self.refused.entry(why).or_default() += 1;
         if self.examples.len() < EXAMPLES {
             self.examples.push(example);
         }
+        if let Some(c) = cause
+            && self
+                .deepest
+                .is_none_or(|d| (c.depth, c.sequence) > (d.depth, d.sequence))
+        {
+            self.deepest = Some(c);
+        }
+    }
+
+    /// The report of the refusals not yet reported, if any; resets them.
+    fn take_report(&mut self, plugin: &str, now: Instant) -> Option<NewEvent> {
+        if self.refused.is_empty() {
+            return None;
+        }
+        self.last_report = Some(now);
+        let refused = std::mem::take(&mut self.refused);
+        let examples = std::mem::take(&mut self.examples);
+        tracing::warn!(plugin, ?refused, "plugin actions refused");
+        let report = NewEvent::new(
+            SOURCE,
+            "plugin.actions_refused",
+            json!({ "plugin": plugin, "refused": refused, "examples": examples }),
+        )
+        .with_subject(plugin);
+        Some(match self.deepest.take() {
+            Some(c) => c.stamp(report),
+            None => report,
+        })
     }
 }
 
@@ -255,7 +291,7 @@ impl Executor {
                 Err(refusal) => {
                     let example = describe_refusal(action, &refusal);
                     tracing::debug!(plugin = %request.plugin, "action refused: {example}");
-                    budget.refuse(refusal.key(), example);
+                    budget.refuse(refusal.key(), example, request.cause);
                 }
                 Ok(()) => {
                     let bucket = match action {
@@ -274,6 +310,7 @@ impl Executor {
                         budget.refuse(
                             Refusal::Rate.key(),
                             describe_refusal(action, &Refusal::Rate),
+                            request.cause,
                         );
                     }
                 }
@@ -362,10 +399,10 @@ impl Executor {
                 continue;
             }
             // Emits decided before another action are published first.
-            self.publish_emits(plugin, &mut emits);
+            self.publish_emits(plugin, cause, &mut emits);
             self.perform(plugin, cause, action).await;
         }
-        self.publish_emits(plugin, &mut emits);
+        self.publish_emits(plugin, cause, &mut emits);
     }
 
     async fn perform(&self, plugin: &str, cause: Option<Cause>, action: Action) {
@@ -373,9 +410,11 @@ impl Executor {
         let (target, result): (Option<String>, Result<(), String>) = match action {
             Action::Emit { .. } => unreachable!("emits are published by perform_all"),
             Action::Start { name } => {
+                // Through the restart accounting: a plugin starting a
+                // failed process is a restart, whatever it calls it.
                 let r = self
                     .supervisor
-                    .start(&name)
+                    .start_counted(&name)
                     .await
                     .map_err(|e| e.to_string());
                 (Some(name), r)
@@ -427,8 +466,9 @@ impl Executor {
 
     /// Publishes emitted events in one journal commit (queued, not
     /// awaited). If the batch is refused (one bad event refuses them all),
-    /// they go one by one so only the bad ones fail, each recorded.
-    fn publish_emits(&self, plugin: &str, emits: &mut Vec<NewEvent>) {
+    /// they go one by one so only the bad ones fail, each recorded as
+    /// caused by `cause`, as the emit would have been.
+    fn publish_emits(&self, plugin: &str, cause: Option<Cause>, emits: &mut Vec<NewEvent>) {
         if emits.is_empty() {
             return;
         }
@@ -439,7 +479,7 @@ impl Executor {
         for event in pending {
             let ty = event.ty.clone();
             if let Err(e) = self.bus.submit(vec![event]) {
-                self.record(plugin, "emit", Some(ty), None, Err(e.to_string()));
+                self.record(plugin, "emit", Some(ty), cause, Err(e.to_string()));
             }
         }
     }
@@ -483,27 +523,13 @@ impl Executor {
         let now = Instant::now();
         let mut events = Vec::new();
         for (plugin, budget) in budgets.iter_mut() {
-            if budget.refused.is_empty() {
-                continue;
-            }
             let due = budget
                 .last_report
                 .is_none_or(|t| now.duration_since(t) >= REPORT_EVERY);
             if !(due || all) {
                 continue;
             }
-            budget.last_report = Some(now);
-            let refused = std::mem::take(&mut budget.refused);
-            let examples = std::mem::take(&mut budget.examples);
-            tracing::warn!(plugin, ?refused, "plugin actions refused");
-            events.push(
-                NewEvent::new(
-                    SOURCE,
-                    "plugin.actions_refused",
-                    json!({ "plugin": plugin, "refused": refused, "examples": examples }),
-                )
-                .with_subject(plugin.clone()),
-            );
+            events.extend(budget.take_report(plugin, now));
         }
         if !events.is_empty()
             && let Err(e) = self.bus.submit(events)

@@ -339,9 +339,37 @@ impl Supervisor {
     /// when the restart limit is reached (or a stop or shutdown came first),
     /// and the errors of [`Supervisor::start`].
     pub async fn restart(&self, name: &str) -> Result<(), SupervisorError> {
+        self.restart_unless(name, false).await
+    }
+
+    /// Starts a process on a plugin's decision: a pending one afresh, a
+    /// finished one through the restart accounting as [`Supervisor::restart`]
+    /// does (counter, window, backoff, `process.gave_up`). Unlike a
+    /// person's `start`, it never resets the counter, so a plugin cannot
+    /// sidestep the restart limit by starting instead of restarting.
+    ///
+    /// # Errors
+    ///
+    /// [`SupervisorError::InvalidState`] when it is running, and the errors
+    /// of [`Supervisor::restart`].
+    pub async fn start_counted(&self, name: &str) -> Result<(), SupervisorError> {
+        self.restart_unless(name, true).await
+    }
+
+    /// [`Supervisor::restart`]; with `running_refused`, a running process
+    /// is an error instead of being restarted (checked under the same lock
+    /// as the restart, so a start racing a start cannot kill the new run).
+    async fn restart_unless(
+        &self,
+        name: &str,
+        running_refused: bool,
+    ) -> Result<(), SupervisorError> {
         let answer = {
             let mut table = self.inner.table();
             let rec = table.get_mut(name).ok_or_else(|| unknown(name))?;
+            if running_refused && rec.run.is_some() {
+                return Err(invalid(name, rec.state, "start"));
+            }
             // Refused before anything is stopped: a restart the limit would
             // not allow leaves the process as it is.
             let spec = rec.spec.clone();

@@ -191,6 +191,43 @@ async fn an_asked_restart_of_a_finished_process_past_its_limit_ends_in_gave_up()
 }
 
 #[tokio::test]
+async fn a_plugins_start_of_a_finished_process_counts_as_a_restart_and_cannot_reset_the_limit() {
+    let (sup, bus, _dir) = setup();
+    let mut s = spec("job", "exit 3");
+    s.max_restarts = 1;
+    s.backoff = Duration::from_millis(10);
+    sup.add(s).unwrap();
+    // Pending: a counted start is a plain first start.
+    sup.start_counted("job").await.unwrap();
+    wait_state(&sup, "job", ProcessState::Failed).await;
+    let err = sup.start_counted("job").await;
+    assert!(err.is_ok(), "one restart is allowed: {err:?}");
+    wait_state(&sup, "job", ProcessState::Failed).await;
+    assert_eq!(sup.get("job").unwrap().restarts, 1, "counted");
+
+    let err = sup.start_counted("job").await.unwrap_err();
+    assert!(matches!(err, SupervisorError::NotRestarted { .. }), "{err}");
+    assert_eq!(of_type(&bus, "job", "process.gave_up").len(), 1);
+    // A person's start still begins afresh.
+    sup.start("job").await.unwrap();
+    assert_eq!(sup.get("job").unwrap().restarts, 0);
+}
+
+#[tokio::test]
+async fn a_counted_start_of_a_running_process_is_refused_and_leaves_it_running() {
+    let (sup, bus, _dir) = setup();
+    sup.add(spec("svc", "sleep 100")).unwrap();
+    sup.start("svc").await.unwrap();
+    let pid = sup.get("svc").unwrap().pid;
+    let err = sup.start_counted("svc").await.unwrap_err();
+    assert!(matches!(err, SupervisorError::InvalidState { .. }), "{err}");
+    let info = sup.get("svc").unwrap();
+    assert_eq!((info.state, info.pid), (ProcessState::Running, pid));
+    assert!(of_type(&bus, "svc", "process.stopping").is_empty());
+    sup.stop("svc", true).await.unwrap();
+}
+
+#[tokio::test]
 async fn restarting_a_finished_process_goes_through_the_backoff_too() {
     let (sup, bus, _dir) = setup();
     let mut s = spec("job", "true");
