@@ -21,6 +21,11 @@
 //! - **Losses are events.** Deliveries skipped while the plugin is
 //!   quarantined, and deliveries whose call failed, are counted and
 //!   published as `plugin.deliveries_skipped` at most once a second.
+//! - **Reports are caused too.** `plugin.loop_detected` is one level deeper
+//!   than the event it cut, and `plugin.deliveries_skipped` one level deeper
+//!   than the deepest delivery it counts. A report with no cause would start
+//!   a fresh chain: two handlers erring on every event would then err on
+//!   each other's reports of the loop they are in, forever.
 //!
 //! [`PluginHostConfig::max_chain_depth`]: super::PluginHostConfig::max_chain_depth
 
@@ -61,6 +66,8 @@ struct Delivered {
     quarantined: u64,
     /// Calls that failed (trap, deadline, guest error).
     failed: u64,
+    /// The deepest of the events counted: what the report is caused by.
+    deepest: Option<Cause>,
 }
 
 /// Deliver subscribed events to an event-handler plugin and forward its
@@ -84,7 +91,7 @@ pub(crate) async fn event_handler(inner: Arc<Inner>, slot: Arc<Slot>, start: Sta
                         Ok(actions) => {
                             forward(&inner, &plugin, Kind::EventHandler, event, actions).await
                         }
-                        Err(e) => delivered.note(&e),
+                        Err(e) => delivered.note(&e, event),
                     }
                 }
                 delivered
@@ -110,8 +117,9 @@ pub(crate) async fn status_mapper(inner: Arc<Inner>, slot: Arc<Slot>, start: Sta
             async move {
                 let mut delivered = Delivered::default();
                 for event in events {
+                    let cause = Cause::of(&event);
                     if let Err(e) = map_one(&inner, &plugin, event).await {
-                        delivered.note(&e);
+                        delivered.note_cause(&e, cause);
                     }
                 }
                 delivered
@@ -166,12 +174,25 @@ async fn map_one(inner: &Inner, plugin: &PluginRef, event: Event) -> Result<(), 
 }
 
 impl Delivered {
-    fn note(&mut self, e: &PluginError) {
+    fn note(&mut self, e: &PluginError, event: &Event) {
+        self.note_cause(e, Cause::of(event));
+    }
+
+    fn note_cause(&mut self, e: &PluginError, cause: Cause) {
         match e {
             PluginError::Quarantined(_) => self.quarantined += 1,
             // Already published as plugin.failed / plugin.error.
             _ => self.failed += 1,
         }
+        self.deepest = deeper(self.deepest, cause);
+    }
+}
+
+/// The deeper of two causes (the later one when they are as deep).
+fn deeper(a: Option<Cause>, b: Cause) -> Option<Cause> {
+    match a {
+        Some(a) if (a.depth, a.sequence) > (b.depth, b.sequence) => Some(a),
+        _ => Some(b),
     }
 }
 
@@ -183,6 +204,7 @@ struct SkipReport {
     failed: u64,
     from: u64,
     to: u64,
+    deepest: Option<Cause>,
     last: Option<Instant>,
 }
 
@@ -195,6 +217,7 @@ impl SkipReport {
             failed: 0,
             from: 0,
             to: 0,
+            deepest: None,
             last: None,
         }
     }
@@ -209,6 +232,9 @@ impl SkipReport {
         self.to = to;
         self.quarantined += delivered.quarantined;
         self.failed += delivered.failed;
+        if let Some(cause) = delivered.deepest {
+            self.deepest = deeper(self.deepest, cause);
+        }
     }
 
     fn pending(&self) -> u64 {
@@ -240,7 +266,10 @@ impl SkipReport {
         .with_subject(&self.plugin);
         self.quarantined = 0;
         self.failed = 0;
-        Some(event)
+        Some(match self.deepest.take() {
+            Some(cause) => cause.stamp(event),
+            None => event,
+        })
     }
 }
 
@@ -285,6 +314,30 @@ fn about_itself(plugin: &str, own_source: &str, event: &Event) -> bool {
 /// Announces the chain `event` ends, once per chain: walks its causes back
 /// to the first event and names the plugins along the way.
 fn announce_loop(inner: &Inner, event: &Event) {
+    let (root, report) = loop_report(event, inner.config.max_chain_depth, |seq| {
+        inner.bus.get(seq).ok().flatten()
+    });
+    if !inner.loops.first(root) {
+        return;
+    }
+    tracing::warn!(
+        plugins = %report.data["plugins"],
+        depth = event.depth,
+        "a chain of plugin decisions reached the depth limit and was cut"
+    );
+    if let Err(e) = inner.bus.submit(vec![report]) {
+        tracing::error!("could not report a loop: {e}");
+    }
+}
+
+/// The chain `event` ends, walked back along its causes (`get` looks one
+/// up): the sequence of its first event, and the `plugin.loop_detected`
+/// report naming the plugins and types along it, each once.
+fn loop_report(
+    event: &Event,
+    max_depth: u32,
+    get: impl Fn(u64) -> Option<Event>,
+) -> (u64, NewEvent) {
     let mut plugins: Vec<String> = Vec::new();
     let mut types: Vec<String> = Vec::new();
     let mut root = event.sequence;
@@ -317,33 +370,26 @@ fn announce_loop(inner: &Inner, event: &Event) {
         steps += 1;
         // Bounded: a chain is at most max depth long, plus slack for a
         // journal that pruned part of it.
-        if steps > inner.config.max_chain_depth as usize + 2 {
+        if steps > max_depth as usize + 2 {
             break;
         }
-        next = e.cause.and_then(|seq| inner.bus.get(seq).ok().flatten());
-    }
-    if !inner.loops.first(root) {
-        return;
+        next = e.cause.and_then(&get);
     }
     plugins.reverse();
     types.reverse();
-    tracing::warn!(
-        plugins = %plugins.join(" → "),
-        depth = event.depth,
-        "a chain of plugin decisions reached the depth limit and was cut"
-    );
+    // Caused by the event it cuts, so it is past the limit itself: given
+    // to no plugin, it cannot start a chain of its own.
     let report = NewEvent::new(
         SOURCE,
         "plugin.loop_detected",
         json!({
             "plugins": plugins, "types": types, "depth": event.depth,
-            "max_depth": inner.config.max_chain_depth,
+            "max_depth": max_depth,
             "root_sequence": root, "cut_at_sequence": event.sequence,
         }),
-    );
-    if let Err(e) = inner.bus.submit(vec![report]) {
-        tracing::error!("could not report a loop: {e}");
-    }
+    )
+    .caused_by(event);
+    (root, report)
 }
 
 /// The consumer loop shared by both kinds: deliver events in order, in
@@ -455,7 +501,10 @@ fn admit(
             if e.depth < max_depth {
                 return true;
             }
-            announce_loop(inner, e);
+            // A loop's own report is past the limit; it was announced.
+            if e.ty != "plugin.loop_detected" {
+                announce_loop(inner, e);
+            }
             false
         })
         .collect()
@@ -524,6 +573,61 @@ mod tests {
         );
     }
 
+    /// Events `first..` of a chain, each caused by the one before.
+    fn chain(links: &[(&str, &str, serde_json::Value)], first: u64) -> Vec<Event> {
+        links
+            .iter()
+            .enumerate()
+            .map(|(i, (source, ty, data))| {
+                let seq = first + i as u64;
+                let mut e = NewEvent::new(*source, *ty, data.clone());
+                if i > 0 {
+                    e = e.with_cause(seq - 1, i as u32);
+                }
+                e.into_event(seq, Utc::now(), format!("id{seq}"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_loop_report_names_the_chain_and_is_caused_by_the_event_it_cuts() {
+        let events = chain(
+            &[
+                ("host/api", "x.a", json!({})),
+                ("plugin/pong", "x.b", json!({})),
+                ("plugin/ping", "x.a", json!({})),
+                ("host/plugins", "plugin.error", json!({ "plugin": "pong" })),
+            ],
+            10,
+        );
+        let cut = events.last().unwrap().clone();
+        let get = |seq: u64| events.iter().find(|e| e.sequence == seq).cloned();
+        let (root, report) = loop_report(&cut, 3, get);
+        assert_eq!(root, 10);
+        assert_eq!(report.data["plugins"], json!(["ping", "pong"]));
+        assert_eq!(report.data["types"], json!(["x.b", "x.a", "plugin.error"]));
+        assert_eq!(report.data["root_sequence"], 10);
+        assert_eq!(report.data["cut_at_sequence"], 13);
+        assert_eq!(report.data["depth"], 3);
+        // Past the limit itself: a plugin erring on loop reports would
+        // otherwise start a new chain with each one, forever.
+        assert_eq!((report.cause, report.depth), (Some(13), 4));
+    }
+
+    #[test]
+    fn a_skip_report_is_one_level_deeper_than_the_deepest_delivery_it_counts() {
+        let mut skips = SkipReport::new("p", Kind::EventHandler);
+        let at = |sequence, depth| Cause { sequence, depth };
+        let mut delivered = Delivered::default();
+        let error = PluginError::Gone("p".into());
+        delivered.note_cause(&error, at(5, 2));
+        delivered.note_cause(&error, at(6, 0));
+        skips.add(&delivered, 5, 6);
+        let report = skips.take_due().unwrap();
+        assert_eq!((report.cause, report.depth), (Some(5), 3));
+        assert_eq!(report.data["failed"], 2);
+    }
+
     #[test]
     fn skipped_deliveries_are_reported_at_most_once_a_second() {
         let mut skips = SkipReport::new("p", Kind::EventHandler);
@@ -532,6 +636,7 @@ mod tests {
             &Delivered {
                 quarantined: 3,
                 failed: 1,
+                deepest: None,
             },
             10,
             20,
@@ -550,6 +655,7 @@ mod tests {
             &Delivered {
                 quarantined: 1,
                 failed: 0,
+                deepest: None,
             },
             21,
             21,

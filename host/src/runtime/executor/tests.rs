@@ -354,3 +354,62 @@ fn plugins_cannot_forge_host_or_lifecycle_events_but_may_report_statuses() {
         assert!(reserved(ty).is_none(), "{ty}");
     }
 }
+
+#[tokio::test]
+async fn reports_are_caused_like_the_decisions_they_are_about() {
+    let s = setup("emit = [\"a.>\"]", RateLimits::default()).await;
+    let publish = |depth: u32| {
+        let mut event = NewEvent::new("host/test", "test.cause", json!({}));
+        if depth > 0 {
+            event = event.with_cause(1, depth);
+        }
+        s.bus.publish(event).unwrap()
+    };
+    let (shallow, deep, big_cause) = (publish(0), publish(3), publish(1));
+    let cause = |e: &crate::bus::Event| {
+        Some(Cause {
+            sequence: e.sequence,
+            depth: e.depth,
+        })
+    };
+    let too_big = Action::Emit {
+        ty: "a.big".into(),
+        subject: None,
+        data: json!({ "pad": "x".repeat(2 << 20) }),
+    };
+    run(
+        &s,
+        vec![
+            request(Kind::EventHandler, cause(&deep), vec![emit("b.no")]),
+            request(Kind::EventHandler, cause(&shallow), vec![emit("b.no")]),
+            request(Kind::EventHandler, cause(&big_cause), vec![too_big]),
+        ],
+    )
+    .await;
+    // The refusal report is one deeper than the deepest refused decision:
+    // a plugin reacting to it continues that chain, which is cut in time.
+    let reports = all(&s.bus, "plugin.actions_refused");
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        (reports[0].cause, reports[0].depth),
+        (Some(deep.sequence), 4)
+    );
+    // An emit the bus refuses (too large) is reported as the emit would
+    // have been published: caused by the event that led to it.
+    let failed = all(&s.bus, "plugin.action");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].data["ok"], false);
+    assert!(
+        failed[0].data["error"]
+            .as_str()
+            .unwrap()
+            .contains("max_event_bytes"),
+        "{:?}",
+        failed[0].data
+    );
+    assert_eq!(failed[0].data["cause_sequence"], big_cause.sequence);
+    assert_eq!(
+        (failed[0].cause, failed[0].depth),
+        (Some(big_cause.sequence), 2)
+    );
+}
