@@ -11,7 +11,15 @@
 //! - `sleep_ms`: how long (default 30,000);
 //! - `subscriptions`: how many patterns `subscriptions` returns (default 1);
 //! - `keywords`: how many keywords the rule reports (default 1);
-//! - `tick_lines`: lines a tick prints to stdout (default 0).
+//! - `tick_lines`: lines a tick prints to stdout (default 0);
+//! - `react_to`: comma-separated type patterns (`*` one dotted token, `>`
+//!   the rest) that `subscriptions` returns besides `test.hostile...`;
+//! - `react`: what `handle` does with an event matching `react_to` (other
+//!   than `test.hostile`, which keeps the behaviours below): `error`
+//!   (returns `err("hostile reacts with an error")`), `emit:TYPE` (emits
+//!   TYPE {"cause": sequence}), `restart:NAME` (asks a restart of process
+//!   NAME), `emit-bytes:N` (emits `test.hostile-big` {"pad": N bytes of
+//!   `x`}); nothing when unset.
 //!
 //! On `test.hostile`, the event data `{"do": ...}` picks the behaviour:
 //! - `block` {`with`, `ms`, `path`}: block as above (defaults from config);
@@ -80,6 +88,51 @@ fn block(with: &str, ms: u64, path: Option<String>) {
     }
 }
 
+/// The patterns of config `react_to`.
+fn react_to() -> Vec<String> {
+    config("react_to")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether `ty` matches `pattern` (`*` one dotted token, `>` the rest), as
+/// the host matches subscriptions.
+fn matches(pattern: &str, ty: &str) -> bool {
+    let mut types = ty.split('.');
+    for token in pattern.split('.') {
+        match (token, types.next()) {
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (p, Some(t)) if p == t => {}
+            _ => return false,
+        }
+    }
+    types.next().is_none()
+}
+
+/// What config `react` says to do with `e`.
+fn react(e: &Event) -> Result<Vec<Action>, String> {
+    let how = config("react").unwrap_or_default();
+    let (verb, arg) = how.split_once(':').unwrap_or((how.as_str(), ""));
+    match verb.trim() {
+        "error" => Err("hostile reacts with an error".to_string()),
+        "emit" => Ok(vec![emit(arg.trim(), json!({ "cause": e.sequence }))]),
+        "restart" => Ok(vec![Action::Restart(arg.trim().to_string())]),
+        "emit-bytes" => {
+            let n = arg.trim().parse().unwrap_or(0);
+            Ok(vec![emit(
+                "test.hostile-big",
+                json!({ "pad": "x".repeat(n) }),
+            )])
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
 fn emit(ty: &str, data: Value) -> Action {
     Action::Emit(NewEvent {
         type_: ty.to_string(),
@@ -94,11 +147,15 @@ impl EventHandler for Hostile {
         let n = config_u64("subscriptions", 1);
         let mut subs = vec!["test.hostile".to_string()];
         subs.extend((1..n).map(|i| format!("test.hostile{i}")));
+        subs.extend(react_to());
         subs
     }
 
     fn handle(e: Event) -> Result<Vec<Action>, String> {
         if e.type_ != "test.hostile" {
+            if react_to().iter().any(|p| matches(p, &e.type_)) {
+                return react(&e);
+            }
             return Ok(Vec::new());
         }
         let data: Value = serde_json::from_str(&e.data).unwrap_or_default();
