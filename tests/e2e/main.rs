@@ -26,6 +26,7 @@ mod process_trees;
 mod runaway_plugin;
 mod shutdown;
 mod sse;
+mod storms;
 
 use std::time::Duration;
 
