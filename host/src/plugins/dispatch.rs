@@ -307,8 +307,11 @@ fn about_itself(plugin: &str, own_source: &str, event: &Event) -> bool {
     if event.source == own_source {
         return true;
     }
-    (event.ty.starts_with("plugin.") || event.ty.starts_with("agent."))
-        && event.data.get("plugin").and_then(|p| p.as_str()) == Some(plugin)
+    // The plugins room names the plugin in `plugin`, the agents room in
+    // `agent`.
+    let named = |key: &str| event.data.get(key).and_then(|p| p.as_str()) == Some(plugin);
+    (event.ty.starts_with("plugin.") && named("plugin"))
+        || (event.ty.starts_with("agent.") && named("agent"))
 }
 
 /// Announces the chain `event` ends, once per chain: walks its causes back
@@ -433,6 +436,9 @@ async fn follow<F, Fut>(
             }
         }
         let mut consumer: Consumer = inner.bus.consumer(name.clone(), patterns, start);
+        // Lag is read from the consumer's position, which moves past events
+        // the filter skips: an idle handler with nothing to read shows none.
+        slot.set_position(kind, consumer.position());
         loop {
             let report_due = skips.pending() > 0;
             tokio::select! {
@@ -567,6 +573,10 @@ mod tests {
         assert!(about_itself("alert", own, &my_error));
         assert!(about_itself("alert", own, &my_action));
         assert!(!about_itself("alert", own, &other_error));
+        let my_tick_error = event("host/agents", "agent.error", json!({ "agent": "alert" }));
+        let other_tick = event("host/agents", "agent.activity", json!({ "agent": "pm" }));
+        assert!(about_itself("alert", own, &my_tick_error));
+        assert!(!about_itself("alert", own, &other_tick));
         assert!(
             !about_itself("alert", own, &failed),
             "only the host's plugin.* and agent.* reports count"

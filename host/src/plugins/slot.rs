@@ -178,10 +178,6 @@ impl Slot {
     /// each delivery; replaces the position of an earlier consumer. Only a
     /// weak reference is kept: once that consumer is dropped, `kind` is no
     /// longer reported (unless its dispatcher records a cursor).
-    #[allow(
-        dead_code,
-        reason = "the dispatcher (dispatch.rs) calls it once it hands over its consumer's position"
-    )]
     pub(crate) fn set_position(&self, kind: Kind, position: Arc<AtomicU64>) {
         self.positions
             .lock()

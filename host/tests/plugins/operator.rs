@@ -103,3 +103,30 @@ async fn a_reload_asking_for_more_grants_waits_for_approval_of_exactly_those_gra
     h.host.reconcile().await.unwrap();
     assert_eq!(h.host.list()[0].health.versions_loaded, 3);
 }
+
+#[tokio::test]
+async fn a_handler_with_nothing_left_to_read_shows_no_lag_however_many_events_it_skips() {
+    let mut h = harness(&[("echo", fixture("echo-v1"))], |_| {}).await;
+    for n in 0..50 {
+        h.publish("other.noise", json!({ "n": n }));
+    }
+    h.publish("test.ping", json!({}));
+    h.next_action().await;
+    for n in 0..50 {
+        h.publish("other.noise", json!({ "n": n }));
+    }
+    let plugin = h.host.get("echo").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let read = plugin.cursors()[&Kind::EventHandler];
+        if read == h.bus.head() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "read up to {read}, head {}",
+            h.bus.head()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
