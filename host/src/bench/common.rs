@@ -18,18 +18,21 @@ use crate::plugins::{ActionRequest, NoProcesses, PluginHost, PluginHostConfig};
 use crate::runtime::{RunOptions, Runtime};
 
 /// Starts the host `host run` starts (journal in `state`, plugins from
-/// `plugins`, the real executor), without the API and signal handling.
+/// `plugins`, the real executor), without the API and signal handling,
+/// and waits for its first load of the plugins folder, as `host run`
+/// waits before it announces what loaded: the runtime loads plugins in
+/// the background, and a section that looked before then found none.
 ///
 /// # Errors
 ///
-/// As [`Runtime::start`].
+/// As [`Runtime::start`], or when the first load takes over 120 s.
 pub(crate) async fn start_runtime(
     plugins: &Path,
     state: &Path,
     config: HostConfig,
     watch: bool,
 ) -> anyhow::Result<Runtime> {
-    Runtime::start(
+    let runtime = Runtime::start(
         config,
         RunOptions {
             plugins_dir: plugins.to_path_buf(),
@@ -39,7 +42,18 @@ pub(crate) async fn start_runtime(
         },
     )
     .await
-    .with_context(|| format!("cannot start a host on {}", state.display()))
+    .with_context(|| format!("cannot start a host on {}", state.display()))?;
+    let mut loaded = runtime.plugins_loaded.clone();
+    tokio::time::timeout(Duration::from_secs(120), loaded.wait_for(|done| *done))
+        .await
+        .with_context(|| {
+            format!(
+                "the host on {} did not load its plugins within 120 s",
+                state.display()
+            )
+        })?
+        .context("the host dropped its plugins-loaded signal")?;
+    Ok(runtime)
 }
 
 /// Stops a host started by [`start_runtime`], forcing after 30 s.

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use super::common::{ensure_loaded, ping, plugin_host, publish_pings, start_runtime, stop_runtime};
 use super::fixtures::{ECHO_GRANTS, Fixtures, install_folder};
 use crate::bus::{Bus, BusConfig, Consumer, Event, NewEvent, Pattern, StartAt};
-use crate::config::HostConfig;
+use crate::config::{HostConfig, RateOverride};
 use crate::plugins::{Action, ActionRequest, Kind};
 
 /// Most events handed to a plugin in one batched call (as the dispatcher).
@@ -197,13 +197,19 @@ async fn journaled_wasm(fixtures: &Fixtures, n: u64) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
     let plugins = dir.path().join("plugins");
     install_folder(&plugins, "echo", &fixtures.fixture("echo-v1")?, ECHO_GRANTS)?;
-    let runtime = start_runtime(
-        &plugins,
-        &dir.path().join("state"),
-        HostConfig::default(),
-        false,
-    )
-    .await?;
+    // The default emit rate (1,000/s a plugin) would refuse most pongs: a
+    // throughput run lifts it for echo as a user would in host.toml
+    // (`[plugins.rate.echo]`); the limiter still checks every emit.
+    let mut config = HostConfig::default();
+    config.plugins.rate.insert(
+        "echo".into(),
+        RateOverride {
+            emits_per_sec: Some(1e9),
+            emit_burst: Some(1e9),
+            ..RateOverride::default()
+        },
+    );
+    let runtime = start_runtime(&plugins, &dir.path().join("state"), config, false).await?;
     ensure_loaded(&runtime.plugins, "echo")?;
     let mut pongs = runtime.bus.consumer(
         "bench-pongs",
