@@ -5,7 +5,7 @@
 //!
 //! | section | file | what runs |
 //! |---|---|---|
-//! | handler throughput | `handlers.rs` | plugin host calls; pipeline in memory, and a host in-process on a file journal with the real executor |
+//! | handler throughput | `handlers.rs`, `extism.rs` | plugin host calls; pipeline in memory, and a host in-process on a file journal with the real executor; the same calls through Extism's SDK (a child of its own) |
 //! | reload | `reload.rs` | a host in-process, watcher on, component swapped under pings |
 //! | deadlines | `deadlines.rs` | the plugin host's `handle` into looping and blocked guests |
 //! | start-up | `startup.rs` | `PluginHost::start` over the fixtures and the shipped plugins |
@@ -24,6 +24,7 @@ mod child;
 mod common;
 mod deadlines;
 mod dependencies;
+mod extism;
 mod fixtures;
 mod handlers;
 mod idle;
@@ -42,6 +43,7 @@ pub use bus::{BusBenchArgs, BusReport};
 pub use common::Spread;
 pub use deadlines::{BlockedReport, DeadlineReport};
 pub use dependencies::DependencyReport;
+pub use extism::{ExtismOutcome, ExtismReport};
 pub use handlers::{HandlerReport, PipelineRun};
 pub use idle::IdleReport;
 pub use reload::ReloadReport;
@@ -106,10 +108,12 @@ pub struct BenchArgs {
     /// Events each SSE client replays (0 skips the SSE measurement).
     #[arg(long, default_value_t = 100_000)]
     pub sse_events: u64,
-    /// Do not run peers (supervisord) in the idle section.
+    /// Do not run peers (Extism in the handler section, supervisord in
+    /// the idle section).
     #[arg(long)]
     pub no_peers: bool,
-    /// Where peers are installed once (a Python venv for supervisord).
+    /// Where peers are installed once (a Python venv for supervisord, the
+    /// Extism peer's cargo builds).
     #[arg(long, default_value = "/tmp/host-bench-cache")]
     pub cache: PathBuf,
     /// Print the results as JSON.
@@ -127,6 +131,8 @@ pub struct BenchReport {
     pub machine: Machine,
     /// Handler throughput.
     pub handlers: Option<HandlerReport>,
+    /// Extism's calls for the same work.
+    pub extism: Option<ExtismOutcome>,
     /// Reload latency.
     pub reload: Option<ReloadReport>,
     /// Deadlines.
@@ -210,6 +216,15 @@ pub(crate) fn run(mut args: BenchArgs) -> anyhow::Result<ExitCode> {
         if let Some(fx) = &fixtures {
             if runs(Section::Handlers) {
                 report.handlers = Some(handlers::measure(fx, args.events).await?);
+                if args.no_peers {
+                    report.skipped.push("Extism: --no-peers".into());
+                } else {
+                    let peer = extism::measure(&args.cache, args.events).await;
+                    if let ExtismOutcome::Skipped { reason } = &peer {
+                        report.skipped.push(format!("Extism: {reason}"));
+                    }
+                    report.extism = Some(peer);
+                }
             }
             if runs(Section::Reload) {
                 report.reload =
@@ -294,7 +309,7 @@ fn print(r: &BenchReport) {
         load(&r.machine.load_after)
     );
     if let Some(h) = &r.handlers {
-        handlers::print(h, r.bus.as_ref());
+        handlers::print(h, r.bus.as_ref(), r.extism.as_ref());
     }
     if let Some(l) = &r.reload {
         reload::print(l);

@@ -5,7 +5,9 @@
 //!
 //! - **Bare calls**: one `handle` at a time from async code; batches of 64
 //!   through `handle_each`; and a handler that answers nothing (`hostile`
-//!   given a ping), the lean cost of the call machinery.
+//!   given a ping), the lean cost of the call machinery. Extism's figures
+//!   for the same calls (`extism.rs`, run by `bench.rs` after this
+//!   section) are printed beside them.
 //! - **Pipeline, in memory**: an in-memory bus, the plugin host's consumer
 //!   and dispatcher, and the clock stops when the actions come out of the
 //!   action channel (nothing performs them): the plugin side alone.
@@ -297,7 +299,11 @@ pub(crate) fn native_echo(event: &Event) -> Vec<Action> {
 }
 
 /// Prints the section.
-pub(crate) fn print(r: &HandlerReport, bus: Option<&super::bus::BusReport>) {
+pub(crate) fn print(
+    r: &HandlerReport,
+    bus: Option<&super::bus::BusReport>,
+    extism: Option<&super::extism::ExtismOutcome>,
+) {
     println!(
         "handler throughput, {} events (same logic, one handler):",
         r.events
@@ -312,6 +318,7 @@ pub(crate) fn print(r: &HandlerReport, bus: Option<&super::bus::BusReport>) {
         "  batched call wasm {:>8.2} µs per call (batches of {BATCH}); lean (no actions) {:.2} µs",
         r.call_wasm_batched_us, r.call_wasm_lean_us
     );
+    super::extism::print(extism, r);
     for (what, p) in [
         (
             "pipeline, in-memory bus, actions leaving the plugin host",
