@@ -26,10 +26,12 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::common::{ensure_loaded, ping, plugin_host, publish_pings, start_runtime, stop_runtime};
+use super::common::{
+    ensure_loaded, lift_emit_rate, ping, plugin_host, publish_pings, start_runtime, stop_runtime,
+};
 use super::fixtures::{ECHO_GRANTS, Fixtures, install_folder};
 use crate::bus::{Bus, BusConfig, Consumer, Event, NewEvent, Pattern, StartAt};
-use crate::config::{HostConfig, RateOverride};
+use crate::config::HostConfig;
 use crate::plugins::{Action, ActionRequest, Kind};
 
 /// Most events handed to a plugin in one batched call (as the dispatcher).
@@ -199,18 +201,8 @@ async fn journaled_wasm(fixtures: &Fixtures, n: u64) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
     let plugins = dir.path().join("plugins");
     install_folder(&plugins, "echo", &fixtures.fixture("echo-v1")?, ECHO_GRANTS)?;
-    // The default emit rate (1,000/s a plugin) would refuse most pongs: a
-    // throughput run lifts it for echo as a user would in host.toml
-    // (`[plugins.rate.echo]`); the limiter still checks every emit.
     let mut config = HostConfig::default();
-    config.plugins.rate.insert(
-        "echo".into(),
-        RateOverride {
-            emits_per_sec: Some(1e9),
-            emit_burst: Some(1e9),
-            ..RateOverride::default()
-        },
-    );
+    lift_emit_rate(&mut config, "echo");
     let runtime = start_runtime(&plugins, &dir.path().join("state"), config, false).await?;
     ensure_loaded(&runtime.plugins, "echo")?;
     let mut pongs = runtime.bus.consumer(

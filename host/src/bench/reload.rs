@@ -15,7 +15,7 @@ use chrono::Utc;
 use serde::Serialize;
 use serde_json::json;
 
-use super::common::{Spread, ensure_loaded, start_runtime, stop_runtime};
+use super::common::{Spread, ensure_loaded, lift_emit_rate, start_runtime, stop_runtime};
 use super::fixtures::{ECHO_GRANTS, Fixtures, install_folder};
 use crate::bus::{Consumer, NewEvent, Pattern, StartAt};
 use crate::config::HostConfig;
@@ -56,6 +56,7 @@ pub(crate) async fn measure(
     ];
     let mut config = HostConfig::default();
     config.plugins.debounce_ms = debounce_ms;
+    lift_emit_rate(&mut config, "echo");
     let runtime = start_runtime(&plugins, &dir.path().join("state"), config, true).await?;
     ensure_loaded(&runtime.plugins, "echo")?;
     let bus = runtime.bus.clone();
