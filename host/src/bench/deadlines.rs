@@ -66,10 +66,16 @@ pub(crate) async fn measure(fixtures: &Fixtures) -> anyhow::Result<DeadlineRepor
 }
 
 /// A plugin host over `plugins` with the bench's deadline, quarantine off,
-/// and its one event handler.
-async fn host_with(plugins: &Path, what: &str) -> anyhow::Result<(PluginHost, PluginRef)> {
+/// and its one event handler; manifests may grant folders under `allowed`
+/// (the host.toml ceiling `allowed_dirs`).
+async fn host_with(
+    plugins: &Path,
+    what: &str,
+    allowed: &[&Path],
+) -> anyhow::Result<(PluginHost, PluginRef)> {
     let (tx, _rx) = mpsc::channel(16);
     let mut config = PluginHostConfig::new(plugins);
+    config.ceilings.allowed_dirs = allowed.iter().map(|p| p.to_path_buf()).collect();
     config.limits.deadline = DEADLINE;
     config.max_failures = u32::MAX;
     config.build_missing = false;
@@ -89,7 +95,7 @@ async fn runaway(spin: &Path) -> anyhow::Result<(f64, f64)> {
     let dir = tempfile::tempdir()?;
     let plugins = dir.path().join("plugins");
     install_folder(&plugins, "spin", spin, "")?;
-    let (host, spin) = host_with(&plugins, "spin-forever").await?;
+    let (host, spin) = host_with(&plugins, "spin-forever", &[]).await?;
     let mut event = ping(1);
     event.ty = "test.spin".into();
     let mut overshoot = Vec::new();
@@ -129,7 +135,7 @@ async fn blocked(hostile: &Path, with: &str) -> anyhow::Result<BlockedReport> {
         hostile,
         &format!("[permissions]\ndirs = [{{ host = {data:?}, guest = \"/data\" }}]\n"),
     )?;
-    let (host, plugin) = host_with(&plugins, "hostile").await?;
+    let (host, plugin) = host_with(&plugins, "hostile", &[&data]).await?;
     let mut event = ping(1);
     event.ty = "test.hostile".into();
     event.data = json!({ "do": "block", "with": with, "ms": 2000, "path": "/data/fifo" });
