@@ -96,6 +96,56 @@ pub(crate) fn scan() -> Vec<ProcStat> {
         .collect()
 }
 
+/// A scan of `/proc` that began no earlier than `since`: a scan another
+/// caller started after `since` serves this one too.
+///
+/// Stopping 1,000 trees at once (a shutdown) had each tree walk `/proc`
+/// on its own, ~2,000 processes a walk: seconds of CPU for every round of
+/// signals. Any scan that began after the caller's moment sees everything
+/// a scan of its own would (a process that existed then and was not yet
+/// reaped is listed), so sharing it loses nothing: callers that arrive
+/// while a scan runs wait for the next one, and all of them share it.
+pub(crate) fn scan_since(since: std::time::Instant) -> std::sync::Arc<Vec<ProcStat>> {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    #[derive(Default)]
+    struct Shared {
+        /// The newest finished scan and when it began.
+        latest: Option<(Instant, Arc<Vec<ProcStat>>)>,
+        /// Whether a scan is under way.
+        running: bool,
+    }
+    static SHARED: parking_lot::Mutex<Shared> = parking_lot::Mutex::new(Shared {
+        latest: None,
+        running: false,
+    });
+    static DONE: parking_lot::Condvar = parking_lot::Condvar::new();
+
+    let mut shared = SHARED.lock();
+    loop {
+        if let Some((began, procs)) = &shared.latest
+            && *began >= since
+        {
+            return procs.clone();
+        }
+        if shared.running {
+            // Whether it began in time or not, its end is when to look again.
+            DONE.wait(&mut shared);
+            continue;
+        }
+        shared.running = true;
+        let began = Instant::now();
+        drop(shared);
+        let procs = Arc::new(scan());
+        let mut done = SHARED.lock();
+        done.running = false;
+        done.latest = Some((began, procs.clone()));
+        DONE.notify_all();
+        return procs;
+    }
+}
+
 /// Every pid reachable from `roots` through parent links, `roots` included.
 pub(crate) fn descendants(procs: &[ProcStat], roots: impl IntoIterator<Item = i32>) -> Vec<i32> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
@@ -153,7 +203,7 @@ impl Tree {
 
     /// Adds group members and descendants of living members that appeared since.
     pub(crate) fn extend(&mut self) {
-        self.extend_from(&scan());
+        self.extend_from(&scan_since(std::time::Instant::now()));
     }
 
     /// [`Tree::extend`] from a scan already taken, then forgets members that
@@ -368,6 +418,37 @@ mod tests {
         let third = [p(100, 1, 100, 'S'), p(102, 1, 102, 'S')];
         assert_eq!(tree.observe(&third), [100, 102]);
         assert!(tree.observe(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_shared_scan_never_predates_the_moment_asked_for() {
+        let before = std::time::Instant::now();
+        let first = scan_since(before);
+        // Asked again for the same moment: the same scan serves.
+        assert!(std::sync::Arc::ptr_eq(&first, &scan_since(before)));
+        // A process born after that scan is seen by a scan asked for later.
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let later = scan_since(std::time::Instant::now());
+        assert!(!std::sync::Arc::ptr_eq(&first, &later));
+        assert!(
+            later.iter().any(|p| p.pid == pid),
+            "the new child is listed"
+        );
+        // Many callers at once all get an answer that includes it.
+        let now = std::time::Instant::now();
+        let seen: Vec<bool> = (0..8)
+            .map(|_| std::thread::spawn(move || scan_since(now).iter().any(|p| p.pid == pid)))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        assert!(seen.iter().all(|s| *s), "{seen:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]
