@@ -1,8 +1,11 @@
 //! The durable journal: every event, in sequence order, in one SQLite file.
 //!
 //! Why SQLite rather than an embedded key-value store such as redb:
-//! - history is read by *attributes* (type, subject, source), and SQLite
-//!   answers those from secondary indexes without us maintaining any by hand;
+//! - history is read by *attributes* (type, subject, source), and SQL
+//!   answers those with filters over a sequence range; the one index kept
+//!   (where each type occurs, `type_runs`) is sparse, so appends stay cheap
+//!   (schema version 2 dropped the per-event secondary indexes, see
+//!   `schema`);
 //! - in WAL mode the journal is a single file another process can read while the
 //!   host appends to it, which is exactly what `host events` does;
 //! - its crash safety is decades old and well understood; with
