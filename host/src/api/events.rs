@@ -71,7 +71,7 @@ impl EventsQuery {
     }
 }
 
-/// An RFC 3339 time, or an age (`90s`, `10m`, `2h`, `1d`) before now.
+/// An RFC 3339 time, or an age (`90s`, `10m`, `1h30m`, `1d`) before now.
 ///
 /// # Errors
 ///
@@ -80,29 +80,15 @@ pub fn when(field: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let n: i64 = number.parse().map_err(|_| {
+    // Ages are written as everywhere else (host.toml durations).
+    let age = crate::supervisor::duration::parse(text).map_err(|why| {
         ApiError::bad_request(
             field,
-            format!("`{text}` is neither an RFC 3339 time nor an age like 10m"),
+            format!("`{text}` is neither an RFC 3339 time nor an age like 10m ({why})"),
         )
     })?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        "d" => n.saturating_mul(86_400),
-        _ => {
-            return Err(ApiError::bad_request(
-                field,
-                format!("`{text}`: unknown unit `{unit}` (use s, m, h or d)"),
-            ));
-        }
-    };
-    chrono::Duration::try_seconds(secs)
+    chrono::Duration::from_std(age)
+        .ok()
         .and_then(|age| Utc::now().checked_sub_signed(age))
         .ok_or_else(|| ApiError::bad_request(field, format!("`{text}` is too far back")))
 }
