@@ -383,7 +383,14 @@ impl Supervisor {
                 // A finished process stays finished: the supervisor gives
                 // up on it, as it does at the end of a crash loop. (A
                 // running one carries on running; nothing is given up.)
-                let gave_up = rec.run.is_none().then(|| {
+                // Its runner may still be winding down just after the
+                // exit: it is finished all the same, unless the runner is
+                // about to try a restart of its own, which reports its own
+                // `gave_up`.
+                let finished = rec.run.is_none()
+                    || (rec.state.is_terminal()
+                        && !super::restart::should_restart(spec.restart, rec.state));
+                let gave_up = finished.then(|| {
                     events::gave_up(
                         name,
                         rec.restarts,
