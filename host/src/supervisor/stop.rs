@@ -106,43 +106,64 @@ pub(crate) fn scan() -> Vec<ProcStat> {
 /// reaped is listed), so sharing it loses nothing: callers that arrive
 /// while a scan runs wait for the next one, and all of them share it.
 pub(crate) fn scan_since(since: std::time::Instant) -> std::sync::Arc<Vec<ProcStat>> {
-    use std::sync::Arc;
-    use std::time::Instant;
+    static SHARED: SharedScans = SharedScans::new();
+    SHARED.since(since, scan)
+}
 
-    #[derive(Default)]
-    struct Shared {
-        /// The newest finished scan and when it began.
-        latest: Option<(Instant, Arc<Vec<ProcStat>>)>,
-        /// Whether a scan is under way.
-        running: bool,
+/// Scans shared between callers: the newest finished one, and whether one
+/// is under way. One static instance serves the host; tests make their own
+/// so parallel tests cannot replace each other's scans.
+struct SharedScans {
+    state: parking_lot::Mutex<ScanState>,
+    done: parking_lot::Condvar,
+}
+
+struct ScanState {
+    /// The newest finished scan and when it began.
+    latest: Option<(std::time::Instant, std::sync::Arc<Vec<ProcStat>>)>,
+    /// Whether a scan is under way.
+    running: bool,
+}
+
+impl SharedScans {
+    const fn new() -> Self {
+        Self {
+            state: parking_lot::Mutex::new(ScanState {
+                latest: None,
+                running: false,
+            }),
+            done: parking_lot::Condvar::new(),
+        }
     }
-    static SHARED: parking_lot::Mutex<Shared> = parking_lot::Mutex::new(Shared {
-        latest: None,
-        running: false,
-    });
-    static DONE: parking_lot::Condvar = parking_lot::Condvar::new();
 
-    let mut shared = SHARED.lock();
-    loop {
-        if let Some((began, procs)) = &shared.latest
-            && *began >= since
-        {
-            return procs.clone();
+    /// A scan made by `scan` that began no earlier than `since`.
+    fn since(
+        &self,
+        since: std::time::Instant,
+        scan: impl FnOnce() -> Vec<ProcStat>,
+    ) -> std::sync::Arc<Vec<ProcStat>> {
+        let mut shared = self.state.lock();
+        loop {
+            if let Some((began, procs)) = &shared.latest
+                && *began >= since
+            {
+                return procs.clone();
+            }
+            if shared.running {
+                // Whether it began in time or not, its end is when to look again.
+                self.done.wait(&mut shared);
+                continue;
+            }
+            shared.running = true;
+            let began = std::time::Instant::now();
+            drop(shared);
+            let procs = std::sync::Arc::new(scan());
+            let mut done = self.state.lock();
+            done.running = false;
+            done.latest = Some((began, procs.clone()));
+            self.done.notify_all();
+            return procs;
         }
-        if shared.running {
-            // Whether it began in time or not, its end is when to look again.
-            DONE.wait(&mut shared);
-            continue;
-        }
-        shared.running = true;
-        let began = Instant::now();
-        drop(shared);
-        let procs = Arc::new(scan());
-        let mut done = SHARED.lock();
-        done.running = false;
-        done.latest = Some((began, procs.clone()));
-        DONE.notify_all();
-        return procs;
     }
 }
 
@@ -422,31 +443,46 @@ mod tests {
 
     #[test]
     fn a_shared_scan_never_predates_the_moment_asked_for() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let shared = SharedScans::new();
+        let scans = AtomicUsize::new(0);
+        let counted = || {
+            scans.fetch_add(1, Ordering::SeqCst);
+            scan()
+        };
         let before = std::time::Instant::now();
-        let first = scan_since(before);
+        let first = shared.since(before, counted);
         // Asked again for the same moment: the same scan serves.
-        assert!(std::sync::Arc::ptr_eq(&first, &scan_since(before)));
+        assert!(std::sync::Arc::ptr_eq(
+            &first,
+            &shared.since(before, counted)
+        ));
+        assert_eq!(scans.load(Ordering::SeqCst), 1);
         // A process born after that scan is seen by a scan asked for later.
         let mut child = std::process::Command::new("sleep")
             .arg("5")
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
-        let later = scan_since(std::time::Instant::now());
+        let later = shared.since(std::time::Instant::now(), counted);
         assert!(!std::sync::Arc::ptr_eq(&first, &later));
         assert!(
             later.iter().any(|p| p.pid == pid),
             "the new child is listed"
         );
-        // Many callers at once all get an answer that includes it.
+        // Many callers at once all get an answer that includes it, and
+        // share scans rather than each making one.
         let now = std::time::Instant::now();
-        let seen: Vec<bool> = (0..8)
-            .map(|_| std::thread::spawn(move || scan_since(now).iter().any(|p| p.pid == pid)))
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|t| t.join().unwrap())
-            .collect();
+        let before_many = scans.load(Ordering::SeqCst);
+        let seen: Vec<bool> = std::thread::scope(|threads| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| threads.spawn(|| shared.since(now, counted).iter().any(|p| p.pid == pid)))
+                .collect();
+            handles.into_iter().map(|t| t.join().unwrap()).collect()
+        });
         assert!(seen.iter().all(|s| *s), "{seen:?}");
+        // Every scan begun after `now` serves all of them: exactly one.
+        assert_eq!(scans.load(Ordering::SeqCst) - before_many, 1);
         child.kill().unwrap();
         child.wait().unwrap();
     }
