@@ -26,6 +26,16 @@ mod bounds;
 mod deadlines;
 #[path = "plugins/operator.rs"]
 mod operator;
+#[path = "plugins/shipped_mappers.rs"]
+mod shipped_mappers;
+#[path = "plugins/shipped_handlers.rs"]
+mod shipped_handlers;
+#[path = "plugins/shipped_agents.rs"]
+mod shipped_agents;
+#[path = "plugins/shipped_rules.rs"]
+mod shipped_rules;
+#[path = "plugins/shipped_sessions.rs"]
+mod shipped_sessions;
 
 /// A process table the test controls.
 #[derive(Default, Clone)]

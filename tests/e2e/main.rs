@@ -14,6 +14,7 @@
 //! (a background agent emitting a configured event type on an interval);
 //! others publish through the API (`POST /v1/events`).
 
+mod ai_coder;
 mod api;
 mod cli_verbs;
 mod config_errors;
@@ -23,10 +24,16 @@ mod hot_reload;
 mod mcp;
 mod plugin_check;
 mod process_trees;
+mod rules;
 mod runaway_plugin;
+mod seed_handlers;
+mod sessions;
 mod shutdown;
 mod sse;
 mod storms;
+mod test_suite;
+mod top;
+mod workspace;
 
 use std::time::Duration;
 

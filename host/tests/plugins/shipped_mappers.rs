@@ -1,0 +1,1 @@
+//! Tests of the shipped status mappers (ai-coder, test-suite, build) against their compiled components.

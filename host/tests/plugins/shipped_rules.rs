@@ -1,0 +1,1 @@
+//! Tests of the shipped dependency rules and the batch check against their compiled components.

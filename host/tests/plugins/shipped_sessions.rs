@@ -1,0 +1,1 @@
+//! Tests of the session judge and planner plugins against their compiled components.

@@ -1,0 +1,1 @@
+//! An AI-coder session moving through its statuses, seen in `host ps` and MCP.

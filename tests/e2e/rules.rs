@@ -1,0 +1,1 @@
+//! Seed 003's dependency rules on the real binary.

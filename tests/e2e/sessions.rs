@@ -1,0 +1,1 @@
+//! Coordination sessions: a dependency opens one; it resolves by agreement or escalates.

@@ -1,0 +1,1 @@
+//! Test runs of kind `test_suite` reported with counts and first failures.

@@ -1,0 +1,1 @@
+//! `host top` driven in a real terminal (tmux).
