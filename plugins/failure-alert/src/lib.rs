@@ -1,6 +1,6 @@
 //! `failure-alert`: an event handler that raises `alert.process_failures` when
 //! one process fails `threshold` times within `window_secs` (seed 001's
-//! "3 failures in 10 minutes" alert).
+//! "3 failures in 10 minutes" alert), at most once per window per process.
 //!
 //! This file is the thin WIT glue: read config, load and store the window in
 //! host state, turn the decision into an `emit` action. The decision itself
@@ -11,7 +11,7 @@ mod policy;
 use exports::host::plugin::event_handler::Guest;
 use host::plugin::host::{config, log, now_ms, state_get, state_set};
 use host::plugin::types::{Action, Event, Level, NewEvent};
-use policy::{Policy, decode_times, encode_times, parse_setting};
+use policy::{Policy, decode_history, encode_history, parse_setting};
 
 wit_bindgen::generate!({ world: "event-handler-plugin", path: "../../wit" });
 
@@ -38,14 +38,15 @@ impl Guest for FailureAlert {
         // Keyed per process so unrelated processes never share a window.
         let key = format!("failures/{process}");
         let earlier = state_get(&key)
-            .map(|b| decode_times(&b))
+            .map(|b| decode_history(&b))
             .unwrap_or_default();
         let outcome = policy.record(&earlier, now_ms());
-        state_set(&key, &encode_times(&outcome.remembered));
+        state_set(&key, &encode_history(&outcome.remembered));
 
-        let Some(failures) = outcome.alert else {
+        let Some(alert) = outcome.alert else {
             return Ok(Vec::new());
         };
+        let failures = alert.failures;
         log(
             Level::Warn,
             &format!(
@@ -58,6 +59,7 @@ impl Guest for FailureAlert {
             "failures": failures,
             "window_secs": policy.window_ms / 1000,
             "last_exit_code": last_exit_code(&e.data),
+            "suppressed": alert.suppressed,
         });
         Ok(vec![Action::Emit(NewEvent {
             type_: "alert.process_failures".to_string(),
