@@ -1,6 +1,7 @@
-//! `progress-mapper`: a status mapper that turns foreign statuses (seed 000's
-//! AI-coder statuses) and progress lines (`42%`, `[3/10]`, `progress: 0.5`,
-//! `STATUS: <word>`) into process state, progress and a message.
+//! `progress-mapper`: a status mapper that turns foreign statuses and
+//! progress lines (`42%`, `[3/10]`, `progress: 0.5`, `STATUS: <word>`) into
+//! process state, progress and a message, for the kinds no dedicated mapper
+//! serves (`skip_kinds`: ai-coder, test_suite and build have their own).
 //!
 //! This file is the thin WIT glue; the matching lives in [`parse`] so it runs
 //! under `cargo test` natively.
@@ -10,7 +11,7 @@ mod parse;
 use exports::host::plugin::status_mapper::Guest;
 use host::plugin::host::config;
 use host::plugin::types::{ProcessInfo, ProcessState, StatusUpdate};
-use parse::{Lifecycle, map_reported, parse_kinds, parse_line};
+use parse::{Lifecycle, map_reported, parse_kinds, parse_line, parse_skip_kinds};
 
 wit_bindgen::generate!({ world: "status-mapper-plugin", path: "../../wit" });
 
@@ -21,7 +22,10 @@ impl Guest for ProgressMapper {
         parse_kinds(config("kinds").as_deref())
     }
 
-    fn map_status(_p: ProcessInfo, reported: String) -> Option<StatusUpdate> {
+    fn map_status(p: ProcessInfo, reported: String) -> Option<StatusUpdate> {
+        if skipped(&p) {
+            return None;
+        }
         let state = map_reported(&reported)?;
         Some(StatusUpdate {
             state: Some(to_wit(state)),
@@ -30,7 +34,10 @@ impl Guest for ProgressMapper {
         })
     }
 
-    fn map_output(_p: ProcessInfo, line: String) -> Option<StatusUpdate> {
+    fn map_output(p: ProcessInfo, line: String) -> Option<StatusUpdate> {
+        if skipped(&p) {
+            return None;
+        }
         let reading = parse_line(&line)?;
         Some(StatusUpdate {
             state: reading.state.map(to_wit),
@@ -38,6 +45,13 @@ impl Guest for ProgressMapper {
             message: Some(reading.message),
         })
     }
+}
+
+/// Whether `p` is of a kind left to another mapper (`skip_kinds`). The
+/// host has no "every kind but these" in `kinds()`, so `*` is served and
+/// the skipped kinds are answered with nothing here.
+fn skipped(p: &ProcessInfo) -> bool {
+    parse_skip_kinds(config("skip_kinds").as_deref()).contains(&p.kind)
 }
 
 fn to_wit(state: Lifecycle) -> ProcessState {

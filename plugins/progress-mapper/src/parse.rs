@@ -87,6 +87,22 @@ pub fn parse_kinds(raw: Option<&str>) -> Vec<String> {
     }
 }
 
+/// Splits the `skip_kinds` config value (a comma list); unset is
+/// [`SKIP_KINDS`], the kinds other shipped mappers serve, so two mappers
+/// never set one process's status from the same lines. Blank skips none.
+pub fn parse_skip_kinds(raw: Option<&str>) -> Vec<String> {
+    raw.unwrap_or(SKIP_KINDS)
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Kinds left to their dedicated mappers by default: `ai-coder-mapper`,
+/// `test-suite-mapper` and `build-mapper`.
+pub const SKIP_KINDS: &str = "ai-coder, test_suite, build";
+
 /// The word after `label` when the label starts a token, e.g. `status:` in
 /// `[agent] STATUS: paused` but not in `mystatus: x`.
 fn word_after<'a>(lower: &'a str, label: &str) -> Option<&'a str> {
@@ -261,6 +277,16 @@ mod tests {
         assert_eq!(map_reported("failed"), Some(Lifecycle::Failed));
         assert_eq!(map_reported("stopped"), Some(Lifecycle::Cancelled));
         assert_eq!(map_reported("sleeping"), None);
+    }
+
+    #[test]
+    fn kinds_of_dedicated_mappers_are_skipped_unless_configured_otherwise() {
+        assert_eq!(
+            parse_skip_kinds(None),
+            vec!["ai-coder", "test_suite", "build"]
+        );
+        assert_eq!(parse_skip_kinds(Some("")), Vec::<String>::new());
+        assert_eq!(parse_skip_kinds(Some("x, y")), vec!["x", "y"]);
     }
 
     #[test]
