@@ -1,0 +1,181 @@
+//! `test-suite-mapper`: test runs of kind `test_suite` (seed 004's name)
+//! read into passed / failed / skipped counts, progress and first failures.
+//!
+//! One component, two exports (a world of its own below):
+//! - **status mapper**: each output line goes through the process's live
+//!   [`Suite`], kept per process in plugin state (so a reload keeps the
+//!   counts), and the process's progress and message follow the run;
+//! - **event handler**: when a run ends (`process.completed`, `.failed`,
+//!   `.timeout`, `.cancelled`) it emits `test_suite.finished` with the
+//!   counts and the first failures.
+//!
+//! The final event is not built from the live state. The host feeds the
+//! two exports from two consumers with their own cursors, so the end of a
+//! run may reach the handler before the mapper has seen the run's last
+//! lines (pytest buffers its output and prints it all at exit). The
+//! handler reads the run's own output back from the log instead
+//! ([`runlog`]): exact whatever order the calls come in, and a restart
+//! can never mix two runs.
+//!
+//! This file is the WIT glue; the reading lives in [`suite`].
+
+mod runlog;
+mod suite;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use exports::host::plugin::event_handler::Guest as Handler;
+use exports::host::plugin::status_mapper::Guest as Mapper;
+use host::plugin::host::{config, processes, state_get, state_set};
+use host::plugin::types::{Action, Event, NewEvent, ProcessInfo, StatusUpdate};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use suite::Suite;
+
+wit_bindgen::generate!({
+    inline: "
+        package local:test-suite-mapper;
+
+        world test-suite-mapper {
+            import host:plugin/host@0.1.0;
+            export host:plugin/status-mapper@0.1.0;
+            export host:plugin/event-handler@0.1.0;
+        }
+    ",
+    path: "../../wit",
+    world: "local:test-suite-mapper/test-suite-mapper",
+    // The world imports `types` only through `host`: generate it here.
+    generate_all,
+});
+
+/// The event type emitted at the end of a run.
+const FINISHED: &str = "test_suite.finished";
+
+/// A process's live suite and the run it belongs to.
+#[derive(Serialize, Deserialize)]
+struct Live {
+    run: String,
+    suite: Suite,
+}
+
+thread_local! {
+    /// Live suites by process, so a line costs no `state-get`; the state
+    /// is read only after a (re)load of the plugin.
+    static LIVE: RefCell<HashMap<String, Live>> = RefCell::new(HashMap::new());
+}
+
+/// What tells one run of a process from the next.
+fn run_of(p: &ProcessInfo) -> String {
+    format!("{}/{}", p.started_at_ms.unwrap_or(0), p.restarts)
+}
+
+fn state_key(process: &str) -> String {
+    format!("live/{process}")
+}
+
+/// A `[config]` number, or `default` when unset or not a number.
+fn config_number(key: &str, default: u64) -> u64 {
+    config(key)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+fn kinds() -> Vec<String> {
+    runlog::parse_kinds(config("kinds").as_deref(), "test_suite")
+}
+
+struct TestSuiteMapper;
+
+impl Mapper for TestSuiteMapper {
+    fn kinds() -> Vec<String> {
+        kinds()
+    }
+
+    fn map_status(_p: ProcessInfo, _reported: String) -> Option<StatusUpdate> {
+        // Test runners report through their output, not a status word.
+        None
+    }
+
+    fn map_output(p: ProcessInfo, line: String) -> Option<StatusUpdate> {
+        let run = run_of(&p);
+        LIVE.with_borrow_mut(|live| {
+            let entry = live.entry(p.name.clone()).or_insert_with(|| {
+                state_get(&state_key(&p.name))
+                    .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                    .unwrap_or_else(|| Live {
+                        run: String::new(),
+                        suite: Suite::new(0),
+                    })
+            });
+            if entry.run != run {
+                // A new run (a restart): counts start again. The live view
+                // keeps no failures; the final event reads them from the log.
+                *entry = Live {
+                    run,
+                    suite: Suite::new(0),
+                };
+            }
+            if !entry.suite.feed(&line) {
+                return None;
+            }
+            if let Ok(bytes) = serde_json::to_vec(&*entry) {
+                state_set(&state_key(&p.name), &bytes);
+            }
+            let reading = entry.suite.reading();
+            Some(StatusUpdate {
+                state: None,
+                progress: reading.progress,
+                message: Some(reading.message),
+            })
+        })
+    }
+}
+
+impl Handler for TestSuiteMapper {
+    fn subscriptions() -> Vec<String> {
+        runlog::END_EVENTS.iter().map(|t| t.to_string()).collect()
+    }
+
+    fn handle(e: Event) -> Result<Vec<Action>, String> {
+        let Some(name) = e.subject.clone() else {
+            return Ok(Vec::new());
+        };
+        let Some(process) = processes().into_iter().find(|p| p.name == name) else {
+            return Ok(Vec::new());
+        };
+        let kinds = kinds();
+        if !kinds.iter().any(|k| k == "*" || *k == process.kind) {
+            return Ok(Vec::new());
+        }
+        let max_failures = config_number("max_failures", 20) as usize;
+        let budget = config_number("max_output_mib", 32).saturating_mul(1 << 20);
+        let mut suite = Suite::new(max_failures);
+        let read = runlog::read_run(&name, e.sequence, budget, |line| {
+            suite.feed(line);
+        });
+        let counts = suite.counts();
+        let end: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
+        let data = json!({
+            "process": name,
+            "kind": process.kind,
+            "outcome": e.type_.strip_prefix("process.").unwrap_or(&e.type_),
+            "exit_code": end.get("exit_code").cloned().unwrap_or_default(),
+            "passed": counts.passed,
+            "failed": counts.failed,
+            "skipped": counts.skipped,
+            "total": counts.total(),
+            "failures": suite.failures(),
+            "failures_left_out": suite.failures_left_out(),
+            "lines": read.lines,
+            "complete": read.complete,
+        });
+        Ok(vec![Action::Emit(NewEvent {
+            type_: FINISHED.to_string(),
+            subject: Some(name),
+            data: data.to_string(),
+        })])
+    }
+}
+
+export!(TestSuiteMapper);
