@@ -127,6 +127,32 @@ fn output_lines(data: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `text` without ANSI escape sequences: colours a user forced on (or a
+/// tool printed regardless) must not hide what the parsers look for.
+pub fn strip_ansi(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('\u{1b}') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        // CSI: ESC [ parameters final-byte (0x40..=0x7e).
+        if chars.clone().next() == Some('[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if ('\u{40}'..='\u{7e}').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Splits the `kinds` config value (a comma list); unset or blank is
 /// `default`.
 pub fn parse_kinds(raw: Option<&str>, default: &str) -> Vec<String> {
@@ -163,6 +189,19 @@ mod tests {
         );
         assert!(output_lines("not json").is_empty());
         assert!(output_lines(r#"{"lines":[1,2]}"#).is_empty());
+    }
+
+    #[test]
+    fn colour_codes_are_stripped_and_plain_text_is_not_copied() {
+        assert_eq!(
+            strip_ansi("\u{1b}[96msrc/app.ts\u{1b}[0m:1"),
+            "src/app.ts:1"
+        );
+        assert!(matches!(
+            strip_ansi("plain"),
+            std::borrow::Cow::Borrowed("plain")
+        ));
+        assert_eq!(strip_ansi("cut \u{1b}["), "cut ");
     }
 
     #[test]

@@ -143,7 +143,7 @@ impl Suite {
 
     /// Reads one line; true if it changed the counts or the progress.
     pub fn feed(&mut self, raw: &str) -> bool {
-        let cleaned = strip_ansi(raw);
+        let cleaned = crate::runlog::strip_ansi(raw);
         let line = cleaned.trim_end();
         let before = (self.counts(), self.progress);
         self.capture_message(line);
@@ -591,31 +591,6 @@ fn leading_u64(text: &str) -> Option<u64> {
 /// At most [`MESSAGE_CHARS`] characters of `text`.
 fn shorten(text: &str) -> String {
     text.chars().take(MESSAGE_CHARS).collect()
-}
-
-/// `text` without ANSI escape sequences (colours forced on by a user).
-fn strip_ansi(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.contains('\u{1b}') {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c != '\u{1b}' {
-            out.push(c);
-            continue;
-        }
-        // CSI: ESC [ parameters final-byte (0x40..=0x7e).
-        if chars.clone().next() == Some('[') {
-            chars.next();
-            for c in chars.by_ref() {
-                if ('\u{40}'..='\u{7e}').contains(&c) {
-                    break;
-                }
-            }
-        }
-    }
-    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
