@@ -32,7 +32,7 @@ pub(crate) const SHIPPED: [&str; 4] = [
     "api-contract-rule",
     "failure-alert",
     "progress-mapper",
-    "stall-detector",
+    "pm",
 ];
 
 /// Grants of the echo handlers: they emit `test.pong`, and a plugin emits
