@@ -38,7 +38,7 @@
 //! - `consumer`: [`Consumer`] and [`StartAt`];
 //! - `query`: [`EventQuery`] and [`QueryPage`]; `scan`: running a query within
 //!   its bounds over the ring or the journal;
-//! - `stats`: [`BusStats`];
+//! - `stats`: [`BusStats`] and the windowed [`StatsBreakdown`];
 //! - `error`: [`BusError`].
 
 mod checkpoint;
@@ -70,4 +70,4 @@ pub use journal::{Journal, journal_path};
 pub use log::Bus;
 pub use pattern::Pattern;
 pub use query::{EventQuery, QueryPage};
-pub use stats::BusStats;
+pub use stats::{BusStats, DEFAULT_BREAKDOWN_SCAN, MinuteCount, StatsBreakdown};

@@ -201,8 +201,8 @@ impl Journal {
         &self.path
     }
 
-    /// The raw connection, for tests that break the journal on purpose.
-    #[cfg(test)]
+    /// The raw connection: for the grouped read of a stats breakdown
+    /// (`stats.rs`), and for tests that break the journal on purpose.
     pub(crate) fn connection(&self) -> &Connection {
         &self.conn
     }
