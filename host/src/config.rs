@@ -762,6 +762,15 @@ impl HostConfig {
 
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
         self.validate_ranges(text, path)?;
+        if let Some((key, why)) = self.coordination.sessions.check() {
+            let table = "coordination.sessions";
+            return Err(ConfigError {
+                path: path.to_path_buf(),
+                line: key_line(text, table, key),
+                column: None,
+                message: format!("field `{table}.{key}` {why}"),
+            });
+        }
         for (name, o) in &self.plugins.rate {
             let table = format!("plugins.rate.{name}");
             let checks = [
@@ -1088,5 +1097,27 @@ mod tests {
                 .unwrap_err();
         assert_eq!(err.line, Some(5), "{err}");
         assert!(err.to_string().contains("used twice"), "{err}");
+    }
+
+    #[test]
+    fn session_thresholds_parse_and_a_bad_one_is_named_with_its_line() {
+        let ok = parse(
+            "[coordination.sessions]\nmax_messages = 4\nmax_age = \"5m\"\nidle_timeout = \"1h\"\n",
+        )
+        .unwrap();
+        let s = &ok.coordination.sessions;
+        assert_eq!(s.max_messages, 4);
+        assert_eq!(s.max_age, std::time::Duration::from_secs(300));
+        assert_eq!(s.idle_timeout, std::time::Duration::from_secs(3600));
+        let err =
+            parse("[coordination]\n\n[coordination.sessions]\nmax_messages = 0\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("field `coordination.sessions.max_messages`"),
+            "{err}"
+        );
+        assert_eq!(err.line, Some(4), "{err}");
+        let err = parse("[coordination.sessions]\nmax_age = \"soon\"\n").unwrap_err();
+        assert!(err.to_string().contains("max_age"), "{err}");
     }
 }

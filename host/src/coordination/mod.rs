@@ -9,6 +9,9 @@
 //! `dependency.detected` events.
 
 mod index;
+mod sessions;
+mod sessions_consumer;
+mod sessions_model;
 mod task;
 
 use std::collections::BTreeMap;
@@ -22,6 +25,11 @@ use crate::bus::{Bus, NewEvent};
 use crate::plugins::{Kind, PluginHost};
 
 use index::KeywordIndex;
+pub use sessions::{SessionSummary, Sessions};
+pub use sessions_consumer::start as start_sessions;
+pub use sessions_model::{
+    Message, MessageKind, Session, SessionConfig, SessionError, SessionKind, SessionStatus, Verdict,
+};
 pub use task::{Dependency, Task};
 
 /// Source of coordination events.
@@ -34,12 +42,15 @@ pub struct CoordinationConfig {
     /// Skip pairs of tasks in the same repository (seed semantics).
     /// Example: `skip_same_repository = false`
     pub skip_same_repository: bool,
+    /// `[coordination.sessions]`: thresholds of coordination sessions.
+    pub sessions: SessionConfig,
 }
 
 impl Default for CoordinationConfig {
     fn default() -> Self {
         Self {
             skip_same_repository: true,
+            sessions: SessionConfig::default(),
         }
     }
 }
