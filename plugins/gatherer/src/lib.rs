@@ -84,7 +84,9 @@ impl Guest for Gatherer {
         let root = config("root").unwrap_or_else(|| "/data".to_string());
         let rescan_ms = setting("rescan_secs", 300)?.saturating_mul(1000);
         let tick_ms = setting("tick_budget_ms", 40)?;
-        let events_per_tick = setting("events_per_tick", 20)? as usize;
+        // Findings and resolved files each up to this, plus the summary,
+        // stay under the host's 256 actions per call.
+        let events_per_tick = (setting("events_per_tick", 20)? as usize).min(100);
         let limits = Limits {
             max_file_bytes: setting("max_file_mib", 16)?.saturating_mul(1 << 20),
             skip: config("skip")

@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 
 /// Most names listed in one check-in's concerns or blockers.
 pub const MAX_LISTED: usize = 20;
+/// New stall episodes handled in one tick (three actions each, under the
+/// host's 256 actions per call); the rest wait for the next tick.
+pub const MAX_NEW_STALLS: usize = 60;
 
 /// What the PM needs to know about one process.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +136,7 @@ pub fn review(processes: &[Observed], before: &Memory, now_ms: u64, s: &Settings
     let mut blockers = Vec::new();
     let mut running = 0usize;
     let mut stalled = 0usize;
+    let mut deferred = 0usize;
     for p in processes {
         if p.state != "running" {
             if p.state == "failed" {
@@ -164,6 +168,12 @@ pub fn review(processes: &[Observed], before: &Memory, now_ms: u64, s: &Settings
         stalled += 1;
         let healed = memory.heals.get(&p.name).map_or(0, Vec::len);
         let new_episode = before.episodes.get(&p.name) != Some(&episode);
+        if new_episode && stalls.len() >= MAX_NEW_STALLS {
+            // Left for the next tick: not remembered, so it is new then.
+            deferred += 1;
+            concerns.push(format!("{} stalled: {}", p.name, why.reason()));
+            continue;
+        }
         memory.episodes.insert(p.name.clone(), episode);
         if new_episode {
             let heal = (s.heal && healed < s.max_heals).then_some(healed + 1);
@@ -206,9 +216,12 @@ pub fn review(processes: &[Observed], before: &Memory, now_ms: u64, s: &Settings
     });
     let healed_in_window: usize = memory.heals.values().map(Vec::len).sum();
     let noun = if running == 1 { "process" } else { "processes" };
-    let activity = format!(
+    let mut activity = format!(
         "watching {running} running {noun}; {stalled} stalled; {healed_in_window} healed in window"
     );
+    if deferred > 0 {
+        activity.push_str(&format!("; {deferred} left for the next tick"));
+    }
     Review {
         stalls,
         memory,
@@ -498,7 +511,19 @@ mod tests {
         };
         let procs: Vec<Observed> = (0..10_000).map(|i| running(&format!("p{i}"), 0)).collect();
         let r = review(&procs, &Memory::default(), 400_000, &s);
-        assert_eq!(r.stalls.len(), 10_000);
+        assert_eq!(
+            r.stalls.len(),
+            MAX_NEW_STALLS,
+            "the rest wait for later ticks"
+        );
+        assert!(
+            r.activity.ends_with("; 9940 left for the next tick"),
+            "{}",
+            r.activity
+        );
+        let second = review(&procs, &r.memory, 405_000, &s);
+        assert_eq!(second.stalls.len(), MAX_NEW_STALLS);
+        assert_eq!(second.stalls[0].process, procs[MAX_NEW_STALLS].name);
         let c = r.checkin.unwrap();
         let concerns = c["findings"]["concerns"].as_array().unwrap();
         assert_eq!(concerns.len(), MAX_LISTED + 1);

@@ -36,12 +36,14 @@ impl Guest for Security {
             .subject
             .clone()
             .ok_or_else(|| format!("process.created event {} has no subject", e.id))?;
-        let max_findings = match config("max_findings").as_deref().map(str::trim) {
+        let max_findings: usize = match config("max_findings").as_deref().map(str::trim) {
             None | Some("") => DEFAULT_MAX_FINDINGS,
             Some(text) => text
                 .parse()
                 .map_err(|_| format!("config `max_findings` = {text:?} is not a whole number"))?,
         };
+        // Under the host's 256 actions per call, with the truncation note.
+        let max_findings = max_findings.min(200);
         // The error names the event, never its text: the data holds the
         // very secrets this plugin must not repeat.
         let data: serde_json::Value = serde_json::from_str(&e.data)
