@@ -22,6 +22,7 @@ mod process;
 mod ps;
 mod run;
 mod tasks;
+mod top;
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -82,6 +83,9 @@ pub enum Command {
     Tasks(tasks::TasksArgs),
     /// List the dependencies found between tasks.
     Deps(tasks::DepsArgs),
+    /// A live terminal view of the running host: processes, output,
+    /// plugins, agents, sessions; keys to stop, restart, pause, resume.
+    Top(top::TopArgs),
     /// Serve MCP on stdin/stdout for an AI agent: attached to the host
     /// running on the state folder, or (with --config) running one.
     Mcp(mcp::McpArgs),
@@ -115,6 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agents(args) => plugins::agents(args),
         Command::Tasks(args) => tasks::tasks(args),
         Command::Deps(args) => tasks::deps(args),
+        Command::Top(args) => top::run(args),
         Command::Mcp(args) => mcp::run(args),
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Bench(args) => crate::bench::run(args),
