@@ -28,6 +28,7 @@ impl Guest for SystemWarnings {
     fn subscriptions() -> Vec<String> {
         [
             "provider.rate_limit",
+            "provider.rate_limited",
             "provider.error",
             "process.resource_limit",
             "process.resource",

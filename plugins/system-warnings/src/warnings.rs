@@ -60,11 +60,15 @@ pub fn classify(event: &Seen<'_>, limits: &Thresholds) -> Option<Finding> {
             .unwrap_or(event.event_source)
     };
     match event.ty {
-        "provider.rate_limit" => {
+        // Both spellings: the seed's "rate limit" events, and the name the
+        // API's own examples use.
+        "provider.rate_limit" | "provider.rate_limited" => {
             let source = fallback();
             let mut message = format!("provider {source} is rate limiting");
             if let Some(retry) = data.get("retry_after_ms").and_then(Value::as_u64) {
                 message.push_str(&format!("; retry after {retry} ms"));
+            } else if let Some(retry) = data.get("retry_after").and_then(Value::as_u64) {
+                message.push_str(&format!("; retry after {retry} s"));
             }
             Some(finding("rate_limit", source, message))
         }
@@ -273,6 +277,17 @@ mod tests {
         .unwrap();
         assert_eq!((f.kind, f.source.as_str()), ("rate_limit", "anthropic"));
         assert!(f.message.contains("retry after 2000 ms"), "{}", f.message);
+        let f = classify(
+            &seen(
+                "provider.rate_limited",
+                Some("claude"),
+                r#"{"retry_after":30}"#,
+            ),
+            &LIMITS,
+        )
+        .unwrap();
+        assert_eq!((f.kind, f.source.as_str()), ("rate_limit", "claude"));
+        assert!(f.message.ends_with("retry after 30 s"), "{}", f.message);
         let e = classify(
             &seen(
                 "provider.error",
