@@ -75,7 +75,16 @@ impl ProcessView for Supervisor {
 }
 
 /// Event type prefixes only the host itself may publish.
-const RESERVED_PREFIXES: [&str; 6] = ["host.", "plugin.", "agent.", "task.", "dependency.", "bus."];
+/// `workspace.` is the supervisor's file watch (`watch_workspace`).
+const RESERVED_PREFIXES: [&str; 7] = [
+    "host.",
+    "plugin.",
+    "agent.",
+    "task.",
+    "dependency.",
+    "bus.",
+    "workspace.",
+];
 
 /// Why a plugin or an API client may not publish an event of type `ty`,
 /// if it may not.

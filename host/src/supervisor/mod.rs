@@ -46,6 +46,8 @@
 //! - `offload`: running `/proc` walks, signal rounds and reaps on the
 //!   blocking pool, never on an async worker;
 //! - `resources`: the one sampler task (sysinfo) and the memory limit check;
+//! - `workspace`: the watch of a process's cwd (`watch_workspace = true`),
+//!   debounced and capped into `workspace.*` events (source `host/workspace`);
 //! - `events`, `duration`, `size`, `error`: event shapes, `"10s"` and
 //!   `"512MiB"` parsing, [`SupervisorError`].
 
@@ -68,13 +70,18 @@ mod store;
 #[allow(clippy::module_inception)]
 mod supervisor;
 mod table;
+mod workspace;
 
 #[cfg(test)]
 mod tests;
 
 pub use error::SupervisorError;
 pub use events::EventType;
-pub use spec::{MAX_LABEL_CHARS, MAX_METADATA_BYTES, ProcessSpec, RestartMode, StopSignal};
+pub use spec::{
+    DEFAULT_WORKSPACE_IGNORE, MAX_LABEL_CHARS, MAX_METADATA_BYTES, ProcessSpec, RestartMode,
+    StopSignal,
+};
 pub use state::{Origin, OutputLine, ProcessInfo, ProcessState, StatusUpdate, Stream};
 pub use store::OutputPage;
+pub use workspace::WORKSPACE_EVENT_TYPES;
 pub use supervisor::{Supervisor, SupervisorConfig};

@@ -36,6 +36,7 @@ use super::state::ProcessState;
 use super::stop::{self, Tree};
 use super::store::{LogFile, Ring};
 use super::table::{Inner, Record};
+use super::workspace::{self, Watch};
 use crate::bus::NewEvent;
 
 /// Requests from the [`Supervisor`](super::Supervisor) to a runner.
@@ -98,6 +99,8 @@ struct Spawned {
     /// process that reuses the number.
     start_time: u64,
     output: OutputTasks,
+    /// The run's workspace watch, if its spec asks for one.
+    workspace: Option<Watch>,
 }
 
 /// Why the wait for a run ended.
@@ -298,12 +301,30 @@ impl Runner {
             log,
             self.inner.output_dropped.clone(),
         );
+        let workspace = spec.watch_workspace.then(|| self.watch_workspace(spec));
         Ok(Spawned {
             child,
             pid,
             start_time,
             output,
+            workspace,
         })
+    }
+
+    /// Starts watching the run's cwd (the host's own when the spec has none).
+    fn watch_workspace(&self, spec: &ProcessSpec) -> Watch {
+        let root = spec
+            .cwd
+            .clone()
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_else(|| ".".into());
+        let target = workspace::Target {
+            process: self.name.clone(),
+            root,
+            ignore: spec.workspace_ignore.clone(),
+            exclude: vec![self.inner.config.log_dir.clone()],
+        };
+        Watch::start(self.inner.bus.clone(), target, workspace::Limits::default())
     }
 
     /// Waits for the run to end, stops the tree if asked or timed out, and
@@ -373,6 +394,11 @@ impl Runner {
             .await;
         if !spawned.output.finish(OUTPUT_DRAIN_LIMIT).await {
             tracing::warn!(process = %self.name, "output pipes still open after the process tree exited; their readers carry on detached");
+        }
+        // The tree is gone: its last changes are published, and its
+        // inotify watches removed, before the run's exit events.
+        if let Some(watch) = spawned.workspace.take() {
+            offload(move || watch.stop()).await;
         }
         let (exit_code, signal) = match &status {
             Some(status) => (status.code(), status.signal()),

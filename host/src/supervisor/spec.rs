@@ -115,6 +115,41 @@ pub struct ProcessSpec {
     /// Example: `metadata = { session = "abc", attempt = 2 }`
     #[serde(default)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Watch the process's `cwd` while it runs and publish
+    /// `workspace.file_created` / `_modified` / `_deleted` (see
+    /// `supervisor::workspace`); `false` by default.
+    #[serde(default)]
+    pub watch_workspace: bool,
+    /// Names of files or folders the workspace watch skips wherever they
+    /// occur in a path (exact names, no globs). Setting it replaces the
+    /// default list, [`DEFAULT_WORKSPACE_IGNORE`].
+    ///
+    /// Example: `workspace_ignore = [".git", "target", "out"]`
+    #[serde(default = "default_workspace_ignore")]
+    pub workspace_ignore: Vec<String>,
+}
+
+/// What the workspace watch skips unless `workspace_ignore` says otherwise:
+/// version control, dependency and build output folders, caches.
+pub const DEFAULT_WORKSPACE_IGNORE: [&str; 11] = [
+    ".git",
+    ".hg",
+    ".svn",
+    "target",
+    "node_modules",
+    "__pycache__",
+    ".venv",
+    ".mypy_cache",
+    ".pytest_cache",
+    "build",
+    "dist",
+];
+
+fn default_workspace_ignore() -> Vec<String> {
+    DEFAULT_WORKSPACE_IGNORE
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// Largest `metadata` object a process may carry, serialized.
@@ -168,6 +203,8 @@ impl ProcessSpec {
             stop_timeout: default_stop_timeout(),
             memory_limit: None,
             metadata: serde_json::Map::new(),
+            watch_workspace: false,
+            workspace_ignore: default_workspace_ignore(),
         }
     }
 
@@ -236,6 +273,16 @@ impl ProcessSpec {
             }
             if label.chars().any(char::is_control) {
                 return Err(bad("label", "must not contain control characters".into()));
+            }
+        }
+        for entry in &self.workspace_ignore {
+            if entry.is_empty() || entry == "." || entry == ".." || entry.contains(['/', '\0']) {
+                return Err(bad(
+                    "workspace_ignore",
+                    format!(
+                        "`{entry}` must be a file or folder name: not empty, `.` or `..`, without `/`"
+                    ),
+                ));
             }
         }
         let metadata_bytes = serde_json::to_string(&self.metadata).map_or(0, |s| s.len());
@@ -377,6 +424,8 @@ mod tests {
         assert_eq!(spec.stop_timeout, Duration::from_secs(10));
         assert_eq!(spec.memory_limit, None);
         assert!(spec.env.is_empty() && spec.metadata.is_empty());
+        assert!(!spec.watch_workspace);
+        assert_eq!(spec.workspace_ignore, DEFAULT_WORKSPACE_IGNORE);
     }
 
     #[test]
@@ -400,9 +449,13 @@ mod tests {
             memory_limit = "512MiB"
             metadata = { session = "abc", attempt = 2 }
             label = "Run the tests"
+            watch_workspace = true
+            workspace_ignore = ["out"]
             "#,
         )
         .unwrap();
+        assert!(spec.watch_workspace);
+        assert_eq!(spec.workspace_ignore, ["out"]);
         assert_eq!(spec.args.as_deref(), Some(&["-i".to_string()][..]));
         assert_eq!(spec.restart, RestartMode::OnFailure);
         assert_eq!(spec.restart_window, Duration::from_secs(300));
@@ -471,6 +524,9 @@ mod tests {
         let mut spec = ProcessSpec::new("ok", "true");
         spec.memory_limit = Some(0);
         assert_eq!(field_of(&spec), "memory_limit");
+        let mut spec = ProcessSpec::new("ok", "true");
+        spec.workspace_ignore = vec!["src/gen".into()];
+        assert_eq!(field_of(&spec), "workspace_ignore");
         let mut spec = ProcessSpec::new("ok", "true");
         spec.label = Some("two\nlines".into());
         assert_eq!(field_of(&spec), "label");
