@@ -1,7 +1,7 @@
 //! `build-mapper`: builds of kind `build` read into a structured list of
 //! compiler errors (rustc, gcc/clang, tsc: file, line, column, message).
 //!
-//! One component, two exports (a world of its own below), as
+//! One component, two exports (two worlds merged, see `mapper_wit`), as
 //! `test-suite-mapper`:
 //! - **status mapper**: each output line goes through the process's live
 //!   [`Build`], kept per process in plugin state; the message reads
@@ -22,28 +22,35 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use errors::Build;
-use exports::host::plugin::event_handler::Guest as Handler;
-use exports::host::plugin::status_mapper::Guest as Mapper;
-use host::plugin::host::{config, processes, state_get, state_set};
-use host::plugin::types::{Action, Event, NewEvent, ProcessInfo, StatusUpdate};
+use handler_wit::exports::host::plugin::event_handler::Guest as Handler;
+use handler_wit::host::plugin::host::processes;
+use handler_wit::host::plugin::types::{Action, Event, NewEvent};
+use mapper_wit::exports::host::plugin::status_mapper::Guest as Mapper;
+use mapper_wit::host::plugin::host::{config, state_get, state_set};
+use mapper_wit::host::plugin::types::{ProcessInfo, StatusUpdate};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-wit_bindgen::generate!({
-    inline: "
-        package local:build-mapper;
+/// Bindings of the mapper world. A component may export several
+/// interfaces: this one and [`handler_wit`] generate two worlds of the
+/// package, whose exports `wasm-component-ld` merges into one component
+/// (no world of our own, so no package version to name and keep in step).
+mod mapper_wit {
+    wit_bindgen::generate!({
+        world: "status-mapper-plugin",
+        path: "../../wit",
+        export_macro_name: "export_mapper",
+    });
+}
 
-        world build-mapper {
-            import host:plugin/host@0.1.0;
-            export host:plugin/status-mapper@0.1.0;
-            export host:plugin/event-handler@0.1.0;
-        }
-    ",
-    path: "../../wit",
-    world: "local:build-mapper/build-mapper",
-    // The world imports `types` only through `host`: generate it here.
-    generate_all,
-});
+/// Bindings of the event-handler world (see [`mapper_wit`]).
+mod handler_wit {
+    wit_bindgen::generate!({
+        world: "event-handler-plugin",
+        path: "../../wit",
+        export_macro_name: "export_handler",
+    });
+}
 
 /// The event type emitted at the end of a run.
 const FINISHED: &str = "build.finished";
@@ -171,4 +178,5 @@ impl Handler for BuildMapper {
     }
 }
 
-export!(BuildMapper);
+mapper_wit::export_mapper!(BuildMapper with_types_in mapper_wit);
+handler_wit::export_handler!(BuildMapper with_types_in handler_wit);

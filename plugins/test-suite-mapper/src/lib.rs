@@ -1,7 +1,7 @@
 //! `test-suite-mapper`: test runs of kind `test_suite` (seed 004's name)
 //! read into passed / failed / skipped counts, progress and first failures.
 //!
-//! One component, two exports (a world of its own below):
+//! One component, two exports (two worlds merged, see `mapper_wit`):
 //! - **status mapper**: each output line goes through the process's live
 //!   [`Suite`], kept per process in plugin state (so a reload keeps the
 //!   counts), and the process's progress and message follow the run;
@@ -25,29 +25,36 @@ mod suite;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use exports::host::plugin::event_handler::Guest as Handler;
-use exports::host::plugin::status_mapper::Guest as Mapper;
-use host::plugin::host::{config, processes, state_get, state_set};
-use host::plugin::types::{Action, Event, NewEvent, ProcessInfo, StatusUpdate};
+use handler_wit::exports::host::plugin::event_handler::Guest as Handler;
+use handler_wit::host::plugin::host::processes;
+use handler_wit::host::plugin::types::{Action, Event, NewEvent};
+use mapper_wit::exports::host::plugin::status_mapper::Guest as Mapper;
+use mapper_wit::host::plugin::host::{config, state_get, state_set};
+use mapper_wit::host::plugin::types::{ProcessInfo, StatusUpdate};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use suite::Suite;
 
-wit_bindgen::generate!({
-    inline: "
-        package local:test-suite-mapper;
+/// Bindings of the mapper world. A component may export several
+/// interfaces: this one and [`handler_wit`] generate two worlds of the
+/// package, whose exports `wasm-component-ld` merges into one component
+/// (no world of our own, so no package version to name and keep in step).
+mod mapper_wit {
+    wit_bindgen::generate!({
+        world: "status-mapper-plugin",
+        path: "../../wit",
+        export_macro_name: "export_mapper",
+    });
+}
 
-        world test-suite-mapper {
-            import host:plugin/host@0.1.0;
-            export host:plugin/status-mapper@0.1.0;
-            export host:plugin/event-handler@0.1.0;
-        }
-    ",
-    path: "../../wit",
-    world: "local:test-suite-mapper/test-suite-mapper",
-    // The world imports `types` only through `host`: generate it here.
-    generate_all,
-});
+/// Bindings of the event-handler world (see [`mapper_wit`]).
+mod handler_wit {
+    wit_bindgen::generate!({
+        world: "event-handler-plugin",
+        path: "../../wit",
+        export_macro_name: "export_handler",
+    });
+}
 
 /// The event type emitted at the end of a run.
 const FINISHED: &str = "test_suite.finished";
@@ -178,4 +185,5 @@ impl Handler for TestSuiteMapper {
     }
 }
 
-export!(TestSuiteMapper);
+mapper_wit::export_mapper!(TestSuiteMapper with_types_in mapper_wit);
+handler_wit::export_handler!(TestSuiteMapper with_types_in handler_wit);

@@ -12,8 +12,8 @@
 //! a run's last output before its end event, so nothing of the run is
 //! missed, and nothing of another run is mixed in.
 
-use crate::host::plugin::host::recent_events;
-use crate::host::plugin::types::EventFilter;
+use crate::handler_wit::host::plugin::host::recent_events;
+use crate::handler_wit::host::plugin::types::EventFilter;
 
 /// Event types that end a run, which the handler subscribes to.
 pub const END_EVENTS: [&str; 4] = [
