@@ -622,7 +622,7 @@ async fn the_shipped_progress_mapper_reads_progress_from_output() {
         .0
         .lock()
         .unwrap()
-        .push(process("build", "build"));
+        .push(process("job", "job"));
     h.bus
         .publish(
             NewEvent::new(
@@ -630,7 +630,7 @@ async fn the_shipped_progress_mapper_reads_progress_from_output() {
                 "process.output",
                 json!({ "lines": ["step [3/4] linking"] }),
             )
-            .with_subject("build"),
+            .with_subject("job"),
         )
         .unwrap();
     let request = h.next_action().await;
