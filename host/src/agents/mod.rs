@@ -167,7 +167,15 @@ impl Scheduler {
                 self.tick(&agent, &name, interval).await;
             }
             tokio::select! {
-                _ = crate::shutdown::requested(&mut shutdown) => return,
+                _ = crate::shutdown::requested(&mut shutdown) => {
+                    // The seed's "Shutdown requested": listings taken while
+                    // the host winds down show the agent as stopped.
+                    self.update(&name, |s| {
+                        s.status = AgentStatus::Stopped;
+                        s.activity = "shutdown requested".into();
+                    });
+                    return;
+                }
                 _ = tokio::time::sleep(interval) => {}
             }
         }

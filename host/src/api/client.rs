@@ -310,6 +310,12 @@ impl Operations for ApiClient {
     async fn stats(&self) -> Result<BusStats, ApiError> {
         Ok(self.get("/v1/stats").await?)
     }
+    async fn event_stats(
+        &self,
+        query: super::stats::StatsQuery,
+    ) -> Result<super::stats::EventStats, ApiError> {
+        Ok(self.get_query("/v1/events/stats", &query).await?)
+    }
     async fn plugins(&self) -> Result<Vec<PluginStatus>, ApiError> {
         Ok(self.get("/v1/plugins").await?)
     }
@@ -344,6 +350,33 @@ impl Operations for ApiClient {
     }
     async fn dependencies(&self) -> Result<Vec<Dependency>, ApiError> {
         Ok(self.get("/v1/dependencies").await?)
+    }
+    async fn sessions(
+        &self,
+        query: super::sessions::SessionsQuery,
+    ) -> Result<Vec<crate::coordination::SessionSummary>, ApiError> {
+        Ok(self.get_query("/v1/sessions", &query).await?)
+    }
+    async fn session(&self, id: &str) -> Result<crate::coordination::Session, ApiError> {
+        Ok(self.get(&format!("/v1/sessions/{}", seg(id))).await?)
+    }
+    async fn post_session_message(
+        &self,
+        id: &str,
+        request: super::sessions::PostMessage,
+    ) -> Result<crate::coordination::Message, ApiError> {
+        Ok(self
+            .post(&format!("/v1/sessions/{}/messages", seg(id)), &request)
+            .await?)
+    }
+    async fn escalate_session(
+        &self,
+        id: &str,
+        request: super::sessions::EscalateSession,
+    ) -> Result<crate::coordination::Session, ApiError> {
+        Ok(self
+            .post(&format!("/v1/sessions/{}/escalate", seg(id)), &request)
+            .await?)
     }
     async fn wait_for(&self, request: WaitFor) -> Result<WaitOutcome, ApiError> {
         Ok(self.post("/v1/wait", &request).await?)

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::agents::Scheduler;
 use crate::bus::{Bus, NewEvent};
-use crate::coordination::Coordinator;
+use crate::coordination::{Coordinator, Sessions};
 use crate::plugins::PluginHost;
 use crate::supervisor::{ProcessSpec, ProcessState, Supervisor};
 
@@ -47,6 +47,8 @@ pub struct Control {
     pub agents: Scheduler,
     /// Tasks and dependencies.
     pub coordinator: Coordinator,
+    /// Coordination sessions.
+    pub sessions: Sessions,
     /// When this host started (for uptime in health answers).
     pub started_at: DateTime<Utc>,
     /// The state folder (journal, logs), for health checks.

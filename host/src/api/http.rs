@@ -53,6 +53,7 @@ pub fn routes(control: Control) -> Router {
         .route("/v1/processes/{id}/log", get(process_log))
         .route("/v1/events", get(query_events).post(publish_event))
         .route("/v1/events/stream", get(stream_events))
+        .route("/v1/events/stats", get(super::stats::event_stats))
         .route("/v1/stats", get(stats))
         .route("/v1/plugins", get(list_plugins))
         .route("/v1/plugins/{name}", get(get_plugin))
@@ -63,6 +64,16 @@ pub fn routes(control: Control) -> Router {
         .route("/v1/agents/{name}/resume", post(resume_agent))
         .route("/v1/tasks", get(list_tasks).post(register_task))
         .route("/v1/dependencies", get(list_dependencies))
+        .route("/v1/sessions", get(super::sessions::list_sessions))
+        .route("/v1/sessions/{id}", get(super::sessions::get_session))
+        .route(
+            "/v1/sessions/{id}/messages",
+            post(super::sessions::post_session_message),
+        )
+        .route(
+            "/v1/sessions/{id}/escalate",
+            post(super::sessions::escalate_session),
+        )
         .route("/v1/wait", post(wait_for))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))

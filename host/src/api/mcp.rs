@@ -441,6 +441,17 @@ impl HostTools {
     }
 
     #[tool(
+        description = "Count the host's events in a window of time (since/until: RFC 3339 or an age like 1h; default: everything kept, up to now) by type, by source and per minute, with the mean events per minute: seed 001's aggregator",
+        input_schema = derived::<super::stats::StatsQuery>()
+    )]
+    async fn event_stats(
+        &self,
+        Parameters(query): Parameters<super::stats::StatsQuery>,
+    ) -> CallToolResult {
+        answer(self.shared.ops.event_stats(query).await)
+    }
+
+    #[tool(
         description = "Wait until a process reaches one of the given states, prints a line matching output_regex, or an event of event_type appears — or timeout_secs (default 30, at most 600) pass. Returns what matched, so you need not poll",
         input_schema = derived::<WaitFor>()
     )]
@@ -459,6 +470,58 @@ impl HostTools {
     #[tool(description = "List the registered tasks", input_schema = derived::<NoArgs>())]
     async fn list_tasks(&self) -> CallToolResult {
         answer(self.shared.ops.tasks().await.map(|t| json!({ "tasks": t })))
+    }
+
+    #[tool(
+        description = "List the coordination sessions (id, kind, status, participants, tasks, message count, agreements, outcome), newest first; `status` filters (active, resolved, escalated, closed)",
+        input_schema = derived::<super::sessions::SessionsQuery>()
+    )]
+    async fn list_sessions(
+        &self,
+        Parameters(query): Parameters<super::sessions::SessionsQuery>,
+    ) -> CallToolResult {
+        answer(
+            self.shared
+                .ops
+                .sessions(query)
+                .await
+                .map(|s| json!({ "sessions": s })),
+        )
+    }
+
+    #[tool(
+        description = "Read one coordination session: its tasks, the dependency that opened it, the coordination plan, every message with its verdict, and its outcome",
+        input_schema = derived::<super::sessions::SessionRef>()
+    )]
+    async fn get_session(
+        &self,
+        Parameters(r): Parameters<super::sessions::SessionRef>,
+    ) -> CallToolResult {
+        answer(self.shared.ops.session(&r.id).await)
+    }
+
+    #[tool(
+        description = "Post a message to a coordination session as one of its participants (kind: proposal, question, agreement or concern). An `agreement` counts toward consensus at once (participants - 1 agreements resolve the session); other kinds count when the judge plugin reads them as agreement. Past the message limit the session escalates",
+        input_schema = derived::<super::sessions::SessionPost>()
+    )]
+    async fn post_session_message(
+        &self,
+        Parameters(p): Parameters<super::sessions::SessionPost>,
+    ) -> CallToolResult {
+        let id = p.id.clone();
+        answer(self.shared.ops.post_session_message(&id, p.message()).await)
+    }
+
+    #[tool(
+        description = "Escalate a coordination session to a person, with the reason (and who asks); the session closes as escalated",
+        input_schema = derived::<super::sessions::SessionEscalation>()
+    )]
+    async fn escalate_session(
+        &self,
+        Parameters(e): Parameters<super::sessions::SessionEscalation>,
+    ) -> CallToolResult {
+        let id = e.id.clone();
+        answer(self.shared.ops.escalate_session(&id, e.request()).await)
     }
 
     #[tool(

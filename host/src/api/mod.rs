@@ -15,6 +15,8 @@
 //! - `model`: the `/v1` request and answer shapes; `error`: [`ApiError`];
 //! - `http`: axum routes and the SSE stream; `auth`: token, address files,
 //!   the origin and token guard; `metrics`: `/metrics`;
+//! - `sessions`: coordination sessions (list, read, post, escalate);
+//! - `stats`: counts of a window of the log by type, source and minute;
 //! - `mcp`: the MCP tools (rmcp), over HTTP and stdio;
 //! - `server` ([`ApiServer`], [`ApiConfig`]): the listener;
 //! - `client` ([`ApiClient`]): another process's way in.
@@ -31,6 +33,8 @@ mod model;
 mod ops;
 mod plugins;
 mod server;
+mod sessions;
+mod stats;
 mod wait;
 
 pub use auth::{ADDR_FILE, TOKEN_FILE};
@@ -42,3 +46,7 @@ pub use mcp::{HostTools, McpFactory, serve_stdio};
 pub use model::*;
 pub use ops::Operations;
 pub use server::{ApiConfig, ApiServer};
+pub use stats::{EventStats, MAX_STATS_SCAN, StatsQuery};
+pub use sessions::{
+    EscalateSession, PostMessage, SessionEscalation, SessionPost, SessionRef, SessionsQuery,
+};

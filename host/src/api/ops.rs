@@ -50,6 +50,11 @@ pub trait Operations: Send + Sync + 'static {
     async fn publish(&self, request: PublishEvent) -> Result<Event, ApiError>;
     /// Counts over the log.
     async fn stats(&self) -> Result<BusStats, ApiError>;
+    /// Counts of a window of the log by type, source and minute.
+    async fn event_stats(
+        &self,
+        query: super::stats::StatsQuery,
+    ) -> Result<super::stats::EventStats, ApiError>;
     /// Loaded plugins and their health.
     async fn plugins(&self) -> Result<Vec<PluginStatus>, ApiError>;
     /// Reloads one plugin from disk.
@@ -68,6 +73,25 @@ pub trait Operations: Send + Sync + 'static {
     async fn register_task(&self, task: Task) -> Result<Registered, ApiError>;
     /// Dependencies found so far.
     async fn dependencies(&self) -> Result<Vec<Dependency>, ApiError>;
+    /// Coordination sessions still kept, newest first.
+    async fn sessions(
+        &self,
+        query: super::sessions::SessionsQuery,
+    ) -> Result<Vec<crate::coordination::SessionSummary>, ApiError>;
+    /// One coordination session with its messages.
+    async fn session(&self, id: &str) -> Result<crate::coordination::Session, ApiError>;
+    /// Posts a message to a session.
+    async fn post_session_message(
+        &self,
+        id: &str,
+        request: super::sessions::PostMessage,
+    ) -> Result<crate::coordination::Message, ApiError>;
+    /// Escalates a session on request.
+    async fn escalate_session(
+        &self,
+        id: &str,
+        request: super::sessions::EscalateSession,
+    ) -> Result<crate::coordination::Session, ApiError>;
     /// Waits for a state, an output line or an event.
     async fn wait_for(&self, request: WaitFor) -> Result<WaitOutcome, ApiError>;
 }
@@ -116,6 +140,12 @@ impl Operations for Control {
     async fn stats(&self) -> Result<BusStats, ApiError> {
         Ok(Control::stats(self))
     }
+    async fn event_stats(
+        &self,
+        query: super::stats::StatsQuery,
+    ) -> Result<super::stats::EventStats, ApiError> {
+        Control::event_stats(self, &query)
+    }
     async fn plugins(&self) -> Result<Vec<PluginStatus>, ApiError> {
         Ok(Control::plugins(self))
     }
@@ -142,6 +172,29 @@ impl Operations for Control {
     }
     async fn dependencies(&self) -> Result<Vec<Dependency>, ApiError> {
         Ok(Control::dependencies(self))
+    }
+    async fn sessions(
+        &self,
+        query: super::sessions::SessionsQuery,
+    ) -> Result<Vec<crate::coordination::SessionSummary>, ApiError> {
+        Ok(Control::sessions(self, &query))
+    }
+    async fn session(&self, id: &str) -> Result<crate::coordination::Session, ApiError> {
+        Control::session(self, id)
+    }
+    async fn post_session_message(
+        &self,
+        id: &str,
+        request: super::sessions::PostMessage,
+    ) -> Result<crate::coordination::Message, ApiError> {
+        Control::post_session_message(self, id, request)
+    }
+    async fn escalate_session(
+        &self,
+        id: &str,
+        request: super::sessions::EscalateSession,
+    ) -> Result<crate::coordination::Session, ApiError> {
+        Control::escalate_session(self, id, request)
     }
     async fn wait_for(&self, request: WaitFor) -> Result<WaitOutcome, ApiError> {
         Control::wait_for(self, request).await

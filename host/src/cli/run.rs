@@ -113,6 +113,7 @@ pub(super) fn control_of(host: &Runtime) -> Control {
         plugins: host.plugins.clone(),
         agents: host.agents.clone(),
         coordinator: host.coordinator.clone(),
+        sessions: host.sessions.clone(),
         started_at: chrono::Utc::now(),
         state_dir: host.state_dir.clone(),
         plugins_loaded: host.plugins_loaded.clone(),

@@ -39,7 +39,7 @@ use tokio::sync::mpsc;
 use crate::agents::Scheduler;
 use crate::bus::{Bus, NewEvent};
 use crate::config::HostConfig;
-use crate::coordination::Coordinator;
+use crate::coordination::{Coordinator, Sessions};
 use crate::plugins::{PluginHost, PluginHostConfig, ProcessView, system_clock};
 use crate::supervisor::{ProcessInfo, Supervisor, SupervisorConfig};
 
@@ -86,6 +86,17 @@ const RESERVED_PREFIXES: [&str; 7] = [
     "workspace.",
 ];
 
+/// The session steps only the host publishes. The rest of `session.*` stays
+/// open: judges answer with `session.judged` and planners with
+/// `session.plan`.
+const HOST_SESSION_TYPES: [&str; 5] = [
+    "session.opened",
+    "session.message",
+    "session.resolved",
+    "session.escalated",
+    "session.closed",
+];
+
 /// Why a plugin or an API client may not publish an event of type `ty`,
 /// if it may not.
 ///
@@ -96,6 +107,11 @@ const RESERVED_PREFIXES: [&str; 7] = [
 /// `process.reported` feeds status mappers and plugins emit
 /// `process.stalled`.
 pub fn reserved(ty: &str) -> Option<String> {
+    if HOST_SESSION_TYPES.contains(&ty) {
+        return Some(format!(
+            "`{ty}` is published by the host's coordination sessions only"
+        ));
+    }
     if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| ty.starts_with(*p)) {
         return Some(format!(
             "event types starting with `{prefix}` are reserved for the host"
@@ -159,12 +175,16 @@ pub struct Runtime {
     pub agents: Scheduler,
     /// Tasks and dependencies.
     pub coordinator: Coordinator,
+    /// Coordination sessions.
+    pub sessions: Sessions,
     /// Where the journal, logs, cache and plugin state live.
     pub state_dir: PathBuf,
     /// Turns true once the first load of the plugins folder is over (each
     /// plugin loaded or reported) and the config's tasks are registered.
     pub plugins_loaded: tokio::sync::watch::Receiver<bool>,
     executor: tokio::task::JoinHandle<()>,
+    /// The sessions' consumer and timer; aborted at stop.
+    sessions_task: tokio::task::JoinHandle<()>,
     stop_executor: tokio::sync::watch::Sender<bool>,
     /// Held while the host runs: one host per state folder.
     _lock: lock::StateLock,
@@ -247,6 +267,15 @@ impl Runtime {
         }
         let coordinator =
             Coordinator::new(bus.clone(), plugins.clone(), config.coordination.clone());
+        // Before the first load registers the config's tasks: the sessions'
+        // consumer starts at the head, so it sees their dependencies.
+        let sessions = Sessions::new(
+            bus.clone(),
+            config.coordination.sessions.clone(),
+            system_clock(),
+        );
+        let sessions_task =
+            crate::coordination::start_sessions(sessions.clone(), coordinator.clone());
         let agents = Scheduler::start(plugins.clone(), bus.clone(), actions);
         let executor = Executor {
             bus: bus.clone(),
@@ -279,6 +308,8 @@ impl Runtime {
             plugins,
             agents,
             coordinator,
+            sessions,
+            sessions_task,
             state_dir: options.state_dir,
             plugins_loaded,
             executor,
@@ -311,6 +342,7 @@ impl Runtime {
             let deciders = async {
                 self.agents.shutdown().await;
                 self.plugins.shutdown().await;
+                self.sessions_task.abort();
                 // Nothing decides any more: the executor finishes what was
                 // already decided (the supervisor refuses new starts).
                 self.stop_executor.send_replace(true);
