@@ -21,6 +21,7 @@ mod plugins;
 mod process;
 mod ps;
 mod run;
+mod sessions;
 mod tasks;
 mod top;
 
@@ -83,6 +84,8 @@ pub enum Command {
     Tasks(tasks::TasksArgs),
     /// List the dependencies found between tasks.
     Deps(tasks::DepsArgs),
+    /// List coordination sessions, or show, post to or escalate one.
+    Sessions(sessions::SessionsArgs),
     /// A live terminal view of the running host: processes, output,
     /// plugins, agents, sessions; keys to stop, restart, pause, resume.
     Top(top::TopArgs),
@@ -119,6 +122,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agents(args) => plugins::agents(args),
         Command::Tasks(args) => tasks::tasks(args),
         Command::Deps(args) => tasks::deps(args),
+        Command::Sessions(args) => sessions::sessions(args),
         Command::Top(args) => top::run(args),
         Command::Mcp(args) => mcp::run(args),
         Command::Plugin(cmd) => plugin::run(cmd),
