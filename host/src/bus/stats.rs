@@ -234,6 +234,28 @@ impl Bus {
     }
 }
 
+impl Journal {
+    /// [`Bus::stats_by`] over a journal opened on its own (`host events
+    /// --stats` reads it while a host runs, or after it stopped).
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::Journal`] if the journal read fails.
+    pub fn stats_by(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+        max_scan: Option<usize>,
+    ) -> Result<StatsBreakdown, BusError> {
+        breakdown(
+            self,
+            since,
+            until,
+            max_scan.unwrap_or(DEFAULT_BREAKDOWN_SCAN),
+        )
+    }
+}
+
 /// The breakdown of `journal` for a window; see [`Bus::stats_by`].
 fn breakdown(
     journal: &Journal,

@@ -8,8 +8,10 @@ use anyhow::Context as _;
 use clap::Args;
 use futures::StreamExt as _;
 
-use crate::api::EventsQuery;
-use crate::bus::{Event, Journal, journal_path};
+use chrono::Utc;
+
+use crate::api::{EventStats, EventsQuery, MAX_STATS_SCAN, StatsQuery};
+use crate::bus::{Event, Journal, MinuteCount, journal_path};
 
 /// Flags of `host events`.
 #[derive(Debug, Args)]
@@ -40,9 +42,10 @@ pub struct EventsArgs {
     /// At most this many (the newest, or the first after --after).
     #[arg(long, default_value_t = 1000)]
     pub limit: usize,
-    /// Print statistics of the journal (totals by type and source, events
-    /// in the last minute) instead of events.
-    #[arg(long, conflicts_with_all = ["types", "subject", "source", "since", "until", "after"])]
+    /// Print statistics instead of events: totals of the journal by type
+    /// and source and events per minute of the last hour; with `--since`
+    /// and/or `--until`, the same counts for that window and its mean rate.
+    #[arg(long, conflicts_with_all = ["types", "subject", "source", "after"])]
     pub stats: bool,
 }
 
@@ -68,6 +71,9 @@ pub(super) fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     if args.stats {
+        if args.since.is_some() || args.until.is_some() {
+            return print_window_stats(&journal, &args);
+        }
         return print_stats(&journal, args.connect.json);
     }
     let bus_query = query
@@ -150,6 +156,62 @@ fn print_stats(journal: &Journal, json: bool) -> anyhow::Result<ExitCode> {
     for (source, n) in &stats.by_source {
         text.push_str(&format!("\n  {n:>8}  {source}"));
     }
+    let hour = journal.stats_by(Some(Utc::now() - chrono::Duration::hours(1)), None, None)?;
+    text.push_str("\nper minute (last hour)");
+    push_minutes(&mut text, &hour.per_minute);
     // A closed pipe (`| head`) ends the output quietly.
     Ok(super::output::line(&text))
+}
+
+/// `--stats --since/--until`: the window's counts, as `GET /v1/events/stats` gives them.
+fn print_window_stats(journal: &Journal, args: &EventsArgs) -> anyhow::Result<ExitCode> {
+    let query = StatsQuery {
+        since: args.since.clone(),
+        until: args.until.clone(),
+    };
+    let (since, until) = query
+        .window()
+        .map_err(|e| anyhow::anyhow!("bad flag --{}: {}", e.field.unwrap_or_default(), e.error))?;
+    let counts = journal.stats_by(since, Some(until), Some(MAX_STATS_SCAN))?;
+    let stats = EventStats::new(since, until, counts);
+    if args.connect.json {
+        return Ok(super::output::json(&stats));
+    }
+    let from = since.map_or_else(|| "the oldest event".to_string(), |s| s.to_rfc3339());
+    let mut text = format!("window      {from} to {}\n", stats.until.to_rfc3339());
+    text.push_str(&format!(
+        "events      {}{}\n",
+        stats.total,
+        if stats.complete {
+            ""
+        } else {
+            " (only the newest 200,000 counted)"
+        }
+    ));
+    text.push_str(&format!(
+        "per minute  {:.1} (mean)\n",
+        stats.events_per_minute
+    ));
+    text.push_str("by type\n");
+    for (ty, n) in &stats.by_type {
+        text.push_str(&format!("  {n:>8}  {ty}\n"));
+    }
+    text.push_str("by source\n");
+    for (source, n) in &stats.by_source {
+        text.push_str(&format!("  {n:>8}  {source}\n"));
+    }
+    text.push_str("per minute");
+    push_minutes(&mut text, &stats.per_minute);
+    Ok(super::output::line(&text))
+}
+
+/// One line per minute with events: its start and the count.
+fn push_minutes(text: &mut String, minutes: &[MinuteCount]) {
+    for m in minutes {
+        text.push_str(&format!(
+            "\n  {:>8}  {}",
+            m.events,
+            m.minute.format("%Y-%m-%dT%H:%MZ")
+        ));
+    }
 }
