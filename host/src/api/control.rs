@@ -102,6 +102,7 @@ impl Control {
         spec.metadata = request.metadata;
         spec.env = request.env;
         spec.restart = request.restart;
+        spec.watch_workspace = request.watch_workspace;
         if request.timeout > 0 {
             spec.timeout = Some(Duration::from_secs(request.timeout));
         }

@@ -328,6 +328,7 @@ impl HostTools {
             env: Default::default(),
             restart: Default::default(),
             start: true,
+            watch_workspace: false,
         };
         let timeout = args.timeout;
         let created = match ops.create(request).await {

@@ -151,6 +151,10 @@ pub struct CreateProcess {
     /// Start it at once (default true); false leaves it `pending`.
     #[serde(default = "yes")]
     pub start: bool,
+    /// Publish `workspace.file_*` events for changes in its cwd while it
+    /// runs (default false), skipping the default `workspace_ignore` names.
+    #[serde(default)]
+    pub watch_workspace: bool,
 }
 
 fn yes() -> bool {

@@ -113,6 +113,7 @@ pub(super) fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
                     env: args.env.into_iter().collect::<BTreeMap<_, _>>(),
                     restart: args.restart,
                     start: true,
+                    watch_workspace: false,
                 };
                 let created = client.create(request).await?;
                 client.process(&created.process_id).await?
