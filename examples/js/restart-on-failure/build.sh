@@ -13,7 +13,7 @@ if [ ! -x node_modules/.bin/jco ]; then
 fi
 
 node_modules/.bin/jco componentize app.js \
-    --wit ../../../wit \
+    --wit ../../../wit/v0.1 \
     --world-name event-handler-plugin \
     --backend quickjs \
     --backend-qjs-stub-wasi \

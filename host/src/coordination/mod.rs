@@ -5,8 +5,10 @@
 //! by the words of their title, description and keywords, and a rule that
 //! declares keywords sees only pairs where both tasks mention one of them
 //! (a rule with no keywords sees every pair). Pairs in the same repository
-//! are skipped unless configured otherwise, as in the seed. Hits become
-//! `dependency.detected` events.
+//! are skipped unless configured otherwise, as in the seed. A 0.2 rule is
+//! asked about all its candidates in one `check-batch` call. The
+//! registration's `task.registered` and its hits (`dependency.detected`)
+//! are published together, in one journal commit.
 
 mod index;
 mod sessions;
@@ -132,10 +134,9 @@ impl Coordinator {
                     .retain(|d| d.task != old.id && d.depends_on != old.id);
             }
         }
-        self.publish(
+        let registered =
             NewEvent::new(SOURCE, "task.registered", json!({ "task": task, "by": by }))
-                .with_subject(&task.id),
-        );
+                .with_subject(&task.id);
         let mut found = Vec::new();
         for rule in self.plugins.with_kind(Kind::DependencyRule) {
             let keywords = rule
@@ -159,14 +160,22 @@ impl Coordinator {
             reg.tasks.insert(task.id.clone(), task.clone());
             reg.dependencies.extend(found.iter().cloned());
         }
-        for dep in &found {
-            self.publish(
-                NewEvent::new(
-                    SOURCE,
-                    "dependency.detected",
-                    serde_json::to_value(dep).unwrap_or_default(),
-                )
-                .with_subject(&task.id),
+        // One journal commit for the registration and everything it found:
+        // a commit per event cost more than the rules did (66 ms for ~400 hits).
+        let mut events = Vec::with_capacity(1 + found.len());
+        events.push(registered);
+        events.extend(found.iter().map(|dep| {
+            NewEvent::new(
+                SOURCE,
+                "dependency.detected",
+                serde_json::to_value(dep).unwrap_or_default(),
+            )
+            .with_subject(&task.id)
+        }));
+        if let Err(e) = self.bus.publish_all_async(events).await {
+            tracing::error!(
+                "could not publish the registration of task `{}`: {e}",
+                task.id
             );
         }
         Ok(found)
@@ -196,11 +205,5 @@ impl Coordinator {
     pub fn dependencies(&self) -> Vec<Dependency> {
         let reg = self.registry.lock();
         reg.dependencies.clone()
-    }
-
-    fn publish(&self, event: NewEvent) {
-        if let Err(e) = self.bus.publish(event) {
-            tracing::error!("could not publish a coordination event: {e}");
-        }
     }
 }

@@ -5,6 +5,12 @@
 //! shape must never leak into the host's public API); everything crossing
 //! the boundary goes through the functions here, which is also where values
 //! from guests are validated.
+//!
+//! Two package versions are bound: `host:plugin@0.2.0` (`wit/`) and, for
+//! older guests, `host:plugin@0.1.0` (`wit/v0.1/`). 0.2 only added
+//! functions and types, so the 0.1 bindings reuse the 0.2 `types` module
+//! (`with:`): a value has one Rust type whichever version the guest speaks,
+//! and `guest.rs` puts the two versions' exports behind one type per kind.
 
 use crate::bus::Event;
 use crate::coordination::Task;
@@ -21,12 +27,53 @@ mod generated {
     });
 }
 
+/// `host:plugin@0.1.0`: its own exports and `host` import, the 0.2 types.
+mod generated_v01 {
+    wasmtime::component::bindgen!({
+        world: "full-plugin",
+        path: "../wit/v0.1",
+        imports: { default: trappable },
+        with: { "host:plugin/types": super::generated::host::plugin::types },
+    });
+}
+
 pub(crate) use generated::FullPlugin;
 pub(crate) use generated::exports::host::plugin::{
     background_agent, dependency_rule, event_handler, status_mapper,
 };
 pub(crate) use generated::host::plugin::host as host_api;
 pub(crate) use generated::host::plugin::types as wit;
+
+/// The 0.1 exports and host import, for guests built against `wit/v0.1/`.
+pub(crate) mod v01 {
+    pub(crate) use super::generated_v01::exports::host::plugin::{
+        background_agent, dependency_rule, event_handler, status_mapper,
+    };
+    pub(crate) use super::generated_v01::host::plugin::host as host_api;
+}
+
+/// The package versions the host loads, newest first, as they appear in
+/// export names (`host:plugin/event-handler@0.2.0`).
+pub(crate) const VERSIONS: [WitVersion; 2] = [WitVersion::V02, WitVersion::V01];
+
+/// Which `host:plugin` package a guest was built against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WitVersion {
+    /// `host:plugin@0.1.0`: no `check-batch`, `history` or `stats`.
+    V01,
+    /// `host:plugin@0.2.0`.
+    V02,
+}
+
+impl WitVersion {
+    /// The prefix of an export name's version for this package version.
+    pub(crate) fn export_suffix(self) -> &'static str {
+        match self {
+            Self::V01 => "@0.1.",
+            Self::V02 => "@0.2.",
+        }
+    }
+}
 
 /// Fully qualified export names, without the version, per kind.
 pub(crate) const EVENT_HANDLER: &str = "host:plugin/event-handler";

@@ -16,7 +16,7 @@ use crate::supervisor::{ProcessInfo, StatusUpdate};
 
 use super::action::{Action, Cause};
 use super::bindings::{
-    MAX_TEXT, action_from_wit, event_to_wit, process_to_wit, task_to_wit, truncate,
+    MAX_LABEL, MAX_TEXT, action_from_wit, event_to_wit, process_to_wit, task_to_wit, truncate,
     update_from_wit, wit,
 };
 use super::error::{CallFailure, PluginError};
@@ -184,7 +184,10 @@ impl PluginRef {
     }
 
     /// Ask a dependency rule about `task` against each of `others`, in one
-    /// trip to the plugin.
+    /// trip to the plugin: one `check-batch` call for a 0.2 rule, a `check`
+    /// per pair for a 0.1 rule. A batch answer naming a candidate out of
+    /// range, or one already named, is reported as `plugin.error` and
+    /// dropped; the rest of the answer stands.
     pub async fn check_many(
         &self,
         task: &Task,
@@ -192,29 +195,43 @@ impl PluginRef {
     ) -> Result<Vec<Dependency>, PluginError> {
         let a = task_to_wit(task);
         let bs: Vec<wit::Task> = others.iter().map(task_to_wit).collect();
-        let found = self
+        let (found, bad) = self
             .slot
             .invoke("check", None, move |store, x| {
                 let Some(r) = &x.rule else {
                     return Ok(Err(not_exported("dependency-rule")));
                 };
+                if let Some(answer) = r.call_check_batch(&mut *store, &a, &bs) {
+                    return Ok(Ok(from_batch(answer?, bs.len())));
+                }
                 let mut found = Vec::new();
-                for b in &bs {
+                for (i, b) in bs.iter().enumerate() {
                     if let Some(d) = r.call_check(&mut *store, &a, b)? {
-                        found.push((b.id.clone(), d));
+                        found.push((i, d));
                     }
                 }
-                Ok(Ok(found))
+                Ok(Ok((found, Vec::new())))
             })
             .await?;
+        if let Some(first) = bad.first() {
+            self.slot.report(
+                "check-batch",
+                None,
+                &CallFailure::Invalid(format!(
+                    "check-batch named {} candidates out of range or twice (first: {first}) of {}; they are ignored",
+                    bad.len(),
+                    others.len()
+                )),
+            );
+        }
         Ok(found
             .into_iter()
-            .map(|(other, d)| Dependency {
+            .map(|(i, d)| Dependency {
                 rule: self.slot.name.clone(),
                 task: task.id.clone(),
-                depends_on: other,
-                relationship: d.relationship,
-                reason: d.reason,
+                depends_on: others[i].id.clone(),
+                relationship: truncate(d.relationship, MAX_LABEL),
+                reason: truncate(d.reason, MAX_TEXT),
                 confidence: if d.confidence.is_finite() {
                     d.confidence.clamp(0.0, 1.0)
                 } else {
@@ -315,6 +332,57 @@ fn guest_error(text: String) -> CallFailure {
     CallFailure::GuestError(truncate(text, MAX_TEXT))
 }
 
+/// A batch answer checked against the `len` candidates asked about: the
+/// hits in candidate order, and the indices that were out of range or repeated.
+fn from_batch(
+    answer: Vec<(u32, wit::Dependency)>,
+    len: usize,
+) -> (Vec<(usize, wit::Dependency)>, Vec<u32>) {
+    let mut seen = vec![false; len];
+    let mut found = Vec::with_capacity(answer.len().min(len));
+    let mut bad = Vec::new();
+    for (i, d) in answer {
+        match seen.get_mut(i as usize) {
+            Some(s) if !*s => {
+                *s = true;
+                found.push((i as usize, d));
+            }
+            _ => bad.push(i),
+        }
+    }
+    found.sort_by_key(|(i, _)| *i);
+    (found, bad)
+}
+
 fn not_exported(kind: &str) -> CallFailure {
     CallFailure::Invalid(format!("the current version no longer exports {kind}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep(reason: &str) -> wit::Dependency {
+        wit::Dependency {
+            relationship: "r".into(),
+            reason: reason.into(),
+            confidence: 0.5,
+        }
+    }
+
+    #[test]
+    fn a_batch_answer_keeps_the_first_of_repeats_and_drops_indices_out_of_range() {
+        let (found, bad) = from_batch(
+            vec![
+                (2, dep("c")),
+                (0, dep("a")),
+                (2, dep("again")),
+                (7, dep("x")),
+            ],
+            3,
+        );
+        let kept: Vec<_> = found.iter().map(|(i, d)| (*i, d.reason.as_str())).collect();
+        assert_eq!(kept, [(0, "a"), (2, "c")]);
+        assert_eq!(bad, [2, 7]);
+    }
 }

@@ -17,11 +17,14 @@ use super::actor::Life;
 // Where the version type lived before `version.rs`; `dispatch.rs` names it
 // by this path.
 use super::bindings::{
-    BACKGROUND_AGENT, DEPENDENCY_RULE, EVENT_HANDLER, FullPlugin, STATUS_MAPPER, background_agent,
-    dependency_rule, event_handler, status_mapper,
+    BACKGROUND_AGENT, DEPENDENCY_RULE, EVENT_HANDLER, FullPlugin, STATUS_MAPPER, VERSIONS,
+    WitVersion, v01,
 };
 use super::engine::PluginEngine;
 use super::error::{CallFailure, DeadlineExceeded, PluginError};
+use super::guest::{
+    Agent, AgentIndices, Handler, HandlerIndices, Mapper, MapperIndices, Rule, RuleIndices,
+};
 use super::logpipe::LogBudget;
 use super::manifest::PluginSpec;
 use super::sandbox::StoreState;
@@ -56,19 +59,19 @@ impl std::fmt::Display for Kind {
 
 #[derive(Clone, Default)]
 struct KindIndices {
-    handler: Option<event_handler::GuestIndices>,
-    mapper: Option<status_mapper::GuestIndices>,
-    rule: Option<dependency_rule::GuestIndices>,
-    agent: Option<background_agent::GuestIndices>,
+    handler: Option<HandlerIndices>,
+    mapper: Option<MapperIndices>,
+    rule: Option<RuleIndices>,
+    agent: Option<AgentIndices>,
 }
 
 /// The typed exports of one live instance; `None` where the component
 /// does not export that kind.
 pub(crate) struct Exports {
-    pub(crate) handler: Option<event_handler::Guest>,
-    pub(crate) mapper: Option<status_mapper::Guest>,
-    pub(crate) rule: Option<dependency_rule::Guest>,
-    pub(crate) agent: Option<background_agent::Guest>,
+    pub(crate) handler: Option<Handler>,
+    pub(crate) mapper: Option<Mapper>,
+    pub(crate) rule: Option<Rule>,
+    pub(crate) agent: Option<Agent>,
 }
 
 /// A component compiled, linked and checked to export at least one kind.
@@ -85,7 +88,8 @@ pub(crate) struct Compiled {
 }
 
 /// Build the linker every plugin is instantiated with: WASI p2 (granting
-/// only what each store's context allows) plus the `host` interface.
+/// only what each store's context allows) plus the `host` interface, in
+/// both package versions (a 0.1 import does not match a 0.2 definition).
 pub(crate) fn linker(engine: &PluginEngine) -> Result<Linker<StoreState>, PluginError> {
     let mut linker = Linker::new(engine.engine());
     let err = |e: wasmtime::Error| PluginError::Engine(format!("{e:#}"));
@@ -95,6 +99,13 @@ pub(crate) fn linker(engine: &PluginEngine) -> Result<Linker<StoreState>, Plugin
         &mut s.host
     })
     .map_err(err)?;
+    v01::host_api::add_to_linker::<StoreState, HasSelf<super::sandbox::HostCtx>>(
+        &mut linker,
+        |s| &mut s.host,
+    )
+    .map_err(err)?;
+    // 0.1's `types` has no functions: an empty instance satisfies its import.
+    linker.instance("host:plugin/types@0.1.0").map_err(err)?;
     Ok(linker)
 }
 
@@ -122,10 +133,12 @@ impl Compiled {
                 plugin: spec.name.clone(),
                 reason: format!("{e:#}"),
             })?;
-        let exported = |iface: &str| {
-            exports
-                .iter()
-                .any(|e| e.starts_with(&format!("{iface}@0.1.")))
+        // The package version of each kind's export, if exported at all.
+        let exported = |iface: &str| -> Option<WitVersion> {
+            VERSIONS.into_iter().find(|v| {
+                let name = format!("{iface}{}", v.export_suffix());
+                exports.iter().any(|e| e.starts_with(&name))
+            })
         };
         let mut indices = KindIndices::default();
         let mut kinds = Vec::new();
@@ -133,20 +146,20 @@ impl Compiled {
             plugin: spec.name.clone(),
             reason: format!("{e:#}"),
         };
-        if exported(EVENT_HANDLER) {
-            indices.handler = Some(event_handler::GuestIndices::new(&pre).map_err(index_err)?);
+        if let Some(version) = exported(EVENT_HANDLER) {
+            indices.handler = Some(HandlerIndices::new(&pre, version).map_err(index_err)?);
             kinds.push(Kind::EventHandler);
         }
-        if exported(STATUS_MAPPER) {
-            indices.mapper = Some(status_mapper::GuestIndices::new(&pre).map_err(index_err)?);
+        if let Some(version) = exported(STATUS_MAPPER) {
+            indices.mapper = Some(MapperIndices::new(&pre, version).map_err(index_err)?);
             kinds.push(Kind::StatusMapper);
         }
-        if exported(DEPENDENCY_RULE) {
-            indices.rule = Some(dependency_rule::GuestIndices::new(&pre).map_err(index_err)?);
+        if let Some(version) = exported(DEPENDENCY_RULE) {
+            indices.rule = Some(RuleIndices::new(&pre, version).map_err(index_err)?);
             kinds.push(Kind::DependencyRule);
         }
-        if exported(BACKGROUND_AGENT) {
-            indices.agent = Some(background_agent::GuestIndices::new(&pre).map_err(index_err)?);
+        if let Some(version) = exported(BACKGROUND_AGENT) {
+            indices.agent = Some(AgentIndices::new(&pre, version).map_err(index_err)?);
             kinds.push(Kind::BackgroundAgent);
         }
         if kinds.is_empty() {

@@ -31,6 +31,7 @@ mod dispatch;
 mod engine;
 mod error;
 mod guarded_io;
+mod guest;
 mod instance;
 mod limits;
 mod load;

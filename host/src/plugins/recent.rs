@@ -7,10 +7,22 @@
 //! grow only while the answer has room: the newest page first for a "most
 //! recent" query (asked again, larger, if everything fitted), or page by
 //! page after the guest's cursor.
+//!
+//! The aggregator's imports of 0.2 (`history`, `stats`) are bounded the
+//! same way: `history` is a `recent-events` with more filters, `stats` a
+//! [`Bus::stats_by`](crate::bus::Bus::stats_by) capped at
+//! [`MAX_STATS_SCAN`] events.
 
-use crate::bus::{BusError, Event, EventQuery};
+use chrono::{DateTime, Utc};
+
+use crate::bus::{BusError, Event, EventQuery, Pattern, StatsBreakdown};
 
 use super::bindings::{event_to_wit, wit};
+
+/// Most events one `stats` call counts (the newest of its window): a
+/// grouped read of 50,000 rows takes a few milliseconds, well inside a
+/// call's deadline.
+pub(crate) const MAX_STATS_SCAN: usize = 50_000;
 
 /// Most events one call returns (the WIT says the host caps `limit`).
 pub(crate) const MAX_EVENTS: usize = 1000;
@@ -62,6 +74,53 @@ pub(crate) fn recent_events(
         }
         query.after_sequence = events.last().map(|e| e.sequence);
         page = (page * 4).min(limit);
+    }
+}
+
+/// The bus query for a guest's `history-query` (its limit capped later by
+/// [`recent_events`]).
+///
+/// # Errors
+///
+/// A type pattern that does not parse.
+pub(crate) fn history_query(q: wit::HistoryQuery) -> Result<EventQuery, BusError> {
+    let types = q
+        .types
+        .iter()
+        .map(|t| Pattern::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(EventQuery {
+        types,
+        subject: q.subject,
+        source: q.source,
+        since: q.since_ms.map(time_of_ms),
+        until: q.until_ms.map(time_of_ms),
+        after_sequence: q.after_sequence,
+        limit: Some(q.limit as usize),
+        ..Default::default()
+    })
+}
+
+/// A guest's milliseconds since the epoch as a time (far future if out of range).
+pub(crate) fn time_of_ms(ms: u64) -> DateTime<Utc> {
+    i64::try_from(ms)
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// A breakdown as the guest sees it: maps as sorted lists, minutes in ms.
+pub(crate) fn breakdown_to_wit(b: StatsBreakdown) -> wit::StatsBreakdown {
+    wit::StatsBreakdown {
+        total: b.total,
+        by_type: b.by_type.into_iter().collect(),
+        by_source: b.by_source.into_iter().collect(),
+        per_minute: b
+            .per_minute
+            .into_iter()
+            .map(|m| (m.minute.timestamp_millis().max(0) as u64, m.events))
+            .collect(),
+        complete: b.complete,
     }
 }
 

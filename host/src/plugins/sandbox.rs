@@ -16,7 +16,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use super::actor::Life;
-use super::bindings::{MAX_TEXT, host_api, process_to_wit, truncate, wit};
+use super::bindings::{MAX_TEXT, host_api, process_to_wit, truncate, v01, wit};
 use super::error::{DeadlineExceeded, PluginError};
 use super::guarded_io::GuardedIo;
 use super::logpipe::{LogBudget, LogPipe};
@@ -252,6 +252,47 @@ impl host_api::Host for HostCtx {
         }
     }
 
+    fn history(&mut self, query: wit::HistoryQuery) -> wasmtime::Result<Vec<wit::Event>> {
+        self.ensure_live()?;
+        let query = match recent::history_query(query) {
+            Ok(q) => q,
+            Err(e) => {
+                // As in recent-events: the guest's mistake, logged, not a trap.
+                tracing::warn!(plugin = %self.plugin, "history: {e}");
+                return Ok(Vec::new());
+            }
+        };
+        let bus = &self.services.bus;
+        match recent::recent_events(query, recent::MAX_BYTES, |q| bus.query(q)) {
+            Ok(events) => Ok(events),
+            Err(e) => {
+                tracing::warn!(plugin = %self.plugin, "history: {e}");
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn stats(
+        &mut self,
+        since_ms: Option<u64>,
+        until_ms: Option<u64>,
+    ) -> wasmtime::Result<wit::StatsBreakdown> {
+        self.ensure_live()?;
+        let at = recent::time_of_ms;
+        let answer = self.services.bus.stats_by(
+            since_ms.map(at),
+            until_ms.map(at),
+            Some(recent::MAX_STATS_SCAN),
+        );
+        match answer {
+            Ok(b) => Ok(recent::breakdown_to_wit(b)),
+            Err(e) => {
+                tracing::warn!(plugin = %self.plugin, "stats: {e}");
+                Ok(recent::breakdown_to_wit(Default::default()))
+            }
+        }
+    }
+
     fn state_get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
         self.ensure_live()?;
         Ok(self.services.state.get(&self.state, &key))
@@ -262,5 +303,36 @@ impl host_api::Host for HostCtx {
         // Over the quota traps: the plugin asked for more than it may hold.
         self.services.state.set(&self.state, key, value)?;
         Ok(())
+    }
+}
+
+/// The 0.1 `host` import: the same functions, so each is the 0.2 one.
+impl v01::host_api::Host for HostCtx {
+    fn log(&mut self, level: wit::Level, message: String) -> wasmtime::Result<()> {
+        host_api::Host::log(self, level, message)
+    }
+
+    fn now_ms(&mut self) -> wasmtime::Result<u64> {
+        host_api::Host::now_ms(self)
+    }
+
+    fn config(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        host_api::Host::config(self, key)
+    }
+
+    fn processes(&mut self) -> wasmtime::Result<Vec<wit::ProcessInfo>> {
+        host_api::Host::processes(self)
+    }
+
+    fn recent_events(&mut self, filter: wit::EventFilter) -> wasmtime::Result<Vec<wit::Event>> {
+        host_api::Host::recent_events(self, filter)
+    }
+
+    fn state_get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        host_api::Host::state_get(self, key)
+    }
+
+    fn state_set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        host_api::Host::state_set(self, key, value)
     }
 }

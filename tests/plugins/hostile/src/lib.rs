@@ -51,7 +51,8 @@ use serde_json::{Value, json};
 
 wit_bindgen::generate!({
     world: "test:hostile/hostile",
-    path: ["../../../wit", "wit"],
+    // 0.1 on purpose: this fixture is also the proof that 0.1 guests load.
+    path: ["../../../wit/v0.1", "wit"],
     generate_all,
 });
 

@@ -19,7 +19,8 @@ use host::plugin::types::{
     StatusUpdate, Task, TickOutcome,
 };
 
-wit_bindgen::generate!({ world: "full-plugin", path: "../../../wit" });
+// Built against 0.1: a guest of every kind that the host must keep loading.
+wit_bindgen::generate!({ world: "full-plugin", path: "../../../wit/v0.1" });
 
 struct KitchenSink;
 
