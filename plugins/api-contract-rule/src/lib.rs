@@ -4,14 +4,15 @@
 //! endpoint".
 //!
 //! This file is the thin WIT glue; the decision lives in [`terms`] so it runs
-//! under `cargo test` natively.
+//! under `cargo test` natively. `check-batch` (WIT 0.2) reads the config and
+//! the new task's terms once for all candidates.
 
 mod terms;
 
 use exports::host::plugin::dependency_rule::Guest;
 use host::plugin::host::config;
 use host::plugin::types::{Dependency, RuleInfo, Task};
-use terms::{TaskText, check, parse_keywords};
+use terms::{Prepared, TaskText, check, check_prepared, parse_keywords};
 
 wit_bindgen::generate!({ world: "dependency-rule-plugin", path: "../../wit" });
 
@@ -34,6 +35,26 @@ impl Guest for ApiContractRule {
             reason: finding.reason,
             confidence: finding.confidence,
         })
+    }
+
+    fn check_batch(task: Task, candidates: Vec<Task>) -> Vec<(u32, Dependency)> {
+        let keywords = keywords();
+        let a = Prepared::new(&text(&task));
+        candidates
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                let finding = check_prepared(&a, &Prepared::new(&text(b)), &keywords)?;
+                Some((
+                    i as u32,
+                    Dependency {
+                        relationship: "api-contract".to_string(),
+                        reason: finding.reason,
+                        confidence: finding.confidence,
+                    },
+                ))
+            })
+            .collect()
     }
 }
 

@@ -127,22 +127,43 @@ pub struct Finding {
     pub confidence: f32,
 }
 
+/// A task's repository and terms, computed once (once for the new task of a
+/// batch, however many candidates it is checked against).
+pub struct Prepared<'a> {
+    repository: &'a str,
+    terms: BTreeSet<String>,
+}
+
+impl<'a> Prepared<'a> {
+    /// The terms of `task`.
+    pub fn new(task: &TaskText<'a>) -> Self {
+        Prepared {
+            repository: task.repository,
+            terms: terms(task),
+        }
+    }
+}
+
 /// Whether `a` and `b` depend on each other through an API contract.
 ///
 /// Tasks in the same repository are left to other rules (the seed's
 /// detection is cross-repository). `api_keywords` must be lowercase.
 pub fn check(a: &TaskText, b: &TaskText, api_keywords: &[String]) -> Option<Finding> {
+    check_prepared(&Prepared::new(a), &Prepared::new(b), api_keywords)
+}
+
+/// [`check`] of two prepared tasks.
+pub fn check_prepared(a: &Prepared, b: &Prepared, api_keywords: &[String]) -> Option<Finding> {
     if a.repository == b.repository {
         return None;
     }
-    let terms_a = terms(a);
-    let terms_b = terms(b);
+    let (terms_a, terms_b) = (&a.terms, &b.terms);
     let is_api = |t: &String| api_keywords.contains(t);
     if !terms_a.iter().any(is_api) || !terms_b.iter().any(is_api) {
         return None;
     }
     let shared: Vec<&String> = terms_a
-        .intersection(&terms_b)
+        .intersection(terms_b)
         .filter(|t| !STOPWORDS.contains(&t.as_str()))
         .collect();
     if shared.is_empty() {
@@ -151,8 +172,8 @@ pub fn check(a: &TaskText, b: &TaskText, api_keywords: &[String]) -> Option<Find
     let shared_api = shared.iter().filter(|t| is_api(t)).count();
     let shared_subject = shared.len() - shared_api;
     let has = |set: &BTreeSet<String>, verbs: &[&str]| verbs.iter().any(|v| set.contains(*v));
-    let defines_and_implements = (has(&terms_a, DEFINES) && has(&terms_b, IMPLEMENTS))
-        || (has(&terms_b, DEFINES) && has(&terms_a, IMPLEMENTS));
+    let defines_and_implements = (has(terms_a, DEFINES) && has(terms_b, IMPLEMENTS))
+        || (has(terms_b, DEFINES) && has(terms_a, IMPLEMENTS));
 
     // A shared subject says more than a shared API word (two tasks can both
     // say "api" about unrelated APIs), and a define/implement pair is the
