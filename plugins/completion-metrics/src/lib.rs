@@ -98,7 +98,7 @@ impl Guest for CompletionMetrics {
             })
             .to_string(),
         })];
-        if summary_every > 0 && aggregate.count % summary_every == 0 {
+        if summary_every > 0 && aggregate.count.is_multiple_of(summary_every) {
             actions.push(Action::Emit(NewEvent {
                 type_: "metrics.summary".to_string(),
                 subject: Some(bucket.clone()),

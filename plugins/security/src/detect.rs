@@ -245,7 +245,8 @@ pub fn kind_by_name(name: &str) -> Option<Kind> {
 /// `%X%`) or a blank.
 fn is_a_value(value: &str) -> bool {
     let v = value.trim();
-    !v.is_empty() && !v.starts_with('$') && !(v.starts_with('%') && v.ends_with('%'))
+    let windows_reference = v.starts_with('%') && v.ends_with('%');
+    !v.is_empty() && !v.starts_with('$') && !windows_reference
 }
 
 #[cfg(test)]
