@@ -313,3 +313,34 @@ async fn the_build_mapper_lists_compiler_errors_live_and_in_build_finished() {
     assert_eq!(data["errors"][4]["file"], "src/app.ts");
     assert_eq!(data["errors"][4]["line"], 5);
 }
+
+#[tokio::test]
+async fn a_run_longer_than_the_read_budget_is_reported_as_incomplete() {
+    let mut h = harness_prepared(
+        &[],
+        |dir| {
+            let folder = install_shipped_plugin("test-suite-mapper", dir);
+            let manifest = std::fs::read_to_string(folder.join("plugin.toml")).unwrap();
+            assert!(manifest.contains("max_output_mib = 32"), "{manifest}");
+            let manifest = manifest.replace("max_output_mib = 32", "max_output_mib = 1");
+            std::fs::write(folder.join("plugin.toml"), manifest).unwrap();
+        },
+        |_| {},
+    )
+    .await;
+    h.processes
+        .0
+        .lock()
+        .unwrap()
+        .push(process("unit", "test_suite"));
+    about(&h, "unit", "process.created", json!({}));
+    // Three events of about 600 KB: the budget of 1 MiB ends in the second.
+    let line = format!("test t ... ok {}", "x".repeat(8000));
+    for _ in 0..3 {
+        output(&h, "unit", &vec![line.as_str(); 75]);
+    }
+    about(&h, "unit", "process.completed", json!({ "exit_code": 0 }));
+    let (_, data) = next_emit(&mut h, "test_suite.finished").await;
+    assert_eq!(data["complete"], false, "{data}");
+    assert_eq!(data["lines"], 75);
+}
