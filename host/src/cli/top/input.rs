@@ -142,6 +142,7 @@ mod tests {
             Some(Intent::Quit),
             "even mid-question"
         );
+        let mut m = busy();
         assert_eq!(on_key(&mut m, key(KeyCode::Esc)), Some(Intent::Quit));
     }
 

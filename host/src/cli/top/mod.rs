@@ -187,11 +187,12 @@ fn apply(model: &mut Model, msg: Msg, refresh: &Notify) {
         Msg::Gone(reason) => model.link = Link::Gone(reason),
         Msg::Snapshot(snapshot) => model.apply_snapshot(snapshot),
         Msg::Event(event) => model.apply_event(&event),
-        Msg::Output { id, lines, next } => match next {
-            Some(next) => model.apply_output(&id, lines, next),
-            // Read again at the next line it prints (or the next select).
-            None => {}
-        },
+        // A failed read is retried at the next line the process prints.
+        Msg::Output { id, lines, next } => {
+            if let Some(next) = next {
+                model.apply_output(&id, lines, next);
+            }
+        }
         Msg::Done(result) => {
             match result {
                 Ok(text) => model.say(text, false),

@@ -30,7 +30,7 @@ fn draw(
         } else {
             Default::default()
         })
-        .highlight_symbol(if focused { ">" } else { " " });
+        .highlight_symbol(if focused { "> " } else { "  " });
     let mut state = TableState::default().with_selected(model.selection(panel));
     frame.render_stateful_widget(table, area, &mut state);
 }

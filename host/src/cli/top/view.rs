@@ -272,7 +272,7 @@ fn processes(frame: &mut Frame, area: Rect, model: &Model, theme: Theme) {
         model.focus == Panel::Processes,
     ))
     .row_highlight_style(theme.selected())
-    .highlight_symbol(">");
+    .highlight_symbol("> ");
     let mut state = TableState::default().with_selected(model.selection(Panel::Processes));
     frame.render_stateful_widget(table, area, &mut state);
 }
@@ -343,8 +343,10 @@ pub(super) mod tests {
         let mut quarantined = plugin("flaky-plugin");
         quarantined.quarantined = true;
         quarantined.state = "quarantined".into();
-        let mut m = Model::default();
-        m.link = Link::Up("127.0.0.1:4000".into());
+        let mut m = Model {
+            link: Link::Up("127.0.0.1:4000".into()),
+            ..Model::default()
+        };
         m.apply_snapshot(Snapshot {
             processes: vec![build, coder, web],
             plugins: vec![plugin("failure-alert"), quarantined],
