@@ -80,7 +80,6 @@ struct Planned {
 
 /// Acts on one event of the consumer's filter.
 pub fn handle(sessions: &Sessions, coordinator: &Coordinator, event: &Event) {
-    let from_plugin = event.source.starts_with("plugin/");
     match event.ty.as_str() {
         "dependency.detected" if sessions.config().open_on_dependency => {
             let Ok(dep) = serde_json::from_value::<Dependency>(event.data.clone()) else {
@@ -97,6 +96,14 @@ pub fn handle(sessions: &Sessions, coordinator: &Coordinator, event: &Event) {
                 sessions.open(SessionKind::Dependency, tasks, Some(dep), Some(event));
             }
         }
+        _ => answer(sessions, event),
+    }
+}
+
+/// Acts on a judge's verdict or a planner's plan, from plugins only.
+fn answer(sessions: &Sessions, event: &Event) {
+    let from_plugin = event.source.starts_with("plugin/");
+    match event.ty.as_str() {
         "session.judged" if from_plugin => {
             match serde_json::from_value::<Judged>(event.data.clone()) {
                 Ok(j) => sessions.judge(&j.session, j.message, j.verdict, event),
@@ -199,4 +206,223 @@ fn replay(sessions: &Sessions, e: &Event) -> bool {
         _ => {}
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::bus::{Bus, BusConfig, EventQuery, NewEvent};
+    use crate::coordination::sessions_model::{MessageKind, SessionConfig};
+    use crate::coordination::task::Task;
+
+    fn task(id: &str, repo: &str, agent: &str) -> Task {
+        Task {
+            id: id.into(),
+            repository: repo.into(),
+            title: id.into(),
+            description: String::new(),
+            keywords: vec![],
+            agent: Some(agent.into()),
+        }
+    }
+
+    fn book(bus: &Bus, now: &Arc<AtomicU64>, config: SessionConfig) -> Sessions {
+        let now = now.clone();
+        Sessions::new(
+            bus.clone(),
+            config,
+            Arc::new(move || now.load(Ordering::SeqCst)),
+        )
+    }
+
+    fn count(bus: &Bus, ty: &str) -> usize {
+        bus.query(&EventQuery {
+            types: vec![Pattern::parse(ty).unwrap()],
+            after_sequence: Some(0),
+            ..Default::default()
+        })
+        .unwrap()
+        .len()
+    }
+
+    fn pair(sessions: &Sessions, a: &str, b: &str) -> String {
+        sessions
+            .open(
+                SessionKind::Dependency,
+                vec![task(a, "r1", "alice"), task(b, "r2", "bob")],
+                None,
+                None,
+            )
+            .unwrap()
+            .id
+    }
+
+    const T0: u64 = 1_800_000_000_000;
+    const MINUTE: u64 = 60_000;
+
+    #[test]
+    fn the_sweep_escalates_an_old_session_by_the_injected_clock_and_publishes_each_step() {
+        let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+        let now = Arc::new(AtomicU64::new(T0));
+        let sessions = book(&bus, &now, SessionConfig::default());
+        let id = pair(&sessions, "a", "b");
+        now.store(T0 + 29 * MINUTE, Ordering::SeqCst);
+        sessions.sweep();
+        assert_eq!(sessions.get(&id).unwrap().status, SessionStatus::Active);
+        now.store(T0 + 30 * MINUTE, Ordering::SeqCst);
+        sessions.sweep();
+        sessions.sweep();
+        assert_eq!(sessions.get(&id).unwrap().status, SessionStatus::Escalated);
+        assert_eq!(count(&bus, "session.opened"), 1);
+        assert_eq!(count(&bus, "session.escalated"), 1, "escalated once");
+        assert_eq!(count(&bus, "session.closed"), 1);
+    }
+
+    #[test]
+    fn closed_sessions_are_kept_for_a_bounded_count_and_time() {
+        let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+        let now = Arc::new(AtomicU64::new(T0));
+        let config = SessionConfig {
+            keep_closed: 2,
+            ..SessionConfig::default()
+        };
+        let sessions = book(&bus, &now, config);
+        let ids: Vec<String> = (0..3)
+            .map(|i| pair(&sessions, &format!("a{i}"), &format!("b{i}")))
+            .collect();
+        for id in &ids {
+            sessions.escalate(id, "by hand").unwrap();
+        }
+        let open = pair(&sessions, "c", "d");
+        sessions.sweep();
+        assert!(
+            sessions.get(&ids[0]).is_err(),
+            "the oldest closed goes first"
+        );
+        assert!(sessions.get(&ids[1]).is_ok() && sessions.get(&ids[2]).is_ok());
+        // A day later the closed ones go; the open one has been closed for
+        // inactivity meanwhile, and stays until its own day is over.
+        now.store(T0 + 24 * 60 * MINUTE, Ordering::SeqCst);
+        sessions.sweep();
+        assert!(sessions.get(&ids[1]).is_err() && sessions.get(&ids[2]).is_err());
+        assert_eq!(sessions.get(&open).unwrap().status, SessionStatus::Closed);
+        assert_eq!(sessions.list(None).len(), 1);
+    }
+
+    #[test]
+    fn a_cause_delivered_twice_and_a_second_rule_on_the_same_pair_open_one_session() {
+        let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+        let now = Arc::new(AtomicU64::new(T0));
+        let sessions = book(&bus, &now, SessionConfig::default());
+        let cause = bus
+            .publish(NewEvent::new("test", "dependency.detected", json!({})))
+            .unwrap();
+        let tasks = || vec![task("a", "r1", "alice"), task("b", "r2", "bob")];
+        let s = sessions.open(SessionKind::Dependency, tasks(), None, Some(&cause));
+        assert_eq!(s.unwrap().id, format!("s{}", cause.sequence));
+        assert!(
+            sessions
+                .open(SessionKind::Dependency, tasks(), None, Some(&cause))
+                .is_none()
+        );
+        let mut reversed = tasks();
+        reversed.reverse();
+        assert!(
+            sessions
+                .open(SessionKind::Conflict, reversed, None, None)
+                .is_none()
+        );
+        assert_eq!(sessions.list(None).len(), 1);
+    }
+
+    #[test]
+    fn verdicts_count_only_from_plugins_not_from_api_clients() {
+        let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+        let now = Arc::new(AtomicU64::new(T0));
+        let sessions = book(&bus, &now, SessionConfig::default());
+        let id = pair(&sessions, "a", "b");
+        sessions
+            .post(&id, "bob", MessageKind::Proposal, "hmm")
+            .unwrap();
+        let verdict = json!({ "session": id, "message": 1, "verdict": "agreement" });
+        let forged = bus
+            .publish(NewEvent::new("api", "session.judged", verdict.clone()))
+            .unwrap();
+        answer(&sessions, &forged);
+        assert_eq!(sessions.get(&id).unwrap().status, SessionStatus::Active);
+        let judged = bus
+            .publish(NewEvent::new("plugin/judge", "session.judged", verdict))
+            .unwrap();
+        answer(&sessions, &judged);
+        assert_eq!(sessions.get(&id).unwrap().status, SessionStatus::Resolved);
+        assert!(
+            sessions
+                .post(&id, "planner", MessageKind::Proposal, "x")
+                .is_err(),
+            "nobody posts as the planner through the API"
+        );
+    }
+
+    #[test]
+    fn a_restart_rebuilds_the_book_from_the_journal_without_publishing() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Arc::new(AtomicU64::new(T0));
+        let (resolved, active, plan_text) = {
+            let bus = Bus::open(dir.path(), BusConfig::default()).unwrap();
+            let sessions = book(&bus, &now, SessionConfig::default());
+            let resolved = pair(&sessions, "a", "b");
+            let active = pair(&sessions, "c", "d");
+            let plan = bus
+                .publish(NewEvent::new(
+                    "plugin/planner",
+                    "session.plan",
+                    json!({ "session": active, "plan": { "sequence": ["c first"] }, "text": "PLAN" }),
+                ))
+                .unwrap();
+            answer(&sessions, &plan);
+            sessions
+                .post(&resolved, "alice", MessageKind::Proposal, "ok")
+                .unwrap();
+            let judged = bus
+                .publish(NewEvent::new(
+                    "plugin/judge",
+                    "session.judged",
+                    json!({ "session": resolved, "message": 1, "verdict": "agreement" }),
+                ))
+                .unwrap();
+            answer(&sessions, &judged);
+            sessions
+                .post(&active, "bob", MessageKind::Question, "when?")
+                .unwrap();
+            bus.flush().unwrap();
+            (resolved, active, "PLAN")
+        };
+        let bus = Bus::open(dir.path(), BusConfig::default()).unwrap();
+        let before = bus.head();
+        let sessions = book(&bus, &now, SessionConfig::default());
+        restore(&sessions);
+        assert_eq!(bus.head(), before, "a rebuild publishes nothing");
+        let r = sessions.get(&resolved).unwrap();
+        assert_eq!(r.status, SessionStatus::Resolved);
+        assert_eq!(r.agreements, ["alice"]);
+        assert!(r.resolution.is_some() && r.closed_at.is_some());
+        let a = sessions.get(&active).unwrap();
+        assert_eq!(a.status, SessionStatus::Active);
+        assert_eq!(a.messages.len(), 2);
+        assert_eq!(a.messages[0].text, plan_text);
+        assert_eq!(a.plan.as_ref().unwrap()["sequence"][0], "c first");
+        // The rebuilt book goes on: the active session still takes messages.
+        sessions
+            .post(&active, "bob", MessageKind::Agreement, "fine")
+            .unwrap();
+        assert_eq!(
+            sessions.get(&active).unwrap().status,
+            SessionStatus::Resolved
+        );
+    }
 }
