@@ -23,9 +23,10 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::api::{
     ApiClient, ApiError, ClientError, EventsQuery, Operations as _, OutputLineView, OutputQuery,
-    ProcessFilter, StopOptions,
+    ProcessFilter, SessionsQuery, StopOptions,
 };
 use crate::bus::Event;
+use crate::coordination::{SessionStatus, SessionSummary};
 
 use super::super::client::{ConnectArgs, Failure};
 use super::model::{OUTPUT_LINES, Pending, SessionRow, Snapshot, Verb};
@@ -177,12 +178,29 @@ async fn snapshot(client: &ApiClient) -> Result<Snapshot, ApiError> {
     })
 }
 
-/// The sessions panel's hook: open coordination sessions, once the host
-/// can list them. The API has no `GET /v1/sessions` (nor an `Operations`
-/// method) yet, so this is `None` and the panel says the listing is
-/// missing rather than showing "no sessions".
-async fn sessions(_client: &ApiClient) -> Option<Vec<SessionRow>> {
-    None
+/// Open coordination sessions (`GET /v1/sessions?status=active`), or why
+/// they cannot be listed (a host from before sessions answers 404), so the
+/// panel says that instead of "no sessions".
+async fn sessions(client: &ApiClient) -> Result<Vec<SessionRow>, String> {
+    let query = SessionsQuery {
+        status: Some(SessionStatus::Active),
+    };
+    let list = client.sessions(query).await.map_err(|e| e.error)?;
+    Ok(list.into_iter().map(row).collect())
+}
+
+/// A session as the panel lists it.
+fn row(s: SessionSummary) -> SessionRow {
+    // The kinds and statuses are serde's lowercase words.
+    let word = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    SessionRow {
+        id: s.id,
+        kind: word(serde_json::to_value(s.kind).unwrap_or_default()),
+        status: word(serde_json::to_value(s.status).unwrap_or_default()),
+        participants: s.participants,
+        messages: s.messages,
+        last_activity: Some(s.last_activity),
+    }
 }
 
 /// Output lines of `id`: the last ones, or those after `next`.

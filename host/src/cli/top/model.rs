@@ -97,7 +97,7 @@ pub enum Link {
 }
 
 /// One snapshot of the host, taken through the API.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Snapshot {
     /// Every process, sorted by id.
     pub processes: Vec<ProcessStatus>,
@@ -105,8 +105,8 @@ pub struct Snapshot {
     pub plugins: Vec<PluginStatus>,
     /// Every agent.
     pub agents: Vec<AgentStatusView>,
-    /// Open sessions; `None` while the host offers no session listing.
-    pub sessions: Option<Vec<SessionRow>>,
+    /// Open sessions, or why the host did not list them.
+    pub sessions: Result<Vec<SessionRow>, String>,
 }
 
 /// A stop or restart waiting for the person to say yes.
@@ -170,8 +170,8 @@ pub struct Model {
     pub plugins: Vec<PluginStatus>,
     /// Agents.
     pub agents: Vec<AgentStatusView>,
-    /// Sessions; `None` while the host offers no listing.
-    pub sessions: Option<Vec<SessionRow>>,
+    /// Open sessions, or why the host did not list them.
+    pub sessions: Result<Vec<SessionRow>, String>,
     /// The panel keys act on.
     pub focus: Panel,
     /// The lower panel shown when only one fits (the last one focused
@@ -201,7 +201,7 @@ impl Default for Model {
             processes: Vec::new(),
             plugins: Vec::new(),
             agents: Vec::new(),
-            sessions: None,
+            sessions: Ok(Vec::new()),
             focus: Panel::Processes,
             lower: Panel::Plugins,
             selected: [0; 4],
@@ -518,7 +518,7 @@ pub(super) mod tests {
             ],
             plugins: vec![plugin("failure-alert")],
             agents: vec![agent("stall-detector")],
-            sessions: None,
+            sessions: Ok(Vec::new()),
         });
         m
     }
@@ -597,7 +597,9 @@ pub(super) mod tests {
                 process("coder", "ai-coder", ProcessState::Running),
                 process("web", "server", ProcessState::Running),
             ],
-            ..Snapshot::default()
+            plugins: Vec::new(),
+            agents: Vec::new(),
+            sessions: Ok(Vec::new()),
         });
         assert_eq!(m.selected_process().unwrap().process_id, "web");
         assert_eq!(m.output.id, "web");

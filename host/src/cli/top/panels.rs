@@ -148,21 +148,28 @@ pub fn agents(frame: &mut Frame, area: Rect, model: &Model, theme: Theme, title:
     );
 }
 
-/// Open coordination sessions; while the host offers no listing, the
-/// panel says so instead of showing an empty table that would read as
-/// "no sessions".
+/// Open coordination sessions; when the host did not list them (one from
+/// before sessions answers 404), the panel says why instead of showing an
+/// empty table that would read as "no sessions".
 pub fn sessions(frame: &mut Frame, area: Rect, model: &Model, theme: Theme, title: String) {
-    let Some(sessions) = &model.sessions else {
-        let block = theme.block(title, model.focus == Panel::Sessions);
-        let text = "This host lists no coordination sessions (no GET /v1/sessions).";
-        frame.render_widget(
-            Paragraph::new(text)
-                .style(theme.fg(Color::DarkGray))
-                .wrap(Wrap { trim: true })
-                .block(block),
-            area,
-        );
-        return;
+    let sessions = match &model.sessions {
+        Ok(sessions) if sessions.is_empty() => Err("No open coordination sessions.".to_string()),
+        Ok(sessions) => Ok(sessions),
+        Err(e) => Err(format!("Sessions not listed: {}", sanitize(e))),
+    };
+    let sessions = match sessions {
+        Ok(sessions) => sessions,
+        Err(text) => {
+            let block = theme.block(title, model.focus == Panel::Sessions);
+            frame.render_widget(
+                Paragraph::new(text)
+                    .style(theme.fg(Color::DarkGray))
+                    .wrap(Wrap { trim: true })
+                    .block(block),
+                area,
+            );
+            return;
+        }
     };
     let rows = sessions
         .iter()
@@ -235,12 +242,18 @@ mod tests {
     }
 
     #[test]
-    fn sessions_are_listed_when_the_host_offers_them_and_the_gap_is_named_when_not() {
+    fn open_sessions_are_listed_and_a_host_that_cannot_list_them_is_named() {
         let mut m = busy();
         m.focus_on(Panel::Sessions);
         let text = screen(&m, 100, 30);
-        assert!(text.contains("no GET /v1/sessions"), "{text}");
-        m.sessions = Some(vec![SessionRow {
+        assert!(text.contains("No open coordination sessions"), "{text}");
+        m.sessions = Err("no such endpoint".into());
+        let text = screen(&m, 100, 30);
+        assert!(
+            text.contains("Sessions not listed: no such endpoint"),
+            "{text}"
+        );
+        m.sessions = Ok(vec![SessionRow {
             id: "s42".into(),
             kind: "dependency".into(),
             status: "active".into(),

@@ -351,7 +351,7 @@ pub(super) mod tests {
             processes: vec![build, coder, web],
             plugins: vec![plugin("failure-alert"), quarantined],
             agents: vec![agent("stall-detector")],
-            sessions: None,
+            sessions: Ok(Vec::new()),
         });
         m
     }
