@@ -1,11 +1,18 @@
 //! Dependency detection: a host in-process (the [`Runtime`](crate::runtime::Runtime)
 //! `host run` starts, on a file journal) registers 10,000 tasks over 20
-//! repositories, a tenth of them about an API; then four copies of the
-//! shipped api-contract-rule are installed with their shipped manifest
-//! and loaded; then five more API tasks are registered through the
-//! coordinator (what `POST /v1/tasks` calls), each timed from `register`
-//! to its return: candidate selection, one trip per rule, and publishing
-//! every `dependency.detected`.
+//! repositories, a tenth of them about an API and one in a thousand about
+//! GraphQL; then four copies of the shipped api-contract-rule are installed
+//! with their shipped manifest and loaded; then more tasks are registered
+//! through the coordinator (what `POST /v1/tasks` calls), each timed from
+//! `register` to its return: candidate selection, one `check-batch` call
+//! per rule, and one journal commit for the registration and its hits.
+//!
+//! Three cases, in one run:
+//! - dense: a new API task; the keyword index leaves ~1,000 candidates per rule;
+//! - sparse: a new GraphQL task; the index leaves ~10 candidates per rule;
+//! - all-pairs: seed 003's detector, which asks every rule about the new
+//!   task paired with every known task, one `check` call per pair, with no
+//!   index (O(N) a registration, O(N²) over the registry's life).
 
 use std::time::Instant;
 
@@ -24,10 +31,20 @@ pub struct DependencyReport {
     pub tasks: usize,
     /// Dependency-rule plugins loaded.
     pub rules: usize,
-    /// Time to register one more task (detection included), five times, ms.
+    /// Time to register one more API task (detection included; ~1,000
+    /// candidates per rule), five times, ms.
     pub register_ms: Spread,
-    /// Dependencies the last registration found.
+    /// Dependencies the last dense registration found.
     pub found: usize,
+    /// Time to register one more GraphQL task (~10 candidates per rule), ms.
+    pub sparse_ms: Spread,
+    /// Dependencies the last sparse registration found.
+    pub sparse_found: usize,
+    /// Seed-style detection of one new API task: every rule, every known
+    /// task, one `check` call per pair, ms (three samples).
+    pub all_pairs_ms: Spread,
+    /// Dependencies the last all-pairs detection found.
+    pub all_pairs_found: usize,
 }
 
 const NOUNS: [&str; 10] = [
@@ -43,19 +60,38 @@ const NOUNS: [&str; 10] = [
     "email",
 ];
 
-fn task(i: usize, api: bool) -> Task {
+/// What a benchmark task is about.
+#[derive(Clone, Copy, PartialEq)]
+enum Topic {
+    Plain,
+    Api,
+    GraphQl,
+}
+
+fn task(i: usize, topic: Topic) -> Task {
     let noun = NOUNS[i % NOUNS.len()];
     Task {
         id: format!("t{i}"),
         repository: format!("repo{}", i % 20),
-        title: if api {
-            format!("Expose the {noun} REST API endpoint v{i}")
-        } else {
-            format!("Refactor the {noun} module part {i}")
+        title: match topic {
+            Topic::Api => format!("Expose the {noun} REST API endpoint v{i}"),
+            Topic::GraphQl => format!("Serve {noun} over GraphQL v{i}"),
+            Topic::Plain => format!("Refactor the {noun} module part {i}"),
         },
         description: String::new(),
         keywords: Vec::new(),
         agent: None,
+    }
+}
+
+/// The topic of backlog task `i`.
+fn topic_of(i: usize) -> Topic {
+    if i % 1000 == 5 {
+        Topic::GraphQl
+    } else if i % 10 == 0 {
+        Topic::Api
+    } else {
+        Topic::Plain
     }
 }
 
@@ -81,35 +117,62 @@ pub(crate) async fn measure(
         for i in 0..n {
             runtime
                 .coordinator
-                .register(task(i, i % 10 == 0), "bench")
+                .register(task(i, topic_of(i)), "bench")
                 .await?;
         }
         for r in 0..rules {
             fixtures.install_shipped("api-contract-rule", &plugins, &format!("rule{r}"))?;
         }
         runtime.plugins.reconcile().await?;
-        let loaded = runtime.plugins.with_kind(Kind::DependencyRule).len();
+        let rule_refs = runtime.plugins.with_kind(Kind::DependencyRule);
+        let loaded = rule_refs.len();
         anyhow::ensure!(
             loaded == rules,
             "{loaded} of {rules} copies of api-contract-rule loaded: {:?}",
             runtime.plugins.failures()
         );
-        let mut times = Vec::new();
-        let mut found = 0;
-        for k in 0..5 {
-            let t = Instant::now();
-            found = runtime
-                .coordinator
-                .register(task(n + k, true), "bench")
-                .await?
-                .len();
-            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        let mut next = n;
+        let (mut dense, mut found) = (Vec::new(), 0);
+        let (mut sparse, mut sparse_found) = (Vec::new(), 0);
+        for _ in 0..5 {
+            for (topic, times, hits) in [
+                (Topic::Api, &mut dense, &mut found),
+                (Topic::GraphQl, &mut sparse, &mut sparse_found),
+            ] {
+                let t = task(next, topic);
+                next += 1;
+                let start = Instant::now();
+                *hits = runtime.coordinator.register(t, "bench").await?.len();
+                times.push(start.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        // The seed's way: no index, no batch, every known task, every rule.
+        let everyone = runtime.coordinator.tasks();
+        let (mut all_pairs, mut all_pairs_found) = (Vec::new(), 0);
+        for k in 0..3 {
+            let new = task(next + k, Topic::Api);
+            let others: Vec<Task> = everyone
+                .iter()
+                .filter(|t| t.repository != new.repository)
+                .cloned()
+                .collect();
+            let start = Instant::now();
+            let mut hits = 0;
+            for rule in &rule_refs {
+                hits += rule.check_pairs(&new, &others).await?.len();
+            }
+            all_pairs.push(start.elapsed().as_secs_f64() * 1000.0);
+            all_pairs_found = hits;
         }
         Ok(DependencyReport {
             tasks: n,
             rules: loaded,
-            register_ms: Spread::of(times),
+            register_ms: Spread::of(dense),
             found,
+            sparse_ms: Spread::of(sparse),
+            sparse_found,
+            all_pairs_ms: Spread::of(all_pairs),
+            all_pairs_found,
         })
     }
     .await;
@@ -120,7 +183,19 @@ pub(crate) async fn measure(
 /// Prints the section.
 pub(crate) fn print(d: &DependencyReport) {
     println!(
-        "dependency check of 1 new task against {} with {} rules: median {:.2} ms, max {:.2} ms ({} found)",
-        d.tasks, d.rules, d.register_ms.median, d.register_ms.max, d.found
+        "dependency check of 1 new task against {} with {} rules (check-batch, one commit):",
+        d.tasks, d.rules
+    );
+    println!(
+        "  dense (~1,000 candidates per rule): median {:.2} ms, max {:.2} ms ({} found)",
+        d.register_ms.median, d.register_ms.max, d.found
+    );
+    println!(
+        "  sparse (~10 candidates per rule): median {:.3} ms, max {:.3} ms ({} found)",
+        d.sparse_ms.median, d.sparse_ms.max, d.sparse_found
+    );
+    println!(
+        "  seed's all-pairs (every task, one check per pair, no index): median {:.1} ms ({} found)",
+        d.all_pairs_ms.median, d.all_pairs_found
     );
 }

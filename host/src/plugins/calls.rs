@@ -193,6 +193,26 @@ impl PluginRef {
         task: &Task,
         others: &[Task],
     ) -> Result<Vec<Dependency>, PluginError> {
+        self.check(task, others, true).await
+    }
+
+    /// As [`PluginRef::check_many`], but one `check` call per pair even
+    /// for a 0.2 rule: what a 0.1 rule costs, and the seed's detector did
+    /// (`host bench` compares the two).
+    pub async fn check_pairs(
+        &self,
+        task: &Task,
+        others: &[Task],
+    ) -> Result<Vec<Dependency>, PluginError> {
+        self.check(task, others, false).await
+    }
+
+    async fn check(
+        &self,
+        task: &Task,
+        others: &[Task],
+        batch: bool,
+    ) -> Result<Vec<Dependency>, PluginError> {
         let a = task_to_wit(task);
         let bs: Vec<wit::Task> = others.iter().map(task_to_wit).collect();
         let (found, bad) = self
@@ -201,7 +221,7 @@ impl PluginRef {
                 let Some(r) = &x.rule else {
                     return Ok(Err(not_exported("dependency-rule")));
                 };
-                if let Some(answer) = r.call_check_batch(&mut *store, &a, &bs) {
+                if batch && let Some(answer) = r.call_check_batch(&mut *store, &a, &bs) {
                     return Ok(Ok(from_batch(answer?, bs.len())));
                 }
                 let mut found = Vec::new();

@@ -164,6 +164,69 @@ mod tests {
     use crate::bus::{Bus, BusConfig, NewEvent, Pattern};
     use serde_json::json;
 
+    #[test]
+    fn a_history_query_keeps_source_and_time_bounds_and_refuses_a_bad_pattern() {
+        let q = history_query(wit::HistoryQuery {
+            types: vec!["process.>".into()],
+            source: Some("host/supervisor".into()),
+            subject: None,
+            since_ms: Some(1_000),
+            until_ms: Some(u64::MAX),
+            after_sequence: None,
+            limit: 5,
+        })
+        .unwrap();
+        assert_eq!(q.source.as_deref(), Some("host/supervisor"));
+        assert_eq!(q.since.unwrap().timestamp_millis(), 1_000);
+        assert_eq!(
+            q.until,
+            Some(DateTime::<Utc>::MAX_UTC),
+            "out of range is the far future"
+        );
+        assert_eq!(q.limit, Some(5));
+        let bad = wit::HistoryQuery {
+            types: vec![">.a".into()],
+            source: None,
+            subject: None,
+            since_ms: None,
+            until_ms: None,
+            after_sequence: None,
+            limit: 5,
+        };
+        assert!(history_query(bad).is_err());
+    }
+
+    #[test]
+    fn history_by_source_and_stats_reach_the_guest_as_the_bus_counts_them() {
+        let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+        for (source, ty) in [("a", "x.one"), ("b", "x.one"), ("a", "x.two")] {
+            bus.publish(NewEvent::new(source, ty, json!({}))).unwrap();
+        }
+        let q = history_query(wit::HistoryQuery {
+            types: vec![],
+            source: Some("a".into()),
+            subject: None,
+            since_ms: None,
+            until_ms: None,
+            after_sequence: None,
+            limit: 10,
+        })
+        .unwrap();
+        let events = recent_events(q, MAX_BYTES, |q| bus.query(q)).unwrap();
+        let types: Vec<&str> = events.iter().map(|e| e.type_.as_str()).collect();
+        assert_eq!(types, ["x.one", "x.two"]);
+        let b = breakdown_to_wit(bus.stats_by(None, None, Some(MAX_STATS_SCAN)).unwrap());
+        assert_eq!(b.total, 3);
+        assert_eq!(
+            b.by_type,
+            [("x.one".to_string(), 2), ("x.two".to_string(), 1)]
+        );
+        assert_eq!(b.by_source, [("a".to_string(), 2), ("b".to_string(), 1)]);
+        assert_eq!(b.per_minute.iter().map(|(_, n)| n).sum::<u64>(), 3);
+        assert!(b.per_minute.iter().all(|(ms, _)| ms % 60_000 == 0));
+        assert!(b.complete);
+    }
+
     /// A bus holding `n` events of type `t` with `pad` bytes of data each.
     fn bus(n: usize, pad: usize) -> Bus {
         let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
