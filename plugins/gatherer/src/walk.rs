@@ -466,6 +466,40 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    #[test]
+    fn a_folder_of_100k_files_is_listed_over_many_bounded_calls() {
+        let dir = tempfile_dir("100k");
+        for i in 0..100_000 {
+            std::fs::File::create(dir.join(format!("f{i}"))).unwrap();
+        }
+        std::fs::write(dir.join("f99999"), "TODO last\n").unwrap();
+        let budget = Budget {
+            entries: 2_000,
+            ..ALL
+        };
+        let (done, calls, stats) = scan_all(&dir, budget, &limits());
+        assert_eq!(stats.files, 100_000);
+        assert!(calls >= 50, "2,000 entries a call: {calls}");
+        assert_eq!(done.iter().filter(|f| f.total > 0).count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_one_gigabyte_file_of_zeros_is_skipped_as_binary_after_its_first_chunk() {
+        let dir = tempfile_dir("gigabyte");
+        // Sparse: a gigabyte to read, almost nothing on disk.
+        std::fs::File::create(dir.join("zeros"))
+            .unwrap()
+            .set_len(1 << 30)
+            .unwrap();
+        let (done, calls, stats) = scan_all(&dir, ALL, &limits());
+        assert!(done.is_empty());
+        assert_eq!(stats.binary, 1);
+        assert_eq!(stats.bytes, CHUNK as u64, "one chunk read, not a gigabyte");
+        assert_eq!(calls, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn tempfile_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("gatherer-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
