@@ -106,6 +106,7 @@ impl Guest for Pm {
                 progress: p.progress,
                 restarts: p.restarts,
                 exit_code: p.exit_code,
+                reported: p.reported_state.map(state_name),
                 name: p.name,
             })
             .collect();

@@ -37,6 +37,9 @@ pub struct Observed {
     pub restarts: u32,
     /// Exit code of its last run.
     pub exit_code: Option<i32>,
+    /// The state its own system reported through a status mapper, if any
+    /// (an AI coder that says `paused` is waiting on purpose).
+    pub reported: Option<&'static str>,
 }
 
 /// The PM's settings.
@@ -148,6 +151,11 @@ pub fn review(processes: &[Observed], before: &Memory, now_ms: u64, s: &Settings
             continue;
         }
         running += 1;
+        // Silence is expected of a process that says it is paused (waiting
+        // for a person, say): not a stall, and never restarted.
+        if p.reported == Some("paused") {
+            continue;
+        }
         let (why, episode) = if !p.has_pid {
             (Why::NoPid, p.last_sign_of_life_ms.unwrap_or(0))
         } else {
@@ -379,6 +387,7 @@ mod tests {
             progress: None,
             restarts: 0,
             exit_code: None,
+            reported: None,
         }
     }
 
@@ -449,6 +458,18 @@ mod tests {
         let r = review(&[p], &Memory::default(), 400_000, &S);
         assert_eq!(r.stalls[0].why, Why::NoPid);
         assert_eq!(r.stalls[0].why.reason(), "running with no live pid");
+    }
+
+    #[test]
+    fn a_process_that_reports_itself_paused_is_not_a_stall() {
+        let mut p = running("coder", 0);
+        p.reported = Some("paused");
+        let r = review(&[p], &Memory::default(), 4_000_000, &S);
+        assert!(r.stalls.is_empty());
+        assert_eq!(
+            r.activity,
+            "watching 1 running process; 0 stalled; 0 healed in window"
+        );
     }
 
     #[test]
