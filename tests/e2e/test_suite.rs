@@ -1,4 +1,5 @@
-//! Test runs of kind `test_suite` reported with counts and first failures.
+//! Test runs of kind `test_suite` reported with counts and first failures
+//! (and, in the same pattern, a build of kind `build` with its errors).
 //!
 //! A real pytest session, supervised by the real binary with the shipped
 //! test-suite-mapper: the process shows the live counts and progress, and
@@ -164,4 +165,74 @@ fn a_failing_pytest_run_is_reported_with_its_counts_and_first_failures() {
     assert!(ok, "host ps never showed the counts: {shown}");
     assert_eq!(shown["progress"], 1.0);
     assert_eq!(shown["state"], "failed");
+}
+
+/// A broken crate: two type errors rustc reports with their places.
+const BROKEN_MAIN: &str = "fn main() {\n    let x: i32 = \"a\";\n    println!(\"{}\", y);\n}\n";
+
+#[test]
+fn a_failing_cargo_build_is_reported_with_its_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    install_shipped_plugin("build-mapper", &plugins);
+    let project = tmp.path().join("broken");
+    std::fs::create_dir_all(project.join("src")).unwrap();
+    std::fs::write(
+        project.join("Cargo.toml"),
+        "[package]\nname = \"broken\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(project.join("src/main.rs"), BROKEN_MAIN).unwrap();
+    let config = tmp.path().join("host.toml");
+    // Its own target folder, and no colours: as a user's terminal-less build.
+    std::fs::write(
+        &config,
+        format!(
+            "[process.app]\ncommand = \"cargo build --offline\"\ncwd = '{project}'\nkind = \"build\"\n\
+             env = {{ CARGO_TARGET_DIR = '{target}', CARGO_TERM_COLOR = \"never\" }}\n",
+            project = project.display(),
+            target = tmp.path().join("target").display(),
+        ),
+    )
+    .unwrap();
+    let mut host = RunningHost::start(
+        &plugins,
+        &tmp.path().join("state"),
+        &["--config", config.to_str().unwrap(), "--no-build"],
+    );
+    host.api();
+
+    let finished = host.wait_for("build.finished", PATIENCE, |_| true).unwrap();
+    let data = &finished["data"];
+    assert_eq!(finished["subject"], "app");
+    assert_eq!(data["outcome"], "failed", "{data}");
+    assert_eq!(data["error_count"], 2, "{data}");
+    assert_eq!(
+        data["errors"][0],
+        json!({ "file": "src/main.rs", "line": 3, "column": 20,
+                "message": "E0425: cannot find value `y` in this scope" })
+    );
+    assert_eq!(data["errors"][1]["message"], "E0308: mismatched types");
+    assert_eq!(
+        (&data["errors"][1]["line"], &data["errors"][1]["column"]),
+        (&json!(2), &json!(18))
+    );
+
+    let state = host.state_dir.display().to_string();
+    let mut shown = Value::Null;
+    let ok = host_tests::eventually(PATIENCE, || {
+        let out = run_host(
+            ["ps", "--state-dir", state.as_str(), "--json"],
+            Duration::from_secs(120),
+        )
+        .unwrap();
+        let all: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        shown = all
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["process_id"] == "app").cloned())
+            .unwrap_or_default();
+        shown["message"] == "2 errors (src/main.rs:3)"
+    });
+    assert!(ok, "host ps never showed the errors: {shown}");
 }
