@@ -1,1 +1,265 @@
 //! Tests of the shipped dependency rules and the batch check against their compiled components.
+//!
+//! The four rules of seed 003 (api-contract, database-schema,
+//! configuration-dependency, security-compliance) are loaded from
+//! `plugins/` with their shipped manifests. Each must find its seed example
+//! and leave unrelated pairs alone; the one-call `check-batch` (WIT 0.2)
+//! must agree with asking pair by pair, and a 0.1 rule (the kitchen-sink
+//! fixture, built against `wit/v0.1`) must still be asked, pair by pair.
+
+use super::*;
+
+const RULES: [&str; 4] = [
+    "api-contract-rule",
+    "database-schema-rule",
+    "configuration-dependency-rule",
+    "security-compliance-rule",
+];
+
+fn task(id: &str, repository: &str, title: &str) -> Task {
+    Task {
+        id: id.into(),
+        repository: repository.into(),
+        title: title.into(),
+        description: String::new(),
+        keywords: vec![],
+        agent: None,
+    }
+}
+
+/// A harness with every shipped rule loaded under its shipped manifest.
+async fn rules() -> Harness {
+    let h = harness(&[], |_| {}).await;
+    for name in RULES {
+        let folder = h.plugins.join(name);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::copy(shipped_component(name), folder.join("plugin.wasm")).unwrap();
+        let shipped = std::fs::read_to_string(shipped_plugin(name).join("plugin.toml")).unwrap();
+        // The shipped manifest, pointed at the copied component, no build.
+        let manifest: String = shipped
+            .lines()
+            .map(|l| {
+                if l.starts_with("component") {
+                    "component = \"plugin.wasm\"".to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .take_while(|l| l != "[build]")
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(folder.join("plugin.toml"), manifest).unwrap();
+    }
+    h.host.reconcile().await.unwrap();
+    for name in RULES {
+        assert!(
+            h.host.get(name).is_some(),
+            "{name} did not load: {:?}",
+            h.host.failures()
+        );
+    }
+    h
+}
+
+/// Each rule's seed example, and one pair only another rule cares about.
+fn seed_examples() -> Vec<(&'static str, &'static str, Task, Task)> {
+    vec![
+        (
+            "api-contract-rule",
+            "api-contract",
+            task("a1", "backend-api", "Define user authentication API"),
+            task("a2", "frontend-app", "Implement authentication endpoint"),
+        ),
+        (
+            "database-schema-rule",
+            "database-schema",
+            task("d1", "db", "Add user preferences table"),
+            task(
+                "d2",
+                "profile",
+                "Read user preferences in the profile service model",
+            ),
+        ),
+        (
+            "configuration-dependency-rule",
+            "configuration-dependency",
+            task("c1", "web", "Add feature flag for new UI"),
+            task("c2", "backend", "Implement feature flag checks in backend"),
+        ),
+        (
+            "security-compliance-rule",
+            "security-compliance",
+            task("s1", "identity", "Implement JWT token refresh"),
+            task("s2", "gateway", "Update authentication middleware"),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn each_shipped_rule_finds_its_seed_example_with_a_reason_and_a_confidence() {
+    let h = rules().await;
+    for (name, relationship, a, b) in seed_examples() {
+        let rule = h.host.get(name).unwrap();
+        let found = rule.check_many(&b, std::slice::from_ref(&a)).await.unwrap();
+        assert_eq!(found.len(), 1, "{name}: {found:#?}");
+        let d = &found[0];
+        assert_eq!(d.relationship, relationship, "{name}");
+        assert_eq!(
+            (d.task.as_str(), d.depends_on.as_str()),
+            (b.id.as_str(), a.id.as_str())
+        );
+        assert!(!d.reason.is_empty(), "{name} gave no reason");
+        assert!(
+            d.confidence > 0.3 && d.confidence < 1.0,
+            "{name}: {}",
+            d.confidence
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rule_leaves_alone_the_pairs_outside_its_subject() {
+    let h = rules().await;
+    let css = task("x1", "web", "Fix the footer CSS colours");
+    let docs = task("x2", "docs", "Proofread the release notes");
+    for name in RULES {
+        let rule = h.host.get(name).unwrap();
+        let found = rule
+            .check_many(&css, std::slice::from_ref(&docs))
+            .await
+            .unwrap();
+        assert!(found.is_empty(), "{name}: {found:#?}");
+    }
+    // The database rule does not link two database tasks about different things.
+    let rule = h.host.get("database-schema-rule").unwrap();
+    let a = task("y1", "db", "Add invoices table");
+    let b = task("y2", "search", "Migration for the search index");
+    assert!(rule.check_many(&b, &[a]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn one_batch_call_finds_what_asking_pair_by_pair_finds() {
+    let h = rules().await;
+    // Every seed example's tasks, plus noise, as candidates of each new task.
+    let mut candidates: Vec<Task> = seed_examples()
+        .into_iter()
+        .flat_map(|(_, _, a, b)| [a, b])
+        .collect();
+    for i in 0..40 {
+        candidates.push(task(&format!("n{i}"), "noise", &format!("Tidy module {i}")));
+    }
+    let probes = [
+        task(
+            "p1",
+            "mobile",
+            "Consume the user authentication API with a token",
+        ),
+        task(
+            "p2",
+            "ops",
+            "Add feature flag settings table for user preferences",
+        ),
+    ];
+    for name in RULES {
+        let rule = h.host.get(name).unwrap();
+        for probe in &probes {
+            let batch = rule.check_many(probe, &candidates).await.unwrap();
+            let pairs = rule.check_pairs(probe, &candidates).await.unwrap();
+            assert_eq!(batch, pairs, "{name} on {}", probe.id);
+        }
+    }
+    let any = |name: &str| h.host.get(name).unwrap();
+    assert!(
+        !any("security-compliance-rule")
+            .check_many(&probes[0], &candidates)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the probes must find something, or agreement proves nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_rule_built_against_wit_0_1_is_still_asked_pair_by_pair() {
+    let h = harness(&[("sink", fixture("kitchen-sink"))], |_| {}).await;
+    let sink = h.host.get("sink").unwrap();
+    // kitchen-sink says two tasks with the same title depend.
+    let a = task("a", "one", "Same title");
+    let others = [task("b", "two", "Same title"), task("c", "two", "Other")];
+    let found = sink.check_many(&a, &others).await.unwrap();
+    assert_eq!(
+        found
+            .iter()
+            .map(|d| d.depends_on.as_str())
+            .collect::<Vec<_>>(),
+        ["b"]
+    );
+    assert_eq!(found, sink.check_pairs(&a, &others).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_registration_publishes_its_task_and_every_hit_together_in_order() {
+    let h = rules().await;
+    let coordinator =
+        Coordinator::new(h.bus.clone(), h.host.clone(), CoordinationConfig::default());
+    for (_, _, a, _) in seed_examples() {
+        coordinator.register(a, "test").await.unwrap();
+    }
+    let probe = task(
+        "p",
+        "mobile",
+        "Consume the user authentication API with a token",
+    );
+    let found = coordinator.register(probe, "test").await.unwrap();
+    assert!(found.len() >= 2, "{found:#?}");
+    let registered = h
+        .wait_event("task.registered", |e| e.subject.as_deref() == Some("p"))
+        .await;
+    let hits: Vec<_> = h
+        .events("dependency.detected")
+        .into_iter()
+        .filter(|e| e.subject.as_deref() == Some("p"))
+        .collect();
+    assert_eq!(hits.len(), found.len());
+    // One batch: the hits follow the registration with nothing in between.
+    let seqs: Vec<u64> = hits.iter().map(|e| e.sequence).collect();
+    let expected: Vec<u64> = (1..=found.len() as u64)
+        .map(|k| registered.sequence + k)
+        .collect();
+    assert_eq!(seqs, expected);
+}
+
+/// The example rule of `examples/rust/graphql-rule`, built when missing.
+fn graphql_example() -> PathBuf {
+    let dir = host_tests::workspace_root().join("examples/rust/graphql-rule");
+    let wasm = dir.join("target/wasm32-wasip2/release/graphql_rule.wasm");
+    if !wasm.is_file() {
+        let status = std::process::Command::new("cargo")
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .current_dir(&dir)
+            .status()
+            .expect("run cargo for the graphql example");
+        assert!(status.success(), "building {} failed", dir.display());
+    }
+    wasm
+}
+
+#[tokio::test]
+async fn the_graphql_example_links_a_schema_change_to_its_resolvers_only() {
+    let h = harness(&[("graphql", graphql_example())], |_| {}).await;
+    let rule = h.host.get("graphql").unwrap();
+    let rule_info = rule.description().unwrap().rule.unwrap();
+    assert!(rule_info.keywords.contains(&"resolver".to_string()));
+    let schema = task("g1", "api", "Add Order type to the GraphQL schema");
+    let candidates = [
+        task("g2", "server", "Implement order resolvers"),
+        task("g3", "server", "Add Invoice type to the GraphQL schema"),
+        task("g4", "web", "Cache GraphQL query results"),
+    ];
+    let found = rule.check_many(&schema, &candidates).await.unwrap();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].depends_on, "g2");
+    assert_eq!(found[0].relationship, "graphql-schema");
+    assert!(found[0].reason.contains("order"), "{}", found[0].reason);
+    assert_eq!(found, rule.check_pairs(&schema, &candidates).await.unwrap());
+}
