@@ -48,6 +48,18 @@ pub enum SessionStatus {
     Closed,
 }
 
+impl SessionStatus {
+    /// The word used in JSON and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Active => "active",
+            SessionStatus::Resolved => "resolved",
+            SessionStatus::Escalated => "escalated",
+            SessionStatus::Closed => "closed",
+        }
+    }
+}
+
 /// What a message is (seed 003's message types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -207,7 +219,7 @@ pub enum SessionError {
         id: String,
     },
     /// The session takes no more messages.
-    #[error("session `{id}` is closed ({status:?}); it takes no more messages")]
+    #[error("session `{id}` is {} and closed; it takes no more messages", status.as_str())]
     Closed {
         /// The session.
         id: String,
