@@ -12,22 +12,27 @@ use std::time::{Duration, Instant};
 
 use host_tests::{RunningHost, host_bin, install_shipped_plugin};
 
-/// A tmux server of our own (its own socket, no user config), killed on
-/// drop, with one session running a plain shell.
+/// A tmux server of our own (its own socket in the test's folder, no user
+/// config), killed on drop, with one session running a plain shell.
 struct Tmux {
-    socket: String,
+    socket: std::path::PathBuf,
 }
 
 impl Tmux {
-    fn start(width: u16, height: u16) -> Tmux {
+    /// Fails the test, saying why, when tmux is not installed.
+    fn require() {
         let present = Command::new("tmux").arg("-V").output();
         assert!(
             present.is_ok_and(|o| o.status.success()),
             "tmux is not installed, and this test drives `host top` in a real terminal through it: \
              install it (`apt-get install -y tmux`; .ci/run does)"
         );
+    }
+
+    fn start(dir: &Path, width: u16, height: u16) -> Tmux {
+        Tmux::require();
         let tmux = Tmux {
-            socket: format!("host-top-e2e-{}", std::process::id()),
+            socket: dir.join("tmux.sock"),
         };
         let (w, h) = (width.to_string(), height.to_string());
         let out = tmux.run(&[
@@ -49,7 +54,9 @@ impl Tmux {
 
     fn run(&self, args: &[&str]) -> Output {
         Command::new("tmux")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["-f", "/dev/null"])
             .args(args)
             .output()
             .expect("run tmux")
@@ -134,6 +141,7 @@ fn config(dir: &Path) -> std::path::PathBuf {
 
 #[test]
 fn top_shows_the_host_live_stops_the_selected_process_and_gives_the_shell_back() {
+    Tmux::require();
     let tmp = tempfile::tempdir().unwrap();
     let plugins = tmp.path().join("plugins");
     std::fs::create_dir(&plugins).unwrap();
@@ -146,7 +154,7 @@ fn top_shows_the_host_live_stops_the_selected_process_and_gives_the_shell_back()
     api.wait_process("coder", |p| p["progress"] == 0.4 && p["state"] == "running");
     api.wait_process("web", |p| p["state"] == "running");
 
-    let tmux = Tmux::start(120, 40);
+    let tmux = Tmux::start(tmp.path(), 120, 40);
     tmux.type_line(&format!(
         "{} top --state-dir {}",
         host_bin().display(),
