@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 type Client = RunningService<RoleClient, ClientConfig>;
 
 /// Every tool the host must offer.
-const TOOLS: [&str; 18] = [
+const TOOLS: [&str; 22] = [
     "start_background_process",
     "get_process_status",
     "stop_background_process",
@@ -34,6 +34,10 @@ const TOOLS: [&str; 18] = [
     "register_task",
     "list_tasks",
     "list_dependencies",
+    "list_sessions",
+    "get_session",
+    "post_session_message",
+    "escalate_session",
     "list_plugins",
     "reload_plugin",
     "list_agents",
