@@ -342,6 +342,8 @@ fn plugins_cannot_forge_host_or_lifecycle_events_but_may_report_statuses() {
         "process.output",
         "process.created",
         "task.registered",
+        "session.opened",
+        "session.resolved",
     ] {
         assert!(reserved(ty).is_some(), "{ty}");
     }
@@ -350,6 +352,8 @@ fn plugins_cannot_forge_host_or_lifecycle_events_but_may_report_statuses() {
         "process.stalled",
         "alert.process_failures",
         "heal.restarted",
+        "session.judged",
+        "session.plan",
     ] {
         assert!(reserved(ty).is_none(), "{ty}");
     }
