@@ -98,7 +98,7 @@ async fn app(args: TopArgs, theme: Theme) -> anyhow::Result<ExitCode> {
     let (tx, mut rx) = mpsc::channel::<Msg>(1024);
     let refresh = Arc::new(Notify::new());
     let slot = Slot::default();
-    let feed = tokio::spawn(feed::run(
+    let mut feed = tokio::spawn(feed::run(
         args.connect.clone(),
         tx.clone(),
         refresh.clone(),
@@ -157,6 +157,10 @@ async fn app(args: TopArgs, theme: Theme) -> anyhow::Result<ExitCode> {
             _ = tick.tick() => {}
             _ = term.recv() => break Ok(()),
             _ = hup.recv() => break Ok(()),
+            // The feed only ends by panicking (it retries a lost host
+            // forever); the panic hook has restored the terminal, so stop
+            // drawing on it.
+            ended = &mut feed => break Err(anyhow::anyhow!("the connection task ended: {ended:?}")),
         }
         if model.wants_snapshot {
             model.wants_snapshot = false;
