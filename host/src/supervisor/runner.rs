@@ -266,6 +266,12 @@ impl Runner {
                     source,
                 }
             })?;
+        // Watched before the child runs, so its first write is seen; a
+        // failed spawn drops the watch, which then ends by itself.
+        let workspace = match spec.watch_workspace {
+            true => Some(self.watch_workspace(spec).await),
+            false => None,
+        };
         let mut child = spawner
             .spawn(build_command(spec))
             .await
@@ -301,7 +307,6 @@ impl Runner {
             log,
             self.inner.output_dropped.clone(),
         );
-        let workspace = spec.watch_workspace.then(|| self.watch_workspace(spec));
         Ok(Spawned {
             child,
             pid,
@@ -311,8 +316,9 @@ impl Runner {
         })
     }
 
-    /// Starts watching the run's cwd (the host's own when the spec has none).
-    fn watch_workspace(&self, spec: &ProcessSpec) -> Watch {
+    /// Starts watching the run's cwd (the host's own when the spec has
+    /// none), on the blocking pool: the first walk reads the whole tree.
+    async fn watch_workspace(&self, spec: &ProcessSpec) -> Watch {
         let root = spec
             .cwd
             .clone()
@@ -324,7 +330,8 @@ impl Runner {
             ignore: spec.workspace_ignore.clone(),
             exclude: vec![self.inner.config.log_dir.clone()],
         };
-        Watch::start(self.inner.bus.clone(), target, workspace::Limits::default())
+        let bus = self.inner.bus.clone();
+        offload(move || Watch::start(bus, target, workspace::Limits::default())).await
     }
 
     /// Waits for the run to end, stops the tree if asked or timed out, and

@@ -103,15 +103,21 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
-    /// Starts watching `target.root` on a thread of its own. A root that
+    /// Starts watching `target.root` on a thread of its own, and returns
+    /// once every folder is watched (blocking: a walk of the workspace), so
+    /// a process spawned next cannot change a file unseen. A root that
     /// cannot be watched is reported as `workspace.watch_failed` and gives
     /// a watch that does nothing.
     pub(crate) fn start(bus: Bus, target: Target, limits: Limits) -> Watch {
         let (stop, stopped) = mpsc::channel();
+        let (ready, watching) = mpsc::channel();
         let name = format!("workspace-{}", target.process);
         let thread = std::thread::Builder::new()
             .name(name)
-            .spawn(move || run(bus, target, limits, stopped));
+            .spawn(move || run(bus, target, limits, stopped, ready));
+        // Ends with a message once the walk is done, or with the sender
+        // dropped when the watch could not start.
+        let _ = watching.recv();
         match thread {
             Ok(thread) => Watch {
                 stop: Some(stop),
@@ -230,7 +236,13 @@ struct Session {
 }
 
 /// The thread: set up, then flush every window until told to stop.
-fn run(bus: Bus, mut target: Target, limits: Limits, stopped: mpsc::Receiver<()>) {
+fn run(
+    bus: Bus,
+    mut target: Target,
+    limits: Limits,
+    stopped: mpsc::Receiver<()>,
+    ready: mpsc::Sender<()>,
+) {
     let root = match std::fs::canonicalize(&target.root) {
         Ok(root) => root,
         Err(e) => return failed(&bus, &target.process, &target.root, &e.to_string()),
@@ -278,6 +290,7 @@ fn run(bus: Bus, mut target: Target, limits: Limits, stopped: mpsc::Receiver<()>
         unwatched: 0,
     };
     session.watch_tree(PathBuf::new(), None);
+    let _ = ready.send(());
     loop {
         match stopped.recv_timeout(session.limits.window) {
             Err(RecvTimeoutError::Timeout) => session.flush(),
@@ -501,9 +514,7 @@ mod tests {
             },
             limits,
         );
-        // The folders are watched once the thread has walked them; a
-        // window is ample for a test folder.
-        std::thread::sleep(limits.window * 2);
+        // `start` returns once every folder is watched.
         watch
     }
 
@@ -589,13 +600,19 @@ mod tests {
         let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
         std::fs::write(dir.path().join("old.txt"), "x").unwrap();
         std::fs::create_dir(dir.path().join(".git")).unwrap();
-        let watch = start(&bus, dir.path(), limits());
+        // Windows long enough that twenty quick writes fall into one, or
+        // straddle at most one boundary.
+        let limits = Limits {
+            window: Duration::from_millis(500),
+            ..Limits::default()
+        };
+        let watch = start(&bus, dir.path(), limits);
         std::fs::write(dir.path().join("new.txt"), "a").unwrap();
         std::fs::write(dir.path().join(".git/index"), "a").unwrap();
         assert!(wait_until(
             || changes(&bus).contains(&pair("created", "new.txt"))
         ));
-        // Many writes inside one window: one event.
+        // Many writes inside one window: one event per window.
         for n in 0..20 {
             std::fs::write(dir.path().join("old.txt"), n.to_string()).unwrap();
         }
@@ -608,11 +625,8 @@ mod tests {
         ));
         watch.stop();
         let seen = changes(&bus);
-        assert_eq!(
-            seen.iter().filter(|c| c.1 == "old.txt").count(),
-            1,
-            "{seen:?}"
-        );
+        let old = seen.iter().filter(|c| c.1 == "old.txt").count();
+        assert!(old <= 2, "20 writes, one event per window: {seen:?}");
         assert!(
             seen.iter().all(|(_, path)| !path.starts_with(".git")),
             "{seen:?}"
