@@ -83,5 +83,5 @@ pub use spec::{
 };
 pub use state::{Origin, OutputLine, ProcessInfo, ProcessState, StatusUpdate, Stream};
 pub use store::OutputPage;
-pub use workspace::WORKSPACE_EVENT_TYPES;
 pub use supervisor::{Supervisor, SupervisorConfig};
+pub use workspace::WORKSPACE_EVENT_TYPES;
