@@ -137,7 +137,9 @@ impl Coordinator {
         let registered =
             NewEvent::new(SOURCE, "task.registered", json!({ "task": task, "by": by }))
                 .with_subject(&task.id);
-        let mut found = Vec::new();
+        // Each rule runs on its own worker, so the rules are asked at once;
+        // results are kept in rule order.
+        let mut asks = Vec::new();
         for rule in self.plugins.with_kind(Kind::DependencyRule) {
             let keywords = rule
                 .description()
@@ -148,7 +150,12 @@ impl Coordinator {
             if candidates.is_empty() {
                 continue;
             }
-            match rule.check_many(&task, &candidates).await {
+            let task = &task;
+            asks.push(async move { rule.check_many(task, &candidates).await });
+        }
+        let mut found = Vec::new();
+        for answer in futures::future::join_all(asks).await {
+            match answer {
                 Ok(deps) => found.extend(deps),
                 // Already published as plugin.failed / plugin.error.
                 Err(e) => tracing::warn!("dependency rule: {e}"),
@@ -193,6 +200,11 @@ impl Coordinator {
             })
             .cloned()
             .collect()
+    }
+
+    /// One registered task, by id.
+    pub fn task(&self, id: &str) -> Option<Task> {
+        self.registry.lock().tasks.get(id).cloned()
     }
 
     /// Every registered task.

@@ -84,6 +84,11 @@ struct Book {
     closed: VecDeque<String>,
     /// Numbers the ids of sessions opened without a causing event.
     local: u64,
+    /// Dependencies that opened no session because `max_open` were open.
+    skipped: u64,
+    /// Whether the crossing into the limit was announced; cleared once
+    /// there is room again.
+    limit_announced: bool,
 }
 
 impl Book {
@@ -162,6 +167,33 @@ impl Sessions {
             .get(id)
             .cloned()
             .ok_or_else(|| SessionError::Unknown { id: id.to_string() })
+    }
+
+    /// Whether another session may open now. When not, the skip is
+    /// counted, and the first skip since there was room is announced as
+    /// `session.limit_reached` {max_open, skipped} (caused by `cause`).
+    pub fn room_for_one(&self, cause: &Event) -> bool {
+        let max_open = self.inner.config.max_open;
+        let skipped = {
+            let mut book = self.inner.book.lock();
+            let open = book.sessions.values().filter(|s| s.is_open()).count();
+            if open < max_open {
+                book.limit_announced = false;
+                return true;
+            }
+            book.skipped += 1;
+            if std::mem::replace(&mut book.limit_announced, true) {
+                return false;
+            }
+            book.skipped
+        };
+        let event = NewEvent::new(
+            SOURCE,
+            "session.limit_reached",
+            json!({ "max_open": max_open, "skipped": skipped }),
+        );
+        self.publish(vec![event.caused_by(cause)]);
+        false
     }
 
     /// Opens a session over `tasks` and publishes `session.opened` (with the

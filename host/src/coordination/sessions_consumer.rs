@@ -86,11 +86,13 @@ pub fn handle(sessions: &Sessions, coordinator: &Coordinator, event: &Event) {
                 tracing::warn!("dependency.detected #{} is malformed", event.sequence);
                 return;
             };
-            let all = coordinator.tasks();
+            if !sessions.room_for_one(event) {
+                return;
+            }
             // The earlier task first: it is the one the other depends on.
             let tasks: Vec<_> = [&dep.depends_on, &dep.task]
                 .into_iter()
-                .filter_map(|id| all.iter().find(|t| &t.id == id).cloned())
+                .filter_map(|id| coordinator.task(id))
                 .collect();
             if tasks.len() == 2 {
                 sessions.open(SessionKind::Dependency, tasks, Some(dep), Some(event));
@@ -338,6 +340,48 @@ mod tests {
                 .is_none()
         );
         assert_eq!(sessions.list(None).len(), 1);
+    }
+
+    #[test]
+    fn a_storm_of_dependencies_opens_at_most_max_open_sessions_and_says_so_once_per_crossing() {
+        let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+        let now = Arc::new(AtomicU64::new(T0));
+        let config = SessionConfig {
+            max_open: 2,
+            ..SessionConfig::default()
+        };
+        let sessions = book(&bus, &now, config);
+        let mut opened = Vec::new();
+        for i in 0..1000 {
+            let cause = bus
+                .publish(NewEvent::new("test", "dependency.detected", json!({})))
+                .unwrap();
+            if sessions.room_for_one(&cause) {
+                opened.push(pair(&sessions, &format!("a{i}"), &format!("b{i}")));
+            }
+        }
+        assert_eq!(opened.len(), 2);
+        assert_eq!(count(&bus, "session.limit_reached"), 1, "once per crossing");
+        sessions.escalate(&opened[0], "by hand").unwrap();
+        let cause = bus
+            .publish(NewEvent::new("test", "dependency.detected", json!({})))
+            .unwrap();
+        assert!(sessions.room_for_one(&cause), "room again once one closed");
+        pair(&sessions, "c", "d");
+        assert!(!sessions.room_for_one(&cause));
+        let limits = bus
+            .query(&EventQuery {
+                types: vec![Pattern::parse("session.limit_reached").unwrap()],
+                after_sequence: Some(0),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(limits.len(), 2);
+        assert_eq!(limits[0].data["skipped"], 1);
+        assert_eq!(
+            limits[1].data["skipped"], 999,
+            "the count covers the whole storm"
+        );
     }
 
     #[test]

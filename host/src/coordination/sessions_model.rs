@@ -157,6 +157,11 @@ pub struct SessionConfig {
     /// Participant messages a session may take; the one past it escalates.
     /// Example: `max_messages = 10`
     pub max_messages: u32,
+    /// At most this many sessions are open at once; a dependency found
+    /// while that many are open opens none (`session.limit_reached` says
+    /// so, once per crossing, with the count skipped).
+    /// Example: `max_open = 1000`
+    pub max_open: usize,
     /// An active session older than this escalates.
     /// Example: `max_age = "30m"`
     #[serde(with = "crate::supervisor::duration::required")]
@@ -179,6 +184,7 @@ impl Default for SessionConfig {
         Self {
             open_on_dependency: true,
             max_messages: 10,
+            max_open: 1000,
             max_age: Duration::from_secs(30 * 60),
             idle_timeout: Duration::from_secs(2 * 3600),
             closed_retention: Duration::from_secs(24 * 3600),
@@ -201,6 +207,9 @@ impl SessionConfig {
             if d < second {
                 return Some((key, "must be at least 1s".into()));
             }
+        }
+        if !(1..=100_000).contains(&self.max_open) {
+            return Some(("max_open", "must be between 1 and 100000".into()));
         }
         if self.keep_closed > 1_000_000 {
             return Some(("keep_closed", "must be at most 1000000".into()));

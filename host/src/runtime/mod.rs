@@ -89,8 +89,9 @@ const RESERVED_PREFIXES: [&str; 7] = [
 /// The session steps only the host publishes. The rest of `session.*` stays
 /// open: judges answer with `session.judged` and planners with
 /// `session.plan`.
-const HOST_SESSION_TYPES: [&str; 5] = [
+const HOST_SESSION_TYPES: [&str; 6] = [
     "session.opened",
+    "session.limit_reached",
     "session.message",
     "session.resolved",
     "session.escalated",
