@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 type Client = RunningService<RoleClient, ClientConfig>;
 
 /// Every tool the host must offer.
-const TOOLS: [&str; 22] = [
+const TOOLS: [&str; 23] = [
     "start_background_process",
     "get_process_status",
     "stop_background_process",
@@ -30,6 +30,7 @@ const TOOLS: [&str; 22] = [
     "pause_process",
     "resume_process",
     "query_events",
+    "event_stats",
     "wait_for",
     "register_task",
     "list_tasks",
