@@ -344,3 +344,30 @@ async fn a_run_longer_than_the_read_budget_is_reported_as_incomplete() {
     assert_eq!(data["complete"], false, "{data}");
     assert_eq!(data["lines"], 75);
 }
+
+#[tokio::test]
+async fn a_removed_process_leaves_no_live_counts_behind_for_its_name() {
+    let mut h = shipped(
+        &["test-suite-mapper"],
+        &[("unit", "test_suite"), ("other", "test_suite")],
+    )
+    .await;
+    output(&h, "unit", &["running 2 tests", "test a ... ok"]);
+    let (_, _, _, message) = next_status(&mut h, "test-suite-mapper").await;
+    assert_eq!(message.as_deref(), Some("1 passed, 0 failed, 0 skipped"));
+    about(
+        &h,
+        "unit",
+        "process.removed",
+        json!({ "reason": "requested" }),
+    );
+    // The handler takes events in order: once `other`'s end is reported,
+    // the removal before it has been handled.
+    let end = about(&h, "other", "process.completed", json!({ "exit_code": 0 }));
+    let (seq, _) = next_emit(&mut h, "test_suite.finished").await;
+    assert_eq!(seq, end);
+    // A new process of the same name (same run key in this table).
+    output(&h, "unit", &["running 1 test", "test b ... ok"]);
+    let (_, _, _, message) = next_status(&mut h, "test-suite-mapper").await;
+    assert_eq!(message.as_deref(), Some("1 passed, 0 failed, 0 skipped"));
+}

@@ -77,6 +77,9 @@ fn run_of(p: &ProcessInfo) -> String {
     format!("{}/{}", p.started_at_ms.unwrap_or(0), p.restarts)
 }
 
+/// The event after which a process's live view is dropped.
+const REMOVED: &str = "process.removed";
+
 fn state_key(process: &str) -> String {
     format!("live/{process}")
 }
@@ -141,13 +144,23 @@ impl Mapper for TestSuiteMapper {
 
 impl Handler for TestSuiteMapper {
     fn subscriptions() -> Vec<String> {
-        runlog::END_EVENTS.iter().map(|t| t.to_string()).collect()
+        let mut types: Vec<String> = runlog::END_EVENTS.iter().map(|t| t.to_string()).collect();
+        types.push(REMOVED.to_string());
+        types
     }
 
     fn handle(e: Event) -> Result<Vec<Action>, String> {
         let Some(name) = e.subject.clone() else {
             return Ok(Vec::new());
         };
+        if e.type_ == REMOVED {
+            // A removed process writes no more lines: forget its live view
+            // (not at the end of a run, whose last lines the mapper may
+            // still be given after this handler has run).
+            LIVE.with_borrow_mut(|live| live.remove(&name));
+            state_set(&state_key(&name), &[]);
+            return Ok(Vec::new());
+        }
         let Some(process) = processes().into_iter().find(|p| p.name == name) else {
             return Ok(Vec::new());
         };
