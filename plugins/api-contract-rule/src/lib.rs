@@ -12,7 +12,7 @@ mod terms;
 use exports::host::plugin::dependency_rule::Guest;
 use host::plugin::host::config;
 use host::plugin::types::{Dependency, RuleInfo, Task};
-use terms::{Prepared, TaskText, check, check_prepared, parse_keywords};
+use terms::{Prepared, TaskText, check, check_candidate, parse_keywords};
 
 wit_bindgen::generate!({ world: "dependency-rule-plugin", path: "../../wit" });
 
@@ -44,7 +44,7 @@ impl Guest for ApiContractRule {
             .iter()
             .enumerate()
             .filter_map(|(i, b)| {
-                let finding = check_prepared(&a, &Prepared::new(&text(b)), &keywords)?;
+                let finding = check_candidate(&a, &text(b), &keywords)?;
                 Some((
                     i as u32,
                     Dependency {

@@ -157,23 +157,56 @@ pub fn check_prepared(a: &Prepared, b: &Prepared, api_keywords: &[String]) -> Op
     if a.repository == b.repository {
         return None;
     }
-    let (terms_a, terms_b) = (&a.terms, &b.terms);
-    let is_api = |t: &String| api_keywords.contains(t);
-    if !terms_a.iter().any(is_api) || !terms_b.iter().any(is_api) {
+    decide(a, b.terms.iter().map(String::as_str), api_keywords)
+}
+
+/// [`check`] of a prepared task against a candidate read in one pass, with
+/// no set of the candidate's terms built: what `check-batch` runs for each
+/// of up to thousands of candidates. Answers exactly as [`check_prepared`].
+pub fn check_candidate(a: &Prepared, b: &TaskText, api_keywords: &[String]) -> Option<Finding> {
+    if a.repository == b.repository {
         return None;
     }
-    let shared: Vec<&String> = terms_a
-        .intersection(terms_b)
-        .filter(|t| !STOPWORDS.contains(&t.as_str()))
-        .collect();
-    if shared.is_empty() {
+    let keywords = b.keywords.join(" ");
+    let words = [b.title, b.description, keywords.as_str()]
+        .into_iter()
+        .flat_map(|text| text.split(|c: char| !c.is_alphanumeric()))
+        .filter(|w| w.chars().count() >= 3)
+        .map(|w| singular(&w.to_lowercase()));
+    // `decide` takes borrowed terms; a candidate's are made on the fly.
+    let owned: Vec<String> = words.collect();
+    decide(a, owned.iter().map(String::as_str), api_keywords)
+}
+
+/// The decision over `a` and the terms of `b` (in any order, repeats allowed).
+fn decide<'b>(
+    a: &Prepared,
+    terms_b: impl Iterator<Item = &'b str>,
+    api_keywords: &[String],
+) -> Option<Finding> {
+    let is_api = |t: &str| api_keywords.iter().any(|k| k == t);
+    if !a.terms.iter().any(|t| is_api(t)) {
+        return None;
+    }
+    let (mut b_api, mut b_defines, mut b_implements) = (false, false, false);
+    let mut shared: BTreeSet<&str> = BTreeSet::new();
+    for t in terms_b {
+        b_api |= is_api(t);
+        b_defines |= DEFINES.contains(&t);
+        b_implements |= IMPLEMENTS.contains(&t);
+        if let Some(common) = a.terms.get(t)
+            && !STOPWORDS.contains(&t)
+        {
+            shared.insert(common.as_str());
+        }
+    }
+    if !b_api || shared.is_empty() {
         return None;
     }
     let shared_api = shared.iter().filter(|t| is_api(t)).count();
     let shared_subject = shared.len() - shared_api;
-    let has = |set: &BTreeSet<String>, verbs: &[&str]| verbs.iter().any(|v| set.contains(*v));
-    let defines_and_implements = (has(terms_a, DEFINES) && has(terms_b, IMPLEMENTS))
-        || (has(terms_b, DEFINES) && has(terms_a, IMPLEMENTS));
+    let has = |verbs: &[&str]| verbs.iter().any(|v| a.terms.contains(*v));
+    let defines_and_implements = (has(DEFINES) && b_implements) || (b_defines && has(IMPLEMENTS));
 
     // A shared subject says more than a shared API word (two tasks can both
     // say "api" about unrelated APIs), and a define/implement pair is the
@@ -182,7 +215,7 @@ pub fn check_prepared(a: &Prepared, b: &Prepared, api_keywords: &[String]) -> Op
         + 0.2 * shared_subject as f32
         + 0.1 * shared_api as f32
         + if defines_and_implements { 0.2 } else { 0.0 };
-    let names: Vec<&str> = shared.iter().map(|t| t.as_str()).collect();
+    let names: Vec<&str> = shared.into_iter().collect();
     let mut reason = format!("both tasks touch an API and share: {}", names.join(", "));
     if defines_and_implements {
         reason.push_str("; one defines the contract, the other implements it");
@@ -260,6 +293,34 @@ mod tests {
         assert!(found.reason.contains("endpoint"), "{}", found.reason);
         assert!(found.reason.contains("implements"), "{}", found.reason);
         assert!(found.confidence > 0.7, "{}", found.confidence);
+    }
+
+    #[test]
+    fn a_candidate_read_in_one_pass_gets_the_answer_of_two_prepared_tasks() {
+        let tasks = [
+            task(
+                "backend-api",
+                "Define user authentication API",
+                "OpenAPI spec for auth endpoints",
+            ),
+            task("frontend-app", "Implement authentication endpoint", ""),
+            task("two", "Invoice export API client", ""),
+            task("one", "Invoice API", ""),
+            task("three", "Billing report layout", ""),
+            task("backend-api", "Implement the auth endpoints", ""),
+        ];
+        for a in &tasks {
+            let prepared = Prepared::new(a);
+            for b in &tasks {
+                assert_eq!(
+                    check_candidate(&prepared, b, &defaults()),
+                    check(a, b, &defaults()),
+                    "{} / {}",
+                    a.title,
+                    b.title
+                );
+            }
+        }
     }
 
     #[test]
