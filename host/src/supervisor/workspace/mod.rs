@@ -28,25 +28,33 @@
 //!   out of one window can still show up in a later one (as modified, if it
 //!   was created while the window was full).
 //!
+//! Layout: this file has the [`Watch`] and its thread; `window` the
+//! bookkeeping the `notify` callback fills and the pure rules; `session`
+//! the folders watched and the end of each window.
+//!
 //! Events: source `host/workspace`, subject = the process;
 //! `workspace.file_created` / `workspace.file_modified` /
 //! `workspace.file_deleted` {process, path (relative to the cwd, `/`
 //! separated), kind (`file`, `dir`, `symlink`)}, `workspace.overflow`
 //! {process, dropped}, `workspace.watch_failed` {process, path, error}.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use notify::event::{EventKind, ModifyKind, RemoveKind, RenameMode};
-use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 use parking_lot::Mutex;
 use serde_json::json;
 
 use crate::bus::{Bus, NewEvent};
+
+mod session;
+mod window;
+
+use session::Session;
+use window::{Pending, classify, ignored};
 
 /// The `source` of every workspace event.
 pub(crate) const SOURCE: &str = "host/workspace";
@@ -152,89 +160,6 @@ impl Drop for Watch {
     }
 }
 
-/// What a path's first change in a window says about its past.
-#[derive(Clone, Copy, Debug)]
-struct Noted {
-    /// Whether the path existed before this window's first change.
-    existed: bool,
-    /// The backend said it is (or was) a folder.
-    dir: bool,
-}
-
-/// Paths changed in the current window, shared with the `notify` callback.
-#[derive(Default)]
-struct Pending {
-    noted: HashMap<PathBuf, Noted>,
-    /// First-seen order, so events come in the order things happened.
-    order: Vec<PathBuf>,
-    /// Changes not noted because the window was full (one per notification,
-    /// so a path can count more than once), plus one per overflow of the
-    /// kernel's queue (whose losses are not known).
-    dropped: u64,
-}
-
-impl Pending {
-    /// Notes one change of `rel`; `existed` is what this change says about before.
-    fn note(&mut self, rel: PathBuf, existed: bool, dir: bool, cap: usize) {
-        if let Some(noted) = self.noted.get_mut(&rel) {
-            noted.dir |= dir;
-            return;
-        }
-        if self.noted.len() >= cap {
-            self.dropped += 1;
-            return;
-        }
-        self.order.push(rel.clone());
-        self.noted.insert(rel, Noted { existed, dir });
-    }
-}
-
-/// The change a path went through in one window, judged by whether it
-/// existed before and exists now; `None` when nothing is left to tell.
-fn change(existed: bool, exists: bool) -> Option<&'static str> {
-    match (existed, exists) {
-        (false, true) => Some("workspace.file_created"),
-        (true, true) => Some("workspace.file_modified"),
-        (true, false) => Some("workspace.file_deleted"),
-        (false, false) => None,
-    }
-}
-
-/// Whether any component of `rel` is an ignored name.
-fn ignored(rel: &Path, ignore: &[String]) -> bool {
-    rel.components()
-        .any(|c| ignore.iter().any(|name| c.as_os_str() == name.as_str()))
-}
-
-/// What one `notify` event says about the paths it names:
-/// `Some((existed before, is a folder))` per path, or nothing to note.
-fn classify(kind: &EventKind) -> Option<(bool, bool)> {
-    match kind {
-        EventKind::Create(create) => Some((false, *create == notify::event::CreateKind::Folder)),
-        EventKind::Remove(remove) => Some((true, *remove == RemoveKind::Folder)),
-        EventKind::Modify(ModifyKind::Name(RenameMode::From)) => Some((true, false)),
-        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => Some((false, false)),
-        // `Both` repeats a `From` and a `To` already seen.
-        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => None,
-        EventKind::Modify(_) => Some((true, false)),
-        // Opening and closing change nothing; a write was a `Modify`.
-        EventKind::Access(_) | EventKind::Any | EventKind::Other => None,
-    }
-}
-
-/// The state of one run's watch, owned by its thread.
-struct Session {
-    bus: Bus,
-    target: Target,
-    limits: Limits,
-    pending: Arc<Mutex<Pending>>,
-    watcher: RecommendedWatcher,
-    /// Folders with an inotify watch, relative to the root.
-    dirs: HashSet<PathBuf>,
-    /// Folders left unwatched because of `max_dirs`, announced once.
-    unwatched: u64,
-}
-
 /// The thread: set up, then flush every window until told to stop.
 fn run(
     bus: Bus,
@@ -291,11 +216,9 @@ fn run(
     };
     session.watch_tree(PathBuf::new(), None);
     let _ = ready.send(());
-    loop {
-        match stopped.recv_timeout(session.limits.window) {
-            Err(RecvTimeoutError::Timeout) => session.flush(),
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-        }
+    // A message or a closed channel both mean stop.
+    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(session.limits.window) {
+        session.flush();
     }
     // The process's last writes may still be on their way from the kernel.
     std::thread::sleep(session.limits.window.min(Duration::from_millis(50)));
@@ -324,162 +247,6 @@ fn submit(bus: &Bus, events: Vec<NewEvent>) {
         && let Err(e) = bus.submit(events)
     {
         tracing::error!(error = %e, "could not publish workspace events");
-    }
-}
-
-impl Session {
-    /// Watches folder `rel` and every folder under it that is not skipped.
-    /// With `found`, also reports every entry under `rel` as created (a
-    /// folder that appeared with contents: they were never seen by a watch).
-    fn watch_tree(&mut self, rel: PathBuf, mut found: Option<&mut Vec<(PathBuf, &'static str)>>) {
-        let mut stack = vec![rel];
-        while let Some(rel) = stack.pop() {
-            let full = self.target.root.join(&rel);
-            if self.skipped_dir(&full) || self.dirs.contains(&rel) {
-                continue;
-            }
-            if self.dirs.len() >= self.limits.max_dirs {
-                self.unwatched += 1;
-                continue;
-            }
-            // Watch before listing: an entry created in between is then
-            // both listed and noted, never neither.
-            match self.watcher.watch(&full, RecursiveMode::NonRecursive) {
-                Ok(()) => {
-                    self.dirs.insert(rel.clone());
-                }
-                Err(e) => {
-                    failed(&self.bus, &self.target.process, &full, &e.to_string());
-                    continue;
-                }
-            }
-            let Ok(entries) = std::fs::read_dir(&full) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let child = rel.join(entry.file_name());
-                if ignored(&child, &self.target.ignore) {
-                    continue;
-                }
-                let Ok(ty) = entry.file_type() else { continue };
-                if let Some(found) = found.as_deref_mut() {
-                    found.push((child.clone(), kind_of(&ty)));
-                }
-                if ty.is_dir() {
-                    stack.push(child);
-                }
-            }
-        }
-    }
-
-    /// A folder the watch never enters: the supervisor's logs, or a host's
-    /// state folder (it holds `host.lock`).
-    fn skipped_dir(&self, full: &Path) -> bool {
-        self.target.exclude.iter().any(|e| e == full) || full.join("host.lock").exists()
-    }
-
-    /// Forgets the watches of folder `rel` and everything under it.
-    fn unwatch_tree(&mut self, rel: &Path) {
-        let gone: Vec<PathBuf> = self
-            .dirs
-            .iter()
-            .filter(|d| d.starts_with(rel))
-            .cloned()
-            .collect();
-        for dir in gone {
-            // The kernel already dropped the watch of a deleted folder.
-            let _ = self.watcher.unwatch(&self.target.root.join(&dir));
-            self.dirs.remove(&dir);
-        }
-    }
-
-    /// Publishes the window that just ended.
-    fn flush(&mut self) {
-        let Pending {
-            noted,
-            order,
-            dropped,
-        } = std::mem::take(&mut *self.pending.lock());
-        let mut dropped = dropped;
-        let mut changes: Vec<(PathBuf, &'static str, &'static str)> = Vec::new();
-        let mut reported: HashSet<PathBuf> = HashSet::new();
-        for rel in order {
-            let seen = noted[&rel];
-            let meta = std::fs::symlink_metadata(self.target.root.join(&rel)).ok();
-            let Some(ty) = change(seen.existed, meta.is_some()) else {
-                continue;
-            };
-            let kind = match &meta {
-                Some(m) => kind_of(&m.file_type()),
-                None if seen.dir || self.dirs.contains(&rel) => "dir",
-                None => "file",
-            };
-            // A folder's own "modified" is only its entries changing; they
-            // are reported themselves.
-            if kind == "dir" && ty == "workspace.file_modified" {
-                continue;
-            }
-            if kind == "dir" && ty == "workspace.file_deleted" {
-                self.unwatch_tree(&rel);
-            }
-            reported.insert(rel.clone());
-            changes.push((rel.clone(), ty, kind));
-            if kind == "dir" && ty == "workspace.file_created" {
-                let mut found = Vec::new();
-                self.watch_tree(rel, Some(&mut found));
-                for (child, kind) in found {
-                    if !noted.contains_key(&child) && reported.insert(child.clone()) {
-                        changes.push((child, "workspace.file_created", kind));
-                    }
-                }
-            }
-        }
-        // A new folder's contents count against the same cap.
-        if changes.len() > self.limits.max_per_window {
-            dropped += (changes.len() - self.limits.max_per_window) as u64;
-            changes.truncate(self.limits.max_per_window);
-        }
-        let process = &self.target.process;
-        let mut events: Vec<NewEvent> = changes
-            .into_iter()
-            .map(|(rel, ty, kind)| {
-                let path = rel.to_string_lossy().replace('\\', "/");
-                NewEvent::new(
-                    SOURCE,
-                    ty,
-                    json!({ "process": process, "path": path, "kind": kind }),
-                )
-                .with_subject(process.as_str())
-            })
-            .collect();
-        if dropped > 0 {
-            events.push(
-                NewEvent::new(
-                    SOURCE,
-                    "workspace.overflow",
-                    json!({ "process": process, "dropped": dropped }),
-                )
-                .with_subject(process.as_str()),
-            );
-        }
-        if std::mem::take(&mut self.unwatched) > 0 {
-            let error = format!(
-                "more than {} folders: the rest are not watched",
-                self.limits.max_dirs
-            );
-            failed(&self.bus, process, &self.target.root, &error);
-        }
-        submit(&self.bus, events);
-    }
-}
-
-fn kind_of(ty: &std::fs::FileType) -> &'static str {
-    if ty.is_dir() {
-        "dir"
-    } else if ty.is_symlink() {
-        "symlink"
-    } else {
-        "file"
     }
 }
 
@@ -549,49 +316,6 @@ mod tests {
 
     fn pair(ty: &str, path: &str) -> (String, String) {
         (format!("workspace.file_{ty}"), path.to_string())
-    }
-
-    #[test]
-    fn the_net_effect_of_a_window_decides_the_change() {
-        assert_eq!(change(false, true), Some("workspace.file_created"));
-        assert_eq!(change(true, true), Some("workspace.file_modified"));
-        assert_eq!(change(true, false), Some("workspace.file_deleted"));
-        assert_eq!(
-            change(false, false),
-            None,
-            "created and deleted in one window"
-        );
-    }
-
-    #[test]
-    fn ignored_names_match_any_component_and_nothing_else() {
-        let names = ignore();
-        assert!(ignored(Path::new(".git"), &names));
-        assert!(ignored(Path::new(".git/objects/ab"), &names));
-        assert!(ignored(Path::new("web/node_modules/x.js"), &names));
-        assert!(ignored(Path::new("py/__pycache__/m.pyc"), &names));
-        assert!(!ignored(Path::new("src/main.rs"), &names));
-        assert!(
-            !ignored(Path::new("targets.txt"), &names),
-            "names, not prefixes"
-        );
-        assert!(!ignored(Path::new("my.git"), &names));
-    }
-
-    #[test]
-    fn a_full_window_counts_what_it_could_not_note() {
-        let mut p = Pending::default();
-        for n in 0..10 {
-            p.note(PathBuf::from(format!("f{n}")), false, false, 4);
-        }
-        // A path already noted is not a new one.
-        p.note(PathBuf::from("f0"), true, false, 4);
-        assert_eq!(p.order.len(), 4);
-        assert_eq!(p.dropped, 6);
-        assert!(
-            !p.noted[&PathBuf::from("f0")].existed,
-            "the first change decides"
-        );
     }
 
     #[test]
