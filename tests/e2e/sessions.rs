@@ -312,3 +312,45 @@ fn a_session_past_its_message_limit_escalates_and_one_escalates_on_request_from_
         "a closed session cannot escalate twice"
     );
 }
+
+#[test]
+fn sessions_survive_a_restart_and_go_on_where_they_were() {
+    let (tmp, mut host, api) = host();
+    register(&api, "map-api", "geo", "gina", "Define map tiles API");
+    register(
+        &api,
+        "map-ui",
+        "viewer",
+        "hugo",
+        "Implement map tiles endpoint client",
+    );
+    let session = session_of(&mut host, &api, "map-api", "map-ui");
+    let id = session["id"].as_str().unwrap().to_string();
+    let (status, body) = post(&api, &id, "gina", "question", "Tiles as PNG or vector?");
+    assert_eq!(status, 201, "{body}");
+    host.terminate().unwrap();
+
+    let plugins = tmp.path().join("plugins");
+    let config = tmp.path().join("host.toml");
+    let mut host = RunningHost::start(
+        &plugins,
+        &tmp.path().join("state"),
+        &["--config", config.to_str().unwrap(), "--no-build"],
+    );
+    let api = host.api();
+    let (status, again) = api.get(&format!("/v1/sessions/{id}"));
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["status"], "active");
+    assert_eq!(again["messages"].as_array().unwrap().len(), 2, "{again:#}");
+    assert!(again["plan"]["sequence"].is_array(), "{again:#}");
+    let (status, body) = post(&api, &id, "hugo", "agreement", "vector, agreed");
+    assert_eq!(status, 201, "{body}");
+    let (_, done) = api.get(&format!("/v1/sessions/{id}"));
+    assert_eq!(done["status"], "resolved", "{done:#}");
+    let opened: Vec<Value> = host
+        .events("session.opened")
+        .into_iter()
+        .filter(|e| e["data"]["id"] == id.as_str())
+        .collect();
+    assert_eq!(opened.len(), 1, "the restart opened nothing twice");
+}
