@@ -1,7 +1,7 @@
 //! `host top`: a live terminal view of a running host (seed 000's "TUI
 //! process view"), drawn with ratatui on crossterm.
 //!
-//! - `model`: what is shown, fed by snapshots and patched by events;
+//! - `model`: what is shown, fed by snapshots; `patch`: events applied to it;
 //! - `view`, `panels`: drawing a model (pure; tested on `TestBackend`);
 //! - `input`: keys, and which of them ask the host to act;
 //! - `feed`: the connection (snapshots through `ApiClient`, the SSE stream
@@ -15,6 +15,7 @@ mod feed;
 mod input;
 mod model;
 mod panels;
+mod patch;
 mod view;
 
 use std::io::IsTerminal as _;
