@@ -91,7 +91,7 @@ fn task(i: usize, topic: Topic) -> Task {
 fn topic_of(i: usize) -> Topic {
     if i % 1000 == 5 {
         Topic::GraphQl
-    } else if i % 10 == 0 {
+    } else if i.is_multiple_of(10) {
         Topic::Api
     } else {
         Topic::Plain
