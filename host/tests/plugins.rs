@@ -26,12 +26,12 @@ mod bounds;
 mod deadlines;
 #[path = "plugins/operator.rs"]
 mod operator;
-#[path = "plugins/shipped_mappers.rs"]
-mod shipped_mappers;
-#[path = "plugins/shipped_handlers.rs"]
-mod shipped_handlers;
 #[path = "plugins/shipped_agents.rs"]
 mod shipped_agents;
+#[path = "plugins/shipped_handlers.rs"]
+mod shipped_handlers;
+#[path = "plugins/shipped_mappers.rs"]
+mod shipped_mappers;
 #[path = "plugins/shipped_rules.rs"]
 mod shipped_rules;
 #[path = "plugins/shipped_sessions.rs"]
@@ -618,11 +618,7 @@ async fn the_shipped_progress_mapper_reads_progress_from_output() {
     );
     std::fs::write(h.plugins.join("progress-mapper/plugin.toml"), manifest).unwrap();
     h.host.reconcile().await.unwrap();
-    h.processes
-        .0
-        .lock()
-        .unwrap()
-        .push(process("job", "job"));
+    h.processes.0.lock().unwrap().push(process("job", "job"));
     h.bus
         .publish(
             NewEvent::new(

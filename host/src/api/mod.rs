@@ -46,7 +46,7 @@ pub use mcp::{HostTools, McpFactory, serve_stdio};
 pub use model::*;
 pub use ops::Operations;
 pub use server::{ApiConfig, ApiServer};
-pub use stats::{EventStats, MAX_STATS_SCAN, StatsQuery};
 pub use sessions::{
     EscalateSession, PostMessage, SessionEscalation, SessionPost, SessionRef, SessionsQuery,
 };
+pub use stats::{EventStats, MAX_STATS_SCAN, StatsQuery};
