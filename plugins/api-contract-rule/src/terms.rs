@@ -8,6 +8,8 @@
 
 use std::collections::BTreeSet;
 
+use rule_text::{STOPWORDS, singular};
+
 /// Keywords that mark a task as touching an API; config `keywords` replaces them.
 pub const DEFAULT_KEYWORDS: &[&str] = &[
     "api",
@@ -18,78 +20,6 @@ pub const DEFAULT_KEYWORDS: &[&str] = &[
     "openapi",
     "graphql",
     "rest",
-];
-
-/// Words too common in task titles to show that two tasks share a subject.
-const STOPWORDS: &[&str] = &[
-    "the",
-    "and",
-    "for",
-    "with",
-    "from",
-    "into",
-    "onto",
-    "that",
-    "this",
-    "these",
-    "those",
-    "are",
-    "was",
-    "were",
-    "has",
-    "have",
-    "not",
-    "all",
-    "any",
-    "new",
-    "our",
-    "its",
-    "their",
-    "via",
-    "per",
-    "add",
-    "adds",
-    "update",
-    "updates",
-    "fix",
-    "fixes",
-    "make",
-    "use",
-    "uses",
-    "create",
-    "creates",
-    "remove",
-    "change",
-    "changes",
-    "support",
-    "task",
-    "work",
-    "need",
-    "needs",
-    "should",
-    "must",
-    "will",
-    "can",
-    "also",
-    "when",
-    "then",
-    "than",
-    "more",
-    "less",
-    "some",
-    // The definer/implementer verbs below are evidence of a relation, not of
-    // a shared subject, so they never count as shared terms.
-    "define",
-    "design",
-    "spec",
-    "specify",
-    "draft",
-    "implement",
-    "implementation",
-    "build",
-    "integrate",
-    "consume",
-    "client",
 ];
 
 /// Verbs of a task that defines an interface (seed: "Define ... API").
@@ -229,38 +159,16 @@ fn decide<'b>(
 /// Splits the `keywords` config value (a comma list), lowercased; unset or
 /// blank gives [`DEFAULT_KEYWORDS`].
 pub fn parse_keywords(raw: Option<&str>) -> Vec<String> {
-    let keywords: Vec<String> = raw
-        .unwrap_or("")
-        .split(',')
-        .map(|k| k.trim().to_lowercase())
-        .filter(|k| !k.is_empty())
-        .collect();
-    if keywords.is_empty() {
-        DEFAULT_KEYWORDS.iter().map(|k| k.to_string()).collect()
-    } else {
-        keywords
-    }
+    rule_text::parse_keywords(raw, DEFAULT_KEYWORDS)
 }
 
-/// Lowercase words of three or more letters from title, description and
-/// keywords, with a plural `s` dropped so `endpoints` meets `endpoint`.
+/// The task's terms as every shipped rule reads them ([`rule_text::terms`]).
 fn terms(task: &TaskText) -> BTreeSet<String> {
-    let keywords = task.keywords.join(" ");
-    [task.title, task.description, keywords.as_str()]
-        .iter()
-        .flat_map(|text| text.split(|c: char| !c.is_alphanumeric()))
-        .filter(|w| w.chars().count() >= 3)
-        .map(|w| singular(&w.to_lowercase()))
-        .collect()
-}
-
-/// Drops a plural `s`, but not from words like `status`, `analysis`, `class`.
-fn singular(word: &str) -> String {
-    let keep = ["ss", "us", "is"].iter().any(|end| word.ends_with(end));
-    match word.strip_suffix('s') {
-        Some(stem) if !keep && stem.len() >= 3 => stem.to_string(),
-        _ => word.to_string(),
-    }
+    rule_text::terms(&rule_text::TaskText {
+        title: task.title,
+        description: task.description,
+        keywords: task.keywords,
+    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! new task's terms once for all candidates.
 
 mod rule;
-mod text;
+use rule_text as text;
 
 use exports::host::plugin::dependency_rule::Guest;
 use host::plugin::host::config;

@@ -1,13 +1,18 @@
-//! Words of a task, shared by this rule's decision and its tests: the
-//! lowercase terms of title, description and keywords, plurals folded, and
-//! the filler words that never show two tasks share a subject.
+//! Words of a task as the shipped dependency rules read them: the lowercase
+//! terms of title, description and keywords, plurals folded, and the filler
+//! words that never show two tasks share a subject. One copy for every rule
+//! (a library crate: this folder has no `plugin.toml`, so the host never
+//! loads it as a plugin).
 
 use std::collections::BTreeSet;
 
 /// The text of one task that the rule looks at.
 pub struct TaskText<'a> {
+    /// The task's title.
     pub title: &'a str,
+    /// The task's description.
     pub description: &'a str,
+    /// The task's own keywords.
     pub keywords: &'a [String],
 }
 
