@@ -24,6 +24,8 @@ use tokio::time::timeout;
 mod bounds;
 #[path = "plugins/deadlines.rs"]
 mod deadlines;
+#[path = "plugins/imports.rs"]
+mod imports;
 #[path = "plugins/operator.rs"]
 mod operator;
 #[path = "plugins/shipped_agents.rs"]
