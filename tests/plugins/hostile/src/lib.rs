@@ -222,7 +222,10 @@ impl EventHandler for Hostile {
                         }
                     }
                 }
-                Ok(vec![emit("test.hostile-result", json!({ "printed": lines }))])
+                Ok(vec![emit(
+                    "test.hostile-result",
+                    json!({ "printed": lines }),
+                )])
             }
             "actions" => Ok((0..num("n", 1))
                 .map(|i| emit("test.hostile-flood", json!({ "i": i })))
