@@ -27,6 +27,14 @@ use super::version::Description;
 /// Most actions one call may ask for; the rest are refused and reported.
 pub const MAX_ACTIONS: usize = 256;
 
+/// Candidates in one `check-batch` call: ~7 µs each in a shipped rule,
+/// so a full chunk stays far inside the default 100 ms deadline.
+const CHECK_CHUNK: usize = 1024;
+
+/// Pairs asked one `check` at a time within one trip to the plugin (a 0.1
+/// rule): each is a whole guest call, so fewer fit under the deadline.
+const PAIR_CHUNK: usize = 128;
+
 /// What one agent tick produced.
 #[derive(Debug, Clone)]
 pub struct TickOutcome {
@@ -214,31 +222,52 @@ impl PluginRef {
         batch: bool,
     ) -> Result<Vec<Dependency>, PluginError> {
         let a = task_to_wit(task);
-        let bs: Vec<wit::Task> = others.iter().map(task_to_wit).collect();
-        let (found, bad) = self
-            .slot
-            .invoke("check", None, move |store, x| {
-                let Some(r) = &x.rule else {
-                    return Ok(Err(not_exported("dependency-rule")));
-                };
-                if batch && let Some(answer) = r.call_check_batch(&mut *store, &a, &bs) {
-                    return Ok(Ok(from_batch(answer?, bs.len())));
-                }
-                let mut found = Vec::new();
-                for (i, b) in bs.iter().enumerate() {
-                    if let Some(d) = r.call_check(&mut *store, &a, b)? {
-                        found.push((i, d));
+        // One call per chunk: a rule that sees every pair (no keywords)
+        // against 50,000 tasks would otherwise be one call past any
+        // deadline, and a plugin quarantined for the size of the backlog.
+        let mut found = Vec::new();
+        let mut bad = Vec::new();
+        // A 0.1 rule (or `batch` off) answers pair by pair, so it is given
+        // fewer per trip; which it is shows in the first answer.
+        let mut per_call = if batch { CHECK_CHUNK } else { PAIR_CHUNK };
+        let mut start = 0;
+        while start < others.len() {
+            let chunk = &others[start..others.len().min(start + per_call)];
+            let a = a.clone();
+            let bs: Vec<wit::Task> = chunk.iter().map(task_to_wit).collect();
+            let (chunk_found, chunk_bad, asked) = self
+                .slot
+                .invoke("check", None, move |store, x| {
+                    let Some(r) = &x.rule else {
+                        return Ok(Err(not_exported("dependency-rule")));
+                    };
+                    if batch && let Some(answer) = r.call_check_batch(&mut *store, &a, &bs) {
+                        let (found, bad) = from_batch(answer?, bs.len());
+                        return Ok(Ok((found, bad, bs.len())));
                     }
-                }
-                Ok(Ok((found, Vec::new())))
-            })
-            .await?;
+                    let asked = bs.len().min(PAIR_CHUNK);
+                    let mut found = Vec::new();
+                    for (i, b) in bs[..asked].iter().enumerate() {
+                        if let Some(d) = r.call_check(&mut *store, &a, b)? {
+                            found.push((i, d));
+                        }
+                    }
+                    Ok(Ok((found, Vec::new(), asked)))
+                })
+                .await?;
+            if asked < chunk.len() {
+                per_call = PAIR_CHUNK;
+            }
+            found.extend(chunk_found.into_iter().map(|(i, d)| (start + i, d)));
+            bad.extend(chunk_bad);
+            start += asked.max(1);
+        }
         if let Some(first) = bad.first() {
             self.slot.report(
                 "check-batch",
                 None,
                 &CallFailure::Invalid(format!(
-                    "check-batch named {} candidates out of range or twice (first: {first}) of {}; they are ignored",
+                    "check-batch named {} candidates out of range or twice (first: {first}, in a call of at most {CHECK_CHUNK} of {} candidates); they are ignored",
                     bad.len(),
                     others.len()
                 )),

@@ -180,6 +180,49 @@ async fn one_batch_call_finds_what_asking_pair_by_pair_finds() {
 }
 
 #[tokio::test]
+async fn a_backlog_larger_than_one_call_is_asked_in_chunks_that_keep_every_hit_in_place() {
+    // 5,000 candidates: one call would be ~35 ms for a shipped rule and
+    // grows with the backlog; the host splits it, and the hits must come
+    // back naming the right tasks across chunk boundaries.
+    let h = harness(&[("sink", fixture("kitchen-sink"))], |_| {}).await;
+    let sink = h.host.get("sink").unwrap();
+    let hits = [0usize, 1023, 1024, 2047, 4999];
+    let others: Vec<Task> = (0..5000)
+        .map(|i| {
+            let title = if hits.contains(&i) {
+                "Same title"
+            } else {
+                "Other"
+            };
+            task(&format!("t{i}"), "two", title)
+        })
+        .collect();
+    let a = task("a", "one", "Same title");
+    let found = sink.check_many(&a, &others).await.unwrap();
+    let ids: Vec<String> = found.iter().map(|d| d.depends_on.clone()).collect();
+    let expected: Vec<String> = hits.iter().map(|i| format!("t{i}")).collect();
+    assert_eq!(ids, expected);
+
+    let h = rules().await;
+    let rule = h.host.get("api-contract-rule").unwrap();
+    let a = task("a", "web", "Consume the billing REST API");
+    let others: Vec<Task> = (0..3000)
+        .map(|i| {
+            let title = if i % 700 == 0 {
+                format!("Expose the billing REST API endpoint v{i}")
+            } else {
+                format!("Refactor module {i}")
+            };
+            task(&format!("t{i}"), "api", &title)
+        })
+        .collect();
+    let found = rule.check_many(&a, &others).await.unwrap();
+    let ids: Vec<String> = found.iter().map(|d| d.depends_on.clone()).collect();
+    assert_eq!(ids, ["t0", "t700", "t1400", "t2100", "t2800"]);
+    assert_eq!(found, rule.check_pairs(&a, &others).await.unwrap());
+}
+
+#[tokio::test]
 async fn a_rule_built_against_wit_0_1_is_still_asked_pair_by_pair() {
     let h = harness(&[("sink", fixture("kitchen-sink"))], |_| {}).await;
     let sink = h.host.get("sink").unwrap();
