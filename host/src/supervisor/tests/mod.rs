@@ -110,8 +110,13 @@ pub(super) async fn first_line_pid(sup: &Supervisor, name: &str) -> (i32, u64) {
     (pid, start)
 }
 
+mod crashloop;
 mod lifecycle;
+mod namespace;
 mod output;
+mod probes;
+mod recovery;
 mod resources;
+mod rotation;
 mod runtime;
 mod trees;

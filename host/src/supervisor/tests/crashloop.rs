@@ -1,0 +1,4 @@
+//! Crash loops under a virtual clock: restart times match the policy.
+
+#[allow(unused_imports)]
+use super::*;

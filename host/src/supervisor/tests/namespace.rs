@@ -1,0 +1,4 @@
+//! PID namespaces: a tree dies with its init; the fallback without namespaces.
+
+#[allow(unused_imports)]
+use super::*;

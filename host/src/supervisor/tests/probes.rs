@@ -1,0 +1,4 @@
+//! Dependencies and probes, as golden state-transition traces.
+
+#[allow(unused_imports)]
+use super::*;

@@ -1,0 +1,4 @@
+//! Output rotation: generations, compression, reading across rotated files.
+
+#[allow(unused_imports)]
+use super::*;
