@@ -28,7 +28,7 @@ use crate::plugins::{Kind, PluginHost};
 
 use index::KeywordIndex;
 pub use sessions::{SessionSummary, Sessions};
-pub use sessions_consumer::start as start_sessions;
+pub use sessions_consumer::{CONSUMER as SESSIONS_CONSUMER, start as start_sessions};
 pub use sessions_model::{
     Message, MessageKind, Session, SessionConfig, SessionError, SessionKind, SessionStatus, Verdict,
 };
@@ -134,9 +134,6 @@ impl Coordinator {
                     .retain(|d| d.task != old.id && d.depends_on != old.id);
             }
         }
-        let registered =
-            NewEvent::new(SOURCE, "task.registered", json!({ "task": task, "by": by }))
-                .with_subject(&task.id);
         // Each rule runs on its own worker, so the rules are asked at once;
         // results are kept in rule order.
         let mut asks = Vec::new();
@@ -169,17 +166,11 @@ impl Coordinator {
         }
         // One journal commit for the registration and everything it found:
         // a commit per event cost more than the rules did (66 ms for ~400 hits).
-        let mut events = Vec::with_capacity(1 + found.len());
-        events.push(registered);
-        events.extend(found.iter().map(|dep| {
-            NewEvent::new(
-                SOURCE,
-                "dependency.detected",
-                serde_json::to_value(dep).unwrap_or_default(),
-            )
-            .with_subject(&task.id)
-        }));
-        if let Err(e) = self.bus.publish_all_async(events).await {
+        if let Err(e) = self
+            .bus
+            .publish_all_async(registration_events(&task, by, &found))
+            .await
+        {
             tracing::error!(
                 "could not publish the registration of task `{}`: {e}",
                 task.id
@@ -189,7 +180,7 @@ impl Coordinator {
     }
 
     /// The tasks a rule with `keywords` should see paired with `task`.
-    fn candidates(&self, task: &Task, keywords: &[String]) -> Vec<Task> {
+    pub(crate) fn candidates(&self, task: &Task, keywords: &[String]) -> Vec<Task> {
         let reg = self.registry.lock();
         let ids = reg.index.candidates(task, keywords);
         ids.into_iter()
@@ -218,4 +209,23 @@ impl Coordinator {
         let reg = self.registry.lock();
         reg.dependencies.clone()
     }
+}
+
+/// The events of one registration: `task.registered`, then one
+/// `dependency.detected` per hit, all about the new task.
+pub(crate) fn registration_events(task: &Task, by: &str, found: &[Dependency]) -> Vec<NewEvent> {
+    let mut events = Vec::with_capacity(1 + found.len());
+    events.push(
+        NewEvent::new(SOURCE, "task.registered", json!({ "task": task, "by": by }))
+            .with_subject(&task.id),
+    );
+    events.extend(found.iter().map(|dep| {
+        NewEvent::new(
+            SOURCE,
+            "dependency.detected",
+            serde_json::to_value(dep).unwrap_or_default(),
+        )
+        .with_subject(&task.id)
+    }));
+    events
 }
