@@ -803,6 +803,19 @@ impl HostConfig {
                 });
             }
         }
+        if let Err(e) = crate::supervisor::check_dependencies(&self.process) {
+            let table = format!("process.{}", e.process);
+            let line = key_line(text, &table, "depends_on").or_else(|| {
+                let header = format!("[{table}]");
+                text.find(&header).map(|o| line_col(text, o).0)
+            });
+            return Err(ConfigError {
+                path: path.to_path_buf(),
+                line,
+                column: None,
+                message: e.message,
+            });
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, task) in self.tasks.iter().enumerate() {
             let problem = if task.id.trim().is_empty() {

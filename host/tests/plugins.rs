@@ -77,6 +77,7 @@ fn process(name: &str, kind: &str) -> ProcessInfo {
         memory_bytes: None,
         cpu_percent: None,
         metadata: serde_json::Map::new(),
+        ready: None,
     }
 }
 

@@ -65,6 +65,10 @@ pub struct ProcessStatus {
     pub last_output_at: Option<DateTime<Utc>>,
     /// Context given at creation.
     pub metadata: Map<String, Value>,
+    /// Whether the current run's readiness probe passes (`process.ready`
+    /// / `process.unready`); null for a process without one.
+    #[serde(default)]
+    pub ready: Option<bool>,
     /// The last output lines (both streams), in a single status only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Vec<String>>,
@@ -98,6 +102,7 @@ impl ProcessStatus {
             cpu_percent: info.cpu_percent.map(tidy),
             last_output_at: info.last_output_at,
             metadata: info.metadata,
+            ready: info.ready,
             output,
         }
     }

@@ -38,6 +38,7 @@ pub(super) fn run(args: PsArgs) -> anyhow::Result<ExitCode> {
             "ID",
             "KIND",
             "STATE",
+            "READY",
             "PID",
             "TIME",
             "RESTARTS",
@@ -57,6 +58,8 @@ pub(super) fn run(args: PsArgs) -> anyhow::Result<ExitCode> {
                 comfy_table::Cell::new(&p.process_id),
                 comfy_table::Cell::new(&p.process_type),
                 output::state(p.state),
+                // "-": no readiness probe.
+                comfy_table::Cell::new(p.ready.map_or("-", |r| if r { "yes" } else { "no" })),
                 output::num(output::or_dash(p.pid)),
                 output::num(p.duration.map_or("-".into(), output::duration)),
                 output::num(p.restarts),

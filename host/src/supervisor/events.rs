@@ -54,11 +54,16 @@ pub enum EventType {
     ResourceLimit,
     /// `process.removed`.
     Removed,
+    /// `process.ready`: the readiness probe of the current run passes.
+    Ready,
+    /// `process.unready`: the readiness probe stopped passing, or the
+    /// ready run ended.
+    Unready,
 }
 
 impl EventType {
     /// Every type, in lifecycle order.
-    pub const ALL: [EventType; 19] = [
+    pub const ALL: [EventType; 21] = [
         EventType::Created,
         EventType::Starting,
         EventType::Started,
@@ -78,6 +83,8 @@ impl EventType {
         EventType::Resource,
         EventType::ResourceLimit,
         EventType::Removed,
+        EventType::Ready,
+        EventType::Unready,
     ];
 
     /// The dotted name, e.g. `process.gave_up`.
@@ -102,6 +109,8 @@ impl EventType {
             EventType::Resource => "process.resource",
             EventType::ResourceLimit => "process.resource_limit",
             EventType::Removed => "process.removed",
+            EventType::Ready => "process.ready",
+            EventType::Unready => "process.unready",
         }
     }
 

@@ -20,6 +20,9 @@
 //!   {timeout_ms}, `process.cancelled`;
 //! - `process.backoff` {delay_ms, attempt}, `process.gave_up` {restarts,
 //!   max_restarts, window_ms, state};
+//! - `process.ready` {probe} and `process.unready` {probe, reason,
+//!   failures} as a run's readiness probe passes and fails (`unready`
+//!   {reason: "exited"} also when a ready run ends);
 //! - `process.stopping` {signal, force, reason}, `process.paused`,
 //!   `process.resumed`, `process.status` {state, progress, message, lifecycle};
 //! - `process.output` {stream, lines, truncated} and
@@ -46,16 +49,25 @@
 //! - `offload`: running `/proc` walks, signal rounds and reaps on the
 //!   blocking pool, never on an async worker;
 //! - `resources`: the one sampler task (sysinfo) and the memory limit check;
+//! - `deps`: `depends_on` ([`DependsOn`], [`Condition`]): the graph checks
+//!   at config time, start order, and the wait before each spawn until the
+//!   dependencies are satisfied (or can never be: the dependant fails with
+//!   the reason); a graceful shutdown stops dependants first;
+//! - `probes`: readiness, liveness and startup [`Probe`]s (exec, HTTP GET,
+//!   TCP, log regex) and the task per run that checks them, keeps `ready`
+//!   and asks the runner to stop a run whose liveness failed;
 //! - `workspace`: the watch of a process's cwd (`watch_workspace = true`),
 //!   debounced and capped into `workspace.*` events (source `host/workspace`);
 //! - `events`, `duration`, `size`, `error`: event shapes, `"10s"` and
 //!   `"512MiB"` parsing, [`SupervisorError`].
 
+mod deps;
 pub(crate) mod duration;
 mod error;
 mod events;
 mod offload;
 mod output;
+mod probes;
 mod publish;
 mod reaper;
 mod resources;
@@ -75,8 +87,11 @@ mod workspace;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use deps::check_graph as check_dependencies;
+pub use deps::{Condition, DependsOn};
 pub use error::SupervisorError;
 pub use events::EventType;
+pub use probes::{Probe, ProbeCheck};
 pub use spec::{
     DEFAULT_WORKSPACE_IGNORE, MAX_LABEL_CHARS, MAX_METADATA_BYTES, ProcessSpec, RestartMode,
     StopSignal,

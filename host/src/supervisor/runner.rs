@@ -24,10 +24,12 @@ use tokio::process::Child;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::deps::{self, Waited};
 use super::error::SupervisorError;
 use super::events::{self, EventType};
 use super::offload::offload;
 use super::output::OutputTasks;
+use super::probes;
 use super::reaper;
 use super::restart::{backoff_delay, should_restart};
 use super::spawn::build_command;
@@ -57,6 +59,13 @@ pub(super) enum Control {
         pid: u32,
         memory_bytes: u64,
         limit_bytes: u64,
+    },
+    /// The liveness (or startup) probe of run `pid` failed past its
+    /// threshold: stop it as a failure. Ignored if that run is already over.
+    Unhealthy {
+        pid: u32,
+        probe: &'static str,
+        reason: String,
     },
 }
 
@@ -107,9 +116,13 @@ struct Spawned {
 enum Ending {
     Exited,
     TimedOut,
-    Stopped { force: bool },
+    Stopped {
+        force: bool,
+    },
     Restart,
     OverMemory,
+    /// A liveness or startup probe failed; the reason.
+    Unhealthy(String),
 }
 
 /// The `reason` of `process.failed` after a memory limit stop.
@@ -170,6 +183,9 @@ impl Runner {
                 return;
             }
             relaunch = true;
+            if !self.wait_for_dependencies(&spec).await {
+                return;
+            }
             let outcome = match self.spawn(&spec).await {
                 Err(err) => {
                     self.spawn_failed(&err);
@@ -199,8 +215,8 @@ impl Runner {
                         self.restart_requested = true;
                         self.waiting.push(reply);
                     }
-                    // A late limit notice is about the run that just ended.
-                    Control::MemoryLimit { .. } => {}
+                    // A late limit or probe notice is about the run that just ended.
+                    Control::MemoryLimit { .. } | Control::Unhealthy { .. } => {}
                 }
             }
             let asked = std::mem::take(&mut self.restart_requested);
@@ -223,7 +239,7 @@ impl Runner {
             tokio::select! {
                 _ = &mut sleep => break,
                 request = self.control.recv() => match request {
-                    Some(Control::MemoryLimit { .. }) => continue,
+                    Some(Control::MemoryLimit { .. } | Control::Unhealthy { .. }) => continue,
                     // Backoff applies to an asked restart too: it waits with us.
                     Some(Control::Restart { reply }) => self.waiting.push(reply),
                     Some(Control::Stop { .. }) | None => {
@@ -340,6 +356,13 @@ impl Runner {
         let started = Instant::now();
         let pgid = spawned.pid as i32;
         let timeout = spec.timeout.map(|t| tokio::time::Instant::now() + t);
+        let probes = probes::start(
+            self.inner.clone(),
+            &self.name,
+            self.generation,
+            spawned.pid,
+            spec,
+        );
         let ending = loop {
             tokio::select! {
                 _ = leader_exited(pgid, spawned.start_time) => break Ending::Exited,
@@ -358,6 +381,13 @@ impl Runner {
                         });
                         break Ending::OverMemory;
                     }
+                    Some(Control::Unhealthy { pid, probe, reason }) => {
+                        if pid != spawned.pid {
+                            continue; // about an earlier run
+                        }
+                        tracing::info!(process = %self.name, probe, %reason, "stopping the run");
+                        break Ending::Unhealthy(reason);
+                    }
                     Some(Control::Stop { force }) => break Ending::Stopped { force },
                     Some(Control::Restart { reply }) => {
                         self.waiting.push(reply);
@@ -367,13 +397,16 @@ impl Runner {
                 }
             }
         };
-        let (force, reason) = match ending {
+        // No probe looks at a tree being stopped.
+        drop(probes);
+        let (force, reason) = match &ending {
             Ending::Exited => (false, None),
+            Ending::Unhealthy(_) => (false, Some("liveness")),
             Ending::TimedOut => (false, Some("timeout")),
             Ending::OverMemory => (false, Some("memory_limit")),
             Ending::Stopped { force } => {
                 self.stop_requested = true;
-                (force, Some("requested"))
+                (*force, Some("requested"))
             }
             Ending::Restart => {
                 self.restart_requested = true;
@@ -414,7 +447,7 @@ impl Runner {
         let outcome = match ending {
             Ending::Stopped { .. } | Ending::Restart => ProcessState::Cancelled,
             Ending::TimedOut => ProcessState::Timeout,
-            Ending::OverMemory => ProcessState::Failed,
+            Ending::OverMemory | Ending::Unhealthy(_) => ProcessState::Failed,
             Ending::Exited if exit_code == Some(0) => ProcessState::Completed,
             Ending::Exited => ProcessState::Failed,
         };
@@ -429,6 +462,11 @@ impl Runner {
             // The samples were of a tree that is gone.
             rec.memory_bytes = None;
             rec.cpu_percent = None;
+            // A run that ended serves nothing: its dependants hear so first.
+            let unready = (rec.ready == Some(true)).then(|| {
+                rec.ready = Some(false);
+                events::new(name, EventType::Unready, json!({ "reason": "exited" }))
+            });
             let exited = events::transition(
                 name,
                 EventType::Exited,
@@ -438,12 +476,16 @@ impl Runner {
             );
             let data = match outcome {
                 ProcessState::Failed if matches!(ending, Ending::OverMemory) => json!({ "exit_code": exit_code, "signal": signal, "reason": MEMORY_LIMIT_REASON }),
+                ProcessState::Failed if let Ending::Unhealthy(reason) = &ending => json!({ "exit_code": exit_code, "signal": signal, "reason": reason }),
                 ProcessState::Failed => json!({ "exit_code": exit_code, "signal": signal, "reason": events::exit_reason(exit_code, signal) }),
                 ProcessState::Timeout => json!({ "exit_code": exit_code, "signal": signal, "timeout_ms": timeout_ms }),
                 _ => json!({ "exit_code": exit_code, "signal": signal }),
             };
             let ty = EventType::ended(outcome);
-            vec![exited, events::transition(name, ty, from, outcome, data)]
+            unready
+                .into_iter()
+                .chain([exited, events::transition(name, ty, from, outcome, data)])
+                .collect()
         });
         outcome
     }
@@ -532,6 +574,8 @@ impl Runner {
             rec.started_at = Some(chrono::Utc::now());
             rec.memory_bytes = None;
             rec.cpu_percent = None;
+            // Not ready until this run's readiness probe passes.
+            rec.ready = rec.spec.readiness_probe.as_ref().map(|_| false);
             vec![events::transition(
                 name,
                 EventType::Started,
@@ -540,6 +584,36 @@ impl Runner {
                 json!({ "pid": pid }),
             )]
         });
+    }
+
+    /// Waits for the spec's dependencies before a spawn; false when the
+    /// runner must end instead (stopped meanwhile, or a dependency can
+    /// never be ready: then the process fails with the reason).
+    async fn wait_for_dependencies(&mut self, spec: &ProcessSpec) -> bool {
+        match deps::wait(&self.inner, spec, &mut self.control, &mut self.waiting).await {
+            Waited::Ready => true,
+            Waited::Stopped => {
+                self.stop_requested = true;
+                self.end_reason = "it was stopped while waiting for its dependencies";
+                self.transition(ProcessState::Cancelled, EventType::Cancelled, json!({}));
+                false
+            }
+            Waited::Failed { dependency, reason } => {
+                self.transition(
+                    ProcessState::Failed,
+                    EventType::Failed,
+                    json!({ "exit_code": null, "signal": null, "reason": reason, "dependency": dependency }),
+                );
+                for waiter in self.waiting.drain(..) {
+                    let _ = waiter.send(Err(SupervisorError::NotRestarted {
+                        name: self.name.clone(),
+                        state: ProcessState::Failed,
+                        reason: reason.clone(),
+                    }));
+                }
+                false
+            }
+        }
     }
 
     fn spawn_failed(&self, err: &SupervisorError) {
@@ -692,8 +766,8 @@ async fn wait_for_force(
                 *restart_requested = true;
                 waiting.push(reply);
             }
-            // Already stopping; a limit notice adds nothing.
-            Some(Control::MemoryLimit { .. }) => {}
+            // Already stopping; a limit or probe notice adds nothing.
+            Some(Control::MemoryLimit { .. } | Control::Unhealthy { .. }) => {}
             None => std::future::pending::<()>().await,
         }
     }

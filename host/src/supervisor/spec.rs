@@ -13,7 +13,9 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
+use super::deps::DependsOn;
 use super::error::SupervisorError;
+use super::probes::Probe;
 use super::{duration, size};
 use crate::name::ensure_valid_name;
 
@@ -127,6 +129,33 @@ pub struct ProcessSpec {
     /// Example: `workspace_ignore = [".git", "target", "out"]`
     #[serde(default = "default_workspace_ignore")]
     pub workspace_ignore: Vec<String>,
+    /// Processes that must reach a condition before this one starts (see
+    /// `supervisor::deps`): a table of name = `"started"`, `"healthy"`,
+    /// `"log_ready"` or `"completed_successfully"`, or a list of names
+    /// meaning `"started"`. Stops go the other way: dependants first.
+    ///
+    /// Example: `depends_on = { db = "healthy", migrate = "completed_successfully" }`
+    #[serde(default, skip_serializing_if = "DependsOn::is_empty")]
+    pub depends_on: DependsOn,
+    /// When a run is ready to serve (`process.ready` / `process.unready`,
+    /// and `depends_on = { x = "healthy" }`); a run without one has no
+    /// readiness.
+    ///
+    /// Example: `readiness_probe = { http_get = "http://127.0.0.1:8080/health" }`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_probe: Option<Probe>,
+    /// When a run is broken: `failure_threshold` failures in a row stop it
+    /// as `failed`, and `restart` decides what follows.
+    ///
+    /// Example: `liveness_probe = { exec = "test -S /tmp/app.sock", period = "5s" }`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness_probe: Option<Probe>,
+    /// Checked first, alone: readiness and liveness wait until it passes,
+    /// and a run that never passes it fails as a liveness failure does.
+    ///
+    /// Example: `startup_probe = { tcp = "127.0.0.1:5432", failure_threshold = 30 }`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_probe: Option<Probe>,
 }
 
 /// What the workspace watch skips unless `workspace_ignore` says otherwise:
@@ -205,6 +234,10 @@ impl ProcessSpec {
             metadata: serde_json::Map::new(),
             watch_workspace: false,
             workspace_ignore: default_workspace_ignore(),
+            depends_on: DependsOn::default(),
+            readiness_probe: None,
+            liveness_probe: None,
+            startup_probe: None,
         }
     }
 
@@ -284,6 +317,18 @@ impl ProcessSpec {
                     ),
                 ));
             }
+        }
+        for (field, probe) in [
+            ("readiness_probe", &self.readiness_probe),
+            ("liveness_probe", &self.liveness_probe),
+            ("startup_probe", &self.startup_probe),
+        ] {
+            if let Some(probe) = probe {
+                probe.validate(&self.name, field)?;
+            }
+        }
+        for dep in self.depends_on.0.keys() {
+            ensure_valid_name(dep).map_err(|reason| bad(&format!("depends_on.{dep}"), reason))?;
         }
         let metadata_bytes = serde_json::to_string(&self.metadata).map_or(0, |s| s.len());
         if metadata_bytes > MAX_METADATA_BYTES {

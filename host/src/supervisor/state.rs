@@ -185,6 +185,10 @@ pub struct ProcessInfo {
     pub cpu_percent: Option<f32>,
     /// Context from the spec (any JSON object).
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Whether the current run's readiness probe passes (`process.ready` /
+    /// `process.unready`); `None` for a process without a readiness probe.
+    #[serde(default)]
+    pub ready: Option<bool>,
 }
 
 /// Which pipe a line came from.

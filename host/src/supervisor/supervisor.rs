@@ -677,15 +677,33 @@ impl Supervisor {
             .filter(|(_, r)| r.spec.autostart && r.state == ProcessState::Pending)
             .map(|(name, _)| name.clone())
             .collect();
-        for name in names {
-            if let Err(e) = self.start(&name).await {
+        // Dependencies first. A process that waits for dependencies is
+        // left to wait in the background: its start ends when they are
+        // ready, which must not hold up the host's own start.
+        let order = super::deps::start_order(&names, |name| {
+            self.inner
+                .table()
+                .get(name)
+                .map(|r| r.spec.depends_on.0.keys().cloned().collect())
+                .unwrap_or_default()
+        });
+        for name in order {
+            let waits = self
+                .inner
+                .table()
+                .get(&name)
+                .is_some_and(|r| !r.spec.depends_on.is_empty());
+            if waits {
+                tokio::spawn(super::deps::start_in_background(self.inner.clone(), name));
+            } else if let Err(e) = self.start(&name).await {
                 tracing::warn!(process = %name, error = %e, "autostart failed");
             }
         }
     }
 
     /// Stops everything in parallel and waits for every tree: gracefully,
-    /// or with `force` by SIGKILL at once. A forced call while a graceful
+    /// dependants before their dependencies (`depends_on`), or with
+    /// `force` by SIGKILL at once, all together. A forced call while a graceful
     /// one still waits turns the remaining stops into kills.
     ///
     /// From the first call on, starts and restarts are refused; afterwards
@@ -700,8 +718,16 @@ impl Supervisor {
                 .iter()
                 .filter_map(|(name, rec)| {
                     let run = rec.run.as_ref()?;
-                    if rec.state.is_active() {
+                    // Dependants first: a graceful stop of a dependency
+                    // waits until the runners that depend on it are over.
+                    let after = match force {
+                        true => Vec::new(),
+                        false => super::deps::dependants_running(&table, name),
+                    };
+                    if rec.state.is_active() && after.is_empty() {
                         let _ = run.control.send(Control::Stop { force });
+                    } else if rec.state.is_active() {
+                        tokio::spawn(super::deps::stop_after(run.control.clone(), after));
                     }
                     Some((name.clone(), run.done.clone()))
                 })

@@ -66,6 +66,9 @@ pub(super) struct Record {
     pub(super) window: RestartWindow,
     pub(super) run: Option<RunHandle>,
     pub(super) generation: u64,
+    /// The current run's readiness (see `probes`): `None` without a
+    /// readiness probe, `Some(false)` until it passes and after the run.
+    pub(super) ready: Option<bool>,
 }
 
 /// The line to a live runner task.
@@ -98,6 +101,7 @@ impl Record {
             window: RestartWindow::default(),
             run: None,
             generation: 0,
+            ready: None,
         }
     }
 
@@ -130,6 +134,7 @@ impl Record {
             memory_bytes: self.memory_bytes,
             cpu_percent: self.cpu_percent,
             metadata: self.spec.metadata.clone(),
+            ready: self.ready,
         }
     }
 }
