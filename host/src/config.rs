@@ -74,6 +74,12 @@ pub struct HostSection {
     /// tree still running is killed. Example: `shutdown_timeout = "10s"`
     #[serde(with = "crate::supervisor::duration::required")]
     pub shutdown_timeout: std::time::Duration,
+    /// Run each process in a PID namespace of its own, so nothing it
+    /// starts outlives it or a `kill -9` of the host (needs root, or a host
+    /// started under `unshare --user --map-root-user`; falls back by itself
+    /// otherwise). `false` forces the fallback: process groups, the child
+    /// subreaper and `/proc` walks. Example: `pid_namespaces = false`
+    pub pid_namespaces: bool,
 }
 
 impl Default for HostSection {
@@ -81,6 +87,7 @@ impl Default for HostSection {
         Self {
             state_dir: None,
             shutdown_timeout: std::time::Duration::from_secs(10),
+            pid_namespaces: true,
         }
     }
 }

@@ -12,12 +12,15 @@ use serde_json::Value;
 use crate::PATIENCE;
 
 /// The shell (the supervised child) starts `sleep` in the background (the
-/// grandchild), prints its pid, and waits for it.
-const TREE: &str = "sleep 1000 & echo $!; wait";
+/// grandchild), which prints its pid, and waits for it. The pid is read
+/// from `/proc/self/stat`, which answers with the pid the host sees; `$!`
+/// would be the pid inside the process's PID namespace.
+const TREE: &str = "sh -c 'read p r < /proc/self/stat; echo $p; exec sleep 1000' & wait";
 
 /// As [`TREE`], but the grandchild leaves the process group and session of
 /// the shell (`setsid`), so signalling the group alone would miss it.
-const ESCAPING_TREE: &str = "setsid sleep 1000 & echo $!; wait";
+const ESCAPING_TREE: &str =
+    "setsid sh -c 'read p r < /proc/self/stat; echo $p; exec sleep 1000' & wait";
 
 /// Starts a host supervising `command` as process `tree`.
 fn start(tmp: &Path, command: &str, extra_fields: &str) -> RunningHost {

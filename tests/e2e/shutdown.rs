@@ -14,9 +14,11 @@ use serde_json::Value;
 use crate::PATIENCE;
 
 /// A shell that ignores SIGTERM (and so does its background `sleep`:
-/// an ignored signal stays ignored across exec), prints the sleep's pid
-/// and waits.
-const STUBBORN: &str = "trap '' TERM; sleep 1000 & echo $!; wait";
+/// an ignored signal stays ignored across exec), whose sleep prints its
+/// pid (from `/proc/self/stat`: the pid the host sees, where `$!` would be
+/// the one inside the PID namespace), and waits.
+const STUBBORN: &str =
+    "trap '' TERM; sh -c 'read p r < /proc/self/stat; echo $p; exec sleep 1000' & wait";
 
 /// A host supervising [`STUBBORN`] with a long stop grace, so only the
 /// shutdown bound or a second signal can end it.

@@ -232,6 +232,7 @@ impl Runtime {
                 resource_interval: Some(config.supervisor.resource_interval)
                     .filter(|d| !d.is_zero()),
                 retain_finished: config.supervisor.retain_finished,
+                pid_namespaces: config.host.pid_namespaces,
             },
         );
         for spec in config.process.values() {
@@ -290,10 +291,16 @@ impl Runtime {
         let executor = tokio::spawn(executor.run(requests, stop));
 
         supervisor.start_autostart().await;
+        let pid_namespaces = supervisor.pid_namespaces().unwrap_or(false);
+        if !pid_namespaces {
+            tracing::warn!(
+                "processes run without PID namespaces: a kill -9 of the host can leave their descendants running"
+            );
+        }
         bus.publish(NewEvent::new(
             SOURCE,
             "host.started",
-            json!({ "processes": supervisor.list().len() }),
+            json!({ "processes": supervisor.list().len(), "pid_namespaces": pid_namespaces }),
         ))?;
         let (loaded, plugins_loaded) = tokio::sync::watch::channel(false);
         tokio::spawn(first_load(

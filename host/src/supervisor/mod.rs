@@ -67,6 +67,8 @@ mod error;
 mod events;
 mod offload;
 mod output;
+mod pidns;
+mod pidns_init;
 mod probes;
 mod publish;
 mod reaper;

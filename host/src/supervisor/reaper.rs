@@ -108,6 +108,17 @@ pub(crate) fn reap_orphans() -> usize {
         return 0;
     }
     let me = std::process::id() as i32;
+    // Nothing to look for (processes in PID namespaces are never
+    // registered: their orphans go to their namespace's init): no scan.
+    {
+        let reg = registry();
+        let none = |set: Option<usize>| set.is_none_or(|n| n == 0);
+        if none(reg.groups.as_ref().map(HashSet::len))
+            && none(reg.escapees.as_ref().map(HashMap::len))
+        {
+            return 0;
+        }
+    }
     // Held across scan and waitpid so a child spawned meanwhile is either
     // already tracked or not yet a member of a known group.
     let mut reg = registry();

@@ -29,10 +29,10 @@ use super::error::SupervisorError;
 use super::events::{self, EventType};
 use super::offload::offload;
 use super::output::OutputTasks;
+use super::pidns::Init;
 use super::probes;
 use super::reaper;
 use super::restart::{backoff_delay, should_restart};
-use super::spawn::build_command;
 use super::spec::{ProcessSpec, StopSignal};
 use super::state::ProcessState;
 use super::stop::{self, Tree};
@@ -110,6 +110,8 @@ struct Spawned {
     output: OutputTasks,
     /// The run's workspace watch, if its spec asks for one.
     workspace: Option<Watch>,
+    /// The init of the run's PID namespace, unless namespaces are off.
+    init: Option<Init>,
 }
 
 /// Why the wait for a run ended.
@@ -288,10 +290,7 @@ impl Runner {
             true => Some(self.watch_workspace(spec).await),
             false => None,
         };
-        let mut child = spawner
-            .spawn(build_command(spec))
-            .await
-            .map_err(spawn_error)?;
+        let (mut child, init) = spawner.spawn(spec).await.map_err(spawn_error)?;
         let pid = child.id().ok_or_else(|| {
             spawn_error(std::io::Error::other(
                 "the child exited before its pid was read",
@@ -329,6 +328,7 @@ impl Runner {
             start_time,
             output,
             workspace,
+            init,
         })
     }
 
@@ -427,11 +427,27 @@ impl Runner {
         }
         // On a natural exit this cleans up whatever the leader left behind.
         let grace = (!force).then_some(spec.stop_timeout);
-        let start_time = spawned.start_time;
-        let tree = offload(move || Tree::collect(pgid, start_time)).await;
-        let status = self
-            .terminate(&mut spawned.child, tree, spec.stop_signal.signal(), grace)
-            .await;
+        let status = match spawned.init.take() {
+            Some(init) => {
+                // The command's exit ends its namespace at once: what it
+                // left running dies with it (see `pidns`).
+                let grace = grace.filter(|_| !matches!(ending, Ending::Exited));
+                let force = wait_for_force(
+                    &mut self.control,
+                    &mut self.stop_requested,
+                    &mut self.restart_requested,
+                    &mut self.waiting,
+                );
+                let signal = spec.stop_signal.signal();
+                stop::end_namespace(&mut spawned.child, init, signal, grace, force).await
+            }
+            None => {
+                let start_time = spawned.start_time;
+                let tree = offload(move || Tree::collect(pgid, start_time)).await;
+                self.terminate(&mut spawned.child, tree, spec.stop_signal.signal(), grace)
+                    .await
+            }
+        };
         if !spawned.output.finish(OUTPUT_DRAIN_LIMIT).await {
             tracing::warn!(process = %self.name, "output pipes still open after the process tree exited; their readers carry on detached");
         }

@@ -20,6 +20,13 @@
 //! Everything here reads `/proc` synchronously; async callers run it on the
 //! blocking pool (`offload`), one step after another, so the order above is
 //! kept.
+//!
+//! A process that runs in a PID namespace of its own (see `pidns`) is
+//! stopped without any of that: [`end_namespace`] signals its init, which
+//! forwards the signal to the whole namespace, and a `SIGKILL` of the init
+//! makes the kernel end the rest. The walks remain for pause, resume and
+//! resource samples, and there they also follow the processes that were
+//! re-parented to the namespace's init.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
@@ -29,6 +36,7 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
 use super::offload::offload;
+use super::pidns::{self, Init};
 
 /// One line of `/proc/<pid>/stat`, the fields the supervisor needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -257,9 +265,12 @@ impl Tree {
                 .iter()
                 .any(|p| p.pid == *pid && p.start_time == *start && p.pgid == self.pgid)
         });
+        // Orphans of a namespaced tree are re-parented to its init (which
+        // is not a member: it is ours, not the command's).
+        let init = pidns::init_of(self.pgid);
         let roots: Vec<i32> = procs
             .iter()
-            .filter(|p| ours && p.pgid == self.pgid)
+            .filter(|p| (ours && p.pgid == self.pgid) || Some(p.ppid) == init)
             .map(|p| p.pid)
             .chain(
                 self.members
@@ -382,6 +393,49 @@ impl Tree {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(50));
         }
+    }
+}
+
+/// Ends a run whose command runs in a PID namespace of its own; returns
+/// the command's exit status.
+///
+/// With a `grace`, `signal` (then `SIGCONT`, so a paused tree can act on
+/// it) goes to every process of the namespace through its init, and the
+/// namespace has until the grace runs out, or `force` resolves, to empty:
+/// the command has exited and the init has no child left. Then the init is
+/// killed, and the kernel kills whatever else is left. The command is
+/// reaped before the init, whose exit waits for it.
+pub(crate) async fn end_namespace(
+    child: &mut tokio::process::Child,
+    init: Init,
+    signal: Signal,
+    grace: Option<Duration>,
+    force: impl Future<Output = ()>,
+) -> Option<std::process::ExitStatus> {
+    if let Some(grace) = grace.filter(|_| signal != Signal::SIGKILL) {
+        let _ = init.signal(signal);
+        let _ = init.signal(Signal::SIGCONT);
+        tokio::select! {
+            _ = tokio::time::timeout(grace, namespace_empty(child, &init)) => {}
+            _ = force => {}
+        }
+    }
+    if let Err(e) = init.signal(Signal::SIGKILL) {
+        tracing::warn!(init = init.pid(), error = %e, "could not SIGKILL a namespace init");
+    }
+    let status = child.wait().await.ok();
+    offload(move || init.end()).await;
+    status
+}
+
+/// Resolves once the command has exited and its namespace's init has no
+/// child left. Each look reads one small `/proc` file, not a walk.
+async fn namespace_empty(child: &mut tokio::process::Child, init: &Init) {
+    let _ = child.wait().await;
+    let mut pause = Duration::from_millis(1);
+    while !init.childless() {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 

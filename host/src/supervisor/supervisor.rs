@@ -46,6 +46,12 @@ pub struct SupervisorConfig {
     /// 1,000); beyond that the oldest are removed (`process.removed` with
     /// reason `retention`), so the table never grows without bound.
     pub retain_finished: usize,
+    /// Run each process in a PID namespace of its own, with an init of
+    /// ours as its PID 1, so its whole tree dies with it and with the host,
+    /// even after `kill -9` of the host (default true). Falls back to
+    /// process groups and the child subreaper when false, or when the host
+    /// may not make namespaces (see [`Supervisor::pid_namespaces`]).
+    pub pid_namespaces: bool,
 }
 
 impl SupervisorConfig {
@@ -57,6 +63,7 @@ impl SupervisorConfig {
             log_max_bytes: 10 * 1024 * 1024,
             resource_interval: Some(Duration::from_secs(10)),
             retain_finished: 1000,
+            pid_namespaces: true,
         }
     }
 }
@@ -113,6 +120,20 @@ impl Supervisor {
     /// The OS error if `prctl` fails.
     pub fn become_subreaper() -> std::io::Result<()> {
         reaper::become_subreaper()
+    }
+
+    /// Whether processes run in PID namespaces of their own: asked for in
+    /// [`SupervisorConfig::pid_namespaces`] and possible here (the host
+    /// needs `CAP_SYS_ADMIN` in its user namespace). Otherwise trees are
+    /// kept by process groups, the child subreaper and `/proc` walks, and a
+    /// `kill -9` of the host can leave descendants of a process running.
+    ///
+    /// # Errors
+    ///
+    /// The OS error if the spawner thread cannot be started (it makes the
+    /// check, once).
+    pub fn pid_namespaces(&self) -> std::io::Result<bool> {
+        Ok(self.inner.spawner()?.namespaced())
     }
 
     /// Adds a process from configuration in state `pending`; it does not

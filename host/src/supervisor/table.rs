@@ -208,7 +208,7 @@ impl Inner {
             return Ok(spawner.clone());
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
-        let spawner = Arc::new(Spawner::start(runtime)?);
+        let spawner = Arc::new(Spawner::start(runtime, self.config.pid_namespaces)?);
         *slot = Some(spawner.clone());
         Ok(spawner)
     }

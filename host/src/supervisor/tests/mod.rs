@@ -93,6 +93,17 @@ pub(super) fn vanished(pid: i32, start_time: u64) -> bool {
     read_stat(pid).is_none_or(|p| p.start_time != start_time)
 }
 
+/// Shell that prints the pid of the shell running it as the host sees it:
+/// in a PID namespace `$$` and `$!` are pids inside the namespace, but the
+/// host's `/proc` (which the children share) answers with real ones.
+pub(super) const PRINT_PID: &str = "read p r < /proc/self/stat; echo $p";
+
+/// A command that prints its real pid (see [`PRINT_PID`]), then becomes
+/// `sleep SECS`; `redirect` applies to the sleep.
+pub(super) fn sleeper(secs: u32, redirect: &str) -> String {
+    format!("sh -c '{PRINT_PID}; exec sleep {secs} {redirect}'")
+}
+
 /// Waits for the first stdout line and parses it as a pid.
 pub(super) async fn first_line_pid(sup: &Supervisor, name: &str) -> (i32, u64) {
     wait_until("the child to print a pid", || {

@@ -9,7 +9,7 @@ use super::*;
 async fn stop_kills_the_whole_tree_including_background_children() {
     Supervisor::become_subreaper().unwrap();
     let (sup, bus, _dir) = setup();
-    sup.add(spec("tree", "sleep 100 & echo $!; sleep 100"))
+    sup.add(spec("tree", &format!("{} & sleep 100", sleeper(100, ""))))
         .unwrap();
     sup.start("tree").await.unwrap();
     let (grandchild, start) = first_line_pid(&sup, "tree").await;
@@ -29,8 +29,11 @@ async fn stop_kills_the_whole_tree_including_background_children() {
 async fn stop_reaches_descendants_that_left_the_group() {
     Supervisor::become_subreaper().unwrap();
     let (sup, _bus, _dir) = setup();
-    sup.add(spec("escape", "setsid sleep 100 & echo $!; sleep 100"))
-        .unwrap();
+    sup.add(spec(
+        "escape",
+        &format!("setsid {} & sleep 100", sleeper(100, "")),
+    ))
+    .unwrap();
     sup.start("escape").await.unwrap();
     let (escapee, start) = first_line_pid(&sup, "escape").await;
     let leader = sup.get("escape").unwrap().pid.unwrap() as i32;
@@ -52,7 +55,8 @@ async fn what_a_process_leaves_behind_when_it_exits_is_cleaned_up() {
     // The leader waits for a file so the test can note the grandchild first.
     let go = dir.path().join("go");
     let command = format!(
-        "sleep 100 >/dev/null & echo $!; while [ ! -e '{}' ]; do sleep 0.01; done",
+        "{} & while [ ! -e '{}' ]; do sleep 0.01; done",
+        sleeper(100, ">/dev/null"),
         go.display()
     );
     sup.add(spec("leaver", &command)).unwrap();
@@ -107,7 +111,8 @@ async fn pause_and_resume_signal_the_group_and_change_state() {
     // would not do: dash runs them with vfork, and a SIGSTOP that stops the
     // child before its exec leaves the parent blocked in vfork (`D`, never
     // `T`) until the resume; frozen all the same, but not visibly stopped.
-    sup.add(spec("nap", "sleep 100 & echo $!; wait")).unwrap();
+    sup.add(spec("nap", &format!("{} & wait", sleeper(100, ""))))
+        .unwrap();
     sup.start("nap").await.unwrap();
     let leader = sup.get("nap").unwrap().pid.unwrap() as i32;
     let (child, _) = first_line_pid(&sup, "nap").await;
