@@ -1,8 +1,13 @@
 //! Process supervision: spawn, watch, restart and stop child process trees.
 //!
-//! Every supervised child leads its own process group and carries a
-//! parent-death signal; the host can make itself a child subreaper so that
-//! nothing a child abandons escapes. Stopping means the whole tree. Every
+//! Every supervised process runs in a PID namespace of its own whose PID 1
+//! is an init of ours, so its whole tree (`setsid`'d and double-forked
+//! descendants too) ends when it is stopped, when it exits, and when the
+//! host dies, even by `kill -9`. Where namespaces cannot be made (or with
+//! `pid_namespaces = false`), each child leads its own process group and
+//! carries a parent-death signal, and the host can make itself a child
+//! subreaper so that nothing a child abandons escapes while it lives.
+//! Stopping means the whole tree. Every
 //! state change is published on the [`bus`](crate::bus) (source
 //! `host/supervisor`, subject = process name), and output is captured
 //! losslessly into a ring and a rotated log file, with anything the bus
@@ -41,6 +46,8 @@
 //! - `supervisor`: [`Supervisor`] and its verbs; `table`: the records behind it;
 //! - `runner`: one task per started process: spawn, wait, stop, restart;
 //! - `spawn`: the command, its process group, and the thread that forks;
+//! - `pidns`: the PID namespace of each run and its init (`pidns_init`:
+//!   the code that runs as PID 1, raw system calls only);
 //! - `stop`: process trees from `/proc`, signalling them, waiting for them;
 //! - `restart`: the restart decision, window and backoff (pure functions);
 //! - `output`: pipe readers and batching; `publish`: batches to the bus;
