@@ -59,7 +59,10 @@ pub fn state(state: ProcessState) -> Cell {
         ProcessState::Running => Color::Green,
         ProcessState::Completed => Color::Cyan,
         ProcessState::Failed | ProcessState::Timeout => Color::Red,
-        ProcessState::Backoff | ProcessState::Paused | ProcessState::Stopping => Color::Yellow,
+        ProcessState::Backoff
+        | ProcessState::Paused
+        | ProcessState::Stopping
+        | ProcessState::Interrupted => Color::Yellow,
         _ => Color::Reset,
     };
     Cell::new(state.as_str()).fg(colour)

@@ -128,6 +128,10 @@ pub(crate) fn state_to_wit(s: ProcessState) -> wit::ProcessState {
         ProcessState::Timeout => W::Timeout,
         ProcessState::Cancelled => W::Cancelled,
         ProcessState::Backoff => W::Backoff,
+        // The WIT enum predates `interrupted`, and a new case there is a new
+        // WIT version; `cancelled` is the nearest: ended by something other
+        // than the process, and terminal.
+        ProcessState::Interrupted => W::Cancelled,
     }
 }
 

@@ -240,6 +240,26 @@ impl Runtime {
                 .add(spec.clone())
                 .with_context(|| format!("process `{}`", spec.name))?;
         }
+        // Crash-only: whatever the last host left unfinished is ended in the
+        // journal and its survivors killed before anything starts, so
+        // nothing runs twice (see `supervisor::recovery`).
+        let recovery = supervisor
+            .recover(run_began_after)
+            .await
+            .context("cannot recover the processes of the last host from the journal")?;
+        if !recovery.is_empty() {
+            tracing::info!(
+                interrupted = recovery.interrupted.len(),
+                restarting = recovery.restarting.len(),
+                restored = recovery.restored.len(),
+                "recovered what the last host left in the journal"
+            );
+            bus.publish(NewEvent::new(
+                SOURCE,
+                "host.recovered",
+                serde_json::to_value(&recovery)?,
+            ))?;
+        }
 
         let (actions, requests) = mpsc::channel(ACTION_QUEUE);
         let plugin_config = PluginHostConfig {
@@ -290,6 +310,7 @@ impl Runtime {
         let (stop_executor, stop) = tokio::sync::watch::channel(false);
         let executor = tokio::spawn(executor.run(requests, stop));
 
+        supervisor.start_recovered(&recovery).await;
         supervisor.start_autostart().await;
         let pid_namespaces = supervisor.pid_namespaces().unwrap_or(false);
         if !pid_namespaces {

@@ -93,6 +93,12 @@ pub enum SupervisorError {
         /// Why: the restart limit, a stop, or shutdown.
         reason: String,
     },
+    /// The journal could not be read to recover what the last host left.
+    #[error("cannot read the journal to recover the processes of the last host: {source}")]
+    Recovery {
+        /// The bus's error.
+        source: crate::bus::BusError,
+    },
     /// The supervisor is shutting down and accepts no new work.
     #[error("the supervisor is shutting down; cannot {action} process `{name}`")]
     ShuttingDown {

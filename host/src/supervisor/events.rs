@@ -54,6 +54,9 @@ pub enum EventType {
     ResourceLimit,
     /// `process.removed`.
     Removed,
+    /// `process.interrupted`: a run the host ended without ending it
+    /// (found in the journal after a crash of the host).
+    Interrupted,
     /// `process.ready`: the readiness probe of the current run passes.
     Ready,
     /// `process.unready`: the readiness probe stopped passing, or the
@@ -63,7 +66,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every type, in lifecycle order.
-    pub const ALL: [EventType; 21] = [
+    pub const ALL: [EventType; 22] = [
         EventType::Created,
         EventType::Starting,
         EventType::Started,
@@ -83,6 +86,7 @@ impl EventType {
         EventType::Resource,
         EventType::ResourceLimit,
         EventType::Removed,
+        EventType::Interrupted,
         EventType::Ready,
         EventType::Unready,
     ];
@@ -109,6 +113,7 @@ impl EventType {
             EventType::Resource => "process.resource",
             EventType::ResourceLimit => "process.resource_limit",
             EventType::Removed => "process.removed",
+            EventType::Interrupted => "process.interrupted",
             EventType::Ready => "process.ready",
             EventType::Unready => "process.unready",
         }
@@ -120,6 +125,7 @@ impl EventType {
             ProcessState::Completed => EventType::Completed,
             ProcessState::Timeout => EventType::Timeout,
             ProcessState::Cancelled => EventType::Cancelled,
+            ProcessState::Interrupted => EventType::Interrupted,
             _ => EventType::Failed,
         }
     }

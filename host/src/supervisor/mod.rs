@@ -18,13 +18,21 @@
 //!
 //! Events (source `host/supervisor`, subject = process name; transitions
 //! also carry `from` and `to`):
-//! - `process.starting` {restarts} → `process.started` {pid};
+//! - `process.starting` {restarts} → `process.started` {pid, start_time};
 //! - `process.exited` {exit_code, signal, duration_ms, restarts} after every
 //!   run, then one of `process.completed`, `process.failed` {exit_code,
 //!   signal, reason} (also alone when a spawn fails), `process.timeout`
 //!   {timeout_ms}, `process.cancelled`;
 //! - `process.backoff` {delay_ms, attempt}, `process.gave_up` {restarts,
-//!   max_restarts, window_ms, state};
+//!   max_restarts, window_ms, state}: restarts (automatic, or asked by a
+//!   person or a plugin: one accounting) back off exponentially with
+//!   jitter, from `backoff` again after a run that stayed up
+//!   `stable_after`, and stop after `max_restarts` within `restart_window`;
+//! - `process.interrupted` {pid, last_event, stop_reason, killed,
+//!   restarts}: published by the next host for a run the last one never
+//!   ended (killed, crashed); `interrupted` is a terminal state, not
+//!   `failed`. [`Supervisor::recover`] reads the journal for it and
+//!   returns the [`Recovery`] the runtime publishes as `host.recovered`;
 //! - `process.ready` {probe} and `process.unready` {probe, reason,
 //!   failures} as a run's readiness probe passes and fails (`unready`
 //!   {reason: "exited"} also when a ready run ends);
@@ -49,7 +57,12 @@
 //! - `pidns`: the PID namespace of each run and its init (`pidns_init`:
 //!   the code that runs as PID 1, raw system calls only);
 //! - `stop`: process trees from `/proc`, signalling them, waiting for them;
-//! - `restart`: the restart decision, window and backoff (pure functions);
+//! - `restart`: the restart decision, window and backoff (pure functions),
+//!   and the clock they run on (`RestartClock`: real time in the host, a
+//!   virtual one in tests);
+//! - `recovery`: crash-only recovery from the journal: the fold of every
+//!   process's lifecycle events (`trail`), killing what survives of an
+//!   interrupted run (`survivors`), ending it, restoring runtime processes;
 //! - `output`: pipe readers and batching; `publish`: batches to the bus;
 //!   `store`: the ring and the rotated log file;
 //! - `reaper`: the child subreaper and orphan reaping;
@@ -79,6 +92,7 @@ mod pidns_init;
 mod probes;
 mod publish;
 mod reaper;
+mod recovery;
 mod resources;
 mod restart;
 mod runner;
@@ -101,6 +115,7 @@ pub use deps::{Condition, DependsOn};
 pub use error::SupervisorError;
 pub use events::EventType;
 pub use probes::{Probe, ProbeCheck};
+pub use recovery::{Found, Recovery};
 pub use spec::{
     DEFAULT_WORKSPACE_IGNORE, MAX_LABEL_CHARS, MAX_METADATA_BYTES, ProcessSpec, RestartMode,
     StopSignal,

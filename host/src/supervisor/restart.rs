@@ -1,46 +1,110 @@
 //! Restart policy: whether to restart, how long to wait, when to give up.
 //!
 //! Pure functions over plain values so the whole decision table is tested
-//! without spawning anything; the runner only feeds them outcomes and clocks.
+//! without spawning anything; the runner only feeds them outcomes and the
+//! readings of a [`RestartClock`]. The clock is injected so that a test can
+//! drive a crash loop on virtual time, with seeded jitter, and check every
+//! delay and restart moment against the policy.
+//!
+//! Two counts are kept apart: the *limit* counts every restart within the
+//! sliding `restart_window` (`max_restarts` of them, then
+//! `process.gave_up`); the *backoff attempt* counts only the restarts since
+//! the last run that stayed up for `stable_after`, so a process that ran
+//! well for a while and then crashed waits the first delay again, not the
+//! longest.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use super::spec::RestartMode;
 use super::state::ProcessState;
 
+/// The time the restart accounting runs on: readings for the window and
+/// uptimes, the backoff waits, and the jitter spreading the delays.
+///
+/// [`SystemClock`] in the host; tests use a virtual one that only moves
+/// when told to, so a crash loop's every step can be checked.
+pub(crate) trait RestartClock: Send + Sync {
+    /// Now, on this clock.
+    fn now(&self) -> Instant;
+    /// Resolves once `delay` has passed on this clock.
+    fn sleep(&self, delay: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+    /// A number in `[0, 1)` spreading one backoff delay (see [`backoff_delay`]).
+    fn jitter(&self) -> f64;
+}
+
+/// Real time: [`Instant::now`], tokio's timer, `fastrand`.
+pub(crate) struct SystemClock;
+
+impl RestartClock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep(&self, delay: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep(delay))
+    }
+
+    fn jitter(&self) -> f64 {
+        fastrand::f64()
+    }
+}
+
 /// Whether a run that ended in `outcome` should be restarted under `mode`.
 ///
 /// `outcome` is the terminal state the run ended in. A stop request
 /// (`Cancelled`) is never restarted; `on-failure` covers non-zero exits,
-/// signals, spawn failures (all `Failed`) and timeouts.
+/// signals, spawn failures (all `Failed`), timeouts, and runs the host
+/// itself left unfinished (`Interrupted`): the work did not complete.
 pub(crate) fn should_restart(mode: RestartMode, outcome: ProcessState) -> bool {
     match (mode, outcome) {
         (_, ProcessState::Cancelled) => false,
         (RestartMode::Never, _) => false,
-        (RestartMode::OnFailure, ProcessState::Failed | ProcessState::Timeout) => true,
+        (
+            RestartMode::OnFailure,
+            ProcessState::Failed | ProcessState::Timeout | ProcessState::Interrupted,
+        ) => true,
         (RestartMode::OnFailure, _) => false,
         (RestartMode::Always, state) => state.is_terminal(),
     }
 }
 
-/// Restarts seen within a sliding window, to enforce `max_restarts`.
+/// Restarts seen within a sliding window, to enforce `max_restarts`, and
+/// the moment of the last stable run, which resets the backoff.
 #[derive(Debug, Default)]
 pub(crate) struct RestartWindow {
     times: VecDeque<Instant>,
+    /// When the last run that stayed up for `stable_after` ended: restarts
+    /// before it still count towards the limit, but not towards the backoff.
+    stable_at: Option<Instant>,
 }
 
 impl RestartWindow {
-    /// Records a restart at `now` and returns its attempt number (1-based,
-    /// counted within the window), or `None` when `max` restarts already
-    /// happened within `window`: the caller gives up.
+    /// Records a restart at `now` and returns its backoff attempt number
+    /// (1-based: the restarts within the window since the last stable run,
+    /// this one included), or `None` when `max` restarts already happened
+    /// within `window`: the caller gives up.
     pub(crate) fn try_record(&mut self, now: Instant, window: Duration, max: u32) -> Option<u32> {
         self.expire(now, window);
         if self.times.len() >= max as usize {
             return None;
         }
         self.times.push_back(now);
-        u32::try_from(self.times.len()).ok()
+        let since_stable = match self.stable_at {
+            Some(at) => self.times.iter().filter(|&&t| t >= at).count(),
+            None => self.times.len(),
+        };
+        u32::try_from(since_stable).ok()
+    }
+
+    /// A run that stayed up long enough ended at `at`: the next restart
+    /// backs off as a first one. The limit is not reset: a process that
+    /// is stable for a moment and crashes again and again is still given
+    /// up on after `max_restarts` within the window.
+    pub(crate) fn mark_stable(&mut self, at: Instant) {
+        self.stable_at = Some(at);
     }
 
     /// Whether a restart at `now` would be allowed, without recording it.
@@ -62,6 +126,7 @@ impl RestartWindow {
     /// Forgets all restarts (an explicit start begins afresh).
     pub(crate) fn clear(&mut self) {
         self.times.clear();
+        self.stable_at = None;
     }
 }
 
@@ -96,6 +161,7 @@ mod tests {
             (Failed, false, true, true),
             (Timeout, false, true, true),
             (Cancelled, false, false, false),
+            (Interrupted, false, true, true),
         ];
         for (outcome, never, on_failure, always) in table {
             assert_eq!(
@@ -208,6 +274,34 @@ mod tests {
             window.try_record(t0 + Duration::from_secs(13), w, 2),
             Some(1)
         );
+    }
+
+    #[test]
+    fn a_stable_run_resets_the_backoff_attempt_but_not_the_limit() {
+        let mut window = RestartWindow::default();
+        let t0 = Instant::now();
+        let w = Duration::from_secs(60);
+        let at = |s| t0 + Duration::from_secs(s);
+        assert_eq!(window.try_record(at(0), w, 4), Some(1));
+        assert_eq!(window.try_record(at(1), w, 4), Some(2));
+        // The third run stayed up: its crash backs off as a first one.
+        window.mark_stable(at(40));
+        assert_eq!(window.try_record(at(40), w, 4), Some(1));
+        assert_eq!(window.try_record(at(41), w, 4), Some(2));
+        // Four restarts within the window all the same: the limit holds.
+        assert_eq!(window.try_record(at(42), w, 4), None);
+        window.clear();
+        assert_eq!(window.try_record(at(43), w, 4), Some(1));
+    }
+
+    #[test]
+    fn the_system_clock_reads_real_time_and_jitters_within_range() {
+        let before = Instant::now();
+        assert!(SystemClock.now() >= before);
+        for _ in 0..100 {
+            let j = SystemClock.jitter();
+            assert!((0.0..1.0).contains(&j), "{j}");
+        }
     }
 
     #[test]

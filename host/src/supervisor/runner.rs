@@ -98,6 +98,13 @@ struct Runner {
     waiting: Vec<oneshot::Sender<Result<(), SupervisorError>>>,
     /// Why the runner ended without another run, for those still waiting.
     end_reason: &'static str,
+    /// How long the last run was up, on the restart clock (`None` after a
+    /// failed spawn): with `stable_after`, whether it resets the backoff.
+    uptime: Option<Duration>,
+    /// When the current run was announced `running`, on the restart clock:
+    /// read before the announcement, so nobody who saw it can move the
+    /// clock before the uptime begins.
+    up_since: Option<Instant>,
 }
 
 /// A spawned child with its output tasks.
@@ -149,6 +156,8 @@ pub(super) async fn run(
         restart_requested: false,
         waiting: vec![reply],
         end_reason: "it was stopped",
+        uptime: None,
+        up_since: None,
     };
     runner.life(launch).await;
     runner.inner.run_finished(&runner.name, runner.generation);
@@ -185,6 +194,7 @@ impl Runner {
                 return;
             }
             relaunch = true;
+            self.uptime = None;
             if !self.wait_for_dependencies(&spec).await {
                 return;
             }
@@ -203,6 +213,7 @@ impl Runner {
                 }
                 Ok(spawned) => {
                     fresh = false;
+                    self.up_since = Some(self.inner.clock.now());
                     self.running(spawned.pid, spawned.start_time);
                     for waiter in self.waiting.drain(..) {
                         let _ = waiter.send(Ok(()));
@@ -235,8 +246,7 @@ impl Runner {
         let Some(delay) = self.schedule_restart(spec) else {
             return false;
         };
-        let sleep = tokio::time::sleep(delay);
-        tokio::pin!(sleep);
+        let mut sleep = self.inner.clock.sleep(delay);
         loop {
             tokio::select! {
                 _ = &mut sleep => break,
@@ -425,6 +435,10 @@ impl Runner {
                 json!({ "signal": signal.to_string(), "force": force, "reason": reason }),
             );
         }
+        // Up until the exit or the stop request, not the end of the cleanup.
+        self.uptime = self
+            .up_since
+            .map(|since| self.inner.clock.now().saturating_duration_since(since));
         // On a natural exit this cleans up whatever the leader left behind.
         let grace = (!force).then_some(spec.stop_timeout);
         let status = match spawned.init.take() {
@@ -597,7 +611,10 @@ impl Runner {
                 EventType::Started,
                 from,
                 rec.state,
-                json!({ "pid": pid }),
+                // The start time (clock ticks after boot, from /proc) names
+                // this process for good: recovery after a crash of the host
+                // kills what survives of it only if both match.
+                json!({ "pid": pid, "start_time": start_time }),
             )]
         });
     }
@@ -647,6 +664,8 @@ impl Runner {
         let mut delay = None;
         let mut reason = "the supervisor is shutting down";
         let name = &self.name;
+        let clock = self.inner.clock.clone();
+        let uptime = self.uptime;
         self.update_and_publish(|rec, shutting_down| {
             if shutting_down {
                 // Decided under the lock the shutdown sets its flag under, so
@@ -654,10 +673,13 @@ impl Runner {
                 return Vec::new();
             }
             let window = spec.restart_window;
-            match rec
-                .window
-                .try_record(Instant::now(), window, spec.max_restarts)
+            let now = clock.now();
+            if let (Some(stable), Some(up)) = (spec.stable_after, uptime)
+                && up >= stable
             {
+                rec.window.mark_stable(now);
+            }
+            match rec.window.try_record(now, window, spec.max_restarts) {
                 None => {
                     reason = "it reached its restart limit (process.gave_up)";
                     vec![events::gave_up(
@@ -669,7 +691,7 @@ impl Runner {
                     )]
                 }
                 Some(attempt) => {
-                    let d = backoff_delay(spec.backoff, spec.backoff_max, attempt, fastrand::f64());
+                    let d = backoff_delay(spec.backoff, spec.backoff_max, attempt, clock.jitter());
                     delay = Some(d);
                     let from = rec.state;
                     rec.state = ProcessState::Backoff;

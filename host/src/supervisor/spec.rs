@@ -91,6 +91,18 @@ pub struct ProcessSpec {
     /// Largest restart delay (default `"30s"`).
     #[serde(default = "default_backoff_max", with = "duration::required")]
     pub backoff_max: Duration,
+    /// Uptime after which a run counts as stable: when it ends, the next
+    /// restart backs off from `backoff` again instead of doubling on. The
+    /// restart limit still counts it. Unset by default: only restarts
+    /// leaving `restart_window` lower the backoff.
+    ///
+    /// Example: `stable_after = "30s"`
+    #[serde(
+        default,
+        with = "duration::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub stable_after: Option<Duration>,
     /// Longest a run may take before it is stopped and marked `timeout`.
     #[serde(default, with = "duration::optional")]
     pub timeout: Option<Duration>,
@@ -227,6 +239,7 @@ impl ProcessSpec {
             restart_window: default_restart_window(),
             backoff: default_backoff(),
             backoff_max: default_backoff_max(),
+            stable_after: None,
             timeout: None,
             stop_signal: StopSignal::Term,
             stop_timeout: default_stop_timeout(),
@@ -284,6 +297,12 @@ impl ProcessSpec {
         }
         if self.restart != RestartMode::Never && self.restart_window.is_zero() {
             return Err(bad("restart_window", "must be longer than 0s".into()));
+        }
+        if self.stable_after.is_some_and(|d| d.is_zero()) {
+            return Err(bad(
+                "stable_after",
+                "must be longer than 0s (leave it out to never reset the backoff early)".into(),
+            ));
         }
         if self.timeout.is_some_and(|t| t.is_zero()) {
             return Err(bad(
@@ -488,6 +507,7 @@ mod tests {
             restart_window = "5m"
             backoff = "100ms"
             backoff_max = "2s"
+            stable_after = "30s"
             timeout = "1h"
             stop_signal = "SIGINT"
             stop_timeout = "3s"
@@ -504,6 +524,7 @@ mod tests {
         assert_eq!(spec.args.as_deref(), Some(&["-i".to_string()][..]));
         assert_eq!(spec.restart, RestartMode::OnFailure);
         assert_eq!(spec.restart_window, Duration::from_secs(300));
+        assert_eq!(spec.stable_after, Some(Duration::from_secs(30)));
         assert_eq!(spec.timeout, Some(Duration::from_secs(3600)));
         assert_eq!(spec.stop_signal, StopSignal::Int);
         assert_eq!(spec.memory_limit, Some(512 << 20));

@@ -32,11 +32,15 @@ pub enum ProcessState {
     Cancelled,
     /// Waiting before an automatic restart.
     Backoff,
+    /// The run was under way when the host itself ended without ending it
+    /// (killed, crashed, lost power); found in the journal by the next host
+    /// (see `recovery`). Not `failed`: the process did nothing wrong.
+    Interrupted,
 }
 
 impl ProcessState {
     /// Every state, in lifecycle order.
-    pub const ALL: [ProcessState; 10] = [
+    pub const ALL: [ProcessState; 11] = [
         ProcessState::Pending,
         ProcessState::Starting,
         ProcessState::Running,
@@ -47,6 +51,7 @@ impl ProcessState {
         ProcessState::Timeout,
         ProcessState::Cancelled,
         ProcessState::Backoff,
+        ProcessState::Interrupted,
     ];
 
     /// True when the process has finished and nothing will restart it.
@@ -57,6 +62,7 @@ impl ProcessState {
                 | ProcessState::Failed
                 | ProcessState::Timeout
                 | ProcessState::Cancelled
+                | ProcessState::Interrupted
         )
     }
 
@@ -85,6 +91,7 @@ impl ProcessState {
             ProcessState::Timeout => "timeout",
             ProcessState::Cancelled => "cancelled",
             ProcessState::Backoff => "backoff",
+            ProcessState::Interrupted => "interrupted",
         }
     }
 }
@@ -257,7 +264,8 @@ mod tests {
                 ProcessState::Completed,
                 ProcessState::Failed,
                 ProcessState::Timeout,
-                ProcessState::Cancelled
+                ProcessState::Cancelled,
+                ProcessState::Interrupted
             ]
         );
         assert!(!ProcessState::Pending.is_active());

@@ -108,6 +108,21 @@ impl Supervisor {
         }
     }
 
+    /// A supervisor whose restart accounting (window, uptimes, backoff
+    /// waits, jitter) runs on `clock`: for tests on virtual time.
+    #[cfg(test)]
+    pub(crate) fn with_clock(
+        bus: Bus,
+        config: SupervisorConfig,
+        clock: Arc<dyn super::restart::RestartClock>,
+    ) -> Supervisor {
+        let mut inner = Inner::new(bus, config);
+        inner.clock = clock;
+        Supervisor {
+            inner: Arc::new(inner),
+        }
+    }
+
     /// Makes the host a child subreaper (`PR_SET_CHILD_SUBREAPER`).
     ///
     /// Orphans of supervised trees are then re-parented to the host rather
@@ -396,7 +411,7 @@ impl Supervisor {
             let spec = rec.spec.clone();
             if rec.state != ProcessState::Pending
                 && !rec.window.would_allow(
-                    std::time::Instant::now(),
+                    self.inner.clock.now(),
                     spec.restart_window,
                     spec.max_restarts,
                 )

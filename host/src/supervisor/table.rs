@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::events;
 use super::reaper;
 use super::resources;
-use super::restart::RestartWindow;
+use super::restart::{RestartClock, RestartWindow, SystemClock};
 use super::runner::Control;
 use super::spawn::Spawner;
 use super::spec::ProcessSpec;
@@ -38,6 +38,9 @@ pub(super) struct Inner {
     /// Output lines that never reached the bus, over every process (they
     /// are in the rings and log files): for metrics.
     pub(super) output_dropped: Arc<std::sync::atomic::AtomicU64>,
+    /// The time of the restart accounting (window, uptimes, backoff waits,
+    /// jitter): real time, or a virtual clock in tests.
+    pub(super) clock: Arc<dyn RestartClock>,
 }
 
 /// What the supervisor knows about one process.
@@ -149,6 +152,7 @@ impl Inner {
             background: Mutex::new(Vec::new()),
             shutting_down: AtomicBool::new(false),
             output_dropped: Arc::default(),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -234,7 +238,7 @@ impl Inner {
 
 /// Removes the oldest finished runtime processes beyond `keep`; returns
 /// their names and last states.
-fn prune_finished(
+pub(super) fn prune_finished(
     table: &mut BTreeMap<String, Record>,
     keep: usize,
 ) -> Vec<(String, ProcessState)> {

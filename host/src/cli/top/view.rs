@@ -50,7 +50,10 @@ impl Theme {
             ProcessState::Running => Color::Green,
             ProcessState::Completed => Color::Cyan,
             ProcessState::Failed | ProcessState::Timeout => Color::Red,
-            ProcessState::Backoff | ProcessState::Paused | ProcessState::Stopping => Color::Yellow,
+            ProcessState::Backoff
+            | ProcessState::Paused
+            | ProcessState::Stopping
+            | ProcessState::Interrupted => Color::Yellow,
             _ => Color::Reset,
         })
     }
