@@ -16,7 +16,6 @@ mod sessions_consumer;
 mod sessions_model;
 mod task;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -74,7 +73,7 @@ pub enum CoordinationError {
 
 #[derive(Default)]
 struct Registry {
-    tasks: BTreeMap<String, Task>,
+    /// The tasks, filed by their words.
     index: KeywordIndex,
     dependencies: Vec<Dependency>,
 }
@@ -128,27 +127,23 @@ impl Coordinator {
         }
         {
             let mut reg = self.registry.lock();
-            if let Some(old) = reg.tasks.remove(&task.id) {
-                reg.index.remove(&old);
+            if let Some(old) = reg.index.remove(&task.id) {
                 reg.dependencies
                     .retain(|d| d.task != old.id && d.depends_on != old.id);
             }
         }
         // Each rule runs on its own worker, so the rules are asked at once;
         // results are kept in rule order.
+        let rules = self.plugins.with_kind(Kind::DependencyRule);
+        let keywords: Vec<Vec<String>> = rules.iter().map(rule_keywords).collect();
+        let candidates = self.candidates(&task, &keywords);
         let mut asks = Vec::new();
-        for rule in self.plugins.with_kind(Kind::DependencyRule) {
-            let keywords = rule
-                .description()
-                .and_then(|d| d.rule)
-                .map(|r| r.keywords)
-                .unwrap_or_default();
-            let candidates = self.candidates(&task, &keywords);
+        for (rule, candidates) in rules.iter().zip(&candidates) {
             if candidates.is_empty() {
                 continue;
             }
             let task = &task;
-            asks.push(async move { rule.check_many(task, &candidates).await });
+            asks.push(async move { rule.check_many(task, candidates).await });
         }
         let mut found = Vec::new();
         for answer in futures::future::join_all(asks).await {
@@ -160,15 +155,14 @@ impl Coordinator {
         }
         {
             let mut reg = self.registry.lock();
-            reg.index.insert(&task);
-            reg.tasks.insert(task.id.clone(), task.clone());
+            reg.index.insert(Arc::new(task.clone()));
             reg.dependencies.extend(found.iter().cloned());
         }
         // One journal commit for the registration and everything it found:
         // a commit per event cost more than the rules did (66 ms for ~400 hits).
         if let Err(e) = self
             .bus
-            .publish_all_async(registration_events(&task, by, &found))
+            .commit_all_async(registration_events(&task, by, &found))
             .await
         {
             tracing::error!(
@@ -179,29 +173,48 @@ impl Coordinator {
         Ok(found)
     }
 
-    /// The tasks a rule with `keywords` should see paired with `task`.
-    pub(crate) fn candidates(&self, task: &Task, keywords: &[String]) -> Vec<Task> {
+    /// The tasks each rule should see paired with `task`, for rules with
+    /// these `keywords` (one list per rule). Rules declaring the same
+    /// keywords share one selection.
+    pub(crate) fn candidates(
+        &self,
+        task: &Task,
+        keywords: &[Vec<String>],
+    ) -> Vec<Arc<[Arc<Task>]>> {
+        let own = index::words(task);
         let reg = self.registry.lock();
-        let ids = reg.index.candidates(task, keywords);
-        ids.into_iter()
-            .filter_map(|id| reg.tasks.get(&id))
-            .filter(|other| {
-                other.id != task.id
-                    && !(self.config.skip_same_repository && other.repository == task.repository)
+        let mut chosen: Vec<(&[String], Arc<[Arc<Task>]>)> = Vec::new();
+        keywords
+            .iter()
+            .map(|keywords| {
+                if let Some((_, same)) = chosen.iter().find(|(k, _)| *k == keywords.as_slice()) {
+                    return same.clone();
+                }
+                let tasks: Arc<[Arc<Task>]> = reg
+                    .index
+                    .candidates(&own, keywords)
+                    .into_iter()
+                    .filter(|other| {
+                        other.id != task.id
+                            && !(self.config.skip_same_repository
+                                && other.repository == task.repository)
+                    })
+                    .collect();
+                chosen.push((keywords, tasks.clone()));
+                tasks
             })
-            .cloned()
             .collect()
     }
 
     /// One registered task, by id.
     pub fn task(&self, id: &str) -> Option<Task> {
-        self.registry.lock().tasks.get(id).cloned()
+        self.registry.lock().index.get(id).map(|t| Task::clone(t))
     }
 
-    /// Every registered task.
+    /// Every registered task, in id order.
     pub fn tasks(&self) -> Vec<Task> {
         let reg = self.registry.lock();
-        reg.tasks.values().cloned().collect()
+        reg.index.tasks().map(|t| Task::clone(t)).collect()
     }
 
     /// Every dependency found so far.
@@ -209,6 +222,14 @@ impl Coordinator {
         let reg = self.registry.lock();
         reg.dependencies.clone()
     }
+}
+
+/// The keywords a rule declared (none: it sees every task).
+pub(crate) fn rule_keywords(rule: &crate::plugins::PluginRef) -> Vec<String> {
+    rule.description()
+        .and_then(|d| d.rule)
+        .map(|r| r.keywords)
+        .unwrap_or_default()
 }
 
 /// The events of one registration: `task.registered`, then one

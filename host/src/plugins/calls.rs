@@ -8,6 +8,7 @@
 //! past [`MAX_ACTIONS`] actions, and the guest's error strings past 4 KiB,
 //! are cut the same way.
 
+use std::borrow::Borrow;
 use std::sync::Arc;
 
 use crate::bus::Event;
@@ -199,7 +200,7 @@ impl PluginRef {
     pub async fn check_many(
         &self,
         task: &Task,
-        others: &[Task],
+        others: &[impl Borrow<Task>],
     ) -> Result<Vec<Dependency>, PluginError> {
         self.check(task, others, true).await
     }
@@ -210,7 +211,7 @@ impl PluginRef {
     pub async fn check_pairs(
         &self,
         task: &Task,
-        others: &[Task],
+        others: &[impl Borrow<Task>],
     ) -> Result<Vec<Dependency>, PluginError> {
         self.check(task, others, false).await
     }
@@ -218,7 +219,7 @@ impl PluginRef {
     async fn check(
         &self,
         task: &Task,
-        others: &[Task],
+        others: &[impl Borrow<Task>],
         batch: bool,
     ) -> Result<Vec<Dependency>, PluginError> {
         let a = task_to_wit(task);
@@ -234,7 +235,7 @@ impl PluginRef {
         while start < others.len() {
             let chunk = &others[start..others.len().min(start + per_call)];
             let a = a.clone();
-            let bs: Vec<wit::Task> = chunk.iter().map(task_to_wit).collect();
+            let bs: Vec<wit::Task> = chunk.iter().map(|t| task_to_wit(t.borrow())).collect();
             let (chunk_found, chunk_bad, asked) = self
                 .slot
                 .invoke("check", None, move |store, x| {
@@ -278,7 +279,7 @@ impl PluginRef {
             .map(|(i, d)| Dependency {
                 rule: self.slot.name.clone(),
                 task: task.id.clone(),
-                depends_on: others[i].id.clone(),
+                depends_on: others[i].borrow().id.clone(),
                 relationship: truncate(d.relationship, MAX_LABEL),
                 reason: truncate(d.reason, MAX_TEXT),
                 confidence: if d.confidence.is_finite() {
