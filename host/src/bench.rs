@@ -13,6 +13,7 @@
 //! | idle processes | `idle.rs`, `supervisord.rs` | a `host run` child over many sleeping processes; supervisord over the same |
 //! | control surfaces | `api.rs` | `GET /v1/processes` and MCP on the idle host; SSE fan-out on a host of its own |
 //! | bus | `bus.rs` | the event bus on a file journal |
+//! | output | `output.rs`, `output_peer.rs` | a C writer's 1 GiB burst through a `host run` child and through supervisord; exit → `process.exited` |
 //!
 //! Shared pieces: `fixtures.rs` builds every component first (a fresh
 //! clone has none) and installs plugin folders; `child.rs` is a `host run`
@@ -28,6 +29,8 @@ mod extism;
 mod fixtures;
 mod handlers;
 mod idle;
+mod output;
+mod output_peer;
 mod reload;
 mod startup;
 mod supervisord;
@@ -46,6 +49,7 @@ pub use dependencies::DependencyReport;
 pub use extism::{ExtismOutcome, ExtismReport};
 pub use handlers::{HandlerReport, PipelineRun};
 pub use idle::IdleReport;
+pub use output::{BurstFigures, OutputReport};
 pub use reload::ReloadReport;
 pub use startup::StartupReport;
 pub use supervisord::PeerOutcome;
@@ -69,6 +73,8 @@ pub enum Section {
     Api,
     /// The event bus.
     Bus,
+    /// A 1 GiB stdout burst (host and supervisord), and exit → event.
+    Output,
 }
 
 /// Flags of `host bench`.
@@ -151,6 +157,8 @@ pub struct BenchReport {
     pub sse: Option<SseReport>,
     /// The event bus section.
     pub bus: Option<BusReport>,
+    /// The 1 GiB output burst and exit → event.
+    pub output: Option<OutputReport>,
     /// Sections or parts skipped, and why.
     pub skipped: Vec<String>,
 }
@@ -279,6 +287,15 @@ pub(crate) fn run(mut args: BenchArgs) -> anyhow::Result<ExitCode> {
                 report.sse = Some(api::sse(args.sse_clients, args.sse_events).await?);
             }
         }
+        if runs(Section::Output) {
+            match output::measure(&args.cache, !args.no_peers).await {
+                Ok(o) => report.output = Some(o),
+                Err(e) if format!("{e}").contains("output section skipped") => {
+                    report.skipped.push(format!("{e:#}"));
+                }
+                Err(e) => return Err(e),
+            }
+        }
         anyhow::Ok(())
     })?;
     drop(runtime);
@@ -349,6 +366,9 @@ fn print(r: &BenchReport) {
     }
     if let Some(b) = &r.bus {
         bus::print(b);
+    }
+    if let Some(o) = &r.output {
+        output::print(o);
     }
     for s in &r.skipped {
         println!("skipped: {s}");

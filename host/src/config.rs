@@ -301,6 +301,12 @@ pub struct SupervisorSection {
     /// Example: `log_max_bytes = "10MiB"`
     #[serde(deserialize_with = "crate::supervisor::size::required::deserialize")]
     pub log_max_bytes: u64,
+    /// Rotated generations of a process log kept (`.1` newest to `.N`;
+    /// 0 keeps only the live file; at most 1000). Example: `log_generations = 5`
+    pub log_generations: u32,
+    /// Gzip rotated generations (`.N.gz`, on a thread of their own); `host
+    /// logs --file` and the API read them back. Example: `log_compress = true`
+    pub log_compress: bool,
     /// How often to sample memory, CPU and disk I/O of running process
     /// trees (`process.resource` events, `memory_limit`): at least 100 ms;
     /// `"0s"` turns sampling and limits off. Example: `resource_interval = "30s"`
@@ -317,6 +323,8 @@ impl Default for SupervisorSection {
         Self {
             ring_lines: 1000,
             log_max_bytes: 10 << 20,
+            log_generations: 3,
+            log_compress: false,
             resource_interval: std::time::Duration::from_secs(10),
             retain_finished: 1000,
         }
@@ -534,6 +542,13 @@ fn range_checks() -> Vec<RangeCheck> {
             "log_max_bytes",
             Box::new(move |c: &HostConfig| {
                 bound(c.supervisor.log_max_bytes >= 4096, "must be at least 4KiB")
+            }),
+        ),
+        (
+            "supervisor",
+            "log_generations",
+            Box::new(move |c: &HostConfig| {
+                bound(c.supervisor.log_generations <= 1000, "must be at most 1000")
             }),
         ),
         (

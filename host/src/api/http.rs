@@ -267,14 +267,9 @@ async fn process_log(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let files = c.log_files(&id)?;
-    let chunks = futures::stream::iter(files).then(|path| async move {
-        match tokio::fs::File::open(&path).await {
-            Ok(file) => tokio_util::io::ReaderStream::new(file).boxed(),
-            // Rotated away between the listing and the read: skip it.
-            Err(_) => futures::stream::empty().boxed(),
-        }
-    });
-    let body = Body::from_stream(chunks.flatten());
+    // Compressed generations are decompressed; one rotated away between the
+    // listing and the read is skipped.
+    let body = Body::from_stream(crate::supervisor::read_log(files));
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
 }
 

@@ -58,17 +58,22 @@ pub(crate) async fn measure(cache: &Path, n: usize) -> anyhow::Result<PeerOutcom
             });
         }
     };
-    let version = run_capture(&supervisord, &["--version"], Duration::from_secs(30))
-        .await
-        .map(|v| v.trim().to_string())
-        .unwrap_or_default();
+    let version = version(&supervisord).await;
     let idle = run(&supervisord, n).await?;
     Ok(PeerOutcome::Measured { version, idle })
 }
 
+/// `supervisord --version`, or empty.
+pub(crate) async fn version(supervisord: &Path) -> String {
+    run_capture(supervisord, &["--version"], Duration::from_secs(30))
+        .await
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// `venv/bin/supervisord`, creating the venv and installing supervisor
 /// from PyPI the first time.
-async fn install(venv: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) async fn install(venv: &Path) -> anyhow::Result<PathBuf> {
     let bin = venv.join("bin/supervisord");
     if bin.is_file() {
         return Ok(bin);
@@ -111,7 +116,11 @@ async fn install(venv: &Path) -> anyhow::Result<PathBuf> {
 
 /// Runs `program args` to completion within `limit`; its stdout, or an
 /// error with the end of its stderr.
-async fn run_capture(program: &Path, args: &[&str], limit: Duration) -> anyhow::Result<String> {
+pub(crate) async fn run_capture(
+    program: &Path,
+    args: &[&str],
+    limit: Duration,
+) -> anyhow::Result<String> {
     let out = tokio::time::timeout(
         limit,
         tokio::process::Command::new(program)

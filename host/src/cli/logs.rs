@@ -4,7 +4,8 @@
 //! too: each read asks for the lines after the last one printed, and no
 //! line is shown twice or skipped (unless the ring overflowed between two
 //! reads, which is said). stdout lines go to stdout, stderr lines to
-//! stderr, as the process wrote them.
+//! stderr, as the process wrote them. `-n` beyond what the ring holds
+//! reads the end of the log file (every rotated generation) instead.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -65,7 +66,17 @@ pub(super) fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
                 },
             )
             .await?;
-        if !print(&first.lines, args.connect.json) {
+        // More lines asked for than the ring still holds: the last ones come
+        // from the log file, across its rotated generations.
+        let from_file = first.first_offset > 0 && first.lines.len() < args.lines;
+        let printed = if from_file && !args.connect.json {
+            let text = client.log(&args.id).await?;
+            print_tail(&text, args.lines, args.grep.as_deref())
+                .map_err(|e| Failure::Other(e.into()))?
+        } else {
+            print(&first.lines, args.connect.json)
+        };
+        if !printed {
             return Ok(ExitCode::SUCCESS);
         }
         if !args.follow {
@@ -104,6 +115,24 @@ pub(super) fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
             }
         }
     })
+}
+
+/// Prints the last `n` lines of `text` (matching `grep`, if given) to
+/// stdout; false once stdout is closed. The log file does not say which
+/// stream a line came from, so all go to stdout.
+fn print_tail(text: &str, n: usize, grep: Option<&str>) -> Result<bool, regex::Error> {
+    let regex = grep.map(regex::Regex::new).transpose()?;
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| regex.as_ref().is_none_or(|r| r.is_match(l)))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    for line in &lines[lines.len().saturating_sub(n)..] {
+        if writeln!(out, "{line}").is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(out.flush().is_ok())
 }
 
 /// Prints lines; false once stdout is closed (`| head`).

@@ -229,6 +229,8 @@ impl Runtime {
                 log_dir: options.state_dir.join("logs"),
                 ring_lines: config.supervisor.ring_lines,
                 log_max_bytes: config.supervisor.log_max_bytes,
+                log_generations: config.supervisor.log_generations,
+                log_compress: config.supervisor.log_compress,
                 resource_interval: Some(config.supervisor.resource_interval)
                     .filter(|d| !d.is_zero()),
                 retain_finished: config.supervisor.retain_finished,

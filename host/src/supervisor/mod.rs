@@ -9,10 +9,13 @@
 //! subreaper so that nothing a child abandons escapes while it lives.
 //! Stopping means the whole tree. Every
 //! state change is published on the [`bus`](crate::bus) (source
-//! `host/supervisor`, subject = process name), and output is captured
-//! losslessly into a ring and a rotated log file, with anything the bus
-//! could not take counted in `process.output_dropped`. The memory, CPU and
-//! disk I/O of every running tree are sampled at an interval, and a
+//! `host/supervisor`, subject = process name). Output is read as fast as
+//! the child writes it: the bytes go to the log file as read (rotated by
+//! size into `log_generations`, optionally gzipped), and lines are cut only
+//! for the ring and the bus; lines the bus could not take are counted in
+//! `process.output_dropped`, so published + dropped = lines written. The
+//! memory, CPU and disk I/O of every running tree are sampled at an
+//! interval, and a
 //! `memory_limit` stops a tree that goes over it. This room knows nothing
 //! of plugins.
 //!
@@ -38,7 +41,8 @@
 //!   {reason: "exited"} also when a ready run ends);
 //! - `process.stopping` {signal, force, reason}, `process.paused`,
 //!   `process.resumed`, `process.status` {state, progress, message, lifecycle};
-//! - `process.output` {stream, lines, truncated} and
+//! - `process.output` {stream, lines, split} (a line over 8 KiB comes as
+//!   pieces; `split` counts those continued by the next line) and
 //!   `process.output_dropped` {stream, dropped};
 //! - `process.resource` {pids, memory_bytes, cpu_percent, disk_read_bytes,
 //!   disk_written_bytes} per running process every `resource_interval`
@@ -63,8 +67,10 @@
 //! - `recovery`: crash-only recovery from the journal: the fold of every
 //!   process's lifecycle events (`trail`), killing what survives of an
 //!   interrupted run (`survivors`), ending it, restoring runtime processes;
-//! - `output`: pipe readers and batching; `publish`: batches to the bus;
-//!   `store`: the ring and the rotated log file;
+//! - `output`: pipe readers and batching; `lines`: cutting lines (and
+//!   over-long ones into pieces); `publish`: batches to the bus; `store`:
+//!   the ring; `logfile`: the log file, its rotation and compression, and
+//!   reading every generation back ([`read_log`]);
 //! - `reaper`: the child subreaper and orphan reaping;
 //! - `offload`: running `/proc` walks, signal rounds and reaps on the
 //!   blocking pool, never on an async worker;
@@ -85,6 +91,8 @@ mod deps;
 pub(crate) mod duration;
 mod error;
 mod events;
+mod lines;
+mod logfile;
 mod offload;
 mod output;
 mod pidns;
@@ -114,6 +122,7 @@ pub(crate) use deps::check_graph as check_dependencies;
 pub use deps::{Condition, DependsOn};
 pub use error::SupervisorError;
 pub use events::EventType;
+pub use logfile::read_log;
 pub use probes::{Probe, ProbeCheck};
 pub use recovery::{Found, Recovery};
 pub use spec::{

@@ -1,14 +1,26 @@
-//! Child output: read both pipes continuously, split them into lines, and
-//! hand every line to the ring, the log file and, in batches, the publisher.
+//! Child output: read both pipes as fast as they fill, put the bytes in the
+//! log file as they come, and cut lines only for the ring and the bus.
 //!
-//! The readers never wait on the bus, so a child never blocks on a full
-//! pipe: batches go to the publisher (`publish.rs`) through a bounded
-//! channel with a byte budget. When either is full the batch is counted as
-//! dropped, and the count goes out as `process.output_dropped` as soon as
-//! there is room, so loss is never silent. The ring and the log file
-//! (`store.rs`) always get every line.
+//! The bus gets at most 1 MiB/s of line text per run after a 4 MiB burst
+//! (see [`Budget`]), so a flood costs the journal a bounded share.
+//!
+//! The hot path is per read, not per line: a read of up to 1 MiB is written
+//! to the log file whole (up to its last newline, so the two streams never
+//! interleave inside a line), and lines are cut with `memchr` for the ring
+//! (which only builds the last `ring_lines` of a read) and for the bus
+//! (which only builds lines while it has room). The readers never wait on
+//! the bus, so a child never blocks on a full pipe: batches go to the
+//! publisher (`publish.rs`) through a bounded channel with a byte budget,
+//! and lines that find no room are counted, reported as
+//! `process.output_dropped` as soon as there is room again: every line read
+//! is either published or counted dropped. The log file gets every byte.
+//!
+//! A pipe starts at the kernel's 64 KiB; once a read finds it full, it is
+//! grown to 1 MiB and so is the read buffer, so only busy writers cost the
+//! memory and a burst takes few system calls.
 
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -21,13 +33,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::lines::{MAX_LINE_BYTES, Splitter};
+use super::logfile::LogFile;
 use super::publish;
 use super::state::{OutputLine, Stream};
-use super::store::{LogFile, SharedRing};
+use super::store::SharedRing;
 use crate::bus::Bus;
 
-/// Longest line kept; the rest is cut and the line says how much was cut.
-pub(crate) const MAX_LINE_BYTES: usize = 8 * 1024;
 /// Lines per `process.output` event.
 const BATCH_LINES: usize = 64;
 /// A batch waits at most this long for more lines.
@@ -36,13 +48,25 @@ const FLUSH_AFTER: Duration = Duration::from_millis(50);
 const CHANNEL_BATCHES: usize = 1024;
 /// Bytes of line text queued for the publisher, per run.
 const INFLIGHT_BYTES: usize = 4 * 1024 * 1024;
+/// Line text a run may put on the bus per second, sustained...
+const BUS_BYTES_PER_SEC: f64 = 1024.0 * 1024.0;
+/// ...and at once: far beyond what a person or a mapper reads (a test
+/// suite's output), while a flood costs the journal at most this much
+/// plus 1 MiB/s instead of whatever it can commit.
+const BUS_BURST_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
+/// The read buffer of a quiet stream.
+const READ_START: usize = 64 * 1024;
+/// The read buffer, and pipe size, of a stream that filled its pipe.
+const READ_MAX: usize = 1024 * 1024;
+
 /// What the readers hand to the publisher.
 #[derive(Debug, PartialEq)]
 pub(super) enum Message {
     Lines {
         stream: Stream,
         lines: Vec<String>,
-        truncated: usize,
+        /// Lines that are pieces of a longer line, continued by the next.
+        split: usize,
         bytes: usize,
     },
     Dropped {
@@ -57,6 +81,41 @@ struct Sink {
     log: Arc<Mutex<LogFile>>,
     tx: mpsc::Sender<Message>,
     inflight: Arc<AtomicUsize>,
+    budget: Arc<Mutex<Budget>>,
+}
+
+/// The run's share of the bus: a token bucket of line bytes
+/// ([`BUS_BYTES_PER_SEC`], [`BUS_BURST_BYTES`]). Without it a flood is
+/// published as fast as the journal commits, and the host spends its CPU
+/// and memory on the journal instead of draining the pipe (a 1 GiB burst
+/// put 1.9 million lines on the bus, at 7 s of CPU); with it the flood's
+/// lines beyond the budget are counted dropped, as when the queue is full.
+struct Budget {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Budget {
+    fn new() -> Budget {
+        Budget {
+            tokens: BUS_BURST_BYTES,
+            at: Instant::now(),
+        }
+    }
+
+    /// Whether any bytes may go now (refilled for the time passed).
+    fn open(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * BUS_BYTES_PER_SEC;
+        self.tokens = (self.tokens + refill).min(BUS_BURST_BYTES);
+        self.at = now;
+        self.tokens > 0.0
+    }
+
+    /// Takes `bytes` (possibly into debt: at most one batch).
+    fn spend(&mut self, bytes: usize) {
+        self.tokens -= bytes as f64;
+    }
 }
 
 /// The reader and publisher tasks of one run.
@@ -70,14 +129,15 @@ impl OutputTasks {
     pub(crate) fn start(
         bus: Bus,
         name: String,
-        stdout: Option<impl AsyncRead + Unpin + Send + 'static>,
-        stderr: Option<impl AsyncRead + Unpin + Send + 'static>,
+        stdout: Option<impl AsyncRead + AsRawFd + Unpin + Send + 'static>,
+        stderr: Option<impl AsyncRead + AsRawFd + Unpin + Send + 'static>,
         ring: SharedRing,
         log: LogFile,
         dropped: Arc<AtomicU64>,
     ) -> OutputTasks {
         let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
         let inflight = Arc::new(AtomicUsize::new(0));
+        let budget = Arc::new(Mutex::new(Budget::new()));
         let log = Arc::new(Mutex::new(log));
         let mut readers = Vec::new();
         let sink = |tx| Sink {
@@ -85,20 +145,17 @@ impl OutputTasks {
             log: log.clone(),
             tx,
             inflight: inflight.clone(),
+            budget: budget.clone(),
         };
         if let Some(pipe) = stdout {
-            readers.push(tokio::spawn(read_stream(
-                pipe,
-                Stream::Stdout,
-                sink(tx.clone()),
-            )));
+            let fd = pipe.as_raw_fd();
+            let task = read_stream(pipe, fd, Stream::Stdout, sink(tx.clone()));
+            readers.push(tokio::spawn(task));
         }
         if let Some(pipe) = stderr {
-            readers.push(tokio::spawn(read_stream(
-                pipe,
-                Stream::Stderr,
-                sink(tx.clone()),
-            )));
+            let fd = pipe.as_raw_fd();
+            let task = read_stream(pipe, fd, Stream::Stderr, sink(tx.clone()));
+            readers.push(tokio::spawn(task));
         }
         drop(tx);
         let publisher = tokio::spawn(publish::run(bus, name, rx, inflight, dropped));
@@ -125,24 +182,33 @@ impl OutputTasks {
 struct Batch {
     lines: Vec<String>,
     bytes: usize,
-    truncated: usize,
+    split: usize,
     deadline: Option<Instant>,
     /// Lines that could not be queued and are not yet reported.
     dropped: u64,
 }
 
 impl Batch {
-    /// Hands the batch to the publisher without waiting, or counts it dropped.
-    fn flush_now(&mut self, stream: Stream, sink: &Sink) {
+    /// Whether the publisher can take more right now (checked once per
+    /// read: while it cannot, lines are only counted, never built).
+    fn room(&self, sink: &Sink) -> bool {
+        sink.inflight.load(Ordering::Relaxed) + self.bytes < INFLIGHT_BYTES
+            && sink.tx.capacity() > 0
+            && sink.budget.lock().open()
+    }
+
+    /// Hands the batch to the publisher without waiting, or counts it
+    /// dropped; false if it was dropped.
+    fn flush_now(&mut self, stream: Stream, sink: &Sink) -> bool {
         self.report_dropped(stream, sink);
         if self.lines.is_empty() {
-            return;
+            return true;
         }
         let reserved = sink.inflight.fetch_add(self.bytes, Ordering::SeqCst);
         let lines = std::mem::take(&mut self.lines);
         let message = Message::Lines {
             stream,
-            truncated: std::mem::take(&mut self.truncated),
+            split: std::mem::take(&mut self.split),
             bytes: self.bytes,
             lines,
         };
@@ -151,12 +217,17 @@ impl Batch {
         } else {
             sink.tx.try_send(message).err().map(|e| e.into_inner())
         };
+        let sent = refused.is_none();
+        if sent {
+            sink.budget.lock().spend(self.bytes);
+        }
         if let Some(Message::Lines { lines, .. }) = refused {
             sink.inflight.fetch_sub(self.bytes, Ordering::SeqCst);
             self.dropped += lines.len() as u64;
         }
         self.bytes = 0;
         self.deadline = None;
+        sent
     }
 
     fn report_dropped(&mut self, stream: Stream, sink: &Sink) {
@@ -181,7 +252,7 @@ impl Batch {
             let message = Message::Lines {
                 stream,
                 lines: std::mem::take(&mut self.lines),
-                truncated: self.truncated,
+                split: self.split,
                 bytes: self.bytes,
             };
             if let Err(mpsc::error::SendError(Message::Lines { lines, .. })) =
@@ -204,13 +275,12 @@ impl Batch {
     }
 }
 
-/// Reads one pipe until it closes, splitting it into lines.
-async fn read_stream(mut pipe: impl AsyncRead + Unpin, stream: Stream, sink: Sink) {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut partial: Vec<u8> = Vec::new();
-    let mut cut: usize = 0;
+/// Reads one pipe until it closes; see the module doc.
+async fn read_stream(mut pipe: impl AsyncRead + Unpin, fd: RawFd, stream: Stream, sink: Sink) {
+    let mut buf = vec![0u8; READ_START];
+    let mut lines = Lines::default();
+    let mut log = LogTail::default();
     let mut batch = Batch::default();
-    let mut log_failed = false;
     loop {
         let deadline = batch.deadline;
         let read = tokio::select! {
@@ -229,89 +299,183 @@ async fn read_stream(mut pipe: impl AsyncRead + Unpin, stream: Stream, sink: Sin
                 break;
             }
         };
-        let mut lines = Vec::new();
-        let mut rest = &buf[..n];
-        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
-            append(&mut partial, &mut cut, &rest[..i]);
-            lines.push(finish_line(&mut partial, &mut cut, &mut batch.truncated));
-            rest = &rest[i + 1..];
+        log.write(&buf[..n], &sink.log);
+        lines.take(&buf[..n], stream, &sink, &mut batch);
+        if n == buf.len() && buf.len() < READ_MAX {
+            grow_pipe(fd);
+            buf.resize(READ_MAX, 0);
         }
-        append(&mut partial, &mut cut, rest);
-        deliver(lines, stream, &sink, &mut batch, &mut log_failed);
     }
-    if !partial.is_empty() || cut > 0 {
-        let line = finish_line(&mut partial, &mut cut, &mut batch.truncated);
-        deliver(vec![line], stream, &sink, &mut batch, &mut log_failed);
-    }
-    if let Err(e) = sink.log.lock().flush() {
-        tracing::error!(%stream, error = %e, "flushing the process log failed");
-    }
+    log.finish(&sink.log);
+    lines.finish(stream, &sink, &mut batch);
     batch.flush_final(stream, &sink).await;
 }
 
-fn append(partial: &mut Vec<u8>, cut: &mut usize, bytes: &[u8]) {
-    let room = MAX_LINE_BYTES.saturating_sub(partial.len());
-    let keep = room.min(bytes.len());
-    partial.extend_from_slice(&bytes[..keep]);
-    *cut += bytes.len() - keep;
+/// Asks the kernel for a pipe of [`READ_MAX`] (best effort: a
+/// `pipe-max-size` below it, or a user over its pipe quota, keeps 64 KiB).
+fn grow_pipe(fd: RawFd) {
+    // SAFETY: fcntl on a descriptor the caller's pipe owns and keeps open;
+    // F_SETPIPE_SZ touches no memory of ours.
+    let _ = unsafe { nix::libc::fcntl(fd, nix::libc::F_SETPIPE_SZ, READ_MAX as i32) };
 }
 
-fn finish_line(partial: &mut Vec<u8>, cut: &mut usize, truncated: &mut usize) -> String {
-    if partial.last() == Some(&b'\r') && *cut == 0 {
-        partial.pop();
-    }
-    let mut line = String::from_utf8_lossy(partial).into_owned();
-    if *cut > 0 {
-        line.push_str(&format!(" …[line truncated: {cut} more bytes]"));
-        *truncated += 1;
-    }
-    partial.clear();
-    *cut = 0;
-    line
+/// The log side of one stream: bytes go to the file up to the last newline
+/// of each read; the start of an unfinished line waits for its end (or
+/// goes out once longer than [`MAX_LINE_BYTES`]), so the streams sharing
+/// the file interleave only between lines.
+#[derive(Default)]
+struct LogTail {
+    pending: Vec<u8>,
+    failed: bool,
 }
 
-/// Puts freshly read lines into the ring, the log file and the batch.
-fn deliver(
-    lines: Vec<String>,
-    stream: Stream,
-    sink: &Sink,
-    batch: &mut Batch,
-    log_failed: &mut bool,
-) {
-    if lines.is_empty() {
-        return;
+impl LogTail {
+    fn write(&mut self, chunk: &[u8], log: &Mutex<LogFile>) {
+        if self.failed {
+            return;
+        }
+        let Some(last) = memchr::memrchr(b'\n', chunk) else {
+            self.pending.extend_from_slice(chunk);
+            if self.pending.len() >= MAX_LINE_BYTES {
+                let result = log.lock().write(&self.pending);
+                self.pending.clear();
+                self.check(result, log);
+            }
+            return;
+        };
+        let mut file = log.lock();
+        let mut from = 0;
+        let mut result = Ok(());
+        if !self.pending.is_empty() {
+            // Only the first line is copied to join its start.
+            let first = memchr::memchr(b'\n', chunk).unwrap_or(last);
+            self.pending.extend_from_slice(&chunk[..=first]);
+            result = file.write(&self.pending);
+            from = first + 1;
+        }
+        if result.is_ok() && from <= last {
+            result = file.write(&chunk[from..=last]);
+        }
+        drop(file);
+        self.pending.clear();
+        self.pending.extend_from_slice(&chunk[last + 1..]);
+        self.check(result, log);
     }
-    let now = Utc::now();
-    if !*log_failed {
-        // Plain buffered writes to the page cache: short enough to do inline.
-        let mut log = sink.log.lock();
-        if let Err(e) = lines.iter().try_for_each(|l| log.write_line(l)) {
-            *log_failed = true;
-            tracing::error!(path = %log.path().display(), error = %e,
-                "writing the process log failed; later lines go to the ring and events only");
+
+    fn finish(&mut self, log: &Mutex<LogFile>) {
+        if !self.failed && !self.pending.is_empty() {
+            let result = log.lock().write(&self.pending);
+            self.pending.clear();
+            self.check(result, log);
         }
     }
-    {
-        let mut ring = sink.ring.lock();
-        for line in &lines {
-            ring.push(OutputLine {
-                stream,
-                line: line.clone(),
-                time: now,
-                offset: 0, // numbered by the ring
-            });
-        }
-        ring.touch(now);
-    }
-    for line in lines {
-        batch.bytes += line.len();
-        batch.lines.push(line);
-        if batch.lines.len() >= BATCH_LINES {
-            batch.flush_now(stream, sink);
+
+    fn check(&mut self, result: io::Result<()>, log: &Mutex<LogFile>) {
+        if let Err(e) = result {
+            self.failed = true;
+            tracing::error!(path = %log.lock().path().display(), error = %e,
+                "writing the process log failed; later output goes to the ring and events only");
         }
     }
-    if !batch.lines.is_empty() && batch.deadline.is_none() {
-        batch.deadline = Some(Instant::now() + FLUSH_AFTER);
+}
+
+/// The line side of one stream: the splitter and the lines of the current
+/// read that the ring keeps.
+#[derive(Default)]
+struct Lines {
+    splitter: Splitter,
+    fresh: Vec<OutputLine>,
+}
+
+impl Lines {
+    /// Cuts `chunk` into lines; the ring gets the last of them (the others
+    /// are only numbered), the batch those the publisher has room for, the
+    /// drop count the rest.
+    fn take(&mut self, chunk: &[u8], stream: Stream, sink: &Sink, batch: &mut Batch) {
+        let capacity = sink.ring.lock().capacity();
+        let mut open = batch.room(sink);
+        // Set by the splitter's count before the first line comes out.
+        let ring_from = std::cell::Cell::new(0);
+        let mut index = 0;
+        let now = Utc::now();
+        let fresh = &mut self.fresh;
+        self.splitter.feed(
+            chunk,
+            |hint| ring_from.set(hint.saturating_sub(capacity)),
+            |bytes, continued| {
+                let for_ring = index >= ring_from.get();
+                index += 1;
+                if !open && !for_ring {
+                    batch.dropped += 1;
+                    return;
+                }
+                let line = String::from_utf8_lossy(bytes).into_owned();
+                let line = match (for_ring, open) {
+                    (true, false) => {
+                        fresh.push(output_line(stream, line, now));
+                        batch.dropped += 1;
+                        return;
+                    }
+                    (true, true) => {
+                        fresh.push(output_line(stream, line.clone(), now));
+                        line
+                    }
+                    _ => line,
+                };
+                batch.bytes += line.len();
+                batch.split += usize::from(continued);
+                batch.lines.push(line);
+                if batch.lines.len() >= BATCH_LINES {
+                    open = batch.flush_now(stream, sink) && batch.room(sink);
+                }
+            },
+        );
+        self.publish(index, ring_from.get(), sink, batch);
+    }
+
+    /// At end of stream: the last line if it had no newline.
+    fn finish(&mut self, stream: Stream, sink: &Sink, batch: &mut Batch) {
+        let mut count = 0;
+        let now = Utc::now();
+        let fresh = &mut self.fresh;
+        self.splitter.finish(|bytes, continued| {
+            count += 1;
+            let line = String::from_utf8_lossy(bytes).into_owned();
+            batch.bytes += line.len();
+            batch.split += usize::from(continued);
+            batch.lines.push(line.clone());
+            fresh.push(output_line(stream, line, now));
+        });
+        self.publish(count, 0, sink, batch);
+    }
+
+    /// Numbers the read's `count` lines in the ring, keeping those from
+    /// `ring_from` on, and arms the batch's flush deadline.
+    fn publish(&mut self, count: usize, ring_from: usize, sink: &Sink, batch: &mut Batch) {
+        if count == 0 {
+            return;
+        }
+        {
+            let mut ring = sink.ring.lock();
+            ring.skip(ring_from.min(count) as u64);
+            for line in self.fresh.drain(..) {
+                ring.push(line);
+            }
+            ring.touch(Utc::now());
+        }
+        if !batch.lines.is_empty() && batch.deadline.is_none() {
+            batch.deadline = Some(Instant::now() + FLUSH_AFTER);
+        }
+    }
+}
+
+/// A line for the ring, which numbers it.
+fn output_line(stream: Stream, line: String, time: chrono::DateTime<Utc>) -> OutputLine {
+    OutputLine {
+        stream,
+        line,
+        time,
+        offset: 0,
     }
 }
 
@@ -320,37 +484,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_long_line_is_cut_and_says_so() {
-        let mut partial = Vec::new();
-        let mut cut = 0;
-        let mut truncated = 0;
-        append(&mut partial, &mut cut, &vec![b'a'; MAX_LINE_BYTES + 10]);
-        let line = finish_line(&mut partial, &mut cut, &mut truncated);
-        assert!(line.starts_with(&"a".repeat(MAX_LINE_BYTES)));
-        assert!(line.ends_with("[line truncated: 10 more bytes]"), "{line}");
-        assert_eq!(truncated, 1);
-        append(&mut partial, &mut cut, b"ok\r");
-        assert_eq!(finish_line(&mut partial, &mut cut, &mut truncated), "ok");
-    }
-
-    #[test]
     fn batches_refused_by_a_full_queue_are_counted_and_reported_later() {
         let dir = tempfile::tempdir().unwrap();
         let (tx, mut rx) = mpsc::channel(1);
         let sink = Sink {
             ring: super::super::store::Ring::shared(10),
             log: Arc::new(Mutex::new(
-                LogFile::open(dir.path().join("x.log"), 1 << 20).unwrap(),
+                LogFile::open(
+                    dir.path().join("x.log"),
+                    super::super::logfile::LogPolicy {
+                        max_bytes: 1 << 20,
+                        generations: 1,
+                        compress: false,
+                    },
+                )
+                .unwrap(),
             )),
             tx,
             inflight: Arc::new(AtomicUsize::new(0)),
+            budget: Arc::new(Mutex::new(Budget::new())),
         };
         let mut batch = Batch::default();
-        let mut log_failed = false;
-        let three = || vec!["a".to_string(), "b".into(), "c".into()];
-        deliver(three(), Stream::Stdout, &sink, &mut batch, &mut log_failed);
+        let mut lines = Lines::default();
+        lines.take(b"a\nb\nc\n", Stream::Stdout, &sink, &mut batch);
         batch.flush_now(Stream::Stdout, &sink);
-        deliver(three(), Stream::Stdout, &sink, &mut batch, &mut log_failed);
+        lines.take(b"a\nb\nc\n", Stream::Stdout, &sink, &mut batch);
         batch.flush_now(Stream::Stdout, &sink);
         assert_eq!(
             batch.dropped, 3,

@@ -30,7 +30,7 @@ const EVENT_BYTES: usize = 256 * 1024;
 struct Pending {
     stream: Stream,
     lines: Vec<String>,
-    truncated: usize,
+    split: usize,
     bytes: usize,
 }
 
@@ -46,7 +46,7 @@ fn coalesce(name: &str, messages: Vec<Message>) -> (Vec<NewEvent>, [u64; 2], usi
         events.push(events::new(
             name,
             EventType::Output,
-            json!({ "stream": p.stream, "lines": p.lines, "truncated": p.truncated }),
+            json!({ "stream": p.stream, "lines": p.lines, "split": p.split }),
         ));
     };
     for message in messages {
@@ -54,7 +54,7 @@ fn coalesce(name: &str, messages: Vec<Message>) -> (Vec<NewEvent>, [u64; 2], usi
             Message::Lines {
                 stream,
                 lines,
-                truncated,
+                split,
                 bytes,
             } => {
                 counts[stream as usize] += lines.len() as u64;
@@ -66,7 +66,7 @@ fn coalesce(name: &str, messages: Vec<Message>) -> (Vec<NewEvent>, [u64; 2], usi
                             && p.bytes + bytes <= EVENT_BYTES =>
                     {
                         p.lines.extend(lines);
-                        p.truncated += truncated;
+                        p.split += split;
                         p.bytes += bytes;
                     }
                     _ => {
@@ -76,7 +76,7 @@ fn coalesce(name: &str, messages: Vec<Message>) -> (Vec<NewEvent>, [u64; 2], usi
                         pending = Some(Pending {
                             stream,
                             lines,
-                            truncated,
+                            split,
                             bytes,
                         });
                     }
@@ -162,7 +162,7 @@ mod tests {
         Message::Lines {
             stream,
             lines: (0..n).map(|i| i.to_string()).collect(),
-            truncated: 0,
+            split: 0,
             bytes: n,
         }
     }

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::deps::{self, Waited};
 use super::error::SupervisorError;
 use super::events::{self, EventType};
+use super::logfile::LogFile;
 use super::offload::offload;
 use super::output::OutputTasks;
 use super::pidns::Init;
@@ -36,7 +37,7 @@ use super::restart::{backoff_delay, should_restart};
 use super::spec::{ProcessSpec, StopSignal};
 use super::state::ProcessState;
 use super::stop::{self, Tree};
-use super::store::{LogFile, Ring};
+use super::store::Ring;
 use super::table::{Inner, Record};
 use super::workspace::{self, Watch};
 use crate::bus::NewEvent;
@@ -287,7 +288,7 @@ impl Runner {
         let spawner = self.inner.spawner().map_err(spawn_error)?;
         let path = self.inner.config.log_dir.join(format!("{}.log", self.name));
         let log =
-            LogFile::open(path.clone(), self.inner.config.log_max_bytes).map_err(|source| {
+            LogFile::open(path.clone(), self.inner.config.log_policy()).map_err(|source| {
                 SupervisorError::Log {
                     name: self.name.clone(),
                     path,

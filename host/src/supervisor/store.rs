@@ -1,14 +1,11 @@
-//! Where output lines are kept for good: the in-memory ring per process and
-//! the rotated log file `<log_dir>/<name>.log`.
+//! The in-memory ring of a process's last output lines; the log file
+//! `<log_dir>/<name>.log` and its generations are in `logfile.rs`.
 //!
-//! Both get every line, whatever happens on the bus, so they are the
-//! lossless record; the ring survives restarts so the last run's output is
-//! still there after a crash.
+//! Both are kept whatever happens on the bus: the log file holds every byte,
+//! the ring numbers every line and holds the newest; the ring survives
+//! restarts so the last run's output is still there after a crash.
 
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -16,9 +13,6 @@ use parking_lot::Mutex;
 use chrono::{DateTime, Utc};
 
 use super::state::OutputLine;
-
-/// Rotated log files kept (`.1` to `.3`).
-const LOG_GENERATIONS: u32 = 3;
 
 /// The last lines of a process, kept across restarts.
 ///
@@ -73,6 +67,22 @@ impl Ring {
         self.lines.push_back(line);
     }
 
+    /// Numbers `n` lines without keeping them: lines that would fall out of
+    /// the ring before anyone could read them (the reader skips all but the
+    /// last `capacity` lines of a long burst). Older lines fall out too, so
+    /// the offsets held stay contiguous.
+    pub(crate) fn skip(&mut self, n: u64) {
+        if n > 0 {
+            self.next_offset += n;
+            self.lines.clear();
+        }
+    }
+
+    /// Lines kept at most.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// The last `n` lines, oldest first.
     pub(crate) fn last(&self, n: usize) -> Vec<OutputLine> {
         let skip = self.lines.len().saturating_sub(n);
@@ -111,85 +121,7 @@ impl Ring {
     }
 }
 
-/// `<name>.log`, rotated to `.1`, `.2`, `.3` when it grows past a limit.
-pub(crate) struct LogFile {
-    path: PathBuf,
-    file: BufWriter<File>,
-    size: u64,
-    max_bytes: u64,
-}
-
-impl LogFile {
-    /// Opens (appending) or creates the log file and its directory.
-    pub(crate) fn open(path: PathBuf, max_bytes: u64) -> io::Result<LogFile> {
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)?;
-        }
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        let size = file.metadata()?.len();
-        Ok(LogFile {
-            path,
-            file: BufWriter::with_capacity(64 * 1024, file),
-            size,
-            max_bytes,
-        })
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub(crate) fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
-
-    pub(crate) fn write_line(&mut self, line: &str) -> io::Result<()> {
-        let len = line.len() as u64 + 1;
-        if self.size > 0 && self.size + len > self.max_bytes {
-            self.rotate()?;
-        }
-        self.file.write_all(line.as_bytes())?;
-        self.file.write_all(b"\n")?;
-        self.size += len;
-        Ok(())
-    }
-
-    fn rotate(&mut self) -> io::Result<()> {
-        self.file.flush()?;
-        for n in (1..LOG_GENERATIONS).rev() {
-            let from = rotated(&self.path, n);
-            if from.exists() {
-                fs::rename(&from, rotated(&self.path, n + 1))?;
-            }
-        }
-        fs::rename(&self.path, rotated(&self.path, 1))?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        self.file = BufWriter::with_capacity(64 * 1024, file);
-        self.size = 0;
-        Ok(())
-    }
-}
-
-/// The files of one log that exist, oldest generation first, the live
-/// file last.
-pub(crate) fn log_generations(path: &Path) -> Vec<PathBuf> {
-    (1..=LOG_GENERATIONS)
-        .rev()
-        .map(|n| rotated(path, n))
-        .chain(std::iter::once(path.to_path_buf()))
-        .filter(|p| p.is_file())
-        .collect()
-}
-
-/// `app.log` → `app.log.N`.
-pub(crate) fn rotated(path: &Path, n: u32) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{n}"));
-    PathBuf::from(name)
-}
+pub(crate) use super::logfile::log_generations;
 
 #[cfg(test)]
 mod tests {
@@ -246,25 +178,5 @@ mod tests {
             page.next_offset, 5,
             "a future offset is clamped to the next line"
         );
-    }
-
-    #[test]
-    fn the_log_rotates_and_keeps_three_generations() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.log");
-        let mut log = LogFile::open(path.clone(), 100).unwrap();
-        for i in 0..50 {
-            log.write_line(&format!("line {i:03} padding..")).unwrap();
-        }
-        log.file.flush().unwrap();
-        for n in 1..=3 {
-            assert!(rotated(&path, n).exists(), "generation {n} missing");
-        }
-        assert!(!rotated(&path, 4).exists());
-        for p in [path.clone(), rotated(&path, 1)] {
-            assert!(fs::metadata(&p).unwrap().len() <= 100);
-        }
-        let newest = fs::read_to_string(&path).unwrap();
-        assert!(newest.ends_with("line 049 padding..\n"));
     }
 }

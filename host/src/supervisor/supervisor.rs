@@ -35,8 +35,14 @@ pub struct SupervisorConfig {
     pub log_dir: PathBuf,
     /// Output lines kept in memory per process (default 1000).
     pub ring_lines: usize,
-    /// Size at which a log file is rotated to `.1` (default 10 MiB; three generations kept).
+    /// Size at which a log file is rotated to `.1` (default 10 MiB).
     pub log_max_bytes: u64,
+    /// Rotated generations kept, `.1` (newest) to `.N` (default 3; 0
+    /// keeps only the live file).
+    pub log_generations: u32,
+    /// Gzip rotated generations (`.N.gz`), on a thread of their own
+    /// (default false).
+    pub log_compress: bool,
     /// How often the memory, CPU and disk I/O of every running tree is
     /// sampled into `process.resource` events, and `memory_limit`s checked
     /// (default 10 s); `None` disables sampling and limits. Intervals under
@@ -55,12 +61,23 @@ pub struct SupervisorConfig {
 }
 
 impl SupervisorConfig {
+    /// How the log files rotate.
+    pub(crate) fn log_policy(&self) -> super::logfile::LogPolicy {
+        super::logfile::LogPolicy {
+            max_bytes: self.log_max_bytes,
+            generations: self.log_generations,
+            compress: self.log_compress,
+        }
+    }
+
     /// Defaults with logs in `log_dir`.
     pub fn new(log_dir: impl Into<PathBuf>) -> SupervisorConfig {
         SupervisorConfig {
             log_dir: log_dir.into(),
             ring_lines: 1000,
             log_max_bytes: 10 * 1024 * 1024,
+            log_generations: 3,
+            log_compress: false,
             resource_interval: Some(Duration::from_secs(10)),
             retain_finished: 1000,
             pid_namespaces: true,
@@ -687,7 +704,8 @@ impl Supervisor {
     }
 
     /// The process's log files that exist, oldest first: the rotated
-    /// generations (`.3`, `.2`, `.1`) and then the current `<name>.log`.
+    /// generations (`.N` … `.1`, or `.N.gz` when compressed; read them with
+    /// [`read_log`](super::read_log)) and then the current `<name>.log`.
     /// Every output line of every run is in them, up to rotation.
     ///
     /// # Errors
