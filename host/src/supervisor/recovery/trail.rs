@@ -234,4 +234,107 @@ mod tests {
         assert_eq!(guess_origin("_7f3a9c"), Origin::Config);
         assert_eq!(guess_origin("x_7f3a9g"), Origin::Config);
     }
+
+    use crate::bus::{BusConfig, NewEvent};
+    use serde_json::{Value, json};
+
+    /// A journal holding `events` as `(subject, type, data)`, published as
+    /// the supervisor does.
+    fn journal(events: &[(&str, &str, Value)]) -> Bus {
+        let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+        for (subject, ty, data) in events {
+            bus.publish(NewEvent::new(SOURCE, *ty, data.clone()).with_subject(*subject))
+                .unwrap();
+        }
+        bus
+    }
+
+    fn created(restart: &str, origin: &str) -> Value {
+        json!({ "origin": origin, "spec": { "command": "sleep 1", "restart": restart } })
+    }
+
+    fn moved(from: &str, to: &str) -> Value {
+        json!({ "from": from, "to": to, "pid": 42, "start_time": 7, "reason": "requested" })
+    }
+
+    #[test]
+    fn a_run_that_failed_with_its_restart_to_come_is_pending_unless_given_up() {
+        let mut events = vec![
+            ("web", "process.created", created("always", "config")),
+            ("web", "process.starting", moved("pending", "starting")),
+            ("web", "process.started", moved("starting", "running")),
+            ("web", "process.exited", moved("running", "failed")),
+            ("web", "process.failed", moved("running", "failed")),
+        ];
+        let bus = journal(&events);
+        let trails = fold(&bus, bus.head()).unwrap();
+        let web = &trails["web"];
+        let spec = web.spec.clone().expect("the spec from process.created");
+        assert!(!web.was_active() && web.restart_pending(&spec));
+        events.push(("web", "process.gave_up", json!({ "state": "failed" })));
+        let bus = journal(&events);
+        let trails = fold(&bus, bus.head()).unwrap();
+        assert!(!trails["web"].restart_pending(&spec));
+    }
+
+    #[test]
+    fn a_config_process_created_again_before_recovery_keeps_its_unfinished_run() {
+        let bus = journal(&[
+            ("web", "process.created", created("never", "config")),
+            ("web", "process.starting", moved("pending", "starting")),
+            ("web", "process.started", moved("starting", "running")),
+            ("web", "process.stopping", moved("running", "stopping")),
+            ("web", "process.created", created("never", "config")),
+        ]);
+        let web = &fold(&bus, bus.head()).unwrap()["web"];
+        assert_eq!(web.state, ProcessState::Stopping);
+        assert_eq!((web.pid, web.start_time), (Some(42), Some(7)));
+        assert!(web.was_active() && web.stop_asked());
+    }
+
+    #[test]
+    fn a_process_whose_creation_left_the_journal_is_folded_without_a_spec() {
+        let bus = journal(&[
+            (
+                "build_7f3a9c",
+                "process.starting",
+                moved("pending", "starting"),
+            ),
+            (
+                "build_7f3a9c",
+                "process.started",
+                moved("starting", "running"),
+            ),
+        ]);
+        let build = &fold(&bus, bus.head()).unwrap()["build_7f3a9c"];
+        assert_eq!(build.origin, Origin::Runtime);
+        assert!(build.spec.is_none() && build.was_active());
+    }
+
+    #[test]
+    fn removal_sticks_until_a_new_creation_and_events_past_the_bound_are_ignored() {
+        let bus = journal(&[
+            ("x_000001", "process.created", created("always", "runtime")),
+            (
+                "x_000001",
+                "process.removed",
+                json!({ "state": "completed" }),
+            ),
+            ("x_000002", "process.created", created("always", "runtime")),
+            (
+                "x_000002",
+                "process.removed",
+                json!({ "state": "completed" }),
+            ),
+            ("x_000002", "process.created", created("always", "runtime")),
+            ("x_000003", "process.created", created("always", "runtime")),
+        ]);
+        let trails = fold(&bus, 5).unwrap();
+        assert!(trails["x_000001"].removed);
+        assert!(
+            !trails["x_000002"].removed,
+            "created again after its removal"
+        );
+        assert!(!trails.contains_key("x_000003"), "after the bound");
+    }
 }
