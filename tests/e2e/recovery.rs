@@ -182,3 +182,65 @@ fn a_host_killed_with_sigkill_is_recovered_from_its_journal_by_the_next() {
     assert_eq!(state_of(&server), Some(json!("running")), "{listed:#}");
     second.terminate().unwrap();
 }
+
+/// Without PID namespaces a child's descendants outlive a killed host (the
+/// leader dies of its parent-death signal, its group lives on): the next
+/// host finds them by the pid and start time in the journal and kills
+/// them before the restart, so the process never runs twice.
+#[test]
+fn without_pid_namespaces_what_outlived_the_killed_host_is_killed_before_the_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let config = tmp.path().join("host.toml");
+    std::fs::write(
+        &config,
+        "[host]\npid_namespaces = false\n\n\
+         [process.tree]\ncommand = \"sleep 1000 & echo $!; wait\"\nrestart = \"always\"\n",
+    )
+    .unwrap();
+    let args = ["--config", config.to_str().unwrap(), "--no-build"];
+    let state = tmp.path().join("state");
+    let mut first = RunningHost::start(&plugins, &state, &args);
+    let line = first
+        .wait_for("process.output", PATIENCE, |e| e["subject"] == "tree")
+        .unwrap();
+    let sleeper: i32 = line["data"]["lines"][0]
+        .as_str()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {line}"));
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    assert!(
+        pid_alive(sleeper),
+        "the grandchild should outlive the host here"
+    );
+
+    let mut second = RunningHost::start(&plugins, &state, &args);
+    let recovered = second
+        .wait_for("host.recovered", PATIENCE, |_| true)
+        .unwrap();
+    assert_eq!(
+        recovered["data"]["killed"]["tree"],
+        json!([sleeper]),
+        "{recovered:#}"
+    );
+    assert!(
+        eventually(PATIENCE, || !pid_alive(sleeper)),
+        "the survivor {sleeper} is still alive"
+    );
+    let interrupted = second.events("process.interrupted");
+    assert_eq!(interrupted.len(), 1, "{interrupted:#?}");
+    assert_eq!(interrupted[0]["data"]["killed"], json!([sleeper]));
+    second
+        .wait_for("process.started", PATIENCE, |e| {
+            sequence(e) > sequence(&recovered)
+        })
+        .unwrap();
+    assert_eq!(
+        starts_after(&second, "tree", sequence(&recovered)).len(),
+        1,
+        "one new run"
+    );
+    second.terminate().unwrap();
+}
