@@ -116,6 +116,11 @@ pub struct PluginsSection {
     pub build_timeout: std::time::Duration,
     /// Reload plugins when their files change. Example: `watch = false`
     pub watch: bool,
+    /// Size of the compilation cache in the state folder (`cache/`); the
+    /// least recently used entries are removed past it, and entries of
+    /// another host build at once. Example: `cache_max_size = "256MiB"`
+    #[serde(deserialize_with = "crate::supervisor::size::required::deserialize")]
+    pub cache_max_size: u64,
     /// Depth of a chain of decisions (an event a plugin emitted because of
     /// an event a plugin emitted because of ...) at which the chain is cut
     /// and reported as `plugin.loop_detected`. Example: `max_chain_depth = 8`
@@ -221,6 +226,7 @@ impl Default for PluginsSection {
             build_missing: true,
             build_timeout: std::time::Duration::from_secs(600),
             watch: true,
+            cache_max_size: crate::plugins::DEFAULT_CACHE_MAX_BYTES,
             max_chain_depth: crate::plugins::DEFAULT_MAX_CHAIN_DEPTH,
             max_deadline_ms: crate::plugins::DEFAULT_MAX_DEADLINE_MS,
             max_memory_mib: crate::plugins::DEFAULT_MAX_MEMORY_MIB,

@@ -17,6 +17,7 @@
 mod ai_coder;
 mod api;
 mod cli_verbs;
+mod compile_cache;
 mod config_errors;
 mod crash_loops;
 mod events_cli;
@@ -38,6 +39,7 @@ mod sse;
 mod storms;
 mod test_suite;
 mod top;
+mod wit;
 mod workspace;
 
 use std::time::Duration;

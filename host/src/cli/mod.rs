@@ -4,7 +4,8 @@
 //! `stop`, ..., `plugins`, `agents`, `tasks`, `deps`) drive a running host
 //! through its HTTP API, found through the state folder; `host mcp` serves
 //! MCP on stdio; `events` reads the journal (also with no host running);
-//! `plugin check` inspects a component; `bench` measures.
+//! `plugin check` inspects a component; `wit` prints the plugin contract;
+//! `bench` measures.
 //!
 //! Exit codes: 0 success; 1 the host refused or failed the request; 2 bad
 //! command line; 3 no such process, plugin or agent; 4 no host running on
@@ -24,6 +25,7 @@ mod run;
 mod sessions;
 mod tasks;
 mod top;
+mod wit;
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -95,6 +97,9 @@ pub enum Command {
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Print the plugin contract (WIT) this host loads, or write it out
+    /// with --out DIR.
+    Wit(wit::WitArgs),
     /// Measure handler throughput (WASM vs native), reload latency and more.
     Bench(crate::bench::BenchArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -126,6 +131,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Top(args) => top::run(args),
         Command::Mcp(args) => mcp::run(args),
         Command::Plugin(cmd) => plugin::run(cmd),
+        Command::Wit(args) => wit::run(args),
         Command::Bench(args) => crate::bench::run(args),
         Command::Completions(args) => completions::run(args),
     }

@@ -14,7 +14,6 @@
 //! plus `deserialize_file` is roughly 30× faster than a hit in wasmtime's own
 //! cache, and a host restart with ten plugins should cost milliseconds.
 
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
@@ -26,6 +25,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
 
+use super::cache::CompileCache;
 use super::error::PluginError;
 
 /// How often the epoch advances while calls are in flight. A deadline of N
@@ -59,30 +59,29 @@ pub(crate) fn nanos_since_base(at: Instant) -> u64 {
 pub(crate) struct PluginEngine {
     engine: Engine,
     ticker: Arc<EpochTicker>,
-    cache_dir: Option<PathBuf>,
+    cache: Option<CompileCache>,
 }
 
 impl PluginEngine {
     /// Build the engine (epoch interruption on) and start its ticker thread.
     ///
-    /// `cache_dir`, when given, holds precompiled `.cwasm` files keyed by the
-    /// component's digest and the engine's compatibility hash.
-    pub(crate) fn new(cache_dir: Option<PathBuf>) -> Result<Self, PluginError> {
+    /// `cache`, when given, is a folder for precompiled `.cwasm` files
+    /// keyed by the component's digest and the engine's compatibility
+    /// hash, and the most bytes it may keep.
+    pub(crate) fn new(cache: Option<(PathBuf, u64)>) -> Result<Self, PluginError> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
         let engine = Engine::new(&config).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        let cache = match cache {
+            Some((dir, max_bytes)) => Some(CompileCache::open(dir, &engine, max_bytes)?),
+            None => None,
+        };
         let ticker = EpochTicker::start(engine.clone());
-        if let Some(dir) = &cache_dir {
-            std::fs::create_dir_all(dir).map_err(|source| PluginError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-        }
         Ok(Self {
             engine,
             ticker,
-            cache_dir,
+            cache,
         })
     }
 
@@ -123,7 +122,7 @@ impl PluginEngine {
     /// This is CPU-heavy: call it off the async executor
     /// (`spawn_blocking`).
     pub(crate) fn compile(&self, path: &Path, bytes: &[u8]) -> Result<Component, PluginError> {
-        let cached = self.cache_path(bytes);
+        let cached = self.cache.as_ref().map(|c| c.path(&digest(bytes)));
         if let Some(cached) = &cached
             && cached.exists()
         {
@@ -133,7 +132,12 @@ impl PluginEngine {
             // foreign file is rejected by wasmtime's header checks; if it
             // is, fall through and recompile.
             match unsafe { Component::deserialize_file(&self.engine, cached) } {
-                Ok(component) => return Ok(component),
+                Ok(component) => {
+                    if let Some(cache) = &self.cache {
+                        cache.touch(cached);
+                    }
+                    return Ok(component);
+                }
                 Err(e) => tracing::warn!(
                     cache = %cached.display(),
                     "ignoring unusable compilation cache entry: {e:#}"
@@ -144,37 +148,18 @@ impl PluginEngine {
             path: path.to_path_buf(),
             reason: format!("{e:#}"),
         })?;
-        if let Some(cached) = cached
-            && let Err(e) = write_cache(&component, &cached)
+        if let (Some(cache), Some(cached)) = (&self.cache, cached)
+            && let Err(e) = cache.store(&component, &cached)
         {
             tracing::warn!(cache = %cached.display(), "could not write compilation cache: {e:#}");
         }
         Ok(component)
-    }
-
-    fn cache_path(&self, bytes: &[u8]) -> Option<PathBuf> {
-        let dir = self.cache_dir.as_ref()?;
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        self.engine
-            .precompile_compatibility_hash()
-            .hash(&mut hasher);
-        let engine_key = hasher.finish();
-        Some(dir.join(format!("{}-{engine_key:016x}.cwasm", digest(bytes))))
     }
 }
 
 /// Hex SHA-256 of a component's bytes: its identity for reload decisions.
 pub(crate) fn digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
-}
-
-fn write_cache(component: &Component, path: &Path) -> anyhow::Result<()> {
-    let bytes = component.serialize()?;
-    // Write then rename so a concurrent reader never sees half a file.
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
 }
 
 /// Keeps the epoch moving while at least one call is in flight.

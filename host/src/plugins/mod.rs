@@ -25,6 +25,7 @@ mod action;
 mod actor;
 mod bindings;
 mod build;
+mod cache;
 mod calls;
 mod check;
 mod dispatch;
@@ -49,6 +50,7 @@ mod watch;
 
 pub use action::{Action, ActionRequest, Cause};
 pub use build::{BUILD_TIMEOUT, guest_build};
+pub use cache::DEFAULT_CACHE_MAX_BYTES;
 pub use calls::{MAX_ACTIONS, PluginRef, TickOutcome};
 pub use check::{CheckOptions, CheckReport, check};
 pub use error::{CallFailure, PluginError};

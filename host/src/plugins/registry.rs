@@ -73,6 +73,9 @@ pub struct PluginHostConfig {
     /// start: after this sequence (the host's run start), so a plugin that
     /// takes long to compile misses no event of the run; `None`: the head.
     pub first_load_after: Option<u64>,
+    /// The most bytes the compilation cache in `state_dir` keeps; the
+    /// least recently used entries go first.
+    pub cache_max_bytes: u64,
 }
 
 impl PluginHostConfig {
@@ -91,6 +94,7 @@ impl PluginHostConfig {
             ceilings: super::permissions::Ceilings::default(),
             accept_new_grants: false,
             first_load_after: None,
+            cache_max_bytes: super::cache::DEFAULT_CACHE_MAX_BYTES,
         }
     }
 }
@@ -202,7 +206,10 @@ impl PluginHost {
         clock: Clock,
     ) -> Result<Self, PluginError> {
         config.limits.check().map_err(PluginError::Limits)?;
-        let cache_dir = config.state_dir.as_ref().map(|d| d.join("cache"));
+        let cache = config
+            .state_dir
+            .as_ref()
+            .map(|d| (d.join("cache"), config.cache_max_bytes));
         let state = match &config.state_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|source| PluginError::Io {
@@ -213,7 +220,7 @@ impl PluginHost {
             }
             None => StateStore::in_memory(),
         };
-        let engine = PluginEngine::new(cache_dir)?;
+        let engine = PluginEngine::new(cache)?;
         let linker = linker(&engine)?;
         let services = Arc::new(HostServices::new(bus.clone(), processes, state, clock));
         let host = Self {

@@ -276,6 +276,7 @@ impl Runtime {
             ceilings: config.plugins.ceilings(),
             accept_new_grants: config.plugins.accept_new_grants,
             first_load_after: Some(run_began_after),
+            cache_max_bytes: config.plugins.cache_max_size,
         };
         let view: Arc<dyn ProcessView> = Arc::new(supervisor.clone());
         let plugins = PluginHost::new(
