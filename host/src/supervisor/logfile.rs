@@ -367,7 +367,7 @@ mod tests {
         let path = dir.path().join("p.log");
         let mut log = LogFile::open(path.clone(), policy(6, 0)).unwrap();
         log.write(b"one\ntwo\nsix\n").unwrap();
-        assert_eq!(log_generations(&path), [path.clone()]);
+        assert_eq!(log_generations(&path), std::slice::from_ref(&path));
         assert_eq!(fs::read(&path).unwrap(), b"six\n");
     }
 }

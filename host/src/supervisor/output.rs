@@ -4,10 +4,11 @@
 //! The bus gets at most 1 MiB/s of line text per run after a 4 MiB burst
 //! (see [`Budget`]), so a flood costs the journal a bounded share.
 //!
-//! The hot path is per read, not per line: a read of up to 1 MiB is written
+//! The hot path is per read, not per line: a read of up to 128 KiB is written
 //! to the log file whole (up to its last newline, so the two streams never
 //! interleave inside a line), and lines are cut with `memchr` for the ring
-//! (which only builds the last `ring_lines` of a read) and for the bus
+//! (which copies the lines' bytes aside and builds strings for the last
+//! `ring_lines` only every 10 ms) and for the bus
 //! (which only builds lines while it has room). The readers never wait on
 //! the bus, so a child never blocks on a full pipe: batches go to the
 //! publisher (`publish.rs`) through a bounded channel with a byte budget,
@@ -16,8 +17,8 @@
 //! is either published or counted dropped. The log file gets every byte.
 //!
 //! A pipe starts at the kernel's 64 KiB; once a read finds it full, it is
-//! grown to 1 MiB and so is the read buffer, so only busy writers cost the
-//! memory and a burst takes few system calls.
+//! grown to 1 MiB and the read buffer to 128 KiB, so only busy writers
+//! cost the memory.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -56,8 +57,13 @@ const BUS_BYTES_PER_SEC: f64 = 1024.0 * 1024.0;
 const BUS_BURST_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
 /// The read buffer of a quiet stream.
 const READ_START: usize = 64 * 1024;
-/// The read buffer, and pipe size, of a stream that filled its pipe.
-const READ_MAX: usize = 1024 * 1024;
+/// The read buffer of a stream that filled its pipe. Not larger: a read,
+/// the line scan and the write to the log then stay in the core's cache;
+/// with 1 MiB reads a pipe-to-file copy of 1 GiB took twice as long here.
+const READ_MAX: usize = 128 * 1024;
+/// The pipe size asked for once a read found the pipe full, so the child
+/// can run ahead of the reader by this much.
+const PIPE_MAX: usize = 1024 * 1024;
 
 /// What the readers hand to the publisher.
 #[derive(Debug, PartialEq)]
@@ -282,11 +288,20 @@ async fn read_stream(mut pipe: impl AsyncRead + Unpin, fd: RawFd, stream: Stream
     let mut log = LogTail::default();
     let mut batch = Batch::default();
     loop {
-        let deadline = batch.deadline;
+        let deadline = [batch.deadline, lines.stage.due]
+            .into_iter()
+            .flatten()
+            .min();
         let read = tokio::select! {
             read = pipe.read(&mut buf) => read,
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                batch.flush_now(stream, &sink);
+                let now = Instant::now();
+                if batch.deadline.is_some_and(|d| d <= now) {
+                    batch.flush_now(stream, &sink);
+                }
+                if lines.stage.due.is_some_and(|d| d <= now) {
+                    lines.stage.flush(stream, &sink.ring);
+                }
                 continue;
             }
         };
@@ -311,12 +326,12 @@ async fn read_stream(mut pipe: impl AsyncRead + Unpin, fd: RawFd, stream: Stream
     batch.flush_final(stream, &sink).await;
 }
 
-/// Asks the kernel for a pipe of [`READ_MAX`] (best effort: a
+/// Asks the kernel for a pipe of [`PIPE_MAX`] (best effort: a
 /// `pipe-max-size` below it, or a user over its pipe quota, keeps 64 KiB).
 fn grow_pipe(fd: RawFd) {
     // SAFETY: fcntl on a descriptor the caller's pipe owns and keeps open;
     // F_SETPIPE_SZ touches no memory of ours.
-    let _ = unsafe { nix::libc::fcntl(fd, nix::libc::F_SETPIPE_SZ, READ_MAX as i32) };
+    let _ = unsafe { nix::libc::fcntl(fd, nix::libc::F_SETPIPE_SZ, PIPE_MAX as i32) };
 }
 
 /// The log side of one stream: bytes go to the file up to the last newline
@@ -379,18 +394,81 @@ impl LogTail {
     }
 }
 
-/// The line side of one stream: the splitter and the lines of the current
-/// read that the ring keeps.
+/// The line side of one stream: the splitter and the lines waiting for
+/// the ring.
 #[derive(Default)]
 struct Lines {
     splitter: Splitter,
-    fresh: Vec<OutputLine>,
+    stage: Stage,
+}
+
+/// How long lines may wait in the [`Stage`] before the ring gets them.
+const RING_EVERY: Duration = Duration::from_millis(10);
+
+/// Lines of recent reads on their way to the ring, as raw bytes: a burst
+/// costs a copy per read instead of a string per line, and strings are
+/// built only for the last `ring_lines` when the stage is flushed (every
+/// [`RING_EVERY`] at most, and at the end of the stream).
+#[derive(Default)]
+struct Stage {
+    bytes: Vec<u8>,
+    /// Where each line is in `bytes`, and when it was read.
+    items: Vec<(usize, usize, chrono::DateTime<Utc>)>,
+    /// Lines before the items that fell out before the ring saw them.
+    skipped: u64,
+    /// When the stage is to be flushed.
+    due: Option<Instant>,
+}
+
+impl Stage {
+    fn push(&mut self, line: &[u8], time: chrono::DateTime<Utc>) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(line);
+        self.items.push((start, self.bytes.len(), time));
+    }
+
+    /// Forgets the oldest `n` items (they only count as skipped).
+    fn forget(&mut self, n: usize) {
+        let n = n.min(self.items.len());
+        if n == 0 {
+            return;
+        }
+        let base = self.items.get(n).map_or(self.bytes.len(), |i| i.0);
+        self.bytes.drain(..base);
+        self.items.drain(..n);
+        for item in &mut self.items {
+            item.0 -= base;
+            item.1 -= base;
+        }
+        self.skipped += n as u64;
+    }
+
+    /// Hands the lines to the ring: numbers the skipped ones, keeps the
+    /// last `capacity`.
+    fn flush(&mut self, stream: Stream, ring: &SharedRing) {
+        self.due = None;
+        if self.items.is_empty() && self.skipped == 0 {
+            return;
+        }
+        let mut ring = ring.lock();
+        let extra = self.items.len().saturating_sub(ring.capacity());
+        ring.skip(self.skipped + extra as u64);
+        for &(start, end, time) in &self.items[extra..] {
+            let line = String::from_utf8_lossy(&self.bytes[start..end]).into_owned();
+            ring.push(output_line(stream, line, time));
+        }
+        ring.touch(Utc::now());
+        drop(ring);
+        self.items.clear();
+        self.bytes.clear();
+        self.skipped = 0;
+    }
 }
 
 impl Lines {
-    /// Cuts `chunk` into lines; the ring gets the last of them (the others
-    /// are only numbered), the batch those the publisher has room for, the
-    /// drop count the rest.
+    /// Cuts `chunk` into lines; the ring's stage gets the last of them (the
+    /// others are only numbered), the batch those the publisher has room
+    /// for, the drop count the rest.
     fn take(&mut self, chunk: &[u8], stream: Stream, sink: &Sink, batch: &mut Batch) {
         let capacity = sink.ring.lock().capacity();
         let mut open = batch.room(sink);
@@ -398,30 +476,22 @@ impl Lines {
         let ring_from = std::cell::Cell::new(0);
         let mut index = 0;
         let now = Utc::now();
-        let fresh = &mut self.fresh;
+        let staged = self.stage.items.len();
+        let stage = &mut self.stage;
         self.splitter.feed(
             chunk,
             |hint| ring_from.set(hint.saturating_sub(capacity)),
             |bytes, continued| {
                 let for_ring = index >= ring_from.get();
                 index += 1;
-                if !open && !for_ring {
+                if for_ring {
+                    stage.push(bytes, now);
+                }
+                if !open {
                     batch.dropped += 1;
                     return;
                 }
                 let line = String::from_utf8_lossy(bytes).into_owned();
-                let line = match (for_ring, open) {
-                    (true, false) => {
-                        fresh.push(output_line(stream, line, now));
-                        batch.dropped += 1;
-                        return;
-                    }
-                    (true, true) => {
-                        fresh.push(output_line(stream, line.clone(), now));
-                        line
-                    }
-                    _ => line,
-                };
                 batch.bytes += line.len();
                 batch.split += usize::from(continued);
                 batch.lines.push(line);
@@ -430,41 +500,47 @@ impl Lines {
                 }
             },
         );
-        self.publish(index, ring_from.get(), sink, batch);
+        let skipped = ring_from.get().min(index);
+        if skipped > 0 {
+            // This read alone fills the ring: what was staged falls out.
+            self.stage.forget(staged);
+            self.stage.skipped += skipped as u64;
+        } else if self.stage.items.len() > 2 * capacity.max(1) {
+            let over = self.stage.items.len() - capacity;
+            self.stage.forget(over);
+        }
+        self.arm(index, stream, sink, batch);
     }
 
-    /// At end of stream: the last line if it had no newline.
+    /// At end of stream: the last line if it had no newline, and whatever
+    /// waits for the ring.
     fn finish(&mut self, stream: Stream, sink: &Sink, batch: &mut Batch) {
-        let mut count = 0;
         let now = Utc::now();
-        let fresh = &mut self.fresh;
+        let stage = &mut self.stage;
         self.splitter.finish(|bytes, continued| {
-            count += 1;
             let line = String::from_utf8_lossy(bytes).into_owned();
             batch.bytes += line.len();
             batch.split += usize::from(continued);
-            batch.lines.push(line.clone());
-            fresh.push(output_line(stream, line, now));
+            batch.lines.push(line);
+            stage.push(bytes, now);
         });
-        self.publish(count, 0, sink, batch);
+        self.stage.flush(stream, &sink.ring);
     }
 
-    /// Numbers the read's `count` lines in the ring, keeping those from
-    /// `ring_from` on, and arms the batch's flush deadline.
-    fn publish(&mut self, count: usize, ring_from: usize, sink: &Sink, batch: &mut Batch) {
+    /// After a read of `count` lines: flushes the stage if it is due (or
+    /// makes it due), and arms the batch's flush deadline.
+    fn arm(&mut self, count: usize, stream: Stream, sink: &Sink, batch: &mut Batch) {
         if count == 0 {
             return;
         }
-        {
-            let mut ring = sink.ring.lock();
-            ring.skip(ring_from.min(count) as u64);
-            for line in self.fresh.drain(..) {
-                ring.push(line);
-            }
-            ring.touch(Utc::now());
+        let now = Instant::now();
+        match self.stage.due {
+            Some(due) if due <= now => self.stage.flush(stream, &sink.ring),
+            Some(_) => {}
+            None => self.stage.due = Some(now + RING_EVERY),
         }
         if !batch.lines.is_empty() && batch.deadline.is_none() {
-            batch.deadline = Some(Instant::now() + FLUSH_AFTER);
+            batch.deadline = Some(now + FLUSH_AFTER);
         }
     }
 }
@@ -510,6 +586,7 @@ mod tests {
         batch.flush_now(Stream::Stdout, &sink);
         lines.take(b"a\nb\nc\n", Stream::Stdout, &sink, &mut batch);
         batch.flush_now(Stream::Stdout, &sink);
+        lines.finish(Stream::Stdout, &sink, &mut batch);
         assert_eq!(
             batch.dropped, 3,
             "the queue held one batch; the second was dropped"
