@@ -1,8 +1,8 @@
 //! Crash loops on a virtual clock: every backoff delay, restart moment,
 //! stable-uptime reset and give-up checked against the policy, with real
 //! `/bin/sh` children and seeded jitter. Also the golden-trace harness:
-//! a process's lifecycle as `type from->to` lines compared with a list
-//! written in the test (`recovery.rs` uses it too).
+//! a process's lifecycle through the shared harness of `probes.rs`
+//! (`name: type from→to`), compared with a list written in the test.
 //!
 //! The [`ManualClock`] moves only when a test advances it, so a run's
 //! uptime and the window are exactly what the test says, however slow the
@@ -110,24 +110,17 @@ pub(super) fn setup_clocked(clock: Arc<ManualClock>) -> (Supervisor, Bus, tempfi
     (sup, bus, dir)
 }
 
-/// The golden trace of `name`: each lifecycle event as `type from->to`
-/// (or just `type` when it is no transition), without `process.` and
-/// without output, resource samples and status reports.
+/// The golden trace of `name` by the shared harness (`probes::trace`):
+/// `name: type from→to` per lifecycle event, `created` left out.
 pub(super) fn trace(bus: &Bus, name: &str) -> Vec<String> {
-    events(bus, name)
-        .into_iter()
-        .filter(|e| {
-            !e.ty.starts_with("process.output")
-                && e.ty != "process.resource"
-                && e.ty != "process.status"
-        })
-        .map(|e| {
-            let ty = e.ty.strip_prefix("process.").unwrap_or(&e.ty).to_string();
-            match (e.data["from"].as_str(), e.data["to"].as_str()) {
-                (Some(from), Some(to)) => format!("{ty} {from}->{to}"),
-                _ => ty,
-            }
-        })
+    super::probes::trace(bus, &[name])
+}
+
+/// The trace expected of `name`, from steps written `type from->to`.
+pub(super) fn expect<S: AsRef<str>>(name: &str, steps: &[S]) -> Vec<String> {
+    steps
+        .iter()
+        .map(|s| format!("{name}: {}", s.as_ref().replace("->", "→")))
         .collect()
 }
 
@@ -231,13 +224,13 @@ async fn eight_crashes_back_off_exactly_as_the_policy_says() {
     );
     sup.stop("crashy", true).await.ok();
     let mut expected = vec![
-        "created".to_string(),
-        "starting pending->starting".into(),
+        "starting pending->starting".to_string(),
         "started starting->running".into(),
     ];
     for _ in 0..8 {
         expected.extend(crash_and_restart().map(String::from));
     }
+    let expected = expect("crashy", &expected);
     assert_eq!(trace(&bus, "crashy")[..expected.len()], expected[..]);
 }
 
@@ -307,8 +300,7 @@ async fn a_run_that_stayed_up_resets_the_backoff_but_not_the_limit() {
         (Some(4), Some(4))
     );
     let mut expected = vec![
-        "created".to_string(),
-        "starting pending->starting".into(),
+        "starting pending->starting".to_string(),
         "started starting->running".into(),
     ];
     for _ in 0..4 {
@@ -319,7 +311,7 @@ async fn a_run_that_stayed_up_resets_the_backoff_but_not_the_limit() {
         "failed running->failed".into(),
         "gave_up".into(),
     ]);
-    assert_eq!(trace(&bus, "steady"), expected);
+    assert_eq!(trace(&bus, "steady"), expect("steady", &expected));
 }
 
 #[tokio::test]
@@ -350,8 +342,7 @@ async fn the_circuit_breaker_gives_up_after_max_restarts_within_the_window() {
     assert_eq!(gave_up["window_ms"], 60_000);
     assert_eq!(gave_up["state"], "failed");
     let mut expected = vec![
-        "created".to_string(),
-        "starting pending->starting".into(),
+        "starting pending->starting".to_string(),
         "started starting->running".into(),
     ];
     for _ in 0..3 {
@@ -362,7 +353,7 @@ async fn the_circuit_breaker_gives_up_after_max_restarts_within_the_window() {
         "failed running->failed".into(),
         "gave_up".into(),
     ]);
-    assert_eq!(trace(&bus, "broken"), expected);
+    assert_eq!(trace(&bus, "broken"), expect("broken", &expected));
     assert_eq!(clock.requested().len(), 3, "no fourth backoff was waited");
 }
 
@@ -419,8 +410,7 @@ async fn restarts_asked_by_a_person_go_through_the_same_backoff_and_limit() {
         "started starting->running",
     ];
     let mut expected = vec![
-        "created".to_string(),
-        "starting pending->starting".into(),
+        "starting pending->starting".to_string(),
         "started starting->running".into(),
     ];
     for _ in 0..3 {
@@ -431,7 +421,7 @@ async fn restarts_asked_by_a_person_go_through_the_same_backoff_and_limit() {
         "exited stopping->cancelled".into(),
         "cancelled stopping->cancelled".into(),
     ]);
-    assert_eq!(trace(&bus, "web"), expected);
+    assert_eq!(trace(&bus, "web"), expect("web", &expected));
 }
 
 #[tokio::test]
@@ -461,8 +451,7 @@ async fn starts_asked_by_a_plugin_are_counted_and_end_in_gave_up() {
     assert!(matches!(err, SupervisorError::NotRestarted { .. }), "{err}");
     let run = ["exited running->failed", "failed running->failed"];
     let mut expected = vec![
-        "created".to_string(),
-        "starting pending->starting".into(),
+        "starting pending->starting".to_string(),
         "started starting->running".into(),
     ];
     for _ in 0..2 {
@@ -475,5 +464,5 @@ async fn starts_asked_by_a_plugin_are_counted_and_end_in_gave_up() {
     }
     expected.extend(run.map(String::from));
     expected.push("gave_up".into());
-    assert_eq!(trace(&bus, "job"), expected);
+    assert_eq!(trace(&bus, "job"), expect("job", &expected));
 }

@@ -3,12 +3,13 @@
 //! so its runners vanish without a word as when the host is killed (each
 //! leader is killed as its handle drops, as the parent-death signal does;
 //! what it started lives on in its group). A second supervisor on the same
-//! journal recovers. Golden traces use `crashloop::trace`.
+//! journal recovers. Golden traces use the shared harness (`probes::trace`, through
+//! `crashloop::trace` and `expect`).
 
 use std::future::Future;
 use std::time::Duration;
 
-use super::crashloop::trace;
+use super::crashloop::{expect, trace};
 use super::*;
 
 /// Runs `script` with a supervisor of `bus` on a runtime of its own, then
@@ -115,23 +116,18 @@ async fn runs_under_way_when_the_host_died_are_interrupted_and_restarted_by_poli
     sup.start_autostart().await;
     assert_eq!(sup.get("web").unwrap().state, ProcessState::Running);
     assert_ne!(sup.get("web").unwrap().pid, Some(pid_of(&bus, "web", 0)));
-    let before = [
-        "created",
-        "starting pending->starting",
-        "started starting->running",
-        "created",
-    ];
+    let before = ["starting pending->starting", "started starting->running"];
     let mut web: Vec<&str> = before.to_vec();
     web.extend([
         "interrupted running->interrupted",
         "starting interrupted->starting",
         "started starting->running",
     ]);
-    assert_eq!(trace(&bus, "web"), web);
+    assert_eq!(trace(&bus, "web"), expect("web", &web));
     let mut batch: Vec<&str> = before.to_vec();
     batch.push("interrupted running->interrupted");
-    assert_eq!(trace(&bus, "batch"), batch);
-    assert_eq!(trace(&bus, "idle"), ["created", "created"]);
+    assert_eq!(trace(&bus, "batch"), expect("batch", &batch));
+    assert!(trace(&bus, "idle").is_empty(), "idle never ran");
     let interrupted = &of_type(&bus, "web", "process.interrupted")[0];
     assert_eq!(
         interrupted["pid"].as_u64(),
@@ -228,23 +224,27 @@ async fn runtime_processes_come_back_under_their_ids_and_removed_ones_do_not() {
     );
     assert_eq!(
         trace(&bus, &server),
-        [
-            "created",
-            "starting pending->starting",
-            "started starting->running",
-            "interrupted running->interrupted",
-            "starting interrupted->starting",
-            "started starting->running",
-        ]
+        expect(
+            &server,
+            &[
+                "starting pending->starting",
+                "started starting->running",
+                "interrupted running->interrupted",
+                "starting interrupted->starting",
+                "started starting->running",
+            ]
+        )
     );
     assert_eq!(
         trace(&bus, &build),
-        [
-            "created",
-            "starting pending->starting",
-            "started starting->running",
-            "interrupted running->interrupted",
-        ]
+        expect(
+            &build,
+            &[
+                "starting pending->starting",
+                "started starting->running",
+                "interrupted running->interrupted",
+            ]
+        )
     );
     sup.shutdown(true).await;
 }
@@ -279,17 +279,16 @@ async fn a_host_killed_again_during_recovery_neither_loses_nor_repeats_anything(
     sup.start_autostart().await;
     assert_eq!(
         trace(&bus, "web"),
-        [
-            "created",
-            "starting pending->starting",
-            "started starting->running",
-            "created",
-            "created",
-            "interrupted running->interrupted",
-            "created",
-            "starting interrupted->starting",
-            "started starting->running",
-        ]
+        expect(
+            "web",
+            &[
+                "starting pending->starting",
+                "started starting->running",
+                "interrupted running->interrupted",
+                "starting interrupted->starting",
+                "started starting->running",
+            ]
+        )
     );
     sup.shutdown(true).await;
 }
@@ -324,11 +323,14 @@ async fn a_run_whose_stop_was_asked_is_interrupted_and_not_restarted() {
     wait_until("the stubborn survivor to go", || vanished(sleeper, start)).await;
     assert_eq!(sup.get(&id).unwrap().state, ProcessState::Interrupted);
     assert_eq!(
-        trace(&bus, &id)[3..],
-        [
-            "stopping running->stopping",
-            "interrupted stopping->interrupted"
-        ]
+        trace(&bus, &id)[2..],
+        expect(
+            &id,
+            &[
+                "stopping running->stopping",
+                "interrupted stopping->interrupted"
+            ]
+        )
     );
     assert_eq!(
         of_type(&bus, &id, "process.interrupted")[0]["stop_reason"],
