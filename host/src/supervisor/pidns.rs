@@ -256,9 +256,11 @@ impl Init {
                 // Reaped by someone else (it cannot be: no one waits on
                 // pids they do not know); keep the stack mapped rather
                 // than risk unmapping one in use.
+                // (An `InitStack` only unmaps through `release`: letting it
+                // go here leaves the mapping in place.)
                 Err(e) => {
                     tracing::warn!(pid = self.pid, error = %e, "could not reap a namespace init; its stack is kept");
-                    std::mem::forget(stack);
+                    let _ = stack;
                 }
             }
             return;
