@@ -180,17 +180,17 @@ impl Coordinator {
         &self,
         task: &Task,
         keywords: &[Vec<String>],
-    ) -> Vec<Arc<[Arc<Task>]>> {
+    ) -> Vec<Candidates> {
         let own = index::words(task);
         let reg = self.registry.lock();
-        let mut chosen: Vec<(&[String], Arc<[Arc<Task>]>)> = Vec::new();
+        let mut chosen: Vec<(&[String], Candidates)> = Vec::new();
         keywords
             .iter()
             .map(|keywords| {
                 if let Some((_, same)) = chosen.iter().find(|(k, _)| *k == keywords.as_slice()) {
                     return same.clone();
                 }
-                let tasks: Arc<[Arc<Task>]> = reg
+                let tasks: Candidates = reg
                     .index
                     .candidates(&own, keywords)
                     .into_iter()
@@ -223,6 +223,9 @@ impl Coordinator {
         reg.dependencies.clone()
     }
 }
+
+/// The tasks one rule is asked about, shared by rules with the same keywords.
+pub(crate) type Candidates = Arc<[Arc<Task>]>;
 
 /// The keywords a rule declared (none: it sees every task).
 pub(crate) fn rule_keywords(rule: &crate::plugins::PluginRef) -> Vec<String> {
