@@ -221,16 +221,18 @@ fn compress_one(path: &Path, file: File) -> io::Result<()> {
     let tmp = PathBuf::from(tmp);
     let out = File::create(&tmp)?;
     let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
-    io::copy(
-        &mut BufReader::with_capacity(256 * 1024, file),
-        &mut encoder,
-    )?;
+    // Held open until the swap: while it is, its inode cannot be reused by
+    // a newer generation (under fast rotation it was, and a stale copy
+    // replaced a newer file).
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    io::copy(&mut reader, &mut encoder)?;
     encoder.finish()?.sync_data()?;
     let _chain = CHAIN.lock();
     let now = (1..)
         .take_while(|&n| generation(path, n, false).exists() || generation(path, n, true).exists())
         .find(|&n| fs::metadata(generation(path, n, false)).is_ok_and(|m| m.ino() == inode));
-    match now {
+    let alive = reader.get_ref().metadata().is_ok_and(|m| m.nlink() > 0);
+    match now.filter(|_| alive) {
         Some(n) => {
             fs::rename(&tmp, generation(path, n, true))?;
             fs::remove_file(generation(path, n, false))?;
