@@ -176,11 +176,7 @@ impl Coordinator {
     /// The tasks each rule should see paired with `task`, for rules with
     /// these `keywords` (one list per rule). Rules declaring the same
     /// keywords share one selection.
-    pub(crate) fn candidates(
-        &self,
-        task: &Task,
-        keywords: &[Vec<String>],
-    ) -> Vec<Candidates> {
+    pub(crate) fn candidates(&self, task: &Task, keywords: &[Vec<String>]) -> Vec<Candidates> {
         let own = index::words(task);
         let reg = self.registry.lock();
         let mut chosen: Vec<(&[String], Candidates)> = Vec::new();
