@@ -10,6 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::Check;
@@ -99,20 +100,46 @@ async fn exec(command: &str, timeout: Duration, ctx: &Context) -> Result<(), Str
         cmd.current_dir(cwd);
     }
     let mut child = cmd.spawn().map_err(|e| format!("could not run: {e}"))?;
-    match tokio::time::timeout(timeout, child.wait()).await {
+    let group = child.id().map(|pid| pid as i32);
+    let verdict = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) if status.success() => Ok(()),
         Ok(Ok(status)) => Err(format!("exited with {status}")),
         Ok(Err(e)) => Err(format!("could not wait for it: {e}")),
         Err(_) => {
-            if let Some(pid) = child.id() {
+            if let Some(pid) = group {
                 // Unreaped, the leader pins its group id: this reaches only its group.
-                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
             }
             let _ = child.wait().await;
             Err(format!(
                 "timed out after {}",
                 crate::supervisor::duration::format(timeout)
             ))
+        }
+    };
+    if let Some(pgid) = group {
+        end_group(pgid).await;
+    }
+    verdict
+}
+
+/// Ends what a probe command left running in its group (`cmd &`): a check
+/// leaves nothing behind. Those processes were re-parented to the host (a
+/// child subreaper) when the command exited, and no supervised tree
+/// registers them with the orphan reaper, so they are reaped here, by
+/// group: `waitpid(-pgid)` touches no other child of the host.
+async fn end_group(pgid: i32) {
+    // The group id stays allocated while any member lives, so it cannot
+    // name another group; with no member left this is ESRCH.
+    let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    let members = Pid::from_raw(-pgid);
+    // SIGKILL is delivered at once, but the exit takes a moment: a few
+    // short waits, then stop (ECHILD: no child of ours is left in it).
+    for _ in 0..200 {
+        match waitpid(members, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => tokio::time::sleep(Duration::from_millis(5)).await,
+            Ok(_) => {}
+            Err(_) => return,
         }
     }
 }
@@ -241,6 +268,33 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.contains("exit status: 3"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_exec_check_leaves_nothing_running_behind_it() {
+        // Whether this test process is a subreaper (other tests make it
+        // one) or not, the background sleep must be gone, not a zombie.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pid");
+        let command = format!("sleep 300 & echo $! > {}; exit 0", file.display());
+        assert_eq!(
+            run(Check::Exec(&command), SECOND, &context(), None).await,
+            Ok(())
+        );
+        let pid: i32 = std::fs::read_to_string(&file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::fs::metadata(format!("/proc/{pid}")).is_ok() {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the probe's background sleep {pid} is still there: {state}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]
