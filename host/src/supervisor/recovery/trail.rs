@@ -16,24 +16,18 @@ use crate::supervisor::state::{Origin, ProcessState};
 
 /// Events read per journal query while folding.
 const PAGE: usize = 10_000;
-/// The lifecycle events recovery reads: everything that moves a run or
-/// names its pid, none of the output or sampling traffic.
-const LIFECYCLE: [EventType; 15] = [
-    EventType::Created,
-    EventType::Starting,
-    EventType::Started,
-    EventType::Exited,
-    EventType::Completed,
-    EventType::Failed,
-    EventType::Timeout,
-    EventType::Cancelled,
-    EventType::Backoff,
-    EventType::GaveUp,
-    EventType::Stopping,
-    EventType::Paused,
-    EventType::Resumed,
-    EventType::Removed,
-    EventType::Interrupted,
+/// What recovery does not read: output, sampling, reported status and
+/// readiness traffic. Everything else of [`EventType::ALL`] moves a run or
+/// names its pid, so a lifecycle type added later is read without a change
+/// here.
+const NOT_LIFECYCLE: [EventType; 7] = [
+    EventType::Status,
+    EventType::Output,
+    EventType::OutputDropped,
+    EventType::Resource,
+    EventType::ResourceLimit,
+    EventType::Ready,
+    EventType::Unready,
 ];
 
 /// One process folded from its lifecycle events.
@@ -153,8 +147,9 @@ impl Trail {
 /// Folds the journal's lifecycle events up to `up_to` into one trail per
 /// process (by subject), oldest first.
 pub(super) fn fold(bus: &Bus, up_to: u64) -> Result<BTreeMap<String, Trail>, BusError> {
-    let types = LIFECYCLE
+    let types = EventType::ALL
         .iter()
+        .filter(|t| !NOT_LIFECYCLE.contains(t))
         .map(|t| Pattern::parse(t.as_str()))
         .collect::<Result<Vec<_>, _>>()?;
     let mut trails: BTreeMap<String, Trail> = BTreeMap::new();
