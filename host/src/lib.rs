@@ -20,6 +20,8 @@
 //! - [`runtime`]: wires the rooms and executes plugin actions.
 //! - [`api`]: HTTP, SSE, MCP and metrics on a running host, and the client
 //!   the CLI verbs use. A client of the other rooms; none imports it.
+//! - [`authoring`]: tools for plugin authors without a running host
+//!   (scaffold, replay, conformance).
 //! - [`name`]: the one rule for process, kind and plugin names.
 //! - [`config`]: `host.toml`. [`cli`]: the command line. [`bench`]:
 //!   `host bench`.
@@ -28,6 +30,7 @@
 
 pub mod agents;
 pub mod api;
+pub mod authoring;
 pub mod bench;
 pub mod bus;
 pub mod cli;

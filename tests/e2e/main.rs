@@ -16,17 +16,22 @@
 
 mod ai_coder;
 mod api;
+mod authoring;
 mod cli_verbs;
 mod compile_cache;
 mod config_errors;
+mod conformance;
 mod crash_loops;
 mod events_cli;
 mod failure_alert;
 mod hot_reload;
+mod languages;
 mod mcp;
 mod orphans;
 mod output_capture;
 mod plugin_check;
+mod plugin_new;
+mod plugin_test;
 mod probes;
 mod process_trees;
 mod recovery;

@@ -18,6 +18,8 @@ mod logs;
 mod mcp;
 mod output;
 mod plugin;
+mod plugin_new;
+mod plugin_test;
 mod plugins;
 mod process;
 mod ps;

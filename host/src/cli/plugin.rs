@@ -26,16 +26,26 @@ pub enum PluginCommand {
         #[arg(long, value_name = "DIR")]
         plugins: Option<PathBuf>,
     },
+    /// Create a plugin project (manifest, source, build script, a test)
+    /// that builds and loads as it is.
+    New(super::plugin_new::NewArgs),
+    /// Replay recorded events through a plugin, without a running host,
+    /// and print (or compare) its decisions.
+    Test(super::plugin_test::TestArgs),
 }
 
 pub(super) fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     super::init_logging("warn");
-    let PluginCommand::Check {
-        path,
-        json,
-        config,
-        plugins,
-    } = cmd;
+    let (path, json, config, plugins) = match cmd {
+        PluginCommand::Check {
+            path,
+            json,
+            config,
+            plugins,
+        } => (path, json, config, plugins),
+        PluginCommand::New(args) => return super::plugin_new::run(args),
+        PluginCommand::Test(args) => return super::plugin_test::run(args),
+    };
     let mut options = crate::plugins::CheckOptions::default();
     if let Some(file) = &config {
         let config = crate::config::HostConfig::load(file)?;

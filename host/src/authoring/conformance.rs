@@ -1,0 +1,1 @@
+//! The kind-level contract check any component must pass.

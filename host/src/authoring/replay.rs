@@ -1,0 +1,1 @@
+//! Replaying recorded events through a plugin with a virtual clock.

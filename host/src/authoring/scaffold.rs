@@ -1,0 +1,1 @@
+//! Plugin project templates for Rust, JavaScript and Python.

@@ -1,0 +1,1 @@
+//! `host plugin check --conformance`: the kind-level contract check.

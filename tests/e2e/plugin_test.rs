@@ -1,0 +1,1 @@
+//! `host plugin test`: replay, `--against`, `--expect`.
