@@ -68,19 +68,7 @@ pub struct CheckOptions {
 /// not a component, a manifest past the ceilings, missing imports, no
 /// known kind, or a failing `describe`/`subscriptions` call.
 pub async fn check(path: &Path, options: &CheckOptions) -> Result<CheckReport, PluginError> {
-    let defaults = options.defaults;
-    let spec = if path.is_dir() {
-        PluginSpec::from_manifest(&path.join(MANIFEST_FILE), defaults)?
-    } else if path.file_name().is_some_and(|n| n == MANIFEST_FILE) {
-        PluginSpec::from_manifest(path, defaults)?
-    } else {
-        PluginSpec::bare(path, defaults)?
-    };
-    let plugins_dir = match &options.plugins_dir {
-        Some(dir) => dir.clone(),
-        None => folder_holding(&spec),
-    };
-    spec.check_ceilings(&options.ceilings, &plugins_dir)?;
+    let spec = resolve(path, options)?;
     let engine = PluginEngine::new(None)?;
     let linker = linker(&engine)?;
     let bus = Bus::open_in_memory(BusConfig::default())
@@ -108,6 +96,30 @@ pub async fn check(path: &Path, options: &CheckOptions) -> Result<CheckReport, P
         deadline_ms: spec.deadline.as_millis() as u64,
         memory_mib: spec.memory_bytes >> 20,
     })
+}
+
+/// The spec of `path` (a component file, a `plugin.toml`, or a folder
+/// holding one), held to `options`' ceilings: what `check` and the
+/// standalone loader of `host plugin test` load.
+///
+/// # Errors
+///
+/// An unreadable or invalid manifest, or one past the ceilings.
+pub(crate) fn resolve(path: &Path, options: &CheckOptions) -> Result<PluginSpec, PluginError> {
+    let defaults = options.defaults;
+    let spec = if path.is_dir() {
+        PluginSpec::from_manifest(&path.join(MANIFEST_FILE), defaults)?
+    } else if path.file_name().is_some_and(|n| n == MANIFEST_FILE) {
+        PluginSpec::from_manifest(path, defaults)?
+    } else {
+        PluginSpec::bare(path, defaults)?
+    };
+    let plugins_dir = match &options.plugins_dir {
+        Some(dir) => dir.clone(),
+        None => folder_holding(&spec),
+    };
+    spec.check_ceilings(&options.ceilings, &plugins_dir)?;
+    Ok(spec)
 }
 
 /// The plugins folder a plugin would sit in: the parent of its own folder

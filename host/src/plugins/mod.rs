@@ -19,7 +19,8 @@
 //! calls, bounded answers), `sandbox` + `guarded_io` + `logpipe` +
 //! `services` + `state` + `recent` (what a store holds and the host
 //! imports, each bounded), `bindings` (generated code, conversions,
-//! truncation), `check` (`host plugin check`).
+//! truncation), `check` (`host plugin check`), `standalone` (one plugin
+//! outside a host, for `host plugin test`).
 
 mod action;
 mod actor;
@@ -44,6 +45,7 @@ mod registry;
 mod sandbox;
 mod services;
 mod slot;
+mod standalone;
 mod state;
 mod version;
 mod watch;
@@ -66,6 +68,7 @@ pub use permissions::{
 pub use registry::{
     DEFAULT_MAX_CHAIN_DEPTH, PluginHost, PluginHostConfig, PluginSummary, SHUTDOWN_GRACE,
 };
-pub use services::{Clock, NoProcesses, ProcessView, system_clock};
+pub use services::{Clock, EventLog, NoProcesses, ProcessView, system_clock};
 pub use slot::Health;
+pub use standalone::{Standalone, StandaloneOptions, load_standalone};
 pub use version::{AgentInfo, Description, RuleInfo};

@@ -84,6 +84,16 @@ impl StoreState {
                 builder.env(name, value);
             }
         }
+        if let Some(clock) = services.wasi_clock() {
+            // Replay: the guest's clocks read the time of the event being
+            // replayed and its randomness is fixed, so a decision that
+            // depends on either comes out the same on every run.
+            builder.wall_clock(VirtualWall(clock.clone()));
+            builder.monotonic_clock(VirtualMonotonic(clock));
+            builder.secure_random(wasmtime_wasi::Deterministic::new(vec![7, 3, 1, 9]));
+            builder.insecure_random(wasmtime_wasi::Deterministic::new(vec![5, 2, 8, 4]));
+            builder.insecure_random_seed(0x5eed);
+        }
         Ok(Self {
             wasi: builder.build(),
             table: ResourceTable::new(),
@@ -98,6 +108,31 @@ impl StoreState {
             },
             deadline: None,
         })
+    }
+}
+
+/// A WASI wall clock that reads the host clock (milliseconds).
+struct VirtualWall(super::services::Clock);
+
+impl wasmtime_wasi::HostWallClock for VirtualWall {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(1)
+    }
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::from_millis((self.0)())
+    }
+}
+
+/// A WASI monotonic clock that reads the host clock, in nanoseconds: it
+/// stands still within one replayed event and moves with the next.
+struct VirtualMonotonic(super::services::Clock);
+
+impl wasmtime_wasi::HostMonotonicClock for VirtualMonotonic {
+    fn resolution(&self) -> u64 {
+        1_000_000
+    }
+    fn now(&self) -> u64 {
+        (self.0)().saturating_mul(1_000_000)
     }
 }
 
@@ -242,8 +277,8 @@ impl host_api::Host for HostCtx {
             limit: Some(filter.limit as usize),
             ..Default::default()
         };
-        let bus = &self.services.bus;
-        match recent::recent_events(query, recent::MAX_BYTES, |q| bus.query(q)) {
+        let log = &self.services.log;
+        match recent::recent_events(query, recent::MAX_BYTES, |q| log.query(q)) {
             Ok(events) => Ok(events),
             Err(e) => {
                 tracing::warn!(plugin = %self.plugin, "recent-events: {e}");
@@ -262,8 +297,8 @@ impl host_api::Host for HostCtx {
                 return Ok(Vec::new());
             }
         };
-        let bus = &self.services.bus;
-        match recent::recent_events(query, recent::MAX_BYTES, |q| bus.query(q)) {
+        let log = &self.services.log;
+        match recent::recent_events(query, recent::MAX_BYTES, |q| log.query(q)) {
             Ok(events) => Ok(events),
             Err(e) => {
                 tracing::warn!(plugin = %self.plugin, "history: {e}");
@@ -279,7 +314,7 @@ impl host_api::Host for HostCtx {
     ) -> wasmtime::Result<wit::StatsBreakdown> {
         self.ensure_live()?;
         let at = recent::time_of_ms;
-        let answer = self.services.bus.stats_by(
+        let answer = self.services.log.stats_by(
             since_ms.map(at),
             until_ms.map(at),
             Some(recent::MAX_STATS_SCAN),

@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use crate::bus::Bus;
+use chrono::{DateTime, Utc};
+
+use crate::bus::{Bus, BusError, Event, EventQuery, StatsBreakdown};
 use crate::supervisor::ProcessInfo;
 
 pub(crate) use super::state::StateStore;
@@ -33,6 +35,44 @@ impl ProcessView for NoProcesses {
     }
 }
 
+/// Where the `recent-events`, `history` and `stats` imports read: the
+/// host's bus, or a fixed log when events are replayed without a host
+/// (`host plugin test`).
+pub trait EventLog: Send + Sync + 'static {
+    /// The events matching `query`, as [`Bus::query`] answers.
+    ///
+    /// # Errors
+    ///
+    /// A failed read.
+    fn query(&self, query: &EventQuery) -> Result<Vec<Event>, BusError>;
+    /// Counts of a time window, as [`Bus::stats_by`] answers.
+    ///
+    /// # Errors
+    ///
+    /// A failed read.
+    fn stats_by(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+        max_scan: Option<usize>,
+    ) -> Result<StatsBreakdown, BusError>;
+}
+
+impl EventLog for Bus {
+    fn query(&self, query: &EventQuery) -> Result<Vec<Event>, BusError> {
+        Bus::query(self, query)
+    }
+
+    fn stats_by(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+        max_scan: Option<usize>,
+    ) -> Result<StatsBreakdown, BusError> {
+        Bus::stats_by(self, since, until, max_scan)
+    }
+}
+
 /// A clock in milliseconds since the Unix epoch (replaceable in tests).
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
@@ -43,10 +83,14 @@ pub fn system_clock() -> Clock {
 
 /// Shared by every instance of every plugin.
 pub(crate) struct HostServices {
-    pub(crate) bus: Bus,
+    /// What the query imports read: the bus, unless replaced for replay.
+    pub(crate) log: Arc<dyn EventLog>,
     pub(crate) processes: Arc<dyn ProcessView>,
     pub(crate) state: StateStore,
     clock: Clock,
+    /// Whether the guest's WASI clocks read `clock` too (replay: the time
+    /// of the event being replayed) instead of the system's.
+    wasi_follows_clock: bool,
 }
 
 impl HostServices {
@@ -57,11 +101,31 @@ impl HostServices {
         clock: Clock,
     ) -> Self {
         Self {
-            bus,
+            log: Arc::new(bus),
             processes,
             state,
             clock,
+            wasi_follows_clock: false,
         }
+    }
+
+    /// The same services reading queries from `log` instead of the bus.
+    pub(crate) fn with_log(mut self, log: Arc<dyn EventLog>) -> Self {
+        self.log = log;
+        self
+    }
+
+    /// The same services with the guest's WASI wall and monotonic clocks
+    /// reading the host clock (and WASI randomness fixed), so a replay
+    /// decides the same way every time.
+    pub(crate) fn with_deterministic_wasi(mut self) -> Self {
+        self.wasi_follows_clock = true;
+        self
+    }
+
+    /// The clock the guest's WASI clocks should read, if not the system's.
+    pub(crate) fn wasi_clock(&self) -> Option<Clock> {
+        self.wasi_follows_clock.then(|| self.clock.clone())
     }
 
     pub(crate) fn now_ms(&self) -> u64 {
