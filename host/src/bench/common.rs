@@ -39,6 +39,7 @@ pub(crate) async fn start_runtime(
             state_dir: state.to_path_buf(),
             watch,
             build_missing: false,
+            rebuild: false,
         },
     )
     .await

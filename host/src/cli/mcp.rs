@@ -90,6 +90,7 @@ async fn in_process(
         state_dir,
         watch: config.plugins.watch,
         build_missing: config.plugins.build_missing,
+        rebuild: false,
     };
     let host = Runtime::start(config.clone(), options).await?;
     let control = super::run::control_of(&host);

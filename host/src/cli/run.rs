@@ -31,6 +31,12 @@ pub struct RunArgs {
     /// Do not run `[build] command` for plugins whose component is missing.
     #[arg(long)]
     pub no_build: bool,
+    /// Rebuild a plugin when a file its `[build] watch` globs match
+    /// changes: its `[build] command` runs and the rebuilt component is
+    /// reloaded; a failed build keeps the old version serving and is
+    /// published as `plugin.build_failed` with the compiler's output.
+    #[arg(long, conflicts_with = "no_watch")]
+    pub watch: bool,
     /// Address of the HTTP API and MCP endpoint [default: 127.0.0.1 with a
     /// free port; see `api.addr` in the state folder].
     #[arg(long, value_name = "IP:PORT")]
@@ -63,8 +69,9 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = RunOptions {
         plugins_dir,
         state_dir: super::state_dir(args.state_dir.clone(), config.host.state_dir.clone()),
-        watch: !args.no_watch && config.plugins.watch,
+        watch: args.watch || (!args.no_watch && config.plugins.watch),
         build_missing: !args.no_build && config.plugins.build_missing,
+        rebuild: args.watch,
     };
     // Refuse a bad address before anything starts.
     config.api.bind_addr()?;

@@ -84,13 +84,75 @@ pub(crate) async fn run(
     build: &BuildSpec,
     timeout: Duration,
 ) -> Result<(), PluginError> {
+    let finished = execute(spec, build, timeout, std::future::pending()).await?;
+    finished.into_result(spec, build)
+}
+
+/// How a build ended: its status (`None`: killed, past its time limit or
+/// because the host stopped) and the tail of its output.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    /// The exit status, if it exited by itself.
+    pub status: Option<std::process::ExitStatus>,
+    /// Why it was killed, when it was.
+    pub killed: Option<String>,
+    /// The last [`OUTPUT_TAIL`] bytes of stderr then stdout.
+    pub output: String,
+}
+
+impl Finished {
+    /// The status in words: `exit status: 1`, or why it was killed.
+    pub fn status_text(&self) -> String {
+        match (&self.status, &self.killed) {
+            (Some(status), _) => status.to_string(),
+            (None, Some(why)) => why.clone(),
+            (None, None) => "killed".into(),
+        }
+    }
+
+    /// The exit code, if it exited with one.
+    pub fn code(&self) -> Option<i32> {
+        self.status.and_then(|s| s.code())
+    }
+
+    /// `Ok` when the command succeeded and the component exists; the
+    /// [`PluginError::Build`] saying otherwise.
+    pub fn into_result(self, spec: &PluginSpec, build: &BuildSpec) -> Result<(), PluginError> {
+        let fail = |reason: String| PluginError::Build {
+            plugin: spec.name.clone(),
+            command: build.command.clone(),
+            reason,
+        };
+        match self.status {
+            None => Err(fail(format!(
+                "{}; its output ended:\n{}",
+                self.status_text(),
+                self.output
+            ))),
+            Some(status) if !status.success() => Err(fail(format!("{status}:\n{}", self.output))),
+            Some(_) if !spec.component_path.exists() => Err(fail(format!(
+                "it succeeded but {} still does not exist",
+                spec.component_path.display()
+            ))),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+/// Run `build.command` as [`run`] does, and also stop it (its whole
+/// group) when `stop` completes first: the host is shutting down.
+///
+/// # Errors
+///
+/// [`PluginError::Io`] naming the folder when the shell cannot be started.
+pub(crate) async fn execute(
+    spec: &PluginSpec,
+    build: &BuildSpec,
+    timeout: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<Finished, PluginError> {
     let dir = spec.base_dir();
     tracing::info!(plugin = %spec.name, command = %build.command, dir = %dir.display(), "building plugin");
-    let fail = |reason: String| PluginError::Build {
-        plugin: spec.name.clone(),
-        command: build.command.clone(),
-        reason,
-    };
     let mut command = tokio::process::Command::new("/bin/sh");
     command
         .arg("-c")
@@ -119,12 +181,17 @@ pub(crate) async fn run(
     };
     let stdout = read(child.stdout.take().map(|p| Box::new(p) as _));
     let stderr = read(child.stderr.take().map(|p| Box::new(p) as _));
-    let status = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(status) => Some(status.map_err(|source| PluginError::Io {
-            path: dir.clone(),
-            source,
-        })?),
-        Err(_) => None,
+    let (status, killed) = tokio::select! {
+        waited = tokio::time::timeout(timeout, child.wait()) => match waited {
+            Ok(status) => (Some(status.map_err(|source| PluginError::Io {
+                path: dir.clone(),
+                source,
+            })?), None),
+            Err(_) => (None, Some(format!(
+                "it ran longer than {} s and was killed", timeout.as_secs()
+            ))),
+        },
+        () = stop => (None, Some("it was stopped with the host".to_string())),
     };
     // Whatever the outcome, nothing the build started outlives it.
     if let Some(group) = group {
@@ -133,19 +200,11 @@ pub(crate) async fn run(
     let _ = child.wait().await;
     let mut text = String::from_utf8_lossy(&stderr.await.unwrap_or_default()).into_owned();
     text.push_str(&String::from_utf8_lossy(&stdout.await.unwrap_or_default()));
-    let tail = tail(&text);
-    match status {
-        None => Err(fail(format!(
-            "it ran longer than {} s and was killed; its output ended:\n{tail}",
-            timeout.as_secs()
-        ))),
-        Some(status) if !status.success() => Err(fail(format!("{status}:\n{tail}"))),
-        Some(_) if !spec.component_path.exists() => Err(fail(format!(
-            "it succeeded but {} still does not exist",
-            spec.component_path.display()
-        ))),
-        Some(_) => Ok(()),
-    }
+    Ok(Finished {
+        status,
+        killed,
+        output: tail(&text).to_string(),
+    })
 }
 
 /// The last [`OUTPUT_TAIL`] bytes of `text`, cut at a character boundary.

@@ -70,9 +70,48 @@ pub struct BuildSpec {
     /// Shell command, run in the manifest's folder.
     /// Example: `command = "cargo build --release --target wasm32-wasip2"`
     pub command: String,
-    /// Source globs (informational for now; shown by `host plugin check`).
+    /// Source globs, relative to the plugin folder: with `host run
+    /// --watch`, a change to a matching file runs `command` and the rebuilt
+    /// component is reloaded. `*` stays within a folder, `**` crosses
+    /// folders. Example: `watch = ["src/**/*.rs", "Cargo.toml"]`
     #[serde(default)]
     pub watch: Vec<String>,
+}
+
+impl BuildSpec {
+    /// The `watch` globs, compiled.
+    ///
+    /// # Errors
+    ///
+    /// The field (`build.watch[N]`) and why, when a glob is malformed,
+    /// absolute or climbs out of the plugin folder with `..`.
+    pub fn patterns(&self) -> Result<Vec<glob::Pattern>, String> {
+        self.watch
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let field = format!("field `build.watch[{i}]`");
+                let path = Path::new(text);
+                if text.is_empty() {
+                    return Err(format!("{field}: an empty glob matches nothing"));
+                }
+                if path.is_absolute() {
+                    return Err(format!(
+                        "{field}: `{text}` is absolute; globs are relative to the plugin folder"
+                    ));
+                }
+                if path
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir))
+                {
+                    return Err(format!(
+                        "{field}: `{text}` leaves the plugin folder with `..`; globs stay inside it"
+                    ));
+                }
+                glob::Pattern::new(text).map_err(|e| format!("{field}: `{text}`: {e}"))
+            })
+            .collect()
+    }
 }
 
 /// A plugin ready to load: resolved paths, defaults applied.
@@ -208,6 +247,9 @@ impl PluginSpec {
                 .map_err(|e| bad(format!("field `limits.deadline_ms`: {e}")))?,
             None => defaults.deadline,
         };
+        if let Some(build) = &raw.build {
+            build.patterns().map_err(bad)?;
+        }
         let memory_bytes = match raw.limits.memory_mib {
             Some(mib) => {
                 check_memory_mib(mib).map_err(|e| bad(format!("field `limits.memory_mib`: {e}")))?
@@ -410,6 +452,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("field `name`"), "{err}");
+    }
+
+    #[test]
+    fn watch_globs_that_are_malformed_absolute_or_leave_the_folder_are_named() {
+        let build = |glob: &str| {
+            parse(&format!(
+                "component = \"a.wasm\"\n[build]\ncommand = \"make\"\nwatch = [\"src/*.rs\", {glob:?}]\n"
+            ))
+            .unwrap_err()
+            .to_string()
+        };
+        for (glob, why) in [
+            ("src/[", "build.watch[1]"),
+            ("/etc/*.conf", "absolute"),
+            ("../other/*.rs", "leaves the plugin folder"),
+            ("", "empty"),
+        ] {
+            let err = build(glob);
+            assert!(
+                err.contains("plugin.toml") && err.contains(why),
+                "{glob}: {err}"
+            );
+        }
+        let spec = parse(
+            "component = \"a.wasm\"\n[build]\ncommand = \"make\"\nwatch = [\"src/**/*.rs\"]\n",
+        )
+        .unwrap();
+        assert_eq!(spec.build.unwrap().watch, vec!["src/**/*.rs".to_string()]);
     }
 
     #[test]

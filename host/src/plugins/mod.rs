@@ -15,7 +15,8 @@
 //! giving up stuck calls) → `version` (a running version, what it says about
 //! itself) → `load` (the one load pipeline) → `slot` (current version,
 //! failures, quarantine) → `registry` (load, reload, unload) with
-//! `dispatch` (bus → plugin), `watch` (files → reload), `calls` (typed
+//! `dispatch` (bus → plugin), `watch` (files → reload, and with
+//! `sources` + `build`, source edits → rebuild), `calls` (typed
 //! calls, bounded answers), `sandbox` + `guarded_io` + `logpipe` +
 //! `services` + `state` + `recent` (what a store holds and the host
 //! imports, each bounded), `bindings` (generated code, conversions,
@@ -45,6 +46,7 @@ mod registry;
 mod sandbox;
 mod services;
 mod slot;
+mod sources;
 mod standalone;
 mod state;
 mod version;

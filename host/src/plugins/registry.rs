@@ -60,6 +60,9 @@ pub struct PluginHostConfig {
     pub build_missing: bool,
     /// How long such a build may run before it is killed.
     pub build_timeout: Duration,
+    /// While watching, run a plugin's `[build] command` when a file its
+    /// `[build] watch` globs match changes (`host run --watch`).
+    pub rebuild_on_change: bool,
     /// Depth in a chain of decisions (an event caused by handling an event
     /// caused by ...) from which events are given to no plugin: the chain
     /// is cut and announced as `plugin.loop_detected`.
@@ -90,6 +93,7 @@ impl PluginHostConfig {
             debounce: Duration::from_millis(100),
             build_missing: true,
             build_timeout: super::build::BUILD_TIMEOUT,
+            rebuild_on_change: false,
             max_chain_depth: DEFAULT_MAX_CHAIN_DEPTH,
             ceilings: super::permissions::Ceilings::default(),
             accept_new_grants: false,

@@ -1,128 +1,460 @@
 //! Watching the plugins folder: file events, debounced, trigger a
-//! reconcile of the [`PluginHost`].
+//! reconcile of the [`PluginHost`]; with `host run --watch`, a change to a
+//! plugin's sources (`[build] watch`) first runs its `[build] command`.
 //!
 //! We watch only what can change a plugin, each folder non-recursively:
-//! the plugins folder (bare `.wasm` files, new plugin folders), each
-//! plugin folder (its `plugin.toml`) and the folder of each component
-//! (where a build writes the `.wasm`, often `target/.../release`). A
-//! recursive watch of a plugins workspace would also follow every file a
-//! build touches under `target/`.
+//! the plugins folder (bare `.wasm` files, new plugin folders), every
+//! folder in it (its `plugin.toml`, even before it has one: `mkdir` comes
+//! before `npm install` and the build), the folder of each component (where
+//! a build writes the `.wasm`, often `target/.../release`) or, while that
+//! does not exist yet, its nearest existing ancestor, and with `--watch`
+//! the source folders the globs reach (`sources.rs`). A recursive watch of
+//! a plugins workspace would also follow every file a build touches under
+//! `target/`.
+//!
+//! Folders are (re)watched *before* each reconcile reads them, so a file
+//! written in between raises an event rather than going unseen, and a
+//! folder deleted and made again (`rm -rf target`, a clean build) is
+//! watched again: the kernel drops the watch of a deleted folder, so we
+//! keep each folder's inode and watch anew when it changes.
+//!
+//! A rebuild never loops: events are ignored while the build runs and
+//! for the quiet spell after it, and a source counts as changed only when
+//! its content's digest does, so a build that rewrites (or touches) its
+//! own inputs does not start another.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use notify::{EventKind, RecursiveMode, Watcher};
+use serde_json::json;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::PluginHost;
 use super::error::PluginError;
 use super::manifest::{MANIFEST_FILE, discover};
+use super::slot::SOURCE;
+use super::sources::{Snapshot, Sources};
+use crate::bus::NewEvent;
+
+type Events = UnboundedReceiver<notify::Result<notify::Event>>;
 
 /// Build the watcher task for `host`.
 pub(crate) fn watcher(
     host: PluginHost,
 ) -> Result<impl std::future::Future<Output = ()> + Send + 'static, PluginError> {
-    let dir = host.inner.config.plugins_dir.clone();
+    let given = host.inner.config.plugins_dir.clone();
+    let dir = std::fs::canonicalize(&given).map_err(|source| PluginError::Io {
+        path: given.clone(),
+        source,
+    })?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let _ = tx.send(res);
     })
     .map_err(|e| PluginError::Io {
-        path: dir.clone(),
+        path: given.clone(),
         source: std::io::Error::other(e),
     })?;
-    let mut watched = BTreeSet::new();
-    rewatch(&mut watcher, &mut watched, &host);
-    if !watched.contains(&dir) {
+    let mut state = State {
+        watcher,
+        dir: dir.clone(),
+        rebuild: host.inner.config.rebuild_on_change,
+        watched: BTreeMap::new(),
+        pending: BTreeSet::new(),
+        sources: Vec::new(),
+        snapshots: HashMap::new(),
+    };
+    state.rewatch(&host);
+    if !state.watched.contains_key(&dir) {
         return Err(PluginError::Io {
-            path: dir,
+            path: given,
             source: std::io::Error::other("cannot watch the plugins folder"),
         });
     }
     let debounce = host.inner.config.debounce;
     Ok(async move {
         let mut shutdown = host.inner.shutdown.subscribe();
-        loop {
-            tokio::select! {
+        'events: loop {
+            let event = tokio::select! {
                 _ = crate::shutdown::requested(&mut shutdown) => break,
-                event = rx.recv() => {
-                    let Some(event) = event else { break };
-                    if !relevant(&event, &dir) {
-                        continue;
-                    }
-                    // Debounce: wait for a quiet spell, so a file written
-                    // in several steps is read once, complete.
-                    loop {
-                        tokio::select! {
-                            _ = tokio::time::sleep(debounce) => break,
-                            more = rx.recv() => if more.is_none() { break },
-                        }
-                    }
-                    if let Err(e) = host.reconcile().await {
-                        tracing::error!("plugin reload failed: {e}");
-                    }
-                    rewatch(&mut watcher, &mut watched, &host);
+                event = rx.recv() => event,
+            };
+            let Some(event) = event else { break };
+            let mut batch = Batch::default();
+            state.sort(&event, &mut batch);
+            if !batch.reload && batch.dirty.is_empty() {
+                continue;
+            }
+            // Debounce: wait for a quiet spell, so a file written in
+            // several steps is read once, complete, and a burst of saves
+            // is one build.
+            if !quiet(&mut rx, debounce, |e| state.sort(&e, &mut batch)).await {
+                break;
+            }
+            for name in std::mem::take(&mut batch.dirty) {
+                if state
+                    .rebuild_if_changed(&host, &name, &mut rx, debounce)
+                    .await
+                {
+                    break 'events;
+                }
+            }
+            state.rewatch(&host);
+            if let Err(e) = host.reconcile().await {
+                tracing::error!("plugin reload failed: {e}");
+            }
+        }
+        drop(state);
+    })
+}
+
+/// What a run of events asks for.
+#[derive(Debug, Default)]
+struct Batch {
+    /// A plugin file (manifest, component, plugin folder) changed.
+    reload: bool,
+    /// Plugins whose sources changed (with `--watch`).
+    dirty: BTreeSet<String>,
+}
+
+/// Take events until none arrives for `debounce`, giving each to `take`.
+/// False when the channel closed (the watcher is gone).
+async fn quiet(
+    rx: &mut Events,
+    debounce: Duration,
+    mut take: impl FnMut(notify::Result<notify::Event>),
+) -> bool {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(debounce) => return true,
+            more = rx.recv() => match more {
+                Some(event) => take(event),
+                None => return false,
+            },
+        }
+    }
+}
+
+/// What the watcher watches and remembers between events.
+struct State {
+    watcher: notify::RecommendedWatcher,
+    /// The plugins folder, canonical.
+    dir: PathBuf,
+    /// Rebuild on source changes (`host run --watch`).
+    rebuild: bool,
+    /// Folders watched, with the inode each had when its watch began.
+    watched: BTreeMap<PathBuf, u64>,
+    /// Paths that do not exist yet whose appearance matters: the missing
+    /// folders above a component, and the component itself.
+    pending: BTreeSet<PathBuf>,
+    /// Plugins with `[build] watch` globs (with `--watch` only).
+    sources: Vec<Sources>,
+    /// Per plugin, the digest of its sources when last built or seen.
+    snapshots: HashMap<String, Snapshot>,
+}
+
+impl State {
+    /// Note in `batch` what `event` asks for.
+    fn sort(&self, event: &notify::Result<notify::Event>, batch: &mut Batch) {
+        let event = match event {
+            Ok(event) => event,
+            // The watcher lost track (a queue overflow): look at everything.
+            Err(_) => {
+                batch.reload = true;
+                batch
+                    .dirty
+                    .extend(self.sources.iter().map(|s| s.name().to_string()));
+                return;
+            }
+        };
+        if matches!(event.kind, EventKind::Access(_)) {
+            return;
+        }
+        for path in &event.paths {
+            if path.extension().is_some_and(|e| e == "wasm")
+                || path.file_name().is_some_and(|n| n == MANIFEST_FILE)
+                || path.parent() == Some(self.dir.as_path())
+                || self.pending.contains(path)
+            {
+                batch.reload = true;
+            }
+            for sources in &self.sources {
+                if sources.matches(path) || (sources.reaches(path) && path.is_dir()) {
+                    batch.dirty.insert(sources.name().to_string());
                 }
             }
         }
-        drop(watcher);
-    })
-}
-
-fn relevant(event: &notify::Result<notify::Event>, dir: &Path) -> bool {
-    let Ok(event) = event else { return true };
-    if matches!(event.kind, EventKind::Access(_)) {
-        return false;
     }
-    event.paths.iter().any(|p| {
-        p.extension().is_some_and(|e| e == "wasm")
-            || p.file_name().is_some_and(|n| n == MANIFEST_FILE)
-            || p.parent() == Some(dir)
-    })
-}
 
-/// Point the watcher at the folders that matter now.
-fn rewatch(
-    watcher: &mut notify::RecommendedWatcher,
-    watched: &mut BTreeSet<PathBuf>,
-    host: &PluginHost,
-) {
-    let dir = &host.inner.config.plugins_dir;
-    let mut wanted = BTreeSet::new();
-    wanted.insert(dir.clone());
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.join(MANIFEST_FILE).is_file() {
-                wanted.insert(path);
+    /// Point the watcher at the folders that matter now, and note the
+    /// sources of plugins not seen before.
+    fn rewatch(&mut self, host: &PluginHost) {
+        let mut wanted = BTreeSet::new();
+        let mut pending = BTreeSet::new();
+        wanted.insert(self.dir.clone());
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    wanted.insert(entry.path());
+                }
+            }
+        }
+        let specs = discover(&host.inner.config.plugins_dir, host.inner.config.limits)
+            .map(|found| found.specs)
+            .unwrap_or_default();
+        for spec in &specs {
+            let (existing, missing) = nearest_existing(&spec.component_path);
+            if let Some(existing) = existing {
+                wanted.insert(existing);
+            }
+            pending.extend(missing);
+        }
+        let mut sources = Vec::new();
+        if self.rebuild {
+            for s in specs.iter().filter_map(Sources::of) {
+                let (folders, capped) = s.folders();
+                if capped {
+                    tracing::warn!(
+                        plugin = %s.name(),
+                        "its [build] watch globs reach more than {} folders; only the first are watched",
+                        super::sources::MAX_SOURCE_FOLDERS
+                    );
+                }
+                wanted.extend(folders);
+                if !self.snapshots.contains_key(s.name()) {
+                    self.snapshots.insert(s.name().to_string(), s.snapshot());
+                }
+                sources.push(s);
+            }
+            self.snapshots
+                .retain(|name, _| sources.iter().any(|s| s.name() == name));
+        }
+        self.sources = sources;
+        self.pending = pending;
+        let current: BTreeMap<PathBuf, u64> = wanted
+            .into_iter()
+            .filter_map(|p| std::fs::metadata(&p).ok().map(|m| (p, m.ino())))
+            .collect();
+        let stale: Vec<PathBuf> = self
+            .watched
+            .iter()
+            .filter(|(path, ino)| current.get(*path) != Some(*ino))
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in stale {
+            // The folder is gone or was made anew: its old watch (if the
+            // kernel has not dropped it already) watches nothing we want.
+            let _ = self.watcher.unwatch(&path);
+            self.watched.remove(&path);
+        }
+        for (path, ino) in current {
+            if self.watched.contains_key(&path) {
+                continue;
+            }
+            match self.watcher.watch(&path, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    self.watched.insert(path, ino);
+                }
+                Err(e) => tracing::warn!(path = %path.display(), "cannot watch: {e}"),
             }
         }
     }
-    if let Ok(found) = discover(dir, host.inner.config.limits) {
-        for spec in found.specs {
-            if let Some(parent) = spec.component_path.parent()
-                && parent.is_dir()
-            {
-                wanted.insert(normalize(parent));
-            }
+
+    /// Run plugin `name`'s build if its sources' content changed, ignoring
+    /// the events of the build and of the quiet spell after it. True when
+    /// the host is stopping (the build, if any, was stopped with it).
+    async fn rebuild_if_changed(
+        &mut self,
+        host: &PluginHost,
+        name: &str,
+        rx: &mut Events,
+        debounce: Duration,
+    ) -> bool {
+        let Some(sources) = self.sources.iter().find(|s| s.name() == name).cloned() else {
+            return false;
+        };
+        let now = sources.snapshot();
+        if self.snapshots.get(name) == Some(&now) {
+            tracing::debug!(plugin = %name, "sources saved unchanged; no build");
+            return false;
         }
-    }
-    for gone in watched.difference(&wanted).cloned().collect::<Vec<_>>() {
-        let _ = watcher.unwatch(&gone);
-        watched.remove(&gone);
-    }
-    for path in wanted {
-        if watched.contains(&path) {
-            continue;
-        }
-        match watcher.watch(&path, RecursiveMode::NonRecursive) {
-            Ok(()) => {
-                watched.insert(path);
+        let started = Instant::now();
+        let mut shutdown = host.inner.shutdown.subscribe();
+        let stopping = host.inner.shutdown.subscribe();
+        let build = super::build::execute(
+            &sources.spec,
+            &sources.build,
+            host.inner.config.build_timeout,
+            async move {
+                let mut stopping = stopping;
+                crate::shutdown::requested(&mut stopping).await;
+            },
+        );
+        tokio::pin!(build);
+        // The build's own writes (the component, generated files) are
+        // not edits: drain them unread while it runs.
+        let finished = loop {
+            tokio::select! {
+                finished = &mut build => break finished,
+                more = rx.recv() => if more.is_none() { break build.await },
             }
-            Err(e) => tracing::warn!(path = %path.display(), "cannot watch: {e}"),
+        };
+        if *shutdown.borrow_and_update() {
+            return true;
+        }
+        if !quiet(rx, debounce, |_| {}).await {
+            return true;
+        }
+        // What the sources are after the build is the new baseline, so a
+        // build that rewrites its inputs does not count as an edit.
+        self.snapshots.insert(name.to_string(), sources.snapshot());
+        let failure = match finished {
+            Ok(finished) => match finished.status {
+                Some(status) if status.success() => {
+                    tracing::info!(
+                        plugin = %name,
+                        build_ms = started.elapsed().as_millis() as u64,
+                        "plugin rebuilt; reloading"
+                    );
+                    return false;
+                }
+                _ => json!({
+                    "plugin": name,
+                    "command": sources.build.command,
+                    "status": finished.status_text(),
+                    "code": finished.code(),
+                    "output": finished.output,
+                }),
+            },
+            Err(e) => json!({
+                "plugin": name,
+                "command": sources.build.command,
+                "status": e.to_string(),
+                "code": null,
+                "output": "",
+            }),
+        };
+        tracing::error!(
+            plugin = %name,
+            command = %sources.build.command,
+            "plugin build failed ({}); the running version keeps serving; its output:\n{}",
+            failure["status"].as_str().unwrap_or_default(),
+            failure["output"].as_str().unwrap_or_default(),
+        );
+        if let Err(e) = host
+            .inner
+            .bus
+            .publish(NewEvent::new(SOURCE, "plugin.build_failed", failure).with_subject(name))
+        {
+            tracing::error!("could not publish plugin.build_failed: {e}");
+        }
+        false
+    }
+}
+
+/// The nearest existing ancestor of `path` (canonical), and the paths
+/// below it down to `path` that do not exist yet, as they will be named
+/// in events once they do.
+fn nearest_existing(path: &Path) -> (Option<PathBuf>, Vec<PathBuf>) {
+    let mut missing = Vec::new();
+    let mut here = path.to_path_buf();
+    loop {
+        let Some(parent) = here.parent().map(Path::to_path_buf) else {
+            return (None, Vec::new());
+        };
+        let Some(name) = here.file_name().map(|n| n.to_os_string()) else {
+            return (None, Vec::new());
+        };
+        missing.push(name);
+        if let Ok(existing) = std::fs::canonicalize(&parent)
+            && existing.is_dir()
+        {
+            let mut below = Vec::new();
+            let mut at = existing.clone();
+            for name in missing.iter().rev() {
+                at.push(name);
+                below.push(at.clone());
+            }
+            // The component itself exists: nothing is pending.
+            if path.exists() {
+                below.clear();
+            }
+            return (Some(existing), below);
+        }
+        here = parent;
+        if here.as_os_str().is_empty() {
+            return (None, Vec::new());
         }
     }
 }
 
-fn normalize(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_component_under_missing_folders_waits_on_its_nearest_existing_ancestor() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(dir.path()).unwrap();
+        let component = dir.path().join("x/target/wasm32-wasip2/release/x.wasm");
+        std::fs::create_dir(dir.path().join("x")).unwrap();
+        let (existing, missing) = nearest_existing(&component);
+        assert_eq!(existing, Some(base.join("x")));
+        assert_eq!(
+            missing,
+            vec![
+                base.join("x/target"),
+                base.join("x/target/wasm32-wasip2"),
+                base.join("x/target/wasm32-wasip2/release"),
+                base.join("x/target/wasm32-wasip2/release/x.wasm"),
+            ]
+        );
+        std::fs::create_dir_all(dir.path().join("x/target/wasm32-wasip2/release")).unwrap();
+        std::fs::write(&component, b"").unwrap();
+        let (existing, missing) = nearest_existing(&component);
+        assert_eq!(existing, Some(base.join("x/target/wasm32-wasip2/release")));
+        assert!(missing.is_empty(), "{missing:?}");
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_saves_is_one_quiet_spell_and_a_later_save_another() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let save = || Ok(notify::Event::new(EventKind::Any));
+        // Generous: the saves below come far inside it on any machine.
+        let debounce = Duration::from_millis(500);
+        // A burst: four saves at once, and a fifth while the spell runs,
+        // which must extend it rather than start a batch of its own.
+        for _ in 0..4 {
+            tx.send(save()).unwrap();
+        }
+        let late = {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                tx.send(save()).unwrap();
+            })
+        };
+        let first = rx.recv().await;
+        assert!(first.is_some());
+        let mut taken = 1;
+        assert!(quiet(&mut rx, debounce, |_| taken += 1).await);
+        assert_eq!(taken, 5, "the burst is one batch");
+        late.await.unwrap();
+        // Nothing is left over for a second build.
+        assert!(rx.try_recv().is_err());
+        // A save after the spell is a batch of its own.
+        tx.send(save()).unwrap();
+        assert!(rx.recv().await.is_some());
+        let mut later = 0;
+        assert!(quiet(&mut rx, debounce, |_| later += 1).await);
+        assert_eq!(later, 0);
+        drop(tx);
+        assert!(
+            !quiet(&mut rx, debounce, |_| {}).await,
+            "a closed channel ends it"
+        );
+    }
 }

@@ -63,6 +63,9 @@ pub struct RunOptions {
     pub watch: bool,
     /// Build plugins whose component is missing.
     pub build_missing: bool,
+    /// Rebuild a plugin when its `[build] watch` sources change
+    /// (`host run --watch`; only while watching).
+    pub rebuild: bool,
 }
 
 impl ProcessView for Supervisor {
@@ -272,6 +275,7 @@ impl Runtime {
             debounce: Duration::from_millis(config.plugins.debounce_ms),
             build_missing: options.build_missing,
             build_timeout: config.plugins.build_timeout,
+            rebuild_on_change: options.rebuild,
             max_chain_depth: config.plugins.max_chain_depth,
             ceilings: config.plugins.ceilings(),
             accept_new_grants: config.plugins.accept_new_grants,
