@@ -8,4 +8,4 @@
 
 mod conformance;
 mod replay;
-mod scaffold;
+pub mod scaffold;

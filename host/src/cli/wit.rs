@@ -36,7 +36,7 @@ pub enum WitVersion {
 }
 
 /// One file of a package: its name and text.
-type WitFile = (&'static str, &'static str);
+pub(super) type WitFile = (&'static str, &'static str);
 
 const CURRENT: [WitFile; 4] = [
     ("types.wit", include_str!("../../../wit/types.wit")),
@@ -52,7 +52,7 @@ const V01: [WitFile; 4] = [
     ("worlds.wit", include_str!("../../../wit/v0.1/worlds.wit")),
 ];
 
-fn files(version: WitVersion) -> &'static [WitFile; 4] {
+pub(super) fn files(version: WitVersion) -> &'static [WitFile; 4] {
     match version {
         WitVersion::Current => &CURRENT,
         WitVersion::V01 => &V01,
@@ -78,7 +78,7 @@ pub fn run(args: WitArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_to(dir: &Path, files: &[WitFile]) -> anyhow::Result<()> {
+pub(super) fn write_to(dir: &Path, files: &[WitFile]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for (name, text) in files {
         let path = dir.join(name);

@@ -1,0 +1,30 @@
+// Tests of app.js, run by build.sh (and `npm test`) in Node before the
+// component is built.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { statusMapper } from '../app.js';
+
+const process = {
+  name: 'job',
+  kind: '{{name}}',
+  state: 'running',
+  reportedState: undefined,
+  pid: 42,
+  exitCode: undefined,
+  restarts: 0,
+  progress: undefined,
+  message: undefined,
+  startedAtMs: 1767225600000n,
+  lastOutputMs: undefined,
+  metadata: [],
+};
+
+test('it serves processes of its own kind', () => {
+  assert.deepEqual(statusMapper.kinds(), ['{{name}}']);
+});
+
+test('an output line or a status maps to nothing yet', () => {
+  assert.equal(statusMapper.mapOutput(process, 'step 3 of 10'), undefined);
+  assert.equal(statusMapper.mapStatus(process, 'paused'), undefined);
+});
