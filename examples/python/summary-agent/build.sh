@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds summary-agent.wasm beside plugin.toml with componentize-py. Uses
+# componentize-py from PATH, else from the shared venv at ../.venv (created
+# and filled from requirements.txt on first use).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if command -v componentize-py >/dev/null 2>&1; then
+    cpy=componentize-py
+else
+    venv=../.venv
+    if [ ! -x "$venv/bin/componentize-py" ]; then
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet -r requirements.txt
+    fi
+    cpy="$venv/bin/componentize-py"
+fi
+
+"$cpy" -d ../../../wit -w background-agent-plugin componentize app -o summary-agent.wasm
