@@ -9,3 +9,5 @@
 mod conformance;
 mod replay;
 pub mod scaffold;
+
+pub use conformance::{ConformanceCheck, ConformanceError, ConformanceReport, conformance};

@@ -1,4 +1,5 @@
-//! `host plugin check`: what a component is and what it would be granted.
+//! `host plugin check`: what a component is and what it would be granted,
+//! and (`--conformance`) whether it keeps the contract of its kinds.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,12 @@ pub enum PluginCommand {
         /// holding the plugin, or the config's [plugins] dir].
         #[arg(long, value_name = "DIR")]
         plugins: Option<PathBuf>,
+        /// Run the kind-level contract check instead: exports, describe
+        /// within the deadline, well-formed subscriptions, valid and granted
+        /// actions on synthetic inputs, a rule's batch answer in range.
+        /// Exits non-zero when a check fails.
+        #[arg(long)]
+        conformance: bool,
     },
     /// Create a plugin project (manifest, source, build script, a test)
     /// that builds and loads as it is.
@@ -36,13 +43,14 @@ pub enum PluginCommand {
 
 pub(super) fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     super::init_logging("warn");
-    let (path, json, config, plugins) = match cmd {
+    let (path, json, config, plugins, conformance) = match cmd {
         PluginCommand::Check {
             path,
             json,
             config,
             plugins,
-        } => (path, json, config, plugins),
+            conformance,
+        } => (path, json, config, plugins, conformance),
         PluginCommand::New(args) => return super::plugin_new::run(args),
         PluginCommand::Test(args) => return super::plugin_test::run(args),
     };
@@ -60,6 +68,10 @@ pub(super) fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
         );
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    if conformance {
+        let report = runtime.block_on(crate::authoring::conformance(&path, &options))?;
+        return print_conformance(&report, json);
+    }
     let report = runtime.block_on(crate::plugins::check(&path, &options))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -115,4 +127,39 @@ pub(super) fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
         report.deadline_ms, report.memory_mib
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a conformance report (each check with its sentence, or JSON);
+/// the exit code fails when any check did.
+fn print_conformance(
+    report: &crate::authoring::ConformanceReport,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        let kinds: Vec<String> = report.kinds.iter().map(|k| k.to_string()).collect();
+        println!("plugin {} ({})", report.plugin, report.path.display());
+        if !kinds.is_empty() {
+            println!("kinds  {}", kinds.join(", "));
+        }
+        for c in &report.checks {
+            let verdict = if c.passed { "passed" } else { "FAILED" };
+            println!("  {verdict:<6} {:<13} {}", c.check, c.detail);
+        }
+        let failed = report.checks.iter().filter(|c| !c.passed).count();
+        if failed == 0 {
+            println!("conformance: all {} checks passed", report.checks.len());
+        } else {
+            println!(
+                "conformance: {failed} of {} checks failed",
+                report.checks.len()
+            );
+        }
+    }
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
