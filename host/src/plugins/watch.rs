@@ -63,7 +63,7 @@ pub(crate) fn watcher(
         dir: dir.clone(),
         rebuild: host.inner.config.rebuild_on_change,
         watched: BTreeMap::new(),
-        pending: BTreeSet::new(),
+        components: BTreeSet::new(),
         sources: Vec::new(),
         snapshots: HashMap::new(),
     };
@@ -147,9 +147,10 @@ struct State {
     rebuild: bool,
     /// Folders watched, with the inode each had when its watch began.
     watched: BTreeMap<PathBuf, u64>,
-    /// Paths that do not exist yet whose appearance matters: the missing
-    /// folders above a component, and the component itself.
-    pending: BTreeSet<PathBuf>,
+    /// Every component, as events name it (its nearest existing ancestor
+    /// canonical): a change to the component or to any folder above it (a
+    /// build making or deleting its output tree) matters.
+    components: BTreeSet<PathBuf>,
     /// Plugins with `[build] watch` globs (with `--watch` only).
     sources: Vec<Sources>,
     /// Per plugin, the digest of its sources when last built or seen.
@@ -177,7 +178,7 @@ impl State {
             if path.extension().is_some_and(|e| e == "wasm")
                 || path.file_name().is_some_and(|n| n == MANIFEST_FILE)
                 || path.parent() == Some(self.dir.as_path())
-                || self.pending.contains(path)
+                || self.components.iter().any(|c| c.starts_with(path))
             {
                 batch.reload = true;
             }
@@ -193,7 +194,7 @@ impl State {
     /// sources of plugins not seen before.
     fn rewatch(&mut self, host: &PluginHost) {
         let mut wanted = BTreeSet::new();
-        let mut pending = BTreeSet::new();
+        let mut components = BTreeSet::new();
         wanted.insert(self.dir.clone());
         if let Ok(entries) = std::fs::read_dir(&self.dir) {
             for entry in entries.flatten() {
@@ -206,11 +207,10 @@ impl State {
             .map(|found| found.specs)
             .unwrap_or_default();
         for spec in &specs {
-            let (existing, missing) = nearest_existing(&spec.component_path);
-            if let Some(existing) = existing {
+            if let Some((existing, component)) = nearest_existing(&spec.component_path) {
                 wanted.insert(existing);
+                components.insert(component);
             }
-            pending.extend(missing);
         }
         let mut sources = Vec::new();
         if self.rebuild {
@@ -233,7 +233,7 @@ impl State {
                 .retain(|name, _| sources.iter().any(|s| s.name() == name));
         }
         self.sources = sources;
-        self.pending = pending;
+        self.components = components;
         let current: BTreeMap<PathBuf, u64> = wanted
             .into_iter()
             .filter_map(|p| std::fs::metadata(&p).ok().map(|m| (p, m.ino())))
@@ -355,38 +355,25 @@ impl State {
     }
 }
 
-/// The nearest existing ancestor of `path` (canonical), and the paths
-/// below it down to `path` that do not exist yet, as they will be named
-/// in events once they do.
-fn nearest_existing(path: &Path) -> (Option<PathBuf>, Vec<PathBuf>) {
-    let mut missing = Vec::new();
-    let mut here = path.to_path_buf();
+/// The nearest existing folder above `path` (canonical), and `path` as
+/// events will name it: that folder followed by the rest of `path`.
+fn nearest_existing(path: &Path) -> Option<(PathBuf, PathBuf)> {
+    let mut rest = Vec::new();
+    let mut here = path;
     loop {
-        let Some(parent) = here.parent().map(Path::to_path_buf) else {
-            return (None, Vec::new());
+        rest.push(here.file_name()?);
+        here = here.parent()?;
+        let folder = if here.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            here
         };
-        let Some(name) = here.file_name().map(|n| n.to_os_string()) else {
-            return (None, Vec::new());
-        };
-        missing.push(name);
-        if let Ok(existing) = std::fs::canonicalize(&parent)
+        if let Ok(existing) = std::fs::canonicalize(folder)
             && existing.is_dir()
         {
-            let mut below = Vec::new();
-            let mut at = existing.clone();
-            for name in missing.iter().rev() {
-                at.push(name);
-                below.push(at.clone());
-            }
-            // The component itself exists: nothing is pending.
-            if path.exists() {
-                below.clear();
-            }
-            return (Some(existing), below);
-        }
-        here = parent;
-        if here.as_os_str().is_empty() {
-            return (None, Vec::new());
+            let mut full = existing.clone();
+            full.extend(rest.iter().rev());
+            return Some((existing, full));
         }
     }
 }
@@ -400,23 +387,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let base = std::fs::canonicalize(dir.path()).unwrap();
         let component = dir.path().join("x/target/wasm32-wasip2/release/x.wasm");
+        let named = base.join("x/target/wasm32-wasip2/release/x.wasm");
         std::fs::create_dir(dir.path().join("x")).unwrap();
-        let (existing, missing) = nearest_existing(&component);
-        assert_eq!(existing, Some(base.join("x")));
         assert_eq!(
-            missing,
-            vec![
-                base.join("x/target"),
-                base.join("x/target/wasm32-wasip2"),
-                base.join("x/target/wasm32-wasip2/release"),
-                base.join("x/target/wasm32-wasip2/release/x.wasm"),
-            ]
+            nearest_existing(&component),
+            Some((base.join("x"), named.clone()))
         );
         std::fs::create_dir_all(dir.path().join("x/target/wasm32-wasip2/release")).unwrap();
-        std::fs::write(&component, b"").unwrap();
-        let (existing, missing) = nearest_existing(&component);
-        assert_eq!(existing, Some(base.join("x/target/wasm32-wasip2/release")));
-        assert!(missing.is_empty(), "{missing:?}");
+        assert_eq!(
+            nearest_existing(&component),
+            Some((base.join("x/target/wasm32-wasip2/release"), named.clone()))
+        );
+        // A relative path resolves against the working folder.
+        let relative = Path::new("no-such-folder-here/x.wasm");
+        let cwd = std::fs::canonicalize(".").unwrap();
+        assert_eq!(
+            nearest_existing(relative),
+            Some((cwd.clone(), cwd.join("no-such-folder-here/x.wasm")))
+        );
     }
 
     #[tokio::test]
