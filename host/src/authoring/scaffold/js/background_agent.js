@@ -3,9 +3,11 @@
 // activity it returns in status listings, and performs its actions (within
 // the grants of plugin.toml's [permissions]).
 //
-// WIT -> JS: records are objects with camelCase fields, u64 is a BigInt
-// (intervalMs, nowMs()), a thrown string becomes the `err` of a result.
-// types/ has them all (built by build.sh).
+// WIT -> JS (jco's QuickJS backend): records are objects with camelCase
+// fields, u64 is a Number (intervalMs, nowMs(); exact up to 2^53), a thrown
+// string becomes the `err` of a result. types/ (built by build.sh) has every
+// type for your editor; it writes u64 as bigint, but the QuickJS backend
+// wants a Number (a BigInt traps).
 
 import { processes } from 'host:plugin/host@0.2.0';
 
@@ -16,7 +18,7 @@ export const backgroundAgent = {
       name: '{{name}}',
       description: 'What this agent watches (say it in a line)',
       // Once a minute; the host enforces a floor of 10 ms.
-      intervalMs: 60000n,
+      intervalMs: 60000,
     };
   },
 

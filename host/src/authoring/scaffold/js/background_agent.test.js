@@ -7,7 +7,7 @@ import { backgroundAgent } from '../app.js';
 import { processList } from './host.js';
 
 test('it ticks once a minute', () => {
-  assert.equal(backgroundAgent.describe().intervalMs, 60000n);
+  assert.equal(backgroundAgent.describe().intervalMs, 60000);
 });
 
 test('a tick says what it watches and asks for nothing yet', () => {

@@ -4,8 +4,10 @@
 // `check` for one pair), but only for pairs where both tasks mention one of
 // the rule's keywords.
 //
-// WIT -> JS: records are objects with camelCase fields, an absent option is
-// undefined, a tuple is an array. types/ has them all (built by build.sh).
+// WIT -> JS (jco's QuickJS backend): records are objects with camelCase
+// fields, an absent option is null, a tuple is an array. types/ (built by
+// build.sh) has every type for your editor; it writes none as undefined, but
+// the QuickJS backend wants null.
 
 // The host only pairs tasks that both mention one of these; an empty list
 // sees every pair. Change them to your rule's words.
@@ -17,11 +19,11 @@ const KEYWORDS = ['api', 'schema'];
  *   { relationship: 'api-contract', reason: `${a.title} changes the API ${b.title} uses`, confidence: 0.8 }
  * @param {import('host:plugin/types@0.2.0').Task} a
  * @param {import('host:plugin/types@0.2.0').Task} b
- * @returns {import('host:plugin/types@0.2.0').Dependency | undefined}
+ * @returns {import('host:plugin/types@0.2.0').Dependency | null}
  */
 function depends(a, b) {
   void a, b;
-  return undefined;
+  return null;
 }
 
 /** @type {typeof import('host:plugin/dependency-rule@0.2.0')} */
@@ -43,7 +45,7 @@ export const dependencyRule = {
     const hits = [];
     candidates.forEach((b, i) => {
       const d = depends(task, b);
-      if (d !== undefined) hits.push([i, d]);
+      if (d !== null) hits.push([i, d]);
     });
     return hits;
   },

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { dependencyRule } from '../app.js';
 
 function task(id, title) {
-  return { id, repository: 'shop', title, description: '', keywords: ['api'], agent: undefined };
+  return { id, repository: 'shop', title, description: '', keywords: ['api'], agent: null };
 }
 
 test('it names itself and asks for keywords', () => {
@@ -18,6 +18,6 @@ test('it names itself and asks for keywords', () => {
 test('two tasks on the same API are not linked yet', () => {
   const a = task('a', 'Change the orders API');
   const b = task('b', 'Use the orders API in the app');
-  assert.equal(dependencyRule.check(a, b), undefined);
+  assert.equal(dependencyRule.check(a, b), null);
   assert.deepEqual(dependencyRule.checkBatch(a, [b]), []);
 });

@@ -3,10 +3,13 @@
 // `handle` for every event whose type matches one of them, and performs the
 // actions it returns (within the grants of plugin.toml's [permissions]).
 //
-// WIT -> JS: records are objects with camelCase fields, variants are
-// {tag, val} (tags in kebab-case: 'emit', 'set-status'), enums are strings,
-// u64 is a BigInt, an absent option is undefined, and a thrown string
-// becomes the `err` of a result. types/ has them all (built by build.sh).
+// WIT -> JS (jco's QuickJS backend): records are objects with camelCase
+// fields, variants are {tag, val} (tags in kebab-case: 'emit',
+// 'set-status'), enums are strings, u64 is a Number (exact up to 2^53), an
+// absent option is null, and a thrown string becomes the `err` of a result.
+// types/ (built by build.sh) has every type for your editor; it writes u64
+// as bigint and none as undefined, but the QuickJS backend wants Number and
+// null (a BigInt traps).
 
 // Host functions, when you need them:
 // import { log, config, processes, nowMs } from 'host:plugin/host@0.2.0';

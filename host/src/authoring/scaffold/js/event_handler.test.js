@@ -12,7 +12,7 @@ function event(type) {
     type,
     subject: 'web',
     time: '2026-01-01T00:00:00Z',
-    sequence: 1n,
+    sequence: 1,
     data: JSON.stringify({ exit_code: 1 }),
   };
 }

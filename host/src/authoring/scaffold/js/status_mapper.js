@@ -4,9 +4,11 @@
 // (`mapOutput`); what it returns becomes the process's reported state,
 // progress and message.
 //
-// WIT -> JS: records are objects with camelCase fields, enums are strings
-// ('running', 'completed', 'failed', ...), an absent option is undefined.
-// types/ has them all (built by build.sh).
+// WIT -> JS (jco's QuickJS backend): records are objects with camelCase
+// fields, enums are strings ('running', 'completed', 'failed', ...), u64 is
+// a Number, an absent option is null. types/ (built by build.sh) has every
+// type for your editor; it writes u64 as bigint and none as undefined, but
+// the QuickJS backend wants Number and null (a BigInt traps).
 
 // Host functions, when you need them:
 // import { log, config } from 'host:plugin/host@0.2.0';
@@ -22,14 +24,14 @@ export const statusMapper = {
   mapStatus(p, reported) {
     // A status the process's own system reports (e.g. `paused`).
     void p, reported;
-    return undefined;
+    return null;
   },
 
   mapOutput(p, line) {
     // Nothing is read from output yet. To read a percentage, for example:
     //   const m = /(\d+)%$/.exec(line);
-    //   if (m) return { state: undefined, progress: Number(m[1]) / 100, message: undefined };
+    //   if (m) return { state: null, progress: Number(m[1]) / 100, message: null };
     void p, line;
-    return undefined;
+    return null;
   },
 };

@@ -9,14 +9,14 @@ const process = {
   name: 'job',
   kind: '{{name}}',
   state: 'running',
-  reportedState: undefined,
+  reportedState: null,
   pid: 42,
-  exitCode: undefined,
+  exitCode: null,
   restarts: 0,
-  progress: undefined,
-  message: undefined,
-  startedAtMs: 1767225600000n,
-  lastOutputMs: undefined,
+  progress: null,
+  message: null,
+  startedAtMs: 1767225600000,
+  lastOutputMs: null,
   metadata: [],
 };
 
@@ -25,6 +25,6 @@ test('it serves processes of its own kind', () => {
 });
 
 test('an output line or a status maps to nothing yet', () => {
-  assert.equal(statusMapper.mapOutput(process, 'step 3 of 10'), undefined);
-  assert.equal(statusMapper.mapStatus(process, 'paused'), undefined);
+  assert.equal(statusMapper.mapOutput(process, 'step 3 of 10'), null);
+  assert.equal(statusMapper.mapStatus(process, 'paused'), null);
 });

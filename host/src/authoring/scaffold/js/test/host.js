@@ -7,18 +7,18 @@ export const configValues = new Map();
 export const logged = [];
 /** What `processes()` returns. */
 export const processList = [];
-/** What `nowMs()` returns (a BigInt, as u64 is in JS). */
-export const clock = { now: 1767225600000n };
+/** What `nowMs()` returns (u64 is a Number with jco's QuickJS backend). */
+export const clock = { now: 1767225600000 };
 const state = new Map();
 
 export function log(level, message) { logged.push([level, message]); }
 export function nowMs() { return clock.now; }
-export function config(key) { return configValues.get(key); }
+export function config(key) { return configValues.get(key) ?? null; }
 export function processes() { return processList; }
 export function recentEvents(_filter) { return []; }
 export function history(_query) { return []; }
 export function stats(_since, _until) {
-  return { total: 0n, byType: [], bySource: [], perMinute: [], complete: true };
+  return { total: 0, byType: [], bySource: [], perMinute: [], complete: true };
 }
-export function stateGet(key) { return state.get(key); }
+export function stateGet(key) { return state.get(key) ?? null; }
 export function stateSet(key, value) { state.set(key, value); }
