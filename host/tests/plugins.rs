@@ -26,6 +26,8 @@ mod bounds;
 mod deadlines;
 #[path = "plugins/imports.rs"]
 mod imports;
+#[path = "plugins/languages.rs"]
+mod languages;
 #[path = "plugins/operator.rs"]
 mod operator;
 #[path = "plugins/shipped_agents.rs"]
