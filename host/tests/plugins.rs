@@ -40,6 +40,8 @@ mod shipped_mappers;
 mod shipped_rules;
 #[path = "plugins/shipped_sessions.rs"]
 mod shipped_sessions;
+#[path = "plugins/versions.rs"]
+mod versions;
 
 /// A process table the test controls.
 #[derive(Default, Clone)]

@@ -36,6 +36,7 @@ mod error;
 mod guarded_io;
 mod guest;
 mod instance;
+mod labels;
 mod limits;
 mod load;
 mod logpipe;

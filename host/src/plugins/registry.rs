@@ -123,6 +123,10 @@ pub struct PluginSummary {
     /// Grants a newer version on disk asks for that the running one lacks:
     /// refused (`plugin.reload_refused`) until an operator approves them.
     pub awaiting_approval: Vec<String>,
+    /// A version the manifest declares while the component is still the
+    /// one `version` was first served with: held until the rebuild
+    /// (`plugin.waiting`).
+    pub waiting_for_rebuild: Option<String>,
 }
 
 /// Every loaded plugin, and the tasks that feed them.
@@ -155,6 +159,9 @@ pub(crate) struct Inner {
     first_load: std::sync::atomic::AtomicBool,
     /// Per plugin, the new grants of a version refused on reload.
     awaiting: Mutex<HashMap<String, Vec<String>>>,
+    /// Per plugin, the version it serves under and whether a declared
+    /// one waits for its rebuild (`labels.rs`).
+    labels: super::labels::Labels,
 }
 
 impl PluginHost {
@@ -244,6 +251,7 @@ impl PluginHost {
                 loops: Default::default(),
                 first_load: std::sync::atomic::AtomicBool::new(true),
                 awaiting: Mutex::new(HashMap::new()),
+                labels: Default::default(),
             }),
         };
         Ok(host)
@@ -293,11 +301,13 @@ impl PluginHost {
                 && std::fs::read(&spec.component_path)
                     .is_ok_and(|b| digest(&b) == current.compiled.digest)
             {
+                // Unchanged, or a premature bump taken back: nothing waits.
+                self.inner.labels.settled(&spec.name);
                 continue;
             }
             let host = self.clone();
             // Errors are published by `load_and_install` itself.
-            loads.spawn(async move { host.load_and_install(spec, &[]).await.ok() });
+            loads.spawn(async move { host.load_and_install(spec, &[], false).await.ok() });
         }
         while let Some(joined) = loads.join_next().await {
             if let Err(e) = joined {
@@ -319,6 +329,7 @@ impl PluginHost {
         for slot in gone {
             slot.remove();
             self.inner.awaiting.lock().remove(&slot.name);
+            self.inner.labels.forget(&slot.name);
             // A plugin put back later starts afresh, not from where this
             // one stopped reading long ago.
             for kind in [Kind::EventHandler, Kind::StatusMapper] {
@@ -407,7 +418,7 @@ impl PluginHost {
                 known: known(),
             });
         };
-        self.load_and_install(spec, approved).await
+        self.load_and_install(spec, approved, true).await
     }
 
     /// Whether `spec` may replace what runs now: within the host's
@@ -439,12 +450,24 @@ impl PluginHost {
     }
 
     /// Build a version of `spec` and swap it in, or report why not.
+    ///
+    /// A `version` the component does not back yet is held (`labels.rs`):
+    /// the reload keeps the running version's name, and when nothing else
+    /// changed there is nothing to reload unless `force`d (an operator's
+    /// reload).
     async fn load_and_install(
         &self,
-        spec: PluginSpec,
+        mut spec: PluginSpec,
         approved: &[String],
+        force: bool,
     ) -> Result<(), PluginError> {
         let existing = self.slot(&spec.name);
+        if let Some(current) = existing.as_ref().and_then(|s| s.current())
+            && self.hold_version(&mut spec, &current).await
+            && !force
+        {
+            return Ok(());
+        }
         let started = Instant::now();
         let path = spec
             .manifest_path
@@ -498,6 +521,54 @@ impl PluginHost {
         }
     }
 
+    /// Apply the verdict of [`super::labels::Labels::judge`] to `spec`:
+    /// a held version keeps the running one's name, announced once as
+    /// `plugin.waiting`. True when, after that, `spec` is what already
+    /// serves, byte for byte: nothing to reload.
+    async fn hold_version(&self, spec: &mut PluginSpec, current: &PluginVersion) -> bool {
+        let disk = tokio::fs::read(&spec.component_path)
+            .await
+            .ok()
+            .map(|bytes| digest(&bytes));
+        let running = &current.compiled;
+        let verdict = self.inner.labels.judge(
+            &spec.name,
+            &spec.version,
+            disk.as_deref(),
+            (&running.spec.version, &running.digest),
+        );
+        let super::labels::Verdict::Hold { serving, announce } = verdict else {
+            return false;
+        };
+        let declared = std::mem::replace(&mut spec.version, serving.clone());
+        if announce {
+            let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+            tracing::warn!(
+                plugin = %spec.name,
+                "plugin.toml declares version {} but the component is unchanged (digest {}): \
+                 {} keeps serving until the component is rebuilt",
+                show(&declared),
+                running.digest,
+                show(&serving)
+            );
+            self.publish(
+                NewEvent::new(
+                    SOURCE,
+                    "plugin.waiting",
+                    json!({
+                        "plugin": spec.name, "declared_version": declared,
+                        "serving_version": serving, "digest": running.digest,
+                        "component": spec.component_path,
+                        "reason": "the manifest's version changed but the component did not; \
+                                   waiting for the rebuild",
+                    }),
+                )
+                .with_subject(&spec.name),
+            );
+        }
+        *spec == running.spec && disk.as_deref() == Some(running.digest.as_str())
+    }
+
     fn install(
         &self,
         name: &str,
@@ -505,6 +576,11 @@ impl PluginHost {
         version: Arc<PluginVersion>,
         took: Duration,
     ) {
+        self.inner.labels.installed(
+            name,
+            &version.compiled.spec.version,
+            &version.compiled.digest,
+        );
         let kinds = version.compiled.kinds.clone();
         let info = json!({
             "plugin": name,
@@ -623,6 +699,7 @@ impl PluginHost {
                     description: v.description.clone(),
                     health: slot.health(),
                     awaiting_approval: self.awaiting_approval(&slot.name).unwrap_or_default(),
+                    waiting_for_rebuild: self.inner.labels.waiting(&slot.name),
                 })
             })
             .collect()
