@@ -24,6 +24,8 @@ use tokio::time::timeout;
 mod bounds;
 #[path = "plugins/deadlines.rs"]
 mod deadlines;
+#[path = "plugins/guest_words.rs"]
+mod guest_words;
 #[path = "plugins/imports.rs"]
 mod imports;
 #[path = "plugins/languages.rs"]

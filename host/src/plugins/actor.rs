@@ -74,6 +74,20 @@ pub(crate) struct Timed<R> {
     pub(crate) outcome: Result<R, CallFailure>,
     /// How long it ran.
     pub(crate) took: Option<Duration>,
+    /// When it failed: what the guest wrote to stderr during the call
+    /// (`logpipe::StderrTail`), its own words for what went wrong.
+    pub(crate) guest_message: Option<String>,
+}
+
+impl<R> Timed<R> {
+    /// An item that never answered: its worker died under it.
+    pub(crate) fn lost(why: &str) -> Self {
+        Self {
+            outcome: Err(CallFailure::Trap(why.into())),
+            took: None,
+            guest_message: None,
+        }
+    }
 }
 
 /// The inbox of a plugin version and the shared state of its workers.
@@ -140,6 +154,8 @@ struct Batch<I, R> {
     f: Box<ItemFn<I, R>>,
     /// The plugin's deadline, for the failure the watchdog records.
     deadline_ms: u64,
+    /// The version's stderr tail, for the failure the watchdog records.
+    stderr_tail: Arc<super::logpipe::StderrTail>,
     state: Mutex<BatchState<I, R>>,
 }
 
@@ -186,6 +202,8 @@ impl<I: Send + 'static, R: Send + 'static> Abandon for Batch<I, R> {
             st.done.push(Timed {
                 outcome: failure,
                 took,
+                // The stuck call's words so far; it may still be writing.
+                guest_message: self.stderr_tail.take(),
             });
             st.reply.take()
         };
@@ -273,6 +291,7 @@ impl Actor {
             f: Box::new(f),
             deadline_ms: u64::try_from(self.shared.compiled.spec.deadline.as_millis())
                 .unwrap_or(u64::MAX),
+            stderr_tail: self.shared.compiled.stderr_tail.clone(),
             state: Mutex::new(BatchState {
                 pending: items.into(),
                 done: Vec::with_capacity(n),
@@ -298,14 +317,7 @@ impl Actor {
             // Given up mid-batch: the rest goes to the fresh worker.
         }
         let mut st = batch.state.lock();
-        let gone = || {
-            Some(Timed {
-                outcome: Err(CallFailure::Trap(
-                    "the plugin's actor thread has stopped".into(),
-                )),
-                took: None,
-            })
-        };
+        let gone = || Some(Timed::lost("the plugin's actor thread has stopped"));
         let stopped = st.stopped;
         let rest = st.pending.len();
         let mut out: Vec<_> = st.done.drain(..).map(Some).collect();
@@ -446,9 +458,14 @@ impl Worker {
             if !(st.keep_going)(&result) {
                 st.stopped = true;
             }
+            let guest_message = result
+                .is_err()
+                .then(|| self.shared.compiled.stderr_tail.take())
+                .flatten();
             st.done.push(Timed {
                 outcome: result,
                 took: Some(took),
+                guest_message,
             });
         }
         *self.life.job.lock() = None;
@@ -473,6 +490,8 @@ impl Worker {
         started: Instant,
     ) -> Result<R, CallFailure> {
         let shared = &self.shared;
+        // What the guest writes to stderr from here on is this item's.
+        shared.compiled.stderr_tail.clear();
         let deadline = shared.compiled.spec.deadline;
         let mut start = started;
         if self.live.is_none() {

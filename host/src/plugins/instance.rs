@@ -25,7 +25,7 @@ use super::error::{CallFailure, DeadlineExceeded, PluginError};
 use super::guest::{
     Agent, AgentIndices, Handler, HandlerIndices, Mapper, MapperIndices, Rule, RuleIndices,
 };
-use super::logpipe::LogBudget;
+use super::logpipe::{LogBudget, StderrTail};
 use super::manifest::PluginSpec;
 use super::sandbox::StoreState;
 use super::services::HostServices;
@@ -85,6 +85,9 @@ pub(crate) struct Compiled {
     indices: KindIndices,
     /// What its instances may write to the host's log.
     pub(crate) log_budget: Arc<LogBudget>,
+    /// What its instances wrote to stderr in the call in hand (the worker
+    /// clears it before each call and takes it when one fails).
+    pub(crate) stderr_tail: Arc<StderrTail>,
 }
 
 /// Build the linker every plugin is instantiated with: WASI p2 (granting
@@ -174,6 +177,7 @@ impl Compiled {
         }
         Ok(Self {
             log_budget: LogBudget::new(&spec.name),
+            stderr_tail: Arc::default(),
             spec,
             digest,
             kinds,
@@ -200,6 +204,7 @@ impl Compiled {
             services.clone(),
             life.clone(),
             self.log_budget.clone(),
+            self.stderr_tail.clone(),
             state.clone(),
         )
         .map_err(|e| CallFailure::Trap(format!("sandbox: {e}")))?;

@@ -11,7 +11,15 @@
 //! token bucket ([`BURST_LINES`], refilled at [`LINES_PER_SEC`]). Lines
 //! past the budget are dropped and counted; the count is logged at most
 //! once per [`REPORT_EVERY`] and kept in the plugin's health.
+//!
+//! What a guest writes to stderr is also kept, the last [`TAIL_BYTES`] of
+//! the call in hand ([`StderrTail`]): when the call fails, those are the
+//! guest's own words (a Rust panic message, a Python traceback, a JS
+//! conversion error), which a wasm trap and its backtrace are not. They go
+//! into `plugin.failed` / `plugin.error` as `guest_message`. Kept before
+//! the log budget is spent: a call that floods and fails still says why.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +44,70 @@ pub(crate) const BURST_LINES: f64 = 200.0;
 pub(crate) const LINES_PER_SEC: f64 = 100.0;
 /// Suppressed lines are reported at most this often.
 pub(crate) const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// Most bytes of a failing call's stderr kept as its `guest_message`.
+pub(crate) const TAIL_BYTES: usize = 4096;
+/// Most lines of it kept (the last ones: a traceback ends with the error).
+pub(crate) const TAIL_LINES: usize = 40;
+
+/// The last [`TAIL_BYTES`] a version's guest wrote to stderr since the
+/// worker last cleared it, which it does before each call.
+#[derive(Default)]
+pub(crate) struct StderrTail {
+    kept: Mutex<Kept>,
+}
+
+#[derive(Default)]
+struct Kept {
+    bytes: VecDeque<u8>,
+    /// Whether earlier bytes of this call were dropped.
+    cut: bool,
+}
+
+impl StderrTail {
+    /// Forget what was written: a new call starts.
+    pub(crate) fn clear(&self) {
+        *self.kept.lock() = Kept::default();
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        let mut kept = self.kept.lock();
+        let bytes = if bytes.len() > TAIL_BYTES {
+            kept.cut = true;
+            &bytes[bytes.len() - TAIL_BYTES..]
+        } else {
+            bytes
+        };
+        let over = (kept.bytes.len() + bytes.len()).saturating_sub(TAIL_BYTES);
+        if over > 0 {
+            kept.cut = true;
+            kept.bytes.drain(..over);
+        }
+        kept.bytes.extend(bytes);
+    }
+
+    /// What was written since the last [`StderrTail::clear`], its last
+    /// [`TAIL_LINES`] lines, marked when cut; `None` when nothing but
+    /// blanks was written. Clears it.
+    pub(crate) fn take(&self) -> Option<String> {
+        let Kept { bytes, mut cut } = std::mem::take(&mut *self.kept.lock());
+        let bytes: Vec<u8> = bytes.into();
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim_end();
+        if text.trim().is_empty() {
+            return None;
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        let mut from = lines.len().saturating_sub(TAIL_LINES);
+        // A line cut at its start by the byte bound is only part of one.
+        if cut && from == 0 && lines.len() > 1 {
+            from = 1;
+        }
+        cut |= from > 0;
+        let kept = lines[from..].join("\n");
+        Some(if cut { format!("[…]\n{kept}") } else { kept })
+    }
+}
 
 /// Where lines go: tracing in the host, a vector in tests. Arguments:
 /// plugin, stream (`stdout`, `stderr`, or `host` for the budget's own
@@ -160,6 +232,8 @@ pub(crate) struct LogPipe {
     stream: &'static str,
     pending: Arc<Mutex<Partial>>,
     budget: Arc<LogBudget>,
+    /// Where stderr is also kept for a failing call's report.
+    tail: Option<Arc<StderrTail>>,
 }
 
 /// The line being written: its first [`MAX_LINE`] bytes, and how many
@@ -184,10 +258,20 @@ impl LogPipe {
             stream,
             pending: Arc::default(),
             budget,
+            tail: None,
         }
     }
 
+    /// Also keep what is written in `tail`.
+    pub(crate) fn keeping(mut self, tail: Arc<StderrTail>) -> Self {
+        self.tail = Some(tail);
+        self
+    }
+
     fn push(&self, bytes: &[u8]) {
+        if let Some(tail) = &self.tail {
+            tail.push(bytes);
+        }
         let mut pending = self.pending.lock();
         let mut rest = bytes;
         while let Some(end) = rest.iter().position(|b| *b == b'\n') {
@@ -295,6 +379,36 @@ mod tests {
             Arc::new(move || *now.lock()),
         );
         (budget, lines, clock)
+    }
+
+    #[test]
+    fn a_failing_calls_stderr_is_kept_whole_when_short_and_as_its_last_lines_when_long() {
+        let (budget, _, _) = capture();
+        let tail = Arc::new(StderrTail::default());
+        let pipe = LogPipe::new("stderr", budget).keeping(tail.clone());
+        pipe.push(b"earlier call\n");
+        tail.clear();
+        assert_eq!(tail.take(), None, "nothing written since the call began");
+        pipe.push(b"thread '<unnamed>' panicked at src/lib.rs:9:5:\nboom");
+        assert_eq!(
+            tail.take().as_deref(),
+            Some("thread '<unnamed>' panicked at src/lib.rs:9:5:\nboom"),
+            "a last line with no newline counts"
+        );
+        for i in 0..100 {
+            pipe.push(format!("frame {i}\n").as_bytes());
+        }
+        pipe.push(b"ValueError: bad\n");
+        let long = tail.take().unwrap();
+        let lines: Vec<&str> = long.lines().collect();
+        assert_eq!(lines.len(), TAIL_LINES + 1, "{long}");
+        assert_eq!(lines[0], "[…]");
+        assert_eq!(lines[TAIL_LINES], "ValueError: bad");
+        pipe.push(&vec![b'z'; 3 * TAIL_BYTES]);
+        pipe.push(b"\nend");
+        let huge = tail.take().unwrap();
+        assert!(huge.len() <= TAIL_BYTES + 8, "{}", huge.len());
+        assert!(huge.starts_with("[…]\nzzz") && huge.ends_with("\nend"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::actor::Life;
 use super::bindings::{MAX_TEXT, host_api, process_to_wit, truncate, v01, wit};
 use super::error::{DeadlineExceeded, PluginError};
 use super::guarded_io::GuardedIo;
-use super::logpipe::{LogBudget, LogPipe};
+use super::logpipe::{LogBudget, LogPipe, StderrTail};
 use super::manifest::PluginSpec;
 use super::recent;
 use super::services::HostServices;
@@ -60,11 +60,12 @@ impl StoreState {
         services: Arc<HostServices>,
         life: Arc<Life>,
         log_budget: Arc<LogBudget>,
+        stderr_tail: Arc<StderrTail>,
         state: Arc<PluginState>,
     ) -> Result<Self, PluginError> {
         let mut builder = WasiCtx::builder();
         builder.stdout(LogPipe::new("stdout", log_budget.clone()));
-        builder.stderr(LogPipe::new("stderr", log_budget.clone()));
+        builder.stderr(LogPipe::new("stderr", log_budget.clone()).keeping(stderr_tail));
         for grant in &spec.permissions.dirs {
             let perms = if grant.read_only {
                 FsPerms::ReadOnly

@@ -243,7 +243,11 @@ impl Slot {
         cause: Option<Cause>,
         timed: Timed<R>,
     ) -> Result<R, PluginError> {
-        let Timed { outcome, took } = timed;
+        let Timed {
+            outcome,
+            took,
+            guest_message,
+        } = timed;
         if let Some(took) = took {
             self.latency.observe(took.as_secs_f64());
         }
@@ -255,7 +259,7 @@ impl Slot {
             }
         }
         outcome.map_err(|failure| {
-            self.report(call, cause, &failure);
+            self.report_said(call, cause, &failure, guest_message.as_deref());
             PluginError::Call {
                 plugin: self.name.clone(),
                 call,
@@ -325,6 +329,19 @@ impl Slot {
 
     /// Record a failure and publish what happened.
     pub(crate) fn report(&self, call: &'static str, cause: Option<Cause>, failure: &CallFailure) {
+        self.report_said(call, cause, failure, None);
+    }
+
+    /// [`Slot::report`], with what the guest wrote to stderr during the
+    /// failing call: its own words, published as `guest_message` and
+    /// logged with the failure.
+    pub(crate) fn report_said(
+        &self,
+        call: &'static str,
+        cause: Option<Cause>,
+        failure: &CallFailure,
+        guest_message: Option<&str>,
+    ) {
         // Guest text is cut where it enters; this bounds the rest (a trap's
         // message and backtrace).
         let text = truncate(failure.to_string(), 2 * MAX_TEXT);
@@ -348,8 +365,11 @@ impl Slot {
         };
         let digest = self.current().map(|v| v.compiled.digest.clone());
         let mut events = Vec::new();
+        let said = guest_message
+            .map(|m| format!("\nthe plugin wrote to stderr:\n{m}"))
+            .unwrap_or_default();
         if failure.is_fatal() {
-            tracing::warn!(plugin = %self.name, call, "plugin failed: {text}");
+            tracing::warn!(plugin = %self.name, call, "plugin failed: {text}{said}");
             events.push(
                 NewEvent::new(
                     SOURCE,
@@ -358,13 +378,13 @@ impl Slot {
                         "plugin": self.name, "call": call, "failure": failure.kind(),
                         "error": text, "consecutive_failures": consecutive,
                         "cause_sequence": cause.map(|c| c.sequence), "digest": digest,
-                        "restarted": !quarantine_now,
+                        "restarted": !quarantine_now, "guest_message": guest_message,
                     }),
                 )
                 .with_subject(&self.name),
             );
         } else {
-            tracing::info!(plugin = %self.name, call, "plugin returned an error: {text}");
+            tracing::info!(plugin = %self.name, call, "plugin returned an error: {text}{said}");
             events.push(
                 NewEvent::new(
                     SOURCE,
@@ -372,6 +392,7 @@ impl Slot {
                     json!({
                         "plugin": self.name, "call": call, "failure": failure.kind(),
                         "error": text, "cause_sequence": cause.map(|c| c.sequence),
+                        "guest_message": guest_message,
                     }),
                 )
                 .with_subject(&self.name),
@@ -449,15 +470,13 @@ mod tests {
         let timed = |secs: f64| Timed {
             outcome: Ok::<(), CallFailure>(()),
             took: Some(std::time::Duration::from_secs_f64(secs)),
+            guest_message: None,
         };
         for secs in [2e-6, 3e-3, 9.0] {
             slot.account("handle", None, timed(secs)).unwrap();
         }
         // An item whose worker died under it was never measured.
-        let lost = Timed {
-            outcome: Err::<(), _>(CallFailure::Trap("gone".into())),
-            took: None,
-        };
+        let lost = Timed::<()>::lost("gone");
         assert!(slot.account("handle", None, lost).is_err());
         let mut text = String::new();
         let mut registry = prometheus_client::registry::Registry::default();

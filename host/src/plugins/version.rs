@@ -112,14 +112,30 @@ impl PluginVersion {
         health.log_lines_suppressed += self.compiled.log_budget.suppressed();
     }
 
-    /// Run `f` on the actor against the live instance.
+    /// Run `f` on the actor against the live instance. A failure carries
+    /// what the guest wrote to stderr during the call in its text: this is
+    /// how a load that fails describing itself (`plugin.load_failed`)
+    /// says why in the guest's words.
     pub(crate) async fn call<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Store<StoreState>, &Exports) -> wasmtime::Result<Result<R, CallFailure>>
         + Send
         + 'static,
     ) -> Result<R, CallFailure> {
-        self.call_timed(f).await.outcome
+        let Timed {
+            outcome,
+            guest_message,
+            ..
+        } = self.call_timed(f).await;
+        outcome.map_err(|failure| match (failure, guest_message) {
+            (CallFailure::Trap(t), Some(m)) => {
+                CallFailure::Trap(format!("{t}\nthe plugin wrote to stderr:\n{m}"))
+            }
+            (CallFailure::GuestError(t), Some(m)) => {
+                CallFailure::GuestError(format!("{t}\nthe plugin wrote to stderr:\n{m}"))
+            }
+            (failure, _) => failure,
+        })
     }
 
     /// [`PluginVersion::call`], also saying how long the call ran on the
@@ -137,12 +153,7 @@ impl PluginVersion {
             .await
             .pop()
             .flatten()
-            .unwrap_or_else(|| Timed {
-                outcome: Err(CallFailure::Trap(
-                    "the plugin's actor thread has stopped".into(),
-                )),
-                took: None,
-            })
+            .unwrap_or_else(|| Timed::lost("the plugin's actor thread has stopped"))
     }
 
     /// Run `f` once per item in a single trip to the actor; see
