@@ -7,7 +7,9 @@
 //! room imports it except `cli`.
 
 mod conformance;
-mod replay;
+pub mod replay;
+mod replay_input;
+pub mod replay_render;
 pub mod scaffold;
 
 pub use conformance::{ConformanceCheck, ConformanceError, ConformanceReport, conformance};

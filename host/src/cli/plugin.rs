@@ -42,7 +42,13 @@ pub enum PluginCommand {
 }
 
 pub(super) fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
-    super::init_logging("warn");
+    // A replay reports each failed call with its event; the plugin room's
+    // own lines about them would say it twice, with timestamps.
+    super::init_logging(if matches!(cmd, PluginCommand::Test(_)) {
+        "warn,host::plugins::slot=off"
+    } else {
+        "warn"
+    });
     let (path, json, config, plugins, conformance) = match cmd {
         PluginCommand::Check {
             path,
