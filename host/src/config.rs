@@ -139,6 +139,14 @@ pub struct PluginsSection {
     /// the running one without `host plugins approve`. Example:
     /// `accept_new_grants = true`
     pub accept_new_grants: bool,
+    /// Shadow on reload: a new version of an event handler first runs
+    /// beside the old one on the live stream for `shadow_events` events,
+    /// its actions recorded but not performed, and is swapped in only if
+    /// it did not fail (`plugin.shadow_report`). Example: `shadow = true`
+    pub shadow: bool,
+    /// Events a shadow sees before it is judged, 1 to 1000000. Example:
+    /// `shadow_events = 100`
+    pub shadow_events: u64,
     /// Events each plugin may emit per second, sustained. Example: `emits_per_sec = 1000`
     pub emits_per_sec: f64,
     /// Emits each plugin may make in a burst. Example: `emit_burst = 2000`
@@ -233,6 +241,8 @@ impl Default for PluginsSection {
             allowed_dirs: Vec::new(),
             allowed_env: Vec::new(),
             accept_new_grants: false,
+            shadow: false,
+            shadow_events: crate::plugins::DEFAULT_SHADOW_EVENTS,
             emits_per_sec: RateLimits::default().emits_per_sec,
             emit_burst: RateLimits::default().emit_burst,
             actions_per_sec: RateLimits::default().actions_per_sec,
@@ -460,6 +470,16 @@ fn burst(value: f64) -> Option<String> {
 fn range_checks() -> Vec<RangeCheck> {
     let bound = |ok: bool, why: &str| (!ok).then(|| why.to_string());
     vec![
+        (
+            "plugins",
+            "shadow_events",
+            Box::new(move |c: &HostConfig| {
+                bound(
+                    (1..=1_000_000).contains(&c.plugins.shadow_events),
+                    "must be from 1 to 1000000 events",
+                )
+            }),
+        ),
         (
             "plugins",
             "deadline_ms",
@@ -1046,6 +1066,19 @@ mod tests {
             err.to_string().contains("`plugins.max_chain_depth`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn shadow_is_off_by_default_and_a_trial_of_no_events_is_refused_naming_the_line() {
+        let config = parse("[plugins]\n").unwrap();
+        assert!(!config.plugins.shadow);
+        assert_eq!(config.plugins.shadow_events, 100);
+        let config = parse("[plugins]\nshadow = true\nshadow_events = 20\n").unwrap();
+        assert!(config.plugins.shadow);
+        assert_eq!(config.plugins.shadow_events, 20);
+        let err = parse("[plugins]\nshadow = true\nshadow_events = 0\n").unwrap_err();
+        assert!(err.to_string().contains("`plugins.shadow_events`"), "{err}");
+        assert_eq!(err.line, Some(3), "{err}");
     }
 
     #[test]

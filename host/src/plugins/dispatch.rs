@@ -74,6 +74,7 @@ struct Delivered {
 /// actions to the executor.
 pub(crate) async fn event_handler(inner: Arc<Inner>, slot: Arc<Slot>, start: StartAt) {
     let plugin = PluginRef::new(slot.clone());
+    let own = slot.clone();
     follow(
         inner.clone(),
         slot.clone(),
@@ -83,9 +84,18 @@ pub(crate) async fn event_handler(inner: Arc<Inner>, slot: Arc<Slot>, start: Sta
         move |events: Vec<Event>| {
             let plugin = plugin.clone();
             let inner = inner.clone();
+            let slot = own.clone();
             async move {
                 let mut delivered = Delivered::default();
                 let results = plugin.handle_each(&events).await;
+                // A new version on trial answers the same events; the old
+                // answers are kept for the comparison only then.
+                let trial = inner.shadows.get(&slot.name).is_some();
+                let old: Vec<_> = if trial {
+                    results.iter().map(super::shadow::old_answer).collect()
+                } else {
+                    Vec::new()
+                };
                 for (event, result) in events.iter().zip(results) {
                     match result {
                         Ok(actions) => {
@@ -93,6 +103,9 @@ pub(crate) async fn event_handler(inner: Arc<Inner>, slot: Arc<Slot>, start: Sta
                         }
                         Err(e) => delivered.note(&e, event),
                     }
+                }
+                if trial {
+                    super::shadow::observe(&inner, &slot, &events, &old).await;
                 }
                 delivered
             }

@@ -14,7 +14,8 @@
 //! instantiate, classify failures) → `actor` (worker threads, batches,
 //! giving up stuck calls) → `version` (a running version, what it says about
 //! itself) → `load` (the one load pipeline) → `slot` (current version,
-//! failures, quarantine) → `registry` (load, reload, unload) with
+//! failures, quarantine) → `registry` (load, reload, unload; `labels`:
+//! which version may be claimed; `shadow`: a new version on trial) with
 //! `dispatch` (bus → plugin), `watch` (files → reload, and with
 //! `sources` + `build`, source edits → rebuild), `calls` (typed
 //! calls, bounded answers), `sandbox` + `guarded_io` + `logpipe` +
@@ -46,6 +47,7 @@ mod recent;
 mod registry;
 mod sandbox;
 mod services;
+mod shadow;
 mod slot;
 mod sources;
 mod standalone;
@@ -72,6 +74,7 @@ pub use registry::{
     DEFAULT_MAX_CHAIN_DEPTH, PluginHost, PluginHostConfig, PluginSummary, SHUTDOWN_GRACE,
 };
 pub use services::{Clock, EventLog, NoProcesses, ProcessView, system_clock};
+pub use shadow::DEFAULT_SHADOW_EVENTS;
 pub use slot::Health;
 pub use standalone::{Standalone, StandaloneOptions, load_standalone};
 pub use version::{AgentInfo, Description, RuleInfo};

@@ -79,6 +79,11 @@ pub struct PluginHostConfig {
     /// The most bytes the compilation cache in `state_dir` keeps; the
     /// least recently used entries go first.
     pub cache_max_bytes: u64,
+    /// Shadow on reload (`shadow.rs`): a new version of an event handler
+    /// first runs beside the old one for this many events, its actions
+    /// recorded but not performed, and is swapped in only if it did not
+    /// fail. `None`: reloads swap at once.
+    pub shadow_events: Option<u64>,
 }
 
 impl PluginHostConfig {
@@ -99,6 +104,7 @@ impl PluginHostConfig {
             accept_new_grants: false,
             first_load_after: None,
             cache_max_bytes: super::cache::DEFAULT_CACHE_MAX_BYTES,
+            shadow_events: None,
         }
     }
 }
@@ -162,6 +168,8 @@ pub(crate) struct Inner {
     /// Per plugin, the version it serves under and whether a declared
     /// one waits for its rebuild (`labels.rs`).
     labels: super::labels::Labels,
+    /// New versions on trial beside the serving one (`shadow.rs`).
+    pub(crate) shadows: super::shadow::Shadows,
 }
 
 impl PluginHost {
@@ -252,6 +260,7 @@ impl PluginHost {
                 first_load: std::sync::atomic::AtomicBool::new(true),
                 awaiting: Mutex::new(HashMap::new()),
                 labels: Default::default(),
+                shadows: Default::default(),
             }),
         };
         Ok(host)
@@ -295,6 +304,9 @@ impl PluginHost {
         let mut loads = JoinSet::new();
         for spec in found.specs {
             wanted.push(spec.name.clone());
+            if self.on_trial(&spec) {
+                continue;
+            }
             if let Some(slot) = self.slot(&spec.name)
                 && let Some(current) = slot.current()
                 && current.compiled.spec == spec
@@ -330,6 +342,7 @@ impl PluginHost {
             slot.remove();
             self.inner.awaiting.lock().remove(&slot.name);
             self.inner.labels.forget(&slot.name);
+            self.inner.shadows.forget(&slot.name);
             // A plugin put back later starts afresh, not from where this
             // one stopped reading long ago.
             for kind in [Kind::EventHandler, Kind::StatusMapper] {
@@ -506,6 +519,12 @@ impl PluginHost {
                 self.inner.reported.lock().remove(&path);
                 // What runs now is what was asked for: nothing waits.
                 self.inner.awaiting.lock().remove(&name);
+                if !force && self.shadow_first(&name, existing.as_ref(), &version) {
+                    self.inner.shadows.start(&name, version, started.elapsed());
+                    return Ok(());
+                }
+                // An operator's reload swaps now, ending any trial.
+                self.inner.shadows.forget(&name);
                 self.install(&name, existing, version, started.elapsed());
                 Ok(())
             }
@@ -569,7 +588,55 @@ impl PluginHost {
         *spec == running.spec && disk.as_deref() == Some(running.digest.as_str())
     }
 
-    fn install(
+    /// Whether `spec` is what the shadow on trial was built from, byte for
+    /// byte: a rescan then leaves the trial alone.
+    fn on_trial(&self, spec: &PluginSpec) -> bool {
+        self.inner.shadows.get(&spec.name).is_some_and(|shadow| {
+            let trying = &shadow.version.compiled;
+            trying.spec == *spec
+                && std::fs::read(&spec.component_path).is_ok_and(|b| digest(&b) == trying.digest)
+        })
+    }
+
+    /// Whether `version` must first run as a shadow: shadowing is on, and
+    /// both it and the version serving `existing` handle events.
+    fn shadow_first(
+        &self,
+        name: &str,
+        existing: Option<&Arc<Slot>>,
+        version: &PluginVersion,
+    ) -> bool {
+        let Some(events) = self.inner.config.shadow_events else {
+            return false;
+        };
+        let handles = |v: &PluginVersion| v.compiled.kinds.contains(&Kind::EventHandler);
+        let Some(running) = existing.and_then(|s| s.current()) else {
+            return false;
+        };
+        if !handles(&running) || !handles(version) {
+            return false;
+        }
+        tracing::info!(
+            plugin = name,
+            "the new version runs as a shadow beside the old one for {events} events before it is swapped in"
+        );
+        self.publish(
+            NewEvent::new(
+                SOURCE,
+                "plugin.shadow_started",
+                json!({
+                    "plugin": name,
+                    "old_version": running.compiled.spec.version, "old_digest": running.compiled.digest,
+                    "new_version": version.compiled.spec.version, "new_digest": version.compiled.digest,
+                    "events": events,
+                }),
+            )
+            .with_subject(name),
+        );
+        true
+    }
+
+    pub(crate) fn install(
         &self,
         name: &str,
         existing: Option<Arc<Slot>>,

@@ -281,6 +281,10 @@ impl Runtime {
             accept_new_grants: config.plugins.accept_new_grants,
             first_load_after: Some(run_began_after),
             cache_max_bytes: config.plugins.cache_max_size,
+            shadow_events: config
+                .plugins
+                .shadow
+                .then_some(config.plugins.shadow_events),
         };
         let view: Arc<dyn ProcessView> = Arc::new(supervisor.clone());
         let plugins = PluginHost::new(
