@@ -588,14 +588,15 @@ impl PluginHost {
         *spec == running.spec && disk.as_deref() == Some(running.digest.as_str())
     }
 
-    /// Whether `spec` is what the shadow on trial was built from, byte for
-    /// byte: a rescan then leaves the trial alone.
+    /// Whether `spec` is what the shadow on trial, or the last one
+    /// discarded, was built from, byte for byte: a rescan then leaves the
+    /// trial alone, and does not try a failed shadow again.
     fn on_trial(&self, spec: &PluginSpec) -> bool {
-        self.inner.shadows.get(&spec.name).is_some_and(|shadow| {
-            let trying = &shadow.version.compiled;
-            trying.spec == *spec
-                && std::fs::read(&spec.component_path).is_ok_and(|b| digest(&b) == trying.digest)
-        })
+        if !self.inner.shadows.has_any(&spec.name) {
+            return false;
+        }
+        std::fs::read(&spec.component_path)
+            .is_ok_and(|b| self.inner.shadows.knows(spec, &digest(&b)))
     }
 
     /// Whether `version` must first run as a shadow: shadowing is on, and

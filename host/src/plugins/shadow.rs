@@ -31,6 +31,7 @@ use crate::bus::{Event, NewEvent};
 use super::action::{Action, Cause};
 use super::bindings::{action_from_wit, event_to_wit, wit};
 use super::error::{CallFailure, PluginError};
+use super::manifest::PluginSpec;
 use super::registry::{Inner, PluginHost};
 use super::slot::{SOURCE, Slot};
 use super::version::PluginVersion;
@@ -57,15 +58,19 @@ struct Trial {
     over: bool,
 }
 
-/// The shadows on trial, by plugin name.
+/// The shadows on trial, by plugin name, and the last one each plugin had
+/// discarded (its manifest and digest), so a rescan of unchanged files
+/// does not put it on trial again.
 #[derive(Default)]
 pub(crate) struct Shadows {
     by_plugin: Mutex<HashMap<String, Arc<Shadow>>>,
+    discarded: Mutex<HashMap<String, (PluginSpec, String)>>,
 }
 
 impl Shadows {
     /// Put `version` on trial for `plugin`, replacing any shadow it had.
     pub(crate) fn start(&self, plugin: &str, version: Arc<PluginVersion>, took: Duration) {
+        self.discarded.lock().remove(plugin);
         let shadow = Arc::new(Shadow {
             version,
             took,
@@ -93,6 +98,25 @@ impl Shadows {
     /// version in without one).
     pub(crate) fn forget(&self, plugin: &str) {
         self.by_plugin.lock().remove(plugin);
+        self.discarded.lock().remove(plugin);
+    }
+
+    /// Whether `plugin` has a shadow on trial or one discarded.
+    pub(crate) fn has_any(&self, plugin: &str) -> bool {
+        self.by_plugin.lock().contains_key(plugin) || self.discarded.lock().contains_key(plugin)
+    }
+
+    /// Whether `spec` with a component of `digest` is on trial, or was
+    /// discarded: either way, not a new version to try.
+    pub(crate) fn knows(&self, spec: &PluginSpec, digest: &str) -> bool {
+        let same = |s: &PluginSpec, d: &str| s == spec && d == digest;
+        self.get(&spec.name)
+            .is_some_and(|t| same(&t.version.compiled.spec, &t.version.compiled.digest))
+            || self
+                .discarded
+                .lock()
+                .get(&spec.name)
+                .is_some_and(|(s, d)| same(s, d))
     }
 
     /// Remove `shadow` if it is still the one on trial for `plugin`.
@@ -236,6 +260,11 @@ fn judge(
     });
     drop(trial);
     if trapped {
+        inner
+            .shadows
+            .discarded
+            .lock()
+            .insert(slot.name.clone(), (new.spec.clone(), new.digest.clone()));
         tracing::warn!(plugin = %slot.name, "the shadow of the new version failed and is discarded; the old version keeps serving: {}", report["trap"]);
     } else {
         tracing::info!(
