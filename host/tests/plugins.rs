@@ -32,6 +32,10 @@ mod imports;
 mod languages;
 #[path = "plugins/operator.rs"]
 mod operator;
+#[path = "plugins/replay.rs"]
+mod replay;
+#[path = "plugins/shadow.rs"]
+mod shadow;
 #[path = "plugins/shipped_agents.rs"]
 mod shipped_agents;
 #[path = "plugins/shipped_handlers.rs"]
