@@ -183,7 +183,7 @@ impl Sampler {
             .map(|(name, pid)| {
                 let (_, tree) = self.trees.entry(name.clone()).or_insert_with(|| {
                     let mut tree = Tree::new(*pid as i32);
-                    if let Some(leader) = procs.iter().find(|p| p.pid == *pid as i32) {
+                    if let Some(leader) = procs.get(*pid as i32) {
                         tree.adopt(leader);
                     }
                     (*pid, tree)
