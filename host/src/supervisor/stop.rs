@@ -95,15 +95,65 @@ pub(crate) fn read_stat(pid: i32) -> Option<ProcStat> {
 
 /// Reads every process visible in `/proc` (which lists processes, not
 /// threads).
+///
+/// Each `stat` file is read by path into one reused buffer: one open per
+/// process, where `procfs::process::all_processes` opens each process's
+/// folder and then its `stat` (twice the system calls, for every process
+/// on the machine, every resource sample).
 pub(crate) fn scan() -> Procs {
-    let Ok(all) = procfs::process::all_processes() else {
+    use procfs::FromRead as _;
+    use std::io::Read as _;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
         return Procs::new(Vec::new());
     };
-    Procs::new(
-        all.filter_map(|p| p.ok()?.stat().ok())
-            .map(ProcStat::from)
-            .collect(),
-    )
+    let mut usage = HashMap::new();
+    let mut list = Vec::new();
+    let mut buf = Vec::with_capacity(1024);
+    let mut path = String::with_capacity(32);
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        buf.clear();
+        path.clear();
+        let _ = std::fmt::Write::write_fmt(&mut path, format_args!("/proc/{pid}/stat"));
+        // Gone since the listing (it exited and was reaped): not an error.
+        if std::fs::File::open(&path)
+            .and_then(|mut f| f.read_to_end(&mut buf))
+            .is_err()
+        {
+            continue;
+        }
+        let Ok(stat) = procfs::process::Stat::from_read(&buf[..]) else {
+            continue;
+        };
+        usage.insert(
+            stat.pid,
+            Usage {
+                cpu_ticks: stat.utime + stat.stime,
+                rss_pages: stat.rss,
+            },
+        );
+        list.push(ProcStat::from(stat));
+    }
+    Procs {
+        usage,
+        ..Procs::new(list)
+    }
+}
+
+/// What the same line of `/proc/<pid>/stat` says of a process's use of
+/// the machine: the resource sampler needs no other read for an idle one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Usage {
+    /// User plus system CPU time, in clock ticks.
+    pub(crate) cpu_ticks: u64,
+    /// Resident set size, in pages.
+    pub(crate) rss_pages: u64,
 }
 
 /// One scan of `/proc`, indexed by pid, by parent and by group.
@@ -121,6 +171,9 @@ pub(crate) struct Procs {
     children: HashMap<i32, Vec<usize>>,
     /// group id → indexes of its members.
     groups: HashMap<i32, Vec<usize>>,
+    /// pid → its use of the machine (from [`scan`]; empty for a list
+    /// given to [`Procs::new`]).
+    usage: HashMap<i32, Usage>,
 }
 
 impl Procs {
@@ -142,6 +195,11 @@ impl Procs {
     /// The process `pid`, if the scan saw it.
     pub(crate) fn get(&self, pid: i32) -> Option<&ProcStat> {
         self.by_pid.get(&pid).map(|&i| &self.list[i])
+    }
+
+    /// The CPU time and memory `pid` had at the scan.
+    pub(crate) fn usage(&self, pid: i32) -> Option<Usage> {
+        self.usage.get(&pid).copied()
     }
 
     /// Whether `pid` is the process that started at `start` and has not exited.
