@@ -102,13 +102,12 @@ pub(crate) fn read_stat(pid: i32) -> Option<ProcStat> {
 /// on the machine, every resource sample).
 pub(crate) fn scan() -> Procs {
     use procfs::FromRead as _;
-    use std::io::Read as _;
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Procs::new(Vec::new());
     };
     let mut usage = HashMap::new();
     let mut list = Vec::new();
-    let mut buf = Vec::with_capacity(1024);
+    let mut buf = vec![0u8; 1024];
     let mut path = String::with_capacity(32);
     for entry in dir.flatten() {
         let Some(pid) = entry
@@ -118,17 +117,13 @@ pub(crate) fn scan() -> Procs {
         else {
             continue;
         };
-        buf.clear();
         path.clear();
         let _ = std::fmt::Write::write_fmt(&mut path, format_args!("/proc/{pid}/stat"));
         // Gone since the listing (it exited and was reaped): not an error.
-        if std::fs::File::open(&path)
-            .and_then(|mut f| f.read_to_end(&mut buf))
-            .is_err()
-        {
+        let Ok(len) = std::fs::File::open(&path).and_then(|f| read_small(f, &mut buf)) else {
             continue;
-        }
-        let Ok(stat) = procfs::process::Stat::from_read(&buf[..]) else {
+        };
+        let Ok(stat) = procfs::process::Stat::from_read(&buf[..len]) else {
             continue;
         };
         usage.insert(
@@ -143,6 +138,25 @@ pub(crate) fn scan() -> Procs {
     Procs {
         usage,
         ..Procs::new(list)
+    }
+}
+
+/// Reads all of a small file into `buf` (grown if it fills), with plain
+/// reads: `read_to_end` first asks the file's size and position, two more
+/// system calls per `/proc` file, which report nothing useful there.
+fn read_small(mut file: std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    use std::io::Read as _;
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => return Ok(len),
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 
