@@ -168,10 +168,36 @@ pub struct BenchReport {
 pub struct Machine {
     /// Cores available to this process.
     pub cores: usize,
+    /// The CPU's model name, as the kernel reports it.
+    pub cpu: String,
+    /// Total and available memory when the bench started, MiB.
+    pub memory_total_mib: u64,
+    /// ...
+    pub memory_available_mib: u64,
     /// `/proc/loadavg` (1, 5, 15 min) when the bench started.
     pub load_before: Vec<f64>,
     /// The same when it ended.
     pub load_after: Vec<f64>,
+}
+
+/// The machine as sysinfo describes it: CPU model and memory, so figures
+/// taken on different machines (or beside other work) can be told apart.
+fn describe_machine() -> Machine {
+    let mut system = sysinfo::System::new();
+    system.refresh_memory();
+    system.refresh_cpu_list(sysinfo::CpuRefreshKind::nothing());
+    Machine {
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpu: system
+            .cpus()
+            .first()
+            .map(|c| c.brand().trim().to_string())
+            .unwrap_or_default(),
+        memory_total_mib: system.total_memory() / (1024 * 1024),
+        memory_available_mib: system.available_memory() / (1024 * 1024),
+        load_before: load_average(),
+        load_after: Vec::new(),
+    }
 }
 
 fn load_average() -> Vec<f64> {
@@ -193,11 +219,7 @@ pub(crate) fn run(mut args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     let runs = |s: Section| args.only.is_empty() || args.only.contains(&s);
     let mut report = BenchReport {
-        machine: Machine {
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            load_before: load_average(),
-            load_after: Vec::new(),
-        },
+        machine: describe_machine(),
         ..BenchReport::default()
     };
     let needs_plugins = [
@@ -320,8 +342,11 @@ fn print(r: &BenchReport) {
             .join(" ")
     };
     println!(
-        "machine: {} cores, load average {} at the start, {} at the end",
+        "machine: {} cores ({}), {} MiB of memory ({} MiB available), load average {} at the start, {} at the end",
         r.machine.cores,
+        r.machine.cpu,
+        r.machine.memory_total_mib,
+        r.machine.memory_available_mib,
         load(&r.machine.load_before),
         load(&r.machine.load_after)
     );

@@ -213,8 +213,14 @@ impl EpochTicker {
                             ticker.cv.wait_for(&mut guard, Duration::from_millis(500));
                         }
                         ticker.parked.store(false, Ordering::SeqCst);
-                        idle_ticks = 0;
-                        next = std::time::Instant::now();
+                        // Woken by a call: tick again. Woken by the timeout
+                        // (a safety net only) with nothing in flight: park
+                        // again at once, not after another 50 ticks: that
+                        // was 100 wake-ups a second on an idle host.
+                        if ticker.in_flight.load(Ordering::SeqCst) > 0 {
+                            idle_ticks = 0;
+                            next = std::time::Instant::now();
+                        }
                         continue;
                     }
                     drop(ticker);

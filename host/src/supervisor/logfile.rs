@@ -26,6 +26,11 @@ static CHAIN: Mutex<()> = Mutex::new(());
 /// Logs whose compressor thread is running. Taken before [`CHAIN`].
 static COMPRESSING: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
 
+/// Opens `path` for appending, creating it if missing.
+fn append_to(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
 /// How a log file rotates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct LogPolicy {
@@ -41,23 +46,27 @@ pub(crate) struct LogPolicy {
 pub(crate) struct LogFile {
     path: PathBuf,
     /// Unbuffered: writes are whole pipe reads already, and a `tail -f` of
-    /// the file sees a line as soon as it is read.
-    file: File,
+    /// the file sees a line as soon as it is read. Opened at the first
+    /// write: a process that never writes holds no descriptor (every open
+    /// descriptor of the host is copied into, and closed by, each child it
+    /// spawns, so a thousand idle logs made each spawn slower).
+    file: Option<File>,
     size: u64,
     policy: LogPolicy,
 }
 
 impl LogFile {
-    /// Opens (appending) or creates the log file and its directory.
+    /// Creates the log file and its directory if missing; a file that
+    /// cannot be opened for appending is an error now, at the spawn, not
+    /// at the first write.
     pub(crate) fn open(path: PathBuf, policy: LogPolicy) -> io::Result<LogFile> {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        let size = file.metadata()?.len();
+        let size = append_to(&path)?.metadata()?.len();
         Ok(LogFile {
             path,
-            file,
+            file: None,
             size,
             policy: LogPolicy {
                 max_bytes: policy.max_bytes.max(1),
@@ -99,7 +108,11 @@ impl LogFile {
     }
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes)?;
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => self.file.insert(append_to(&self.path)?),
+        };
+        file.write_all(bytes)?;
         self.size += bytes.len() as u64;
         Ok(())
     }
@@ -129,10 +142,7 @@ impl LogFile {
                 fs::rename(&self.path, generation(&self.path, 1, false))?;
             }
         }
-        self.file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        self.file = Some(append_to(&self.path)?);
         self.size = 0;
         if self.policy.compress && self.policy.generations > 0 {
             start_compressor(&self.path);
@@ -334,6 +344,23 @@ mod tests {
             generations,
             compress: false,
         }
+    }
+
+    #[test]
+    fn a_log_is_created_at_once_but_held_open_only_from_its_first_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs").join("p.log");
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, b"earlier run\n").unwrap();
+        let mut log = LogFile::open(path.clone(), policy(1024, 2)).unwrap();
+        assert!(log.file.is_none(), "no descriptor before any output");
+        log.write(b"now\n").unwrap();
+        assert!(log.file.is_some());
+        assert_eq!(fs::read(&path).unwrap(), b"earlier run\nnow\n");
+        // A folder where the file should be: refused at open, not later.
+        let blocked = dir.path().join("blocked.log");
+        fs::create_dir(&blocked).unwrap();
+        assert!(LogFile::open(blocked, policy(1024, 2)).is_err());
     }
 
     #[test]

@@ -74,7 +74,7 @@
 //! - `reaper`: the child subreaper and orphan reaping;
 //! - `offload`: running `/proc` walks, signal rounds and reaps on the
 //!   blocking pool, never on an async worker;
-//! - `resources`: the one sampler task (sysinfo) and the memory limit check;
+//! - `resources`: the one sampler task (from the `/proc` scan) and the memory limit check;
 //! - `deps`: `depends_on` ([`DependsOn`], [`Condition`]): the graph checks
 //!   at config time, start order, and the wait before each spawn until the
 //!   dependencies are satisfied (or can never be: the dependant fails with

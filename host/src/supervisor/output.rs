@@ -16,9 +16,10 @@
 //! `process.output_dropped` as soon as there is room again: every line read
 //! is either published or counted dropped. The log file gets every byte.
 //!
-//! A pipe starts at the kernel's 64 KiB; once a read finds it full, it is
-//! grown to 1 MiB and the read buffer to 128 KiB, so only busy writers
-//! cost the memory.
+//! A read buffer starts at 4 KiB and doubles each time a read fills it; a
+//! pipe starts at the kernel's 64 KiB and is grown to 1 MiB once a read
+//! finds it full. So only busy writers cost the memory (up to 128 KiB of
+//! buffer a stream).
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -55,12 +56,16 @@ const BUS_BYTES_PER_SEC: f64 = 1024.0 * 1024.0;
 /// suite's output), while a flood costs the journal at most this much
 /// plus 1 MiB/s instead of whatever it can commit.
 const BUS_BURST_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
-/// The read buffer of a quiet stream.
-const READ_START: usize = 64 * 1024;
+/// The read buffer of a quiet stream: small, since a thousand idle
+/// processes would otherwise hold 128 MiB of buffers they never fill. A
+/// read that fills it doubles it, up to [`READ_MAX`].
+const READ_START: usize = 4 * 1024;
 /// The read buffer of a stream that filled its pipe. Not larger: a read,
 /// the line scan and the write to the log then stay in the core's cache;
 /// with 1 MiB reads a pipe-to-file copy of 1 GiB took twice as long here.
 const READ_MAX: usize = 128 * 1024;
+/// The kernel's default pipe size: a read this large found the pipe full.
+const PIPE_START: usize = 64 * 1024;
 /// The pipe size asked for once a read found the pipe full, so the child
 /// can run ahead of the reader by this much.
 const PIPE_MAX: usize = 1024 * 1024;
@@ -317,8 +322,11 @@ async fn read_stream(mut pipe: impl AsyncRead + Unpin, fd: RawFd, stream: Stream
         log.write(&buf[..n], &sink.log);
         lines.take(&buf[..n], stream, &sink, &mut batch);
         if n == buf.len() && buf.len() < READ_MAX {
-            grow_pipe(fd);
-            buf.resize(READ_MAX, 0);
+            // A full read of the pipe's size means the child is ahead of us.
+            if buf.len() >= PIPE_START {
+                grow_pipe(fd);
+            }
+            buf.resize((buf.len() * 2).min(READ_MAX), 0);
         }
     }
     log.finish(&sink.log);

@@ -111,13 +111,14 @@ pub(super) fn start(host_pidfd: i32) -> io::Result<(i32, InitStack)> {
     // SAFETY: `init_main` only touches its stack and makes raw system
     // calls (see the module doc); the stack is ours and outlives the
     // init (it is released only after the init is reaped). CLONE_VM
-    // without CLONE_THREAD makes a process sharing our memory; SIGCHLD
-    // makes it reapable with waitpid like any child.
+    // without CLONE_THREAD makes a process sharing our memory; CLONE_FILES
+    // shares our descriptor table until the init lets go of it (see
+    // `init_main`); SIGCHLD makes it reapable with waitpid like any child.
     let pid = unsafe {
         libc::clone(
             init_main,
             stack_top,
-            libc::CLONE_VM | libc::SIGCHLD,
+            libc::CLONE_VM | libc::CLONE_FILES | libc::SIGCHLD,
             args.cast::<c_void>(),
         )
     };
@@ -163,9 +164,18 @@ extern "C" fn init_main(arg: *mut c_void) -> i32 {
     }
     // Its own group: the host's terminal group (Ctrl-C) must not reach it.
     sys::call(sys::SETPGID, [0, 0, 0, 0]);
-    // The descriptor table is a copy of the host's: close every copy (the
-    // host's own stay open), so no pipe or socket is held open by us.
-    sys::call(sys::CLOSE_RANGE, [0, u32::MAX as usize, 0, 0]);
+    // The descriptor table is still the host's own (CLONE_FILES): trade it
+    // for an empty one of our own, so no pipe or socket is held open by
+    // us. Unsharing with nothing to keep copies no descriptor; the copy
+    // `clone` would otherwise make, and closing it here, cost every spawn
+    // as much as the host has descriptors open (five per running process).
+    // A kernel without CLOSE_RANGE_UNSHARE (before 5.9) leaves the table
+    // shared: nothing is held open that the host does not hold itself, and
+    // the init dies with the host.
+    sys::call(
+        sys::CLOSE_RANGE,
+        [0, u32::MAX as usize, libc::CLOSE_RANGE_UNSHARE as usize, 0],
+    );
     // Every signal, as the kernel's 64-bit set.
     let all: u64 = !0;
     loop {

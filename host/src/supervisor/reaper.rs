@@ -23,7 +23,7 @@ use nix::unistd::Pid;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::offload::offload;
-use super::stop::{self, ProcStat};
+use super::stop;
 
 /// Ticks between scans when no `SIGCHLD` arrived.
 const IDLE_SCAN_EVERY: u32 = 10;
@@ -145,8 +145,8 @@ pub(crate) fn reap_orphans() -> usize {
     if let Some(map) = reg.escapees.as_mut() {
         map.retain(|pid, start| {
             procs
-                .iter()
-                .any(|p| p.pid == *pid && p.start_time == *start && !(p.ppid == me && p.is_dead()))
+                .get(*pid)
+                .is_some_and(|p| p.start_time == *start && !(p.ppid == me && p.is_dead()))
         });
     }
     reaped
@@ -178,7 +178,7 @@ pub(crate) async fn reap_periodically() {
 }
 
 /// Records descendants of supervised groups that have left their group.
-fn learn_escapees(reg: &mut Registry, procs: &[ProcStat]) {
+fn learn_escapees(reg: &mut Registry, procs: &stop::Procs) {
     let Some(groups) = reg.groups.as_ref() else {
         return;
     };
@@ -186,9 +186,10 @@ fn learn_escapees(reg: &mut Registry, procs: &[ProcStat]) {
         .iter()
         .filter(|p| groups.contains(&p.pgid))
         .map(|p| p.pid);
-    let found: Vec<(i32, u64)> = stop::descendants(procs, roots)
+    let found: Vec<(i32, u64)> = procs
+        .descendants(roots)
         .into_iter()
-        .filter_map(|pid| procs.iter().find(|p| p.pid == pid))
+        .filter_map(|pid| procs.get(pid))
         .filter(|p| !groups.contains(&p.pgid))
         .map(|p| (p.pid, p.start_time))
         .collect();

@@ -2,24 +2,29 @@
 //! `process.resource` events, and the `memory_limit` check.
 //!
 //! One task samples every process, so an idle host pays one timer. A tick
-//! costs one `/proc` stat scan (to find the trees, as `stop.rs` does) plus a
-//! sysinfo refresh of only the pids in those trees, never a full system
-//! refresh, and nothing at all while no process runs. sysinfo computes CPU
-//! from the difference between two refreshes, so one `System` lives across
-//! samples. The work runs on the blocking pool: it reads `/proc` and the bus
-//! writes a journal.
+//! costs one `/proc` stat scan, which finds the trees (as `stop.rs` does)
+//! and also gives each member's CPU time and resident memory; only members
+//! whose CPU time moved since the last tick have their `/proc/<pid>/io`
+//! read. CPU use is the difference between two ticks, so the sampler keeps
+//! each member's figures across ticks. Nothing at all is read while no
+//! process runs. The work runs on the blocking pool: it reads `/proc` and
+//! the bus writes a journal.
+//!
+//! (sysinfo did this before: it re-read `stat`, `statm` and `io` of every
+//! member each tick, which with 1,000 idle processes was most of an idle
+//! host's CPU; the scan already holds those figures.)
 //!
 //! The sampler only notices a limit; the runner that owns the run stops it
 //! (`Control::MemoryLimit`), so a stop never races a restart.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use std::time::Duration;
 
 use serde_json::json;
-use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
@@ -46,7 +51,7 @@ pub(super) struct Sample {
     /// Summed resident set size.
     pub(super) memory_bytes: u64,
     /// Summed CPU use in percent of one core; `None` while no member has
-    /// been refreshed before (sysinfo needs two refreshes).
+    /// been seen by an earlier sample (CPU use is a difference of two).
     pub(super) cpu_percent: Option<f32>,
     /// Bytes read from storage since the last sample.
     pub(super) disk_read_bytes: u64,
@@ -54,11 +59,28 @@ pub(super) struct Sample {
     pub(super) disk_written_bytes: u64,
 }
 
-/// What survives between samples: the sysinfo state and the trees followed.
+/// What survives between samples: the trees followed and what the last
+/// sample read of each member.
 pub(super) struct Sampler {
-    system: System,
     /// Process name → (leader pid, its tree).
     trees: HashMap<String, (u32, Tree)>,
+    /// pid → its figures at the last sample.
+    seen: HashMap<i32, Seen>,
+    /// When the last sample's scan was taken.
+    at: Option<Instant>,
+    /// Clock ticks per second and bytes per page, for `/proc`'s units.
+    ticks_per_second: f64,
+    page_size: u64,
+}
+
+/// One member's figures at a sample.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    /// With the pid, which process this is (pids are recycled).
+    start_time: u64,
+    cpu_ticks: u64,
+    read_bytes: u64,
+    written_bytes: u64,
 }
 
 /// Samples every `every` until the supervisor is gone or the task is aborted.
@@ -155,65 +177,65 @@ fn sample_once(inner: &Inner, sampler: &mut Sampler) {
 
 impl Sampler {
     pub(super) fn new() -> Sampler {
-        // sysinfo would keep each sampled process's `/proc/<pid>/stat`
-        // open between refreshes: 1,000 descriptors at 1,000 processes, to
-        // save an open every 10 s. Reopened at each sample instead.
-        sysinfo::set_open_files_limit(0);
         Sampler {
-            system: System::new(),
             trees: HashMap::new(),
+            seen: HashMap::new(),
+            at: None,
+            ticks_per_second: procfs::ticks_per_second() as f64,
+            page_size: procfs::page_size(),
         }
     }
 
     /// Samples the trees led by `leaders` (name, pid); one entry per leader,
     /// `None` when its tree is already gone.
+    ///
+    /// CPU and memory come from the scan that finds the trees (the same
+    /// `/proc/<pid>/stat` line); only a member whose CPU time moved since
+    /// the last sample can have read or written anything, so only its
+    /// `/proc/<pid>/io` is read. A thousand idle processes cost one scan.
     pub(super) fn sample(&mut self, leaders: &[(String, u32)]) -> Vec<Option<Sample>> {
         self.trees
             .retain(|name, (leader, _)| leaders.iter().any(|(n, pid)| n == name && pid == leader));
         if leaders.is_empty() {
-            // Nothing to watch: let go of what sysinfo holds (open stat files too).
-            if !self.system.processes().is_empty() {
-                self.system = System::new();
-            }
+            self.seen.clear();
+            self.at = None;
             return Vec::new();
         }
         let procs = stop::scan();
-        let members: Vec<Vec<i32>> = leaders
+        let now = Instant::now();
+        let elapsed = self
+            .at
+            .map(|at| now.duration_since(at).as_secs_f64())
+            .filter(|secs| *secs > 0.0);
+        let mut seen = HashMap::new();
+        let samples = leaders
             .iter()
             .map(|(name, pid)| {
                 let (_, tree) = self.trees.entry(name.clone()).or_insert_with(|| {
                     let mut tree = Tree::new(*pid as i32);
-                    if let Some(leader) = procs.iter().find(|p| p.pid == *pid as i32) {
+                    if let Some(leader) = procs.get(*pid as i32) {
                         tree.adopt(leader);
                     }
                     (*pid, tree)
                 });
-                tree.observe(&procs)
+                let members = tree.observe(&procs);
+                self.sum(&procs, &members, elapsed, &mut seen)
             })
             .collect();
-        let known: HashSet<Pid> = self.system.processes().keys().copied().collect();
-        // Pids refreshed last time are refreshed again so that sysinfo drops
-        // the dead ones; nothing else on the host is read.
-        let mut wanted: Vec<Pid> = members
-            .iter()
-            .flatten()
-            .map(|pid| Pid::from_u32(*pid as u32))
-            .chain(known.iter().copied())
-            .collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        let kind = ProcessRefreshKind::nothing()
-            .with_memory()
-            .with_cpu()
-            .with_disk_usage()
-            .without_tasks();
-        self.system
-            .refresh_processes_specifics(ProcessesToUpdate::Some(&wanted), true, kind);
-        members.iter().map(|pids| self.sum(pids, &known)).collect()
+        self.seen = seen;
+        self.at = Some(now);
+        samples
     }
 
-    /// Adds up the members sysinfo could read; `None` if it read none.
-    fn sum(&self, pids: &[i32], known: &HashSet<Pid>) -> Option<Sample> {
+    /// Adds up the members the scan saw; `None` if it saw none. Records
+    /// each member's figures in `seen` for the next sample.
+    fn sum(
+        &self,
+        procs: &stop::Procs,
+        pids: &[i32],
+        elapsed: Option<f64>,
+        seen: &mut HashMap<i32, Seen>,
+    ) -> Option<Sample> {
         let mut sample = Sample {
             pids: Vec::new(),
             memory_bytes: 0,
@@ -221,30 +243,58 @@ impl Sampler {
             disk_read_bytes: 0,
             disk_written_bytes: 0,
         };
-        let mut cpu = 0.0;
+        let mut ticks = 0;
         let mut baseline = false;
-        for pid in pids {
-            let pid = Pid::from_u32(*pid as u32);
-            let Some(process) = self.system.process(pid) else {
+        for &pid in pids {
+            let (Some(stat), Some(usage)) = (procs.get(pid), procs.usage(pid)) else {
                 continue;
             };
-            sample.pids.push(pid.as_u32());
-            sample.memory_bytes += process.memory();
-            // A member seen for the first time reports 0 %, which is right
-            // for the sum as long as another member has a baseline.
-            cpu += process.cpu_usage();
-            baseline |= known.contains(&pid);
-            let disk = process.disk_usage();
-            sample.disk_read_bytes += disk.read_bytes;
-            sample.disk_written_bytes += disk.written_bytes;
+            sample.pids.push(pid as u32);
+            sample.memory_bytes += usage.rss_pages * self.page_size;
+            let before = self
+                .seen
+                .get(&pid)
+                .filter(|s| s.start_time == stat.start_time);
+            let (read_bytes, written_bytes) = match before {
+                Some(b) if b.cpu_ticks == usage.cpu_ticks => (b.read_bytes, b.written_bytes),
+                _ => read_io(pid)
+                    .unwrap_or_else(|| before.map_or((0, 0), |b| (b.read_bytes, b.written_bytes))),
+            };
+            // A member seen for the first time adds no CPU (its time before
+            // this sample is not from this interval) and all its I/O so far.
+            if let Some(b) = before {
+                baseline = true;
+                ticks += usage.cpu_ticks.saturating_sub(b.cpu_ticks);
+            }
+            let (read_before, written_before) =
+                before.map_or((0, 0), |b| (b.read_bytes, b.written_bytes));
+            sample.disk_read_bytes += read_bytes.saturating_sub(read_before);
+            sample.disk_written_bytes += written_bytes.saturating_sub(written_before);
+            seen.insert(
+                pid,
+                Seen {
+                    start_time: stat.start_time,
+                    cpu_ticks: usage.cpu_ticks,
+                    read_bytes,
+                    written_bytes,
+                },
+            );
         }
         if sample.pids.is_empty() {
             return None;
         }
         sample.pids.sort_unstable();
-        sample.cpu_percent = baseline.then_some(cpu);
+        sample.cpu_percent = elapsed
+            .filter(|_| baseline)
+            .map(|secs| (ticks as f64 / self.ticks_per_second / secs * 100.0) as f32);
         Some(sample)
     }
+}
+
+/// Bytes `pid` has read from and written to storage, from `/proc/<pid>/io`.
+fn read_io(pid: i32) -> Option<(u64, u64)> {
+    let io = procfs::process::Process::new(pid).ok()?.io().ok()?;
+    Some((io.read_bytes, io.write_bytes))
 }
 
 #[cfg(test)]
@@ -317,6 +367,6 @@ mod tests {
         }
         assert_eq!(sampler.sample(&[("t".to_string(), leader)]), [None]);
         assert!(sampler.sample(&[]).is_empty());
-        assert!(sampler.system.processes().is_empty());
+        assert!(sampler.seen.is_empty());
     }
 }

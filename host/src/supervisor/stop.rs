@@ -95,13 +95,165 @@ pub(crate) fn read_stat(pid: i32) -> Option<ProcStat> {
 
 /// Reads every process visible in `/proc` (which lists processes, not
 /// threads).
-pub(crate) fn scan() -> Vec<ProcStat> {
-    let Ok(all) = procfs::process::all_processes() else {
-        return Vec::new();
+///
+/// Each `stat` file is read by path into one reused buffer: one open per
+/// process, where `procfs::process::all_processes` opens each process's
+/// folder and then its `stat` (twice the system calls, for every process
+/// on the machine, every resource sample).
+pub(crate) fn scan() -> Procs {
+    use procfs::FromRead as _;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Procs::new(Vec::new());
     };
-    all.filter_map(|p| p.ok()?.stat().ok())
-        .map(ProcStat::from)
-        .collect()
+    let mut usage = HashMap::new();
+    let mut list = Vec::new();
+    let mut buf = vec![0u8; 1024];
+    let mut path = String::with_capacity(32);
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        path.clear();
+        let _ = std::fmt::Write::write_fmt(&mut path, format_args!("/proc/{pid}/stat"));
+        // Gone since the listing (it exited and was reaped): not an error.
+        let Ok(len) = std::fs::File::open(&path).and_then(|f| read_small(f, &mut buf)) else {
+            continue;
+        };
+        let Ok(stat) = procfs::process::Stat::from_read(&buf[..len]) else {
+            continue;
+        };
+        usage.insert(
+            stat.pid,
+            Usage {
+                cpu_ticks: stat.utime + stat.stime,
+                rss_pages: stat.rss,
+            },
+        );
+        list.push(ProcStat::from(stat));
+    }
+    Procs {
+        usage,
+        ..Procs::new(list)
+    }
+}
+
+/// Reads all of a small file into `buf` (grown if it fills), with plain
+/// reads: `read_to_end` first asks the file's size and position, two more
+/// system calls per `/proc` file, which report nothing useful there.
+fn read_small(mut file: std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    use std::io::Read as _;
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => return Ok(len),
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// What the same line of `/proc/<pid>/stat` says of a process's use of
+/// the machine: the resource sampler needs no other read for an idle one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Usage {
+    /// User plus system CPU time, in clock ticks.
+    pub(crate) cpu_ticks: u64,
+    /// Resident set size, in pages.
+    pub(crate) rss_pages: u64,
+}
+
+/// One scan of `/proc`, indexed by pid, by parent and by group.
+///
+/// The resource sampler follows every tree through one scan; with a
+/// linear search per member and per link, 1,000 trees over ~3,000
+/// processes cost millions of comparisons every sample (most of an idle
+/// host's CPU). Indexed, each tree costs its own size.
+#[derive(Debug, Default)]
+pub(crate) struct Procs {
+    list: Vec<ProcStat>,
+    /// pid → index in `list`.
+    by_pid: HashMap<i32, usize>,
+    /// parent pid → indexes of its children.
+    children: HashMap<i32, Vec<usize>>,
+    /// group id → indexes of its members.
+    groups: HashMap<i32, Vec<usize>>,
+    /// pid → its use of the machine (from [`scan`]; empty for a list
+    /// given to [`Procs::new`]).
+    usage: HashMap<i32, Usage>,
+}
+
+impl Procs {
+    /// Indexes `list`.
+    pub(crate) fn new(list: Vec<ProcStat>) -> Procs {
+        let mut procs = Procs {
+            by_pid: HashMap::with_capacity(list.len()),
+            ..Procs::default()
+        };
+        for (i, p) in list.iter().enumerate() {
+            procs.by_pid.insert(p.pid, i);
+            procs.children.entry(p.ppid).or_default().push(i);
+            procs.groups.entry(p.pgid).or_default().push(i);
+        }
+        procs.list = list;
+        procs
+    }
+
+    /// The process `pid`, if the scan saw it.
+    pub(crate) fn get(&self, pid: i32) -> Option<&ProcStat> {
+        self.by_pid.get(&pid).map(|&i| &self.list[i])
+    }
+
+    /// The CPU time and memory `pid` had at the scan.
+    pub(crate) fn usage(&self, pid: i32) -> Option<Usage> {
+        self.usage.get(&pid).copied()
+    }
+
+    /// Whether `pid` is the process that started at `start` and has not exited.
+    fn is_alive(&self, pid: i32, start: u64) -> bool {
+        self.get(pid)
+            .is_some_and(|p| p.start_time == start && !p.is_dead())
+    }
+
+    fn indexed<'a>(&'a self, at: Option<&'a Vec<usize>>) -> impl Iterator<Item = &'a ProcStat> {
+        at.into_iter().flatten().map(|&i| &self.list[i])
+    }
+
+    /// The members of group `pgid`.
+    pub(crate) fn group(&self, pgid: i32) -> impl Iterator<Item = &ProcStat> {
+        self.indexed(self.groups.get(&pgid))
+    }
+
+    /// Every pid reachable from `roots` through parent links, `roots`
+    /// included (those the scan saw or not), each once.
+    pub(crate) fn descendants(&self, roots: impl IntoIterator<Item = i32>) -> Vec<i32> {
+        let mut seen = std::collections::HashSet::new();
+        let mut order = Vec::new();
+        let mut queue: VecDeque<i32> = roots.into_iter().collect();
+        while let Some(pid) = queue.pop_front() {
+            if !seen.insert(pid) {
+                continue;
+            }
+            order.push(pid);
+            queue.extend(self.indexed(self.children.get(&pid)).map(|p| p.pid));
+        }
+        order
+    }
+}
+
+impl std::ops::Deref for Procs {
+    type Target = [ProcStat];
+
+    fn deref(&self) -> &[ProcStat] {
+        &self.list
+    }
 }
 
 /// A scan of `/proc` that began no earlier than `since`: a scan another
@@ -113,7 +265,7 @@ pub(crate) fn scan() -> Vec<ProcStat> {
 /// a scan of its own would (a process that existed then and was not yet
 /// reaped is listed), so sharing it loses nothing: callers that arrive
 /// while a scan runs wait for the next one, and all of them share it.
-pub(crate) fn scan_since(since: std::time::Instant) -> std::sync::Arc<Vec<ProcStat>> {
+pub(crate) fn scan_since(since: std::time::Instant) -> std::sync::Arc<Procs> {
     static SHARED: SharedScans = SharedScans::new();
     SHARED.since(since, scan)
 }
@@ -128,7 +280,7 @@ struct SharedScans {
 
 struct ScanState {
     /// The newest finished scan and when it began.
-    latest: Option<(std::time::Instant, std::sync::Arc<Vec<ProcStat>>)>,
+    latest: Option<(std::time::Instant, std::sync::Arc<Procs>)>,
     /// Whether a scan is under way.
     running: bool,
 }
@@ -148,8 +300,8 @@ impl SharedScans {
     fn since(
         &self,
         since: std::time::Instant,
-        scan: impl FnOnce() -> Vec<ProcStat>,
-    ) -> std::sync::Arc<Vec<ProcStat>> {
+        scan: impl FnOnce() -> Procs,
+    ) -> std::sync::Arc<Procs> {
         let mut shared = self.state.lock();
         loop {
             if let Some((began, procs)) = &shared.latest
@@ -173,26 +325,6 @@ impl SharedScans {
             return procs;
         }
     }
-}
-
-/// Every pid reachable from `roots` through parent links, `roots` included.
-pub(crate) fn descendants(procs: &[ProcStat], roots: impl IntoIterator<Item = i32>) -> Vec<i32> {
-    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-    for p in procs {
-        children.entry(p.ppid).or_default().push(p.pid);
-    }
-    let mut seen = Vec::new();
-    let mut queue: VecDeque<i32> = roots.into_iter().collect();
-    while let Some(pid) = queue.pop_front() {
-        if seen.contains(&pid) {
-            continue;
-        }
-        seen.push(pid);
-        if let Some(kids) = children.get(&pid) {
-            queue.extend(kids.iter().copied());
-        }
-    }
-    seen
 }
 
 /// The processes of one supervised child: its group plus descendants that left it.
@@ -241,49 +373,45 @@ impl Tree {
     /// For observers that follow a tree for its whole life (the resource
     /// sampler), so the member list does not grow with every short-lived
     /// child, and one scan serves every tree.
-    pub(crate) fn observe(&mut self, procs: &[ProcStat]) -> Vec<i32> {
+    pub(crate) fn observe(&mut self, procs: &Procs) -> Vec<i32> {
         self.extend_from(procs);
-        self.members.retain(|pid, start| {
-            procs
-                .iter()
-                .any(|p| p.pid == *pid && p.start_time == *start && !p.is_dead())
-        });
+        self.members
+            .retain(|pid, start| procs.is_alive(*pid, *start));
         self.members.keys().copied().collect()
     }
 
-    fn extend_from(&mut self, procs: &[ProcStat]) {
+    fn extend_from(&mut self, procs: &Procs) {
         let me = std::process::id() as i32;
-        let alive = |pid: &i32, start: &u64| {
-            procs
-                .iter()
-                .any(|p| p.pid == *pid && p.start_time == *start && !p.is_dead())
-        };
         // Strangers carrying our group id are adopted only while the id is
         // pinned by a member we know: otherwise it may be a recycled group.
         let ours = self.members.iter().any(|(pid, start)| {
             procs
-                .iter()
-                .any(|p| p.pid == *pid && p.start_time == *start && p.pgid == self.pgid)
+                .get(*pid)
+                .is_some_and(|p| p.start_time == *start && p.pgid == self.pgid)
         });
         // Orphans of a namespaced tree are re-parented to its init (which
         // is not a member: it is ours, not the command's).
         let init = pidns::init_of(self.pgid);
-        let roots: Vec<i32> = procs
+        let group = procs.group(self.pgid).filter(|_| ours);
+        let orphans = init
+            .into_iter()
+            .flat_map(|init| procs.descendants([init]).into_iter().skip(1));
+        let living = self
+            .members
             .iter()
-            .filter(|p| (ours && p.pgid == self.pgid) || Some(p.ppid) == init)
-            .map(|p| p.pid)
-            .chain(
-                self.members
-                    .iter()
-                    .filter(|(pid, start)| alive(pid, start))
-                    .map(|(pid, _)| *pid),
-            )
+            .filter(|(pid, start)| procs.is_alive(**pid, **start))
+            .map(|(pid, _)| *pid);
+        let roots: Vec<i32> = group.map(|p| p.pid).chain(living).collect();
+        let found: Vec<i32> = procs
+            .descendants(roots)
+            .into_iter()
+            .chain(orphans)
             .collect();
-        for pid in descendants(procs, roots) {
+        for pid in found {
             if pid == me {
                 continue;
             }
-            if let Some(p) = procs.iter().find(|p| p.pid == pid) {
+            if let Some(p) = procs.get(pid) {
                 self.members.entry(pid).or_insert(p.start_time);
             }
         }
@@ -479,20 +607,24 @@ mod tests {
             start_time: 1,
         };
         let mut tree = Tree::new(100);
-        let first = [p(100, 1, 100, 'S'), p(101, 100, 100, 'S'), p(7, 1, 7, 'S')];
+        let first = Procs::new(vec![
+            p(100, 1, 100, 'S'),
+            p(101, 100, 100, 'S'),
+            p(7, 1, 7, 'S'),
+        ]);
         tree.adopt(&first[0]);
         assert_eq!(tree.observe(&first), [100, 101]);
         // 102 left the group (setsid) under 101, then 101 died.
-        let second = [
+        let second = Procs::new(vec![
             p(100, 1, 100, 'S'),
             p(101, 100, 100, 'Z'),
             p(102, 101, 102, 'S'),
-        ];
+        ]);
         assert_eq!(tree.observe(&second), [100, 102]);
         // 102 was re-parented when 101 was reaped; it is still followed.
-        let third = [p(100, 1, 100, 'S'), p(102, 1, 102, 'S')];
+        let third = Procs::new(vec![p(100, 1, 100, 'S'), p(102, 1, 102, 'S')]);
         assert_eq!(tree.observe(&third), [100, 102]);
-        assert!(tree.observe(&[]).is_empty());
+        assert!(tree.observe(&Procs::new(Vec::new())).is_empty());
     }
 
     #[test]
@@ -550,10 +682,57 @@ mod tests {
             state: 'S',
             start_time: 1,
         };
-        let procs = [p(1, 0), p(10, 1), p(11, 10), p(12, 11), p(20, 1)];
-        let mut found = descendants(&procs, [10]);
+        let procs = Procs::new(vec![p(1, 0), p(10, 1), p(11, 10), p(12, 11), p(20, 1)]);
+        let mut found = procs.descendants([10]);
         found.sort();
         assert_eq!(found, [10, 11, 12]);
+    }
+
+    #[test]
+    fn descendants_name_each_pid_once_even_from_overlapping_roots() {
+        let p = |pid, ppid| ProcStat {
+            pid,
+            ppid,
+            pgid: 10,
+            state: 'S',
+            start_time: 1,
+        };
+        let procs = Procs::new(vec![p(10, 1), p(11, 10), p(12, 11)]);
+        let mut found = procs.descendants([10, 11, 12, 11]);
+        found.sort();
+        assert_eq!(found, [10, 11, 12]);
+        assert_eq!(procs.group(10).count(), 3);
+        assert_eq!(procs.group(99).count(), 0);
+        assert_eq!(procs.get(12).map(|p| p.ppid), Some(11));
+        assert!(procs.get(13).is_none());
+    }
+
+    #[test]
+    fn a_tree_of_a_thousand_groups_sees_only_its_own() {
+        // One scan, many trees: each tree's members are its group and its
+        // descendants, whatever the others hold.
+        let mut list = Vec::new();
+        for g in 0..1000 {
+            let leader = 1000 + g * 3;
+            let p = |pid, ppid, pgid| ProcStat {
+                pid,
+                ppid,
+                pgid,
+                state: 'S',
+                start_time: 7,
+            };
+            list.push(p(leader, 1, leader));
+            list.push(p(leader + 1, leader, leader));
+            // Left the group with setsid, still a descendant.
+            list.push(p(leader + 2, leader + 1, leader + 2));
+        }
+        let procs = Procs::new(list);
+        for g in [0, 499, 999] {
+            let leader = 1000 + g * 3;
+            let mut tree = Tree::new(leader);
+            tree.adopt(procs.get(leader).unwrap());
+            assert_eq!(tree.observe(&procs), [leader, leader + 1, leader + 2]);
+        }
     }
 
     #[test]
@@ -570,14 +749,17 @@ mod tests {
         let mut tree = Tree::new(100);
         tree.adopt(&p(100, 1, 100, 1));
         assert!(
-            tree.observe(&[p(100, 1, 100, 9), p(101, 100, 100, 9)])
+            tree.observe(&Procs::new(vec![p(100, 1, 100, 9), p(101, 100, 100, 9)]))
                 .is_empty()
         );
         // An escapee we know keeps being followed, but does not vouch for
         // the group it left.
         let mut tree = Tree::new(100);
         tree.adopt(&p(102, 1, 102, 1));
-        assert_eq!(tree.observe(&[p(102, 1, 102, 1), p(101, 1, 100, 9)]), [102]);
+        assert_eq!(
+            tree.observe(&Procs::new(vec![p(102, 1, 102, 1), p(101, 1, 100, 9)])),
+            [102]
+        );
     }
 
     #[test]

@@ -47,7 +47,9 @@ pub(crate) type SharedRing = Arc<Mutex<Ring>>;
 impl Ring {
     pub(crate) fn shared(capacity: usize) -> SharedRing {
         Arc::new(Mutex::new(Ring {
-            lines: VecDeque::with_capacity(capacity.min(1024)),
+            // Grown as lines come: most processes of a thousand never fill a
+            // ring, and an eager one would cost each ~50 KiB.
+            lines: VecDeque::new(),
             capacity,
             next_offset: 0,
             last_output_at: None,

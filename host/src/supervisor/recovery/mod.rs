@@ -52,7 +52,7 @@ use super::offload::offload;
 use super::restart::should_restart;
 use super::spec::RestartMode;
 use super::state::{Origin, ProcessState};
-use super::stop::{self, ProcStat};
+use super::stop::{self, Procs};
 use super::supervisor::Supervisor;
 use super::table::{Record, prune_finished};
 use crate::bus::NewEvent;
@@ -162,7 +162,7 @@ impl Supervisor {
         &self,
         name: &str,
         trail: Trail,
-        procs: &Arc<Vec<ProcStat>>,
+        procs: &Arc<Procs>,
         report: &mut Recovery,
         published: &mut Vec<NewEvent>,
     ) {

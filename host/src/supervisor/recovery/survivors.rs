@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::trail::Trail;
 use crate::supervisor::offload::offload;
-use crate::supervisor::stop::{ProcStat, Tree};
+use crate::supervisor::stop::{Procs, Tree};
 
 /// How long killed survivors may take to vanish before we report them.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -32,14 +32,14 @@ pub(super) fn survivors(
     pid: u32,
     start_time: u64,
     started_at: DateTime<Utc>,
-    procs: &[ProcStat],
+    procs: &Procs,
 ) -> Option<Tree> {
     let boot = procfs::boot_time_secs().ok()?;
     if started_at.timestamp() < boot as i64 {
         return None; // another boot: nothing of it is alive
     }
     let pid = i32::try_from(pid).ok()?;
-    match procs.iter().find(|p| p.pid == pid) {
+    match procs.get(pid) {
         Some(leader) if leader.start_time == start_time && !leader.is_dead() => {
             return Some(Tree::collect(pid, start_time));
         }
@@ -49,8 +49,8 @@ pub(super) fn survivors(
         _ => {}
     }
     let members: Vec<_> = procs
-        .iter()
-        .filter(|p| p.pgid == pid && p.start_time >= start_time && !p.is_dead())
+        .group(pid)
+        .filter(|p| p.start_time >= start_time && !p.is_dead())
         .collect();
     if members.is_empty() {
         return None;
@@ -64,11 +64,7 @@ pub(super) fn survivors(
 }
 
 /// Kills what survives of a run; returns the pids that were alive.
-pub(super) async fn kill_survivors(
-    name: &str,
-    trail: &Trail,
-    procs: &Arc<Vec<ProcStat>>,
-) -> Vec<i32> {
+pub(super) async fn kill_survivors(name: &str, trail: &Trail, procs: &Arc<Procs>) -> Vec<i32> {
     let (Some(pid), Some(start_time), Some(started_at)) =
         (trail.pid, trail.start_time, trail.started_at)
     else {
