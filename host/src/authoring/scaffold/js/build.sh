@@ -21,11 +21,13 @@ node_modules/.bin/jco guest-types wit --world-name {{world}} -o types --quiet
 node --import ./test/setup.js --test test/app.test.js
 
 # The host runs without component-model async, so QuickJS must be built
-# without it; the stubbed WASI leaves the component no WASI imports at all.
+# without it. WASI is not stubbed (no --backend-qjs-stub-wasi): that keeps
+# stderr, where jco says what it could not convert when app.js returns the
+# wrong shape, and the host puts those words in plugin.failed. The host
+# grants WASI nothing unless plugin.toml asks, so this adds no authority.
 node_modules/.bin/jco componentize app.js \
     --wit wit \
     --world-name {{world}} \
     --backend quickjs \
-    --backend-qjs-stub-wasi \
     --backend-qjs-disable-async \
     -o {{name}}.wasm
