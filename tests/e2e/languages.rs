@@ -100,10 +100,10 @@ fn javascript_and_python_rules_handlers_and_agents_act_in_a_real_host_beside_rus
         &tmp.path().join("state"),
         &["--config", config.to_str().unwrap(), "--no-build"],
     );
-    // Three 18 MB Python components compile on the first start: tens of
-    // seconds on a loaded machine.
+    // Three 18 MB Python components and three QuickJS ones compile side by
+    // side on the first start: minutes on a loaded two-core machine.
     for name in &names {
-        host.wait_for("plugin.loaded", Duration::from_secs(300), |e| {
+        host.wait_for("plugin.loaded", Duration::from_secs(600), |e| {
             e["subject"] == name.as_str()
         })
         .unwrap_or_else(|e| panic!("{name} did not load: {e}"));
