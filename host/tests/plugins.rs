@@ -34,6 +34,8 @@ mod languages;
 mod operator;
 #[path = "plugins/replay.rs"]
 mod replay;
+#[path = "plugins/shadow.rs"]
+mod shadow;
 #[path = "plugins/shipped_agents.rs"]
 mod shipped_agents;
 #[path = "plugins/shipped_handlers.rs"]
