@@ -91,12 +91,15 @@ pub struct Difference {
     pub old: Option<Vec<String>>,
 }
 
+/// An input's name and the two versions' steps for it.
+type Pair<'a> = (&'a str, Option<&'a Step>, Option<&'a Step>);
+
 /// Compare two replays of the same input, step by step.
 pub fn compare(new: &Replay, old: &Replay) -> Comparison {
-    let mut by_input: BTreeMap<(u64, usize), (&str, Option<&Step>, Option<&Step>)> =
-        BTreeMap::new();
-    // Events are keyed by sequence, tasks by their place in the file.
-    let key = |i: usize, s: &Step| (s.sequence.unwrap_or(0), i);
+    let mut by_input: BTreeMap<(u64, usize), Pair> = BTreeMap::new();
+    // Events are keyed by sequence (the two versions may be given different
+    // ones), tasks by their place in the file (both are given every task).
+    let key = |i: usize, s: &Step| s.sequence.map_or((0, i), |seq| (seq, 0));
     for (i, s) in new.steps.iter().enumerate() {
         by_input
             .entry(key(i, s))
@@ -240,12 +243,12 @@ fn blocks(text: &str) -> Vec<(String, String)> {
         if line.is_empty() {
             continue;
         }
-        if line.starts_with(' ') {
-            if let Some((_, block)) = out.last_mut() {
-                block.push('\n');
-                block.push_str(line);
-                continue;
-            }
+        if line.starts_with(' ')
+            && let Some((_, block)) = out.last_mut()
+        {
+            block.push('\n');
+            block.push_str(line);
+            continue;
         }
         out.push((line.to_string(), line.to_string()));
     }
@@ -345,6 +348,10 @@ mod tests {
             ]
         );
         assert_eq!(c.differences[1].new, None, "v2 was not given #3");
+        // Given different events, the alike ones still pair up by sequence.
+        let a = replay("a", vec![step(2, &["x"]), step(5, &["y"])]);
+        let b = replay("b", vec![step(5, &["y"])]);
+        assert_eq!(compare(&a, &b).same, 1);
         let text = render_comparison(&c);
         assert!(
             text.lines()
