@@ -340,3 +340,113 @@ fn without_watch_a_source_edit_builds_nothing() {
 }
 
 // --- (helper E's tests follow)
+
+// --- versions, guest errors, shadow
+//
+// A guest's error in its own words in the journal: a JavaScript handler
+// returning the wrong shape, built here with the flags of its example, fed by `pinger`; the host's report
+// (`plugin.failed`) must carry what the guest wrote to stderr as
+// `guest_message`.
+mod guest_errors {
+    use std::path::Path;
+    use std::process::Command;
+
+    use host_tests::{
+        EMITS_TEST, RunningHost, example_component, fixture, install_plugin_folder, workspace_root,
+    };
+    use serde_json::Value;
+
+    use crate::PATIENCE;
+
+    /// Build a guest with `command` in `dir`; panics with its output.
+    fn build(dir: &Path, command: &mut Command) {
+        let out = command
+            .current_dir(dir)
+            .output()
+            .expect("run the guest build");
+        assert!(
+            out.status.success(),
+            "guest build failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A host with `pinger` (test.ping every 50 ms) and `component` as
+    /// `name`; waits for the first `plugin.failed` of `name`.
+    fn first_failure(tmp: &Path, name: &str, component: &Path, tail: &str) -> Value {
+        let plugins = tmp.join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        install_plugin_folder(
+            &plugins,
+            "pinger",
+            &fixture("pinger"),
+            &format!("[config]\ninterval_ms = 50\ntype = \"test.ping\"\n{EMITS_TEST}"),
+        );
+        install_plugin_folder(&plugins, name, component, &format!("{EMITS_TEST}{tail}"));
+        let mut host = RunningHost::start(&plugins, &tmp.join("state"), &[]);
+        host.wait_for("plugin.failed", PATIENCE, |e| e["data"]["plugin"] == name)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "no plugin.failed from {name}: {e:#}\n{:#?}",
+                    host.events("plugin.>")
+                )
+            })
+    }
+
+    fn guest_message(failed: &Value) -> &str {
+        failed["data"]["guest_message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no guest_message in {:#}", failed["data"]))
+    }
+
+    #[test]
+    fn a_javascript_handler_returning_the_wrong_shape_says_what_it_could_not_convert() {
+        // The example's build installs jco (CI runs it before the tests).
+        example_component("js/restart-on-failure", "restart-on-failure.wasm");
+        let jco = workspace_root().join("examples/js/restart-on-failure/node_modules/.bin/jco");
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        // An emit without `data`: undefined where WIT wants a string.
+        std::fs::write(
+            src.join("app.js"),
+            "export const eventHandler = {\n\
+             \x20 subscriptions() { return ['test.ping']; },\n\
+             \x20 handle(e) { return [{ tag: 'emit', val: { type: 'test.pong' } }]; },\n\
+             };\n",
+        )
+        .unwrap();
+        let wit = workspace_root().join("wit/v0.1");
+        // The flags of examples/js/restart-on-failure/build.sh.
+        build(
+            &src,
+            Command::new(&jco)
+                .args(["componentize", "app.js", "--wit"])
+                .arg(&wit)
+                .args([
+                    "--world-name",
+                    "event-handler-plugin",
+                    "--backend",
+                    "quickjs",
+                    "--backend-qjs-disable-async",
+                    "-o",
+                    "shape.wasm",
+                ]),
+        );
+        let failed = first_failure(tmp.path(), "shape", &src.join("shape.wasm"), "");
+        let said = guest_message(&failed);
+        assert!(
+            said.contains("expected string") && said.contains("undefined"),
+            "{said}"
+        );
+        assert!(
+            failed["data"]["error"]
+                .as_str()
+                .unwrap()
+                .contains("unreachable"),
+            "the trap as it was: {}",
+            failed["data"]["error"]
+        );
+    }
+}
