@@ -160,11 +160,7 @@ pub fn render_comparison(c: &Comparison) -> String {
             let l = left.get(i).map_or("", String::as_str);
             let r = right.get(i).map_or("", String::as_str);
             let pad = width - l.chars().count();
-            out.push_str(
-                &format!("    {l}{} | {r}\n", " ".repeat(pad))
-                    .trim_end()
-                    .to_string(),
-            );
+            out.push_str(format!("    {l}{} | {r}", " ".repeat(pad)).trim_end());
             out.push('\n');
         }
     }
