@@ -2,8 +2,9 @@
 # Builds failure-alert.wasm beside plugin.toml with jco's QuickJS backend, against
 # the repository's wit/ (host:plugin@0.2.0, world event-handler-plugin). The flags
 # are restart-on-failure's, for the same reasons: the host runs without
-# component-model async, and QuickJS with stubbed WASI keeps the component
-# small and fast to compile.
+# component-model async, and WASI is not stubbed, so a thrown error or a
+# value of the wrong shape reaches stderr and the failure report's
+# guest_message (see docs/plugin-guide.md#javascript).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -26,6 +27,5 @@ fi
     --wit ../../../wit \
     --world-name event-handler-plugin \
     --backend quickjs \
-    --backend-qjs-stub-wasi \
     --backend-qjs-disable-async \
     -o failure-alert.wasm
