@@ -155,7 +155,7 @@ async fn the_api_contract_rule_decides_alike_in_rust_javascript_and_python() {
 
     let mut compared = 0;
     let mut found = 0;
-    for k in 0..keywords.len() {
+    for (k, declared) in keywords.iter().enumerate() {
         let rule = |label: &str| host.get(&format!("{label}-{k}")).unwrap();
         let describe = |label: &str| {
             let d = rule(label).description().unwrap();
@@ -165,13 +165,13 @@ async fn the_api_contract_rule_decides_alike_in_rust_javascript_and_python() {
             describe("js"),
             describe("rust"),
             "describe, keywords {:?}",
-            keywords[k]
+            declared
         );
         assert_eq!(
             describe("py"),
             describe("rust"),
             "describe, keywords {:?}",
-            keywords[k]
+            declared
         );
         for (i, task) in tasks.iter().enumerate() {
             let others: Vec<&Task> = tasks
@@ -193,13 +193,13 @@ async fn the_api_contract_rule_decides_alike_in_rust_javascript_and_python() {
                 assert_eq!(
                     batch, reference,
                     "{label} check-batch, task {}, keywords {:?}",
-                    task.id, keywords[k]
+                    task.id, declared
                 );
                 let pairs = rule_answer(&rule(label).check_pairs(task, &others).await.unwrap());
                 assert_eq!(
                     pairs, reference,
                     "{label} check, task {}, keywords {:?}",
-                    task.id, keywords[k]
+                    task.id, declared
                 );
             }
             compared += others.len();
