@@ -98,11 +98,10 @@ impl StderrTail {
             return None;
         }
         let lines: Vec<&str> = text.lines().collect();
-        let mut from = lines.len().saturating_sub(TAIL_LINES);
-        // A line cut at its start by the byte bound is only part of one.
-        if cut && from == 0 && lines.len() > 1 {
-            from = 1;
-        }
+        // A first line cut at its start by the byte bound stays: the mark
+        // says it is cut, and for one long line (a JSON error, a minified
+        // stack) it is most of what there is to read.
+        let from = lines.len().saturating_sub(TAIL_LINES);
         cut |= from > 0;
         let kept = lines[from..].join("\n");
         Some(if cut { format!("[…]\n{kept}") } else { kept })
