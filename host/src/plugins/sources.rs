@@ -54,8 +54,21 @@ impl Sources {
     /// its folder exists.
     pub fn of(spec: &PluginSpec) -> Option<Self> {
         let build = spec.build.clone()?;
-        // Malformed globs were refused when the manifest was read.
+        // Malformed globs were refused when the manifest was read. Globs
+        // that leave the folder are matched against paths inside it, so
+        // they could never match: say so instead of watching in silence.
         let patterns = build.patterns().ok()?;
+        let (inside, outside): (Vec<_>, Vec<_>) = patterns.into_iter().partition(|p| {
+            !Path::new(p.as_str())
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        });
+        if !outside.is_empty() {
+            let globs: Vec<&str> = outside.iter().map(glob::Pattern::as_str).collect();
+            tracing::warn!(plugin = %spec.name, ?globs,
+                "watch globs outside the plugin folder are not watched; an edit there needs a rebuild by hand");
+        }
+        let patterns = inside;
         if patterns.is_empty() {
             return None;
         }
