@@ -42,7 +42,7 @@ use super::error::{CallFailure, PluginError};
 use super::instance::{Compiled, Exports, classify, deadline_ticks};
 use super::sandbox::StoreState;
 use super::services::HostServices;
-use super::state::PluginState;
+use super::state::StateHandle;
 
 /// How long past a call's deadline the watchdog waits before giving up
 /// its thread. Longer than an epoch tick and the timer's 1 ms granularity,
@@ -102,8 +102,9 @@ struct Shared {
     compiled: Arc<Compiled>,
     engine: PluginEngine,
     services: Arc<HostServices>,
-    /// The plugin's key/value state, flushed after each job.
-    state: Arc<PluginState>,
+    /// The plugin's key/value state (or a shadow's scratch copy of it),
+    /// flushed after each job.
+    state: Arc<StateHandle>,
     /// The inbox's receiving end, handed from a given-up worker to its
     /// replacement. A worker holds the lock only while it waits for a job.
     jobs: Mutex<mpsc::Receiver<Job>>,
@@ -240,7 +241,7 @@ impl Actor {
         services: Arc<HostServices>,
     ) -> Result<Self, PluginError> {
         let (inbox, jobs) = mpsc::channel::<Job>();
-        let state = services.state.plugin(&compiled.spec.name);
+        let state = Arc::new(StateHandle::new(services.state.plugin(&compiled.spec.name)));
         let shared = Arc::new_cyclic(|me| Shared {
             me: me.clone(),
             compiled,
@@ -267,6 +268,20 @@ impl Actor {
     /// Workers given up by the watchdog so far.
     pub(crate) fn abandoned(&self) -> u64 {
         self.shared.abandoned.load(Ordering::Relaxed)
+    }
+
+    /// From the next host call on, read and write a scratch copy of the
+    /// plugin's state (a shadow on trial), or, with `scratch` false, the
+    /// plugin's own again (the shadow swapped in).
+    pub(crate) fn use_scratch_state(&self, scratch: bool) {
+        let services = &self.shared.services;
+        let own = services.state.plugin(&self.shared.compiled.spec.name);
+        let state = if scratch {
+            services.state.scratch_copy(&own)
+        } else {
+            own
+        };
+        self.shared.state.switch_to(state);
     }
 
     /// Run `f` on each item, in order, on the plugin's worker: one trip to
@@ -411,7 +426,10 @@ impl Worker {
             // After the caller has its answer: state set by the job goes to
             // the file in one transaction, and a flood of lines that ended
             // with the call is still reported.
-            self.shared.services.state.flush(&self.shared.state);
+            self.shared
+                .services
+                .state
+                .flush(&self.shared.state.current());
             self.shared.compiled.log_budget.report_if_due();
         }
     }

@@ -29,7 +29,7 @@ use super::logpipe::{LogBudget, StderrTail};
 use super::manifest::PluginSpec;
 use super::sandbox::StoreState;
 use super::services::HostServices;
-use super::state::PluginState;
+use super::state::StateHandle;
 pub(crate) use super::version::PluginVersion;
 
 /// The four kinds of plugin.
@@ -196,7 +196,7 @@ impl Compiled {
         engine: &PluginEngine,
         services: &Arc<HostServices>,
         life: &Arc<Life>,
-        state: &Arc<PluginState>,
+        state: &Arc<StateHandle>,
         deadline: Instant,
     ) -> Result<(Store<StoreState>, Exports), CallFailure> {
         let state = StoreState::new(

@@ -23,7 +23,7 @@ use super::logpipe::{LogBudget, LogPipe, StderrTail};
 use super::manifest::PluginSpec;
 use super::recent;
 use super::services::HostServices;
-use super::state::PluginState;
+use super::state::StateHandle;
 
 /// Everything one plugin instance's `Store` owns.
 pub(crate) struct StoreState {
@@ -61,7 +61,7 @@ impl StoreState {
         life: Arc<Life>,
         log_budget: Arc<LogBudget>,
         stderr_tail: Arc<StderrTail>,
-        state: Arc<PluginState>,
+        state: Arc<StateHandle>,
     ) -> Result<Self, PluginError> {
         let mut builder = WasiCtx::builder();
         builder.stdout(LogPipe::new("stdout", log_budget.clone()));
@@ -201,8 +201,9 @@ pub(crate) struct HostCtx {
     life: Arc<Life>,
     /// Shared with its stdout and stderr: lines it may still log.
     log_budget: Arc<LogBudget>,
-    /// The plugin's key/value state, shared with its other instances.
-    state: Arc<PluginState>,
+    /// The plugin's key/value state, shared with its other instances (a
+    /// scratch copy while the version is a shadow).
+    state: Arc<StateHandle>,
 }
 
 impl HostCtx {
@@ -331,13 +332,15 @@ impl host_api::Host for HostCtx {
 
     fn state_get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
         self.ensure_live()?;
-        Ok(self.services.state.get(&self.state, &key))
+        Ok(self.services.state.get(&self.state.current(), &key))
     }
 
     fn state_set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
         self.ensure_live()?;
         // Over the quota traps: the plugin asked for more than it may hold.
-        self.services.state.set(&self.state, key, value)?;
+        self.services
+            .state
+            .set(&self.state.current(), key, value)?;
         Ok(())
     }
 }

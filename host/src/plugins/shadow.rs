@@ -16,8 +16,13 @@
 //! the files starts a new shadow.
 //!
 //! What the shadow asks for is never done: its actions are not sent to the
-//! executor and its emits are not published. Its calls are not counted in
-//! the plugin's health. It sees the events the old version subscribes to.
+//! executor and its emits are not published. What it stores with
+//! `state-set` goes to a scratch copy of the plugin's state taken when the
+//! trial starts, which the shadow reads back and which is dropped with
+//! the trial; swapped in, it works on the plugin's own state, as the old
+//! version left it. (A read-write folder grant is the exception: files it
+//! writes there are written.) Its calls are not counted in the plugin's
+//! health. It sees the events the old version subscribes to.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -71,6 +76,9 @@ impl Shadows {
     /// Put `version` on trial for `plugin`, replacing any shadow it had.
     pub(crate) fn start(&self, plugin: &str, version: Arc<PluginVersion>, took: Duration) {
         self.discarded.lock().remove(plugin);
+        // What the shadow stores is not done either: it reads the plugin's
+        // state as it is now and writes to a copy.
+        version.use_scratch_state(true);
         let shadow = Arc::new(Shadow {
             version,
             took,
@@ -282,6 +290,8 @@ fn judge(
         tracing::error!(plugin = %slot.name, "could not publish a shadow report: {e}");
     }
     if !trapped {
+        // Swapped in: it works on the state the old version kept.
+        shadow.version.use_scratch_state(false);
         PluginHost {
             inner: inner.clone(),
         }

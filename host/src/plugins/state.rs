@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use rusqlite::Connection;
 
 use super::error::PluginError;
@@ -42,6 +42,37 @@ pub(crate) struct PluginState {
     values: Mutex<Values>,
     /// Whether some key was set since the last flush (a lock-free look).
     dirty: AtomicBool,
+    /// A shadow's copy ([`StateStore::scratch_copy`]): its sets stay in
+    /// memory and are never written to the file.
+    scratch: bool,
+}
+
+/// The state one plugin version's host imports read and write: the
+/// plugin's own, or, while the version is a shadow on trial, a scratch
+/// copy of it, so that what the shadow stores is not done (see
+/// `shadow.rs`). Swapped back to the plugin's own when the shadow is
+/// swapped in: from then on it sees what the old version stored.
+pub(crate) struct StateHandle {
+    current: RwLock<Arc<PluginState>>,
+}
+
+impl StateHandle {
+    /// A handle on `state`.
+    pub(crate) fn new(state: Arc<PluginState>) -> Self {
+        Self {
+            current: RwLock::new(state),
+        }
+    }
+
+    /// The state the version works on now.
+    pub(crate) fn current(&self) -> Arc<PluginState> {
+        self.current.read().clone()
+    }
+
+    /// Work on `state` from the next host call on.
+    pub(crate) fn switch_to(&self, state: Arc<PluginState>) {
+        *self.current.write() = state;
+    }
 }
 
 #[derive(Default)]
@@ -126,9 +157,28 @@ impl StateStore {
                     name: plugin.to_string(),
                     values: Mutex::new(Values::default()),
                     dirty: AtomicBool::new(false),
+                    scratch: false,
                 })
             })
             .clone()
+    }
+
+    /// A copy of `state` as it is now, for a shadow: it reads what the
+    /// plugin stored, and what it sets is kept in the copy only, within
+    /// the same quota, never written to the file.
+    pub(crate) fn scratch_copy(&self, state: &PluginState) -> Arc<PluginState> {
+        let v = state.values.lock();
+        self.visit(v.map.len() as u64);
+        Arc::new(PluginState {
+            name: state.name.clone(),
+            values: Mutex::new(Values {
+                map: v.map.clone(),
+                bytes: v.bytes,
+                changed: HashSet::new(),
+            }),
+            dirty: AtomicBool::new(false),
+            scratch: true,
+        })
     }
 
     /// The value of `key`.
@@ -154,9 +204,11 @@ impl StateStore {
             });
         }
         v.bytes = bytes;
-        v.changed.insert(key.clone());
+        if !state.scratch {
+            v.changed.insert(key.clone());
+            state.dirty.store(true, Ordering::Release);
+        }
         v.map.insert(key, value);
-        state.dirty.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -307,6 +359,32 @@ mod tests {
             .flat_map(|r| (0..5_000).map(move |i| format!("r{r}k{i}").len() + 10))
             .sum();
         assert_eq!(p.bytes(), expected, "the running total is exact");
+    }
+
+    #[test]
+    fn a_scratch_copy_reads_the_state_and_keeps_its_sets_to_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        let store = StateStore::open(&path).unwrap();
+        let real = store.plugin("p");
+        store.set(&real, "k".into(), b"1".to_vec()).unwrap();
+        let scratch = store.scratch_copy(&real);
+        assert_eq!(store.get(&scratch, "k"), Some(b"1".to_vec()));
+        store.set(&scratch, "k".into(), b"2".to_vec()).unwrap();
+        store.set(&scratch, "new".into(), b"3".to_vec()).unwrap();
+        store.flush(&scratch);
+        assert_eq!(store.get(&real, "k"), Some(b"1".to_vec()));
+        assert_eq!(store.get(&real, "new"), None);
+        assert_eq!(scratch.bytes(), "k2new3".len());
+        // A handle switched back works on the real state again.
+        let handle = StateHandle::new(scratch);
+        handle.switch_to(real.clone());
+        assert!(Arc::ptr_eq(&handle.current(), &real));
+        drop(store);
+        let reopened = StateStore::open(&path).unwrap();
+        let p = reopened.plugin("p");
+        assert_eq!(reopened.get(&p, "k"), Some(b"1".to_vec()));
+        assert_eq!(reopened.get(&p, "new"), None, "nothing of the copy reached the file");
     }
 
     #[test]

@@ -105,6 +105,12 @@ impl PluginVersion {
         Ok(Arc::new(version))
     }
 
+    /// Whether this version's `state-set`s go to a scratch copy of the
+    /// plugin's state (a shadow on trial) or to the plugin's own.
+    pub(crate) fn use_scratch_state(&self, scratch: bool) {
+        self.actor.use_scratch_state(scratch);
+    }
+
     /// Add what this version counted itself to `health`: workers given
     /// up by the watchdog, log lines suppressed.
     pub(crate) fn add_counts(&self, health: &mut Health) {

@@ -114,3 +114,45 @@ async fn without_shadow_a_reload_swaps_at_once_as_before() {
     assert!(h.events("plugin.shadow_started").is_empty());
     assert_eq!(answered_by(&mut h).await, 2);
 }
+
+/// Publish a ping asking to be counted; the `(version, count)` of its pong.
+async fn counted_by(h: &mut Harness) -> (u64, u64) {
+    let seq = h.publish("test.ping", json!({ "count": true }));
+    loop {
+        let request = h.next_action().await;
+        if request.cause.map(|c| c.sequence) == Some(seq) {
+            let pong = &emitted(&request)[0].1;
+            return (
+                pong["version"].as_u64().unwrap(),
+                pong["count"].as_u64().unwrap(),
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn what_a_shadow_stores_stays_in_its_copy_and_once_swapped_in_it_sees_the_real_state() {
+    let (mut h, folder) = echo_v1(Some(3)).await;
+    assert_eq!(counted_by(&mut h).await, (1, 1));
+    assert_eq!(counted_by(&mut h).await, (1, 2));
+    install_component(&fixture("echo-v2"), &folder, "echo");
+    h.host.reconcile().await.unwrap();
+    h.wait_event("plugin.shadow_started", |_| true).await;
+    for n in 3..=5 {
+        // Had the shadow's state-set reached the plugin's state, the old
+        // version would count 3, 5, 7.
+        assert_eq!(counted_by(&mut h).await, (1, n), "the old version serves");
+    }
+    let report = h.wait_event("plugin.shadow_report", |_| true).await;
+    let first = &report.data["first_disagreements"][0];
+    assert_eq!(
+        first["new"][0]["data"]["count"], 3,
+        "the shadow read the state as it was when its trial began, then its own sets: {first:#}"
+    );
+    h.wait_event("plugin.reloaded", |_| true).await;
+    assert_eq!(
+        counted_by(&mut h).await,
+        (2, 6),
+        "swapped in, it counts on from what the old version stored"
+    );
+}

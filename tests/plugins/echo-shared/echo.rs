@@ -22,11 +22,22 @@ impl Guest for Echo {
         }
         // `handled_ms` tells a benchmark when this version handled the
         // ping, independent of how long the pong then queued.
-        let pong = serde_json::json!({
+        let mut pong = serde_json::json!({
             "version": VERSION,
             "ping_sequence": e.sequence,
             "handled_ms": host::plugin::host::now_ms(),
         });
+        // Asked to count: pings so far in host state (key `pings`), so a
+        // test can tell whose state-set reached the plugin's state.
+        if data.get("count") == Some(&serde_json::Value::Bool(true)) {
+            let n = host::plugin::host::state_get("pings")
+                .and_then(|v| String::from_utf8(v).ok())
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0)
+                + 1;
+            host::plugin::host::state_set("pings", n.to_string().as_bytes());
+            pong["count"] = n.into();
+        }
         Ok(vec![Action::Emit(NewEvent {
             type_: "test.pong".to_string(),
             subject: None,

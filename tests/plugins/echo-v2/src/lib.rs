@@ -1,5 +1,6 @@
 //! `echo-v2`: answers `test.ping` with `test.pong` {"version": 2, "ping_sequence", "handled_ms"},
-//! or fails with "asked to fail" when the ping's data has `"fail": true`.
+//! or fails with "asked to fail" when the ping's data has `"fail": true`;
+//! with `"count": true` it counts the ping in host state and says the count.
 //! Hot-reload tests swap this component for its sibling and watch the version.
 
 const VERSION: u32 = 2;
