@@ -344,12 +344,14 @@ fn without_watch_a_source_edit_builds_nothing() {
 // --- versions, guest errors, shadow
 //
 // A guest's error in its own words in the journal: a JavaScript handler
-// returning the wrong shape, built here with the flags of its example, fed by `pinger`; the host's report
-// (`plugin.failed`) must carry what the guest wrote to stderr as
-// `guest_message`.
+// returning the wrong shape and a Python handler raising an exception,
+// each built here with the flags of its language's example and fed by
+// `pinger`; the host's report (`plugin.failed`) must carry what the guest
+// wrote to stderr as `guest_message`.
 mod guest_errors {
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
     use std::process::Command;
+    use std::time::Duration;
 
     use host_tests::{
         EMITS_TEST, RunningHost, example_component, fixture, install_plugin_folder, workspace_root,
@@ -375,6 +377,18 @@ mod guest_errors {
     /// A host with `pinger` (test.ping every 50 ms) and `component` as
     /// `name`; waits for the first `plugin.failed` of `name`.
     fn first_failure(tmp: &Path, name: &str, component: &Path, tail: &str) -> Value {
+        first_failure_within(tmp, name, component, tail, PATIENCE)
+    }
+
+    /// [`first_failure`], waiting up to `patience` (a Python component
+    /// takes the host tens of seconds to compile on a busy machine).
+    fn first_failure_within(
+        tmp: &Path,
+        name: &str,
+        component: &Path,
+        tail: &str,
+        patience: Duration,
+    ) -> Value {
         let plugins = tmp.join("plugins");
         std::fs::create_dir_all(&plugins).unwrap();
         install_plugin_folder(
@@ -385,7 +399,7 @@ mod guest_errors {
         );
         install_plugin_folder(&plugins, name, component, &format!("{EMITS_TEST}{tail}"));
         let mut host = RunningHost::start(&plugins, &tmp.join("state"), &[]);
-        host.wait_for("plugin.failed", PATIENCE, |e| e["data"]["plugin"] == name)
+        host.wait_for("plugin.failed", patience, |e| e["data"]["plugin"] == name)
             .unwrap_or_else(|e| {
                 panic!(
                     "no plugin.failed from {name}: {e:#}\n{:#?}",
@@ -447,6 +461,76 @@ mod guest_errors {
                 .contains("unreachable"),
             "the trap as it was: {}",
             failed["data"]["error"]
+        );
+    }
+
+    /// componentize-py: on `PATH`, else the examples' venv (which the
+    /// example's build fills).
+    fn componentize_py() -> PathBuf {
+        example_component("python/failure-alert", "failure-alert.wasm");
+        let on_path = Command::new("sh")
+            .args(["-c", "command -v componentize-py"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+        on_path.unwrap_or_else(|| workspace_root().join("examples/python/.venv/bin/componentize-py"))
+    }
+
+    #[test]
+    fn a_python_handler_raising_an_exception_leaves_its_traceback_in_the_journal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        // A KeyError raised out of `handle`: not an `Err`, so
+        // componentize-py prints the traceback and traps.
+        std::fs::write(
+            src.join("app.py"),
+            "from typing import List\n\
+             from wit_world import exports\n\
+             from wit_world.imports.types import Action, Event\n\
+             \n\
+             LIMITS = {\"pings\": 3}\n\
+             \n\
+             class EventHandler(exports.EventHandler):\n\
+             \x20   def subscriptions(self) -> List[str]:\n\
+             \x20       return [\"test.ping\"]\n\
+             \n\
+             \x20   def handle(self, e: Event) -> List[Action]:\n\
+             \x20       return LIMITS[\"pongs_per_ping\"]\n",
+        )
+        .unwrap();
+        // The flags of examples/python/failure-alert/build.sh.
+        build(
+            &src,
+            Command::new(componentize_py())
+                .arg("-d")
+                .arg(workspace_root().join("wit"))
+                .args([
+                    "-w",
+                    "event-handler-plugin",
+                    "componentize",
+                    "app",
+                    "-o",
+                    "raise.wasm",
+                ]),
+        );
+        let failed = first_failure_within(
+            tmp.path(),
+            "raise",
+            &src.join("raise.wasm"),
+            "",
+            Duration::from_secs(300),
+        );
+        let said = guest_message(&failed);
+        assert!(said.contains("Traceback"), "{said}");
+        assert!(
+            said.contains("KeyError") && said.contains("pongs_per_ping"),
+            "the exception and its key: {said}"
+        );
+        assert!(
+            said.contains("app.py") && said.contains("line 12"),
+            "where it was raised: {said}"
         );
     }
 }
