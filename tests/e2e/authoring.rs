@@ -474,7 +474,8 @@ mod guest_errors {
             .ok()
             .filter(|o| o.status.success())
             .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-        on_path.unwrap_or_else(|| workspace_root().join("examples/python/.venv/bin/componentize-py"))
+        on_path
+            .unwrap_or_else(|| workspace_root().join("examples/python/.venv/bin/componentize-py"))
     }
 
     #[test]

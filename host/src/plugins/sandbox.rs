@@ -338,9 +338,7 @@ impl host_api::Host for HostCtx {
     fn state_set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
         self.ensure_live()?;
         // Over the quota traps: the plugin asked for more than it may hold.
-        self.services
-            .state
-            .set(&self.state.current(), key, value)?;
+        self.services.state.set(&self.state.current(), key, value)?;
         Ok(())
     }
 }

@@ -4,7 +4,10 @@
 //!
 //! Globs are relative to the plugin folder, in the manner of spin.toml's
 //! `[component.build] watch`: `*` stays within a folder, `**` crosses
-//! folders. We watch folders one by one, non-recursively, as `watch.rs`
+//! folders. A glob may leave the folder with `..` in its literal start
+//! (`../shared/src/*.rs`, a source two plugins share); each glob is made
+//! absolute once, its `..` resolved against the canonical plugin folder,
+//! so a changed path is matched as the watcher reports it. We watch folders one by one, non-recursively, as `watch.rs`
 //! does for components: only the folders a glob can reach from its literal
 //! start (`src/` for `src/**/*.rs`), and never `target/`, `node_modules/`
 //! or a hidden folder unless a glob names it, so a build's output tree and
@@ -43,7 +46,68 @@ pub(crate) struct Sources {
     pub build: BuildSpec,
     /// The plugin folder, canonical (events carry canonical paths).
     pub base: PathBuf,
-    patterns: Vec<glob::Pattern>,
+    globs: Vec<Glob>,
+}
+
+/// One watch glob, absolute.
+#[derive(Debug, Clone)]
+struct Glob {
+    /// The whole glob, under its root (the root escaped).
+    pattern: glob::Pattern,
+    /// The folder its literal start names.
+    root: PathBuf,
+    /// How many levels below `root` it reaches (`usize::MAX` for `**`).
+    depth: usize,
+}
+
+impl Glob {
+    /// `text` (relative, already validated) made absolute against `base`,
+    /// or why it cannot be watched.
+    fn resolve(base: &Path, text: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = text
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        let literal = parts
+            .iter()
+            .take_while(|p| !p.contains(['*', '?', '[']))
+            .count()
+            // The last part names files, not a folder.
+            .min(parts.len().saturating_sub(1));
+        let mut root = base.to_path_buf();
+        for part in &parts[..literal] {
+            if *part == ".." {
+                root.pop();
+            } else {
+                root.push(part);
+            }
+        }
+        let rest = &parts[literal..];
+        if rest.contains(&"..") {
+            return Err(
+                "`..` after a wildcard: only the glob's literal start may leave a folder".into(),
+            );
+        }
+        let depth = if rest.contains(&"**") {
+            usize::MAX
+        } else {
+            rest.len().saturating_sub(1)
+        };
+        let root_text = root
+            .to_str()
+            .ok_or_else(|| format!("the folder {} is not UTF-8", root.display()))?;
+        let whole = format!(
+            "{}/{}",
+            glob::Pattern::escape(root_text.trim_end_matches('/')),
+            rest.join("/")
+        );
+        let pattern = glob::Pattern::new(&whole).map_err(|e| e.to_string())?;
+        Ok(Self {
+            pattern,
+            root,
+            depth,
+        })
+    }
 }
 
 /// Digest of every file the globs match, by path.
@@ -54,30 +118,25 @@ impl Sources {
     /// its folder exists.
     pub fn of(spec: &PluginSpec) -> Option<Self> {
         let build = spec.build.clone()?;
-        // Malformed globs were refused when the manifest was read. Globs
-        // that leave the folder are matched against paths inside it, so
-        // they could never match: say so instead of watching in silence.
+        // Malformed globs were refused when the manifest was read.
         let patterns = build.patterns().ok()?;
-        let (inside, outside): (Vec<_>, Vec<_>) = patterns.into_iter().partition(|p| {
-            !Path::new(p.as_str())
-                .components()
-                .any(|c| matches!(c, std::path::Component::ParentDir))
-        });
-        if !outside.is_empty() {
-            let globs: Vec<&str> = outside.iter().map(glob::Pattern::as_str).collect();
-            tracing::warn!(plugin = %spec.name, ?globs,
-                "watch globs outside the plugin folder are not watched; an edit there needs a rebuild by hand");
+        let base = std::fs::canonicalize(spec.base_dir()).ok()?;
+        let mut globs = Vec::new();
+        for pattern in patterns {
+            match Glob::resolve(&base, pattern.as_str()) {
+                Ok(glob) => globs.push(glob),
+                Err(why) => tracing::warn!(plugin = %spec.name, glob = pattern.as_str(),
+                    "this watch glob is not watched ({why}); an edit there needs a rebuild by hand"),
+            }
         }
-        let patterns = inside;
-        if patterns.is_empty() {
+        if globs.is_empty() {
             return None;
         }
-        let base = std::fs::canonicalize(spec.base_dir()).ok()?;
         Some(Self {
             spec: spec.clone(),
             build,
             base,
-            patterns,
+            globs,
         })
     }
 
@@ -88,19 +147,17 @@ impl Sources {
 
     /// Whether `path` (canonical) is one of the sources.
     pub fn matches(&self, path: &Path) -> bool {
-        path.strip_prefix(&self.base).is_ok_and(|relative| {
-            self.patterns
-                .iter()
-                .any(|p| p.matches_path_with(relative, MATCHING))
-        })
+        self.globs
+            .iter()
+            .any(|g| g.pattern.matches_path_with(path, MATCHING))
     }
 
     /// Whether `path` is inside a folder the globs reach (a folder made
     /// there may hold sources, and must be watched).
     pub fn reaches(&self, path: &Path) -> bool {
-        self.roots()
+        self.globs
             .iter()
-            .any(|(root, depth)| path.starts_with(root) && path != root && *depth > 0)
+            .any(|g| path.starts_with(&g.root) && path != g.root && g.depth > 0)
     }
 
     /// The folders to watch, at most [`MAX_SOURCE_FOLDERS`]; the flag says
@@ -108,8 +165,8 @@ impl Sources {
     pub fn folders(&self) -> (BTreeSet<PathBuf>, bool) {
         let mut found = BTreeSet::new();
         let mut capped = false;
-        for (root, depth) in self.roots() {
-            walk(&root, depth, &mut found, &mut capped);
+        for glob in &self.globs {
+            walk(&glob.root, glob.depth, &mut found, &mut capped);
         }
         (found, capped)
     }
@@ -133,38 +190,6 @@ impl Sources {
             }
         }
         snapshot
-    }
-
-    /// Per glob, the folder its literal start names and how many levels
-    /// below it the rest can reach (`usize::MAX` for `**`).
-    fn roots(&self) -> Vec<(PathBuf, usize)> {
-        self.patterns
-            .iter()
-            .map(|pattern| {
-                let parts: Vec<&str> = pattern
-                    .as_str()
-                    .split('/')
-                    .filter(|p| !p.is_empty())
-                    .collect();
-                let literal = parts
-                    .iter()
-                    .take_while(|p| !p.contains(['*', '?', '[']))
-                    .count()
-                    // The last part names files, not a folder.
-                    .min(parts.len().saturating_sub(1));
-                let mut root = self.base.clone();
-                for part in &parts[..literal] {
-                    root.push(part);
-                }
-                let rest = &parts[literal..];
-                let depth = if rest.contains(&"**") {
-                    usize::MAX
-                } else {
-                    rest.len().saturating_sub(1)
-                };
-                (root, depth)
-            })
-            .collect()
     }
 }
 
@@ -235,6 +260,44 @@ mod tests {
         assert!(!s.matches(&base.join("src/index.ts")));
         // Outside the plugin folder nothing matches, whatever its name.
         assert!(!s.matches(Path::new("/elsewhere/src/index.js")));
+    }
+
+    #[test]
+    fn a_glob_may_leave_the_plugin_folder_through_its_literal_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = dir.path().join("plugins/p");
+        touch(&plugin.join("src/lib.rs"), "x");
+        touch(&dir.path().join("plugins/shared/src/a.rs"), "x");
+        touch(&dir.path().join("plugins/shared/src/m/b.rs"), "x");
+        touch(&dir.path().join("plugins/other/src/c.rs"), "x");
+        let s = sources(
+            &plugin,
+            &["src/*.rs", "../shared/src/**/*.rs", "./Cargo.toml"],
+        );
+        let shared = s.base.parent().unwrap().join("shared");
+        assert!(s.matches(&shared.join("src/a.rs")));
+        assert!(s.matches(&shared.join("src/m/b.rs")));
+        assert!(s.matches(&s.base.join("src/lib.rs")));
+        assert!(s.matches(&s.base.join("Cargo.toml")));
+        assert!(!s.matches(&s.base.parent().unwrap().join("other/src/c.rs")));
+        let (folders, _) = s.folders();
+        assert!(folders.contains(&shared.join("src/m")), "{folders:?}");
+        assert!(s.reaches(&shared.join("src/new")));
+        assert_eq!(s.snapshot().len(), 3, "{:?}", s.snapshot());
+        // `..` past a wildcard cannot be resolved: that glob is left out.
+        let s = sources(&plugin, &["src/*/../x.rs", "src/*.rs"]);
+        assert_eq!(s.globs.len(), 1);
+        assert!(!s.matches(&s.base.join("x.rs")));
+    }
+
+    #[test]
+    fn a_folder_with_glob_characters_in_its_name_is_matched_literally() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = dir.path().join("p[1]*");
+        touch(&plugin.join("src/a.rs"), "x");
+        let s = sources(&plugin, &["src/*.rs"]);
+        assert!(s.matches(&s.base.join("src/a.rs")));
+        assert_eq!(s.snapshot().len(), 1);
     }
 
     #[test]

@@ -384,7 +384,11 @@ mod tests {
         let reopened = StateStore::open(&path).unwrap();
         let p = reopened.plugin("p");
         assert_eq!(reopened.get(&p, "k"), Some(b"1".to_vec()));
-        assert_eq!(reopened.get(&p, "new"), None, "nothing of the copy reached the file");
+        assert_eq!(
+            reopened.get(&p, "new"),
+            None,
+            "nothing of the copy reached the file"
+        );
     }
 
     #[test]
