@@ -293,6 +293,10 @@ async fn run_checks(
                 format!("{} of {calls} synthetic calls went wrong: {}", problems.len(), problems.join("; "))
             },
         );
+        // Actions are the grants a call can overstep, so they are what is
+        // judged. Folders and environment variables are not: the sandbox
+        // holds only those granted, so a guest cannot reach another one
+        // (its attempt fails inside the guest, unseen by the host).
         let mut denied: Vec<String> = Vec::new();
         for (what, actions) in &decided {
             for action in actions {
@@ -305,7 +309,11 @@ async fn run_checks(
             "grants",
             denied.is_empty(),
             if denied.is_empty() {
-                format!("asks only for what it was granted ({})", described(&grants))
+                format!(
+                    "asks only for what it was granted ({}); folders and environment variables are \
+                     not judged: the sandbox holds only those granted",
+                    described(&grants)
+                )
             } else {
                 format!("uses grants it did not ask for: {}", denied.join("; "))
             },
