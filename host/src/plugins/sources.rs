@@ -44,8 +44,6 @@ pub(crate) struct Sources {
     pub spec: PluginSpec,
     /// Its `[build]` section.
     pub build: BuildSpec,
-    /// The plugin folder, canonical (events carry canonical paths).
-    pub base: PathBuf,
     globs: Vec<Glob>,
 }
 
@@ -135,7 +133,6 @@ impl Sources {
         Some(Self {
             spec: spec.clone(),
             build,
-            base,
             globs,
         })
     }
@@ -241,6 +238,11 @@ mod tests {
         Sources::of(&spec).unwrap()
     }
 
+    /// The plugin folder, canonical, as the globs are resolved against it.
+    fn base(s: &Sources) -> PathBuf {
+        std::fs::canonicalize(s.spec.base_dir()).unwrap()
+    }
+
     fn touch(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
@@ -250,7 +252,7 @@ mod tests {
     fn a_star_stays_in_its_folder_and_a_double_star_crosses_folders() {
         let dir = tempfile::tempdir().unwrap();
         let s = sources(dir.path(), &["src/*.js", "lib/**/*.rs", "Cargo.toml"]);
-        let base = s.base.clone();
+        let base = base(&s);
         assert!(s.matches(&base.join("src/index.js")));
         assert!(!s.matches(&base.join("src/deep/index.js")));
         assert!(s.matches(&base.join("lib/a.rs")));
@@ -274,12 +276,12 @@ mod tests {
             &plugin,
             &["src/*.rs", "../shared/src/**/*.rs", "./Cargo.toml"],
         );
-        let shared = s.base.parent().unwrap().join("shared");
+        let shared = base(&s).parent().unwrap().join("shared");
         assert!(s.matches(&shared.join("src/a.rs")));
         assert!(s.matches(&shared.join("src/m/b.rs")));
-        assert!(s.matches(&s.base.join("src/lib.rs")));
-        assert!(s.matches(&s.base.join("Cargo.toml")));
-        assert!(!s.matches(&s.base.parent().unwrap().join("other/src/c.rs")));
+        assert!(s.matches(&base(&s).join("src/lib.rs")));
+        assert!(s.matches(&base(&s).join("Cargo.toml")));
+        assert!(!s.matches(&base(&s).parent().unwrap().join("other/src/c.rs")));
         let (folders, _) = s.folders();
         assert!(folders.contains(&shared.join("src/m")), "{folders:?}");
         assert!(s.reaches(&shared.join("src/new")));
@@ -287,7 +289,7 @@ mod tests {
         // `..` past a wildcard cannot be resolved: that glob is left out.
         let s = sources(&plugin, &["src/*/../x.rs", "src/*.rs"]);
         assert_eq!(s.globs.len(), 1);
-        assert!(!s.matches(&s.base.join("x.rs")));
+        assert!(!s.matches(&base(&s).join("x.rs")));
     }
 
     #[test]
@@ -296,7 +298,7 @@ mod tests {
         let plugin = dir.path().join("p[1]*");
         touch(&plugin.join("src/a.rs"), "x");
         let s = sources(&plugin, &["src/*.rs"]);
-        assert!(s.matches(&s.base.join("src/a.rs")));
+        assert!(s.matches(&base(&s).join("src/a.rs")));
         assert_eq!(s.snapshot().len(), 1);
     }
 
@@ -317,7 +319,7 @@ mod tests {
         }
         let s = sources(dir.path(), &["src/**/*.rs", "plugin.toml"]);
         let (folders, capped) = s.folders();
-        let base = s.base.clone();
+        let base = base(&s);
         let expected: BTreeSet<PathBuf> = ["", "src", "src/m", "src/m/n"]
             .iter()
             .map(|p| {
@@ -343,7 +345,7 @@ mod tests {
         let (folders, _) = s.folders();
         assert_eq!(
             folders.into_iter().collect::<Vec<_>>(),
-            vec![s.base.join("node_modules/lib")]
+            vec![base(&s).join("node_modules/lib")]
         );
     }
 

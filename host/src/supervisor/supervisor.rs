@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use nix::sys::signal::Signal;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -26,6 +27,10 @@ use super::store::OutputPage;
 use super::store::SharedRing;
 use super::table::{Inner, Record, RunHandle};
 use crate::bus::{Bus, NewEvent};
+
+/// Autostarts in flight at once (each waits for its fork and first
+/// `/proc` read).
+const AUTOSTART_IN_FLIGHT: usize = 128;
 
 /// Where and how much output the supervisor keeps, and how often it
 /// samples resources.
@@ -741,17 +746,26 @@ impl Supervisor {
                 .map(|r| r.spec.depends_on.0.keys().cloned().collect())
                 .unwrap_or_default()
         });
-        for name in order {
-            let waits = self
-                .inner
+        let (waiting, free): (Vec<String>, Vec<String>) = order.into_iter().partition(|name| {
+            self.inner
                 .table()
-                .get(&name)
-                .is_some_and(|r| !r.spec.depends_on.is_empty());
-            if waits {
-                tokio::spawn(super::deps::start_in_background(self.inner.clone(), name));
-            } else if let Err(e) = self.start(&name).await {
-                tracing::warn!(process = %name, error = %e, "autostart failed");
-            }
+                .get(name)
+                .is_some_and(|r| !r.spec.depends_on.is_empty())
+        });
+        // The processes that wait for nothing start side by side: one
+        // start is a round trip through the spawner thread and back, and
+        // taking them one after the other made 1,000 starts take seconds
+        // of waiting. The spawner still forks one at a time; this keeps it
+        // busy. They are started before any dependant begins to wait.
+        futures::stream::iter(free)
+            .for_each_concurrent(AUTOSTART_IN_FLIGHT, |name| async move {
+                if let Err(e) = self.start(&name).await {
+                    tracing::warn!(process = %name, error = %e, "autostart failed");
+                }
+            })
+            .await;
+        for name in waiting {
+            tokio::spawn(super::deps::start_in_background(self.inner.clone(), name));
         }
     }
 
