@@ -56,14 +56,31 @@ pub(crate) struct LogFile {
 }
 
 impl LogFile {
-    /// Creates the log file and its directory if missing; a file that
-    /// cannot be opened for appending is an error now, at the spawn, not
-    /// at the first write.
+    /// Creates the log file's folder if missing; a folder that cannot be
+    /// written in, or a path that is not a file, is an error now, at the
+    /// spawn, not at the first write. The file is created at the first
+    /// write: a process that never writes leaves none (readers take a
+    /// missing live file as empty).
     pub(crate) fn open(path: PathBuf, policy: LogPolicy) -> io::Result<LogFile> {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
+            // A folder we cannot write in fails the spawn, as creating the
+            // file did; the file itself is made at the first write (making
+            // a thousand empty files was a tenth of starting a thousand
+            // idle processes).
+            nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).map_err(io::Error::from)?;
         }
-        let size = append_to(&path)?.metadata()?.len();
+        let size = match fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => meta.len(),
+            Ok(_) => {
+                return Err(io::Error::other(format!(
+                    "{} is not a file",
+                    path.display()
+                )));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
         Ok(LogFile {
             path,
             file: None,
