@@ -16,13 +16,16 @@
 //! `process.output_dropped` as soon as there is room again: every line read
 //! is either published or counted dropped. The log file gets every byte.
 //!
-//! A read buffer starts at 4 KiB and doubles each time a read fills it; a
-//! pipe starts at the kernel's 64 KiB and is grown to 1 MiB once a read
-//! finds it full. So only busy writers cost the memory (up to 128 KiB of
-//! buffer a stream).
+//! A stream holds no read buffer: it waits for its pipe to be readable,
+//! then reads into the worker thread's one buffer (128 KiB) and hands the
+//! bytes on before it waits again, so a thousand idle processes hold no
+//! buffers at all (a 4 KiB one per stream was 8 MiB at 1,000 processes).
+//! A pipe starts at the kernel's 64 KiB and is grown to 1 MiB once a read
+//! finds it full.
 
+use std::cell::RefCell;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -30,7 +33,8 @@ use parking_lot::Mutex;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::unix::pipe;
+use tokio::process::{ChildStderr, ChildStdout};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -56,14 +60,16 @@ const BUS_BYTES_PER_SEC: f64 = 1024.0 * 1024.0;
 /// suite's output), while a flood costs the journal at most this much
 /// plus 1 MiB/s instead of whatever it can commit.
 const BUS_BURST_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
-/// The read buffer of a quiet stream: small, since a thousand idle
-/// processes would otherwise hold 128 MiB of buffers they never fill. A
-/// read that fills it doubles it, up to [`READ_MAX`].
-const READ_START: usize = 4 * 1024;
-/// The read buffer of a stream that filled its pipe. Not larger: a read,
-/// the line scan and the write to the log then stay in the core's cache;
-/// with 1 MiB reads a pipe-to-file copy of 1 GiB took twice as long here.
+/// The read buffer, one per worker thread. Not larger: a read, the line
+/// scan and the write to the log then stay in the core's cache; with 1 MiB
+/// reads a pipe-to-file copy of 1 GiB took twice as long here.
 const READ_MAX: usize = 128 * 1024;
+
+thread_local! {
+    /// The read buffer of every stream this thread reads: a read and the
+    /// handing on of its bytes never wait in between, so one suffices.
+    static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_MAX].into_boxed_slice());
+}
 /// The kernel's default pipe size: a read this large found the pipe full.
 const PIPE_START: usize = 64 * 1024;
 /// The pipe size asked for once a read found the pipe full, so the child
@@ -140,8 +146,8 @@ impl OutputTasks {
     pub(crate) fn start(
         bus: Bus,
         name: String,
-        stdout: Option<impl AsyncRead + AsRawFd + Unpin + Send + 'static>,
-        stderr: Option<impl AsyncRead + AsRawFd + Unpin + Send + 'static>,
+        stdout: Option<ChildStdout>,
+        stderr: Option<ChildStderr>,
         ring: SharedRing,
         log: LogFile,
         dropped: Arc<AtomicU64>,
@@ -158,15 +164,14 @@ impl OutputTasks {
             inflight: inflight.clone(),
             budget: budget.clone(),
         };
-        if let Some(pipe) = stdout {
-            let fd = pipe.as_raw_fd();
-            let task = read_stream(pipe, fd, Stream::Stdout, sink(tx.clone()));
-            readers.push(tokio::spawn(task));
-        }
-        if let Some(pipe) = stderr {
-            let fd = pipe.as_raw_fd();
-            let task = read_stream(pipe, fd, Stream::Stderr, sink(tx.clone()));
-            readers.push(tokio::spawn(task));
+        let pipes = [
+            (stdout.map(ChildStdout::into_owned_fd), Stream::Stdout),
+            (stderr.map(ChildStderr::into_owned_fd), Stream::Stderr),
+        ];
+        for (fd, stream) in pipes {
+            if let Some(pipe) = fd.and_then(|fd| receiver(fd, stream)) {
+                readers.push(tokio::spawn(read_stream(pipe, stream, sink(tx.clone()))));
+            }
         }
         drop(tx);
         let publisher = tokio::spawn(publish::run(bus, name, rx, inflight, dropped));
@@ -286,9 +291,21 @@ impl Batch {
     }
 }
 
+/// The read end of a child's pipe, as a receiver polled for readiness;
+/// `None` (and a warning) if the pipe cannot be taken over, which leaves
+/// that stream unread rather than failing the run.
+fn receiver(fd: io::Result<OwnedFd>, stream: Stream) -> Option<pipe::Receiver> {
+    // `into_owned_fd` made it blocking again; `from_owned_fd` makes it
+    // non-blocking (a blocking read would stall a worker thread).
+    fd.and_then(pipe::Receiver::from_owned_fd)
+        .inspect_err(|e| tracing::warn!(%stream, error = %e, "cannot read child output"))
+        .ok()
+}
+
 /// Reads one pipe until it closes; see the module doc.
-async fn read_stream(mut pipe: impl AsyncRead + Unpin, fd: RawFd, stream: Stream, sink: Sink) {
-    let mut buf = vec![0u8; READ_START];
+async fn read_stream(pipe: pipe::Receiver, stream: Stream, sink: Sink) {
+    let fd = pipe.as_raw_fd();
+    let mut grown = false;
     let mut lines = Lines::default();
     let mut log = LogTail::default();
     let mut batch = Batch::default();
@@ -297,8 +314,8 @@ async fn read_stream(mut pipe: impl AsyncRead + Unpin, fd: RawFd, stream: Stream
             .into_iter()
             .flatten()
             .min();
-        let read = tokio::select! {
-            read = pipe.read(&mut buf) => read,
+        let ready = tokio::select! {
+            ready = pipe.readable() => ready,
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                 let now = Instant::now();
                 if batch.deadline.is_some_and(|d| d <= now) {
@@ -310,23 +327,33 @@ async fn read_stream(mut pipe: impl AsyncRead + Unpin, fd: RawFd, stream: Stream
                 continue;
             }
         };
-        let n = match read {
+        // Read and hand the bytes on without waiting in between: the
+        // thread's buffer is free again before this task can be suspended.
+        let read = ready.and_then(|()| {
+            READ_BUFFER.with_borrow_mut(|buf| {
+                let n = pipe.try_read(buf)?;
+                log.write(&buf[..n], &sink.log);
+                lines.take(&buf[..n], stream, &sink, &mut batch);
+                Ok(n)
+            })
+        });
+        match read {
             Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // A read of the pipe's whole size means the child is ahead of us.
+            Ok(n) if n >= PIPE_START && !grown => {
+                grow_pipe(fd);
+                grown = true;
+            }
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
             Err(e) => {
                 tracing::warn!(%stream, error = %e, "reading child output failed");
                 break;
             }
-        };
-        log.write(&buf[..n], &sink.log);
-        lines.take(&buf[..n], stream, &sink, &mut batch);
-        if n == buf.len() && buf.len() < READ_MAX {
-            // A full read of the pipe's size means the child is ahead of us.
-            if buf.len() >= PIPE_START {
-                grow_pipe(fd);
-            }
-            buf.resize((buf.len() * 2).min(READ_MAX), 0);
         }
     }
     log.finish(&sink.log);
