@@ -29,15 +29,11 @@ use serde::Serialize;
 use crate::bus::{Event, Pattern};
 use crate::coordination::Task;
 use crate::plugins::{
-    Action, CallFailure, CheckOptions, Clock, Kind, PluginError, PluginRef, Standalone,
-    StandaloneOptions, load_standalone, system_clock,
+    Action, CallFailure, CheckOptions, Clock, Kind, MapperQuestion, PluginError, PluginRef,
+    Standalone, StandaloneOptions, load_standalone, system_clock,
 };
 
 pub use super::replay_input::{InputError, Processes, ReplayLog, read_events, read_tasks};
-
-/// Event types a status mapper is fed (as the host's dispatcher feeds it).
-const OUTPUT: &str = "process.output";
-const REPORTED: &str = "process.reported";
 
 /// What the guest's clocks read during a replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
@@ -347,34 +343,12 @@ fn ms(event: &Event) -> u64 {
 /// A status mapper's answer to `event`, if it is one the host would give
 /// it: output lines or a reported status of a process of its kinds.
 async fn map(loaded: &Standalone, processes: &Processes, event: &Event) -> Option<Vec<String>> {
-    if event.ty != OUTPUT && event.ty != REPORTED {
-        return None;
-    }
     let name = event.subject.as_deref()?;
     let process = processes.get_process(name)?;
-    let kinds = &loaded.description.mapper_kinds;
-    if !kinds.iter().any(|k| k == "*" || *k == process.kind) {
-        return None;
-    }
+    let question = MapperQuestion::of(event, &loaded.description.mapper_kinds, &process.kind)?;
     let plugin: &PluginRef = &loaded.plugin;
     let before = plugin.health();
-    let answer = if event.ty == OUTPUT {
-        let lines: Vec<String> = event.data["lines"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|l| l.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if lines.is_empty() {
-            return None;
-        }
-        plugin.map_output(&process, lines, None).await
-    } else {
-        let status = event.data["status"].as_str()?.to_string();
-        plugin.map_status(&process, status, None).await
-    };
+    let answer = plugin.ask_mapper(&process, question, None).await;
     let mut out = match answer {
         Ok(Some(update)) => vec![describe_action(&Action::SetStatus {
             name: name.to_string(),

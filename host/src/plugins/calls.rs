@@ -25,6 +25,44 @@ use super::instance::Kind;
 use super::slot::{Health, Slot};
 use super::version::Description;
 
+/// Event types a status mapper is fed: a process's output lines...
+pub(crate) const OUTPUT: &str = "process.output";
+/// ...and a status reported by the process's own system (`{"status": "..."}`).
+pub(crate) const REPORTED: &str = "process.reported";
+
+/// What the host asks a status mapper about one event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MapperQuestion {
+    /// The lines of a `process.output` event.
+    Output(Vec<String>),
+    /// The status of a `process.reported` event.
+    Reported(String),
+}
+
+impl MapperQuestion {
+    /// What a mapper serving `kinds` (`*` = all) is asked about `event`,
+    /// for a process of `kind`; `None` when the host does not ask it (an
+    /// event of another type, a process of another kind, no lines, no
+    /// status). The dispatcher and `host plugin test` both ask this.
+    pub fn of(event: &Event, kinds: &[String], kind: &str) -> Option<Self> {
+        if !kinds.iter().any(|k| k == "*" || k == kind) {
+            return None;
+        }
+        match event.ty.as_str() {
+            OUTPUT => {
+                let lines: Vec<String> = event.data["lines"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|l| l.as_str().map(str::to_string))
+                    .collect();
+                (!lines.is_empty()).then_some(Self::Output(lines))
+            }
+            REPORTED => Some(Self::Reported(event.data["status"].as_str()?.to_string())),
+            _ => None,
+        }
+    }
+}
+
 /// Most actions one call may ask for; the rest are refused and reported.
 pub const MAX_ACTIONS: usize = 256;
 
@@ -190,6 +228,20 @@ impl PluginRef {
             })
             .await?;
         self.merge_updates("map-status", cause, update.into_iter().collect())
+    }
+
+    /// Ask this status mapper `question` about `process`: its output lines
+    /// or its reported status.
+    pub async fn ask_mapper(
+        &self,
+        process: &ProcessInfo,
+        question: MapperQuestion,
+        cause: Option<Cause>,
+    ) -> Result<Option<StatusUpdate>, PluginError> {
+        match question {
+            MapperQuestion::Output(lines) => self.map_output(process, lines, cause).await,
+            MapperQuestion::Reported(status) => self.map_status(process, status, cause).await,
+        }
     }
 
     /// Ask a dependency rule about `task` against each of `others`, in one
@@ -411,6 +463,34 @@ fn not_exported(kind: &str) -> CallFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mapper_is_asked_about_output_and_reports_of_its_kinds_only() {
+        use crate::bus::NewEvent;
+        use serde_json::json;
+        let event = |ty: &str, data| {
+            NewEvent::new("host/supervisor", ty, data).into_event(1, chrono::Utc::now(), "i".into())
+        };
+        let kinds = vec!["build".to_string()];
+        let output = event(OUTPUT, json!({ "lines": ["a", 7, "b"] }));
+        assert_eq!(
+            MapperQuestion::of(&output, &kinds, "build"),
+            Some(MapperQuestion::Output(vec!["a".into(), "b".into()]))
+        );
+        assert_eq!(MapperQuestion::of(&output, &kinds, "web"), None);
+        assert!(MapperQuestion::of(&output, &["*".into()], "web").is_some());
+        let empty = event(OUTPUT, json!({ "lines": [] }));
+        assert_eq!(MapperQuestion::of(&empty, &kinds, "build"), None);
+        let reported = event(REPORTED, json!({ "status": "paused" }));
+        assert_eq!(
+            MapperQuestion::of(&reported, &kinds, "build"),
+            Some(MapperQuestion::Reported("paused".into()))
+        );
+        let bare = event(REPORTED, json!({}));
+        assert_eq!(MapperQuestion::of(&bare, &kinds, "build"), None);
+        let other = event("process.exited", json!({ "lines": ["a"] }));
+        assert_eq!(MapperQuestion::of(&other, &kinds, "build"), None);
+    }
 
     fn dep(reason: &str) -> wit::Dependency {
         wit::Dependency {

@@ -40,15 +40,12 @@ use crate::bus::{Consumer, Event, NewEvent, Pattern, StartAt};
 
 use super::PluginRef;
 use super::action::{Action, ActionRequest, Cause};
+use super::calls::{MapperQuestion, OUTPUT, REPORTED};
 use super::error::PluginError;
 use super::instance::Kind;
 use super::registry::Inner;
 use super::slot::{SOURCE, Slot};
 
-/// Event types a status mapper is fed.
-const OUTPUT: &str = "process.output";
-/// A status reported by the process's own system: data `{"status": "..."}`.
-const REPORTED: &str = "process.reported";
 /// Most events handed to a plugin in one trip.
 const BATCH: usize = 64;
 /// How often skipped deliveries are reported, at most.
@@ -154,31 +151,12 @@ async fn map_one(inner: &Inner, plugin: &PluginRef, event: Event) -> Result<(), 
         .description()
         .map(|d| d.mapper_kinds)
         .unwrap_or_default();
-    if !kinds.iter().any(|k| k == "*" || *k == process.kind) {
+    let Some(question) = MapperQuestion::of(&event, &kinds, &process.kind) else {
         return Ok(());
-    }
-    let cause = Some(Cause::of(&event));
-    let update = if event.ty == OUTPUT {
-        let lines: Vec<String> = event.data["lines"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|l| l.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if lines.is_empty() {
-            return Ok(());
-        }
-        plugin.map_output(&process, lines, cause).await?
-    } else {
-        let Some(status) = event.data["status"].as_str() else {
-            return Ok(());
-        };
-        plugin
-            .map_status(&process, status.to_string(), cause)
-            .await?
     };
+    let update = plugin
+        .ask_mapper(&process, question, Some(Cause::of(&event)))
+        .await?;
     if let Some(update) = update {
         let action = Action::SetStatus { name, update };
         forward(inner, plugin, Kind::StatusMapper, &event, vec![action]).await;

@@ -58,7 +58,7 @@ mod watch;
 pub use action::{Action, ActionRequest, Cause};
 pub use build::{BUILD_TIMEOUT, guest_build};
 pub use cache::DEFAULT_CACHE_MAX_BYTES;
-pub use calls::{MAX_ACTIONS, PluginRef, TickOutcome};
+pub use calls::{MAX_ACTIONS, MapperQuestion, PluginRef, TickOutcome};
 pub use check::{CheckOptions, CheckReport, check};
 pub use error::{CallFailure, PluginError};
 pub use instance::Kind;
