@@ -47,6 +47,15 @@ use super::pidns_init::{self, InitStack};
 /// Command pid → its init's pid, for every namespace alive.
 static INITS: Mutex<Option<HashMap<i32, i32>>> = Mutex::new(None);
 
+/// The pids of every namespace init alive (the host's children).
+pub(crate) fn init_pids() -> std::collections::HashSet<i32> {
+    INITS
+        .lock()
+        .as_ref()
+        .map(|inits| inits.values().copied().collect())
+        .unwrap_or_default()
+}
+
 /// The init of the namespace that command `leader` runs in, if it has one.
 pub(crate) fn init_of(leader: i32) -> Option<i32> {
     INITS.lock().as_ref()?.get(&leader).copied()

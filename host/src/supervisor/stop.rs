@@ -100,10 +100,16 @@ pub(crate) fn read_stat(pid: i32) -> Option<ProcStat> {
 /// process, where `procfs::process::all_processes` opens each process's
 /// folder and then its `stat` (twice the system calls, for every process
 /// on the machine, every resource sample).
+///
+/// The namespaces' inits of this host are listed without their `stat`:
+/// nothing needs it (an init is never a member of a tree; its orphans are
+/// found by their parent link to it), and at 1,000 processes they are half
+/// the files of a scan.
 pub(crate) fn scan() -> Procs {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Procs::new(Vec::new());
     };
+    let inits = pidns::init_pids();
     let mut usage = HashMap::new();
     let mut list = Vec::new();
     let mut buf = vec![0u8; 1024];
@@ -116,6 +122,9 @@ pub(crate) fn scan() -> Procs {
         else {
             continue;
         };
+        if inits.contains(&pid) {
+            continue;
+        }
         path.clear();
         let _ = std::fmt::Write::write_fmt(&mut path, format_args!("/proc/{pid}/stat"));
         // Gone since the listing (it exited and was reaped): not an error.

@@ -201,3 +201,28 @@ fn inner_ppid(pid: i32) -> i32 {
     let ppid: u32 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
     inner_pid(ppid)
 }
+
+#[tokio::test]
+async fn a_scan_skips_the_inits_and_still_finds_every_descendant_of_a_namespaced_tree() {
+    if !namespaces_possible() {
+        return;
+    }
+    let (sup, _bus, _dir) = setup();
+    sup.add(spec("three", &three_descendants())).unwrap();
+    sup.start("three").await.unwrap();
+    let leader = sup.get("three").unwrap().pid.unwrap() as i32;
+    let pids = printed(&sup, "three", 3).await;
+    let init = super::super::pidns::init_of(leader).expect("a namespace of its own");
+    let procs = super::super::stop::scan();
+    assert!(procs.get(init).is_none(), "the init's stat is not read");
+    assert!(procs.get(leader).is_some());
+    let mut tree = super::super::stop::Tree::new(leader);
+    tree.adopt(procs.get(leader).unwrap());
+    let members = tree.observe(&procs);
+    for (pid, _) in &pids {
+        // The double-forked one's parent is the init: found through it.
+        assert!(members.contains(pid), "{pid} missing from {members:?}");
+    }
+    assert!(!members.contains(&init));
+    sup.stop("three", true).await.unwrap();
+}
