@@ -364,8 +364,16 @@ mod tests {
     }
 
     #[test]
-    fn a_log_is_created_at_once_but_held_open_only_from_its_first_write() {
+    fn a_log_is_made_and_held_open_only_from_its_first_write() {
         let dir = tempfile::tempdir().unwrap();
+        // A process that never writes leaves no file; readers see no
+        // generation (an empty log), and the first write makes it.
+        let silent = dir.path().join("logs").join("silent.log");
+        let mut quiet = LogFile::open(silent.clone(), policy(1024, 2)).unwrap();
+        assert!(!silent.exists());
+        assert!(log_generations(&silent).is_empty());
+        quiet.write(b"late\n").unwrap();
+        assert_eq!(fs::read(&silent).unwrap(), b"late\n");
         let path = dir.path().join("logs").join("p.log");
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, b"earlier run\n").unwrap();
