@@ -5,14 +5,15 @@
 //!
 //! This file is the thin WIT glue; the decision lives in [`terms`] so it runs
 //! under `cargo test` natively. `check-batch` (WIT 0.2) reads the config and
-//! the new task's terms once for all candidates.
+//! the new task's terms once for all candidates, and remembers each
+//! candidate's terms for the next registration.
 
 mod terms;
 
 use exports::host::plugin::dependency_rule::Guest;
 use host::plugin::host::config;
 use host::plugin::types::{Dependency, RuleInfo, Task};
-use terms::{Prepared, TaskText, check, check_candidate, parse_keywords};
+use terms::{Prepared, TaskText, Vocabulary, check, check_prepared, parse_keywords};
 
 wit_bindgen::generate!({ world: "dependency-rule-plugin", path: "../../wit" });
 
@@ -38,13 +39,15 @@ impl Guest for ApiContractRule {
     }
 
     fn check_batch(task: Task, candidates: Vec<Task>) -> Vec<(u32, Dependency)> {
-        let keywords = keywords();
+        rule_text::begin_batch();
+        let vocabulary = Vocabulary::new(&keywords());
         let a = Prepared::new(&text(&task));
         candidates
             .iter()
             .enumerate()
             .filter_map(|(i, b)| {
-                let finding = check_candidate(&a, &text(b), &keywords)?;
+                let b = Prepared::remembered(&b.id, &text(b));
+                let finding = check_prepared(&a, &b, &vocabulary)?;
                 Some((
                     i as u32,
                     Dependency {

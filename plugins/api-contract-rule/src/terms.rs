@@ -6,9 +6,9 @@
 //! both mention an API keyword, and they share at least one meaningful term
 //! (an API keyword both use, or a subject such as `authentication`).
 
-use std::collections::BTreeSet;
+use std::rc::Rc;
 
-use rule_text::{STOPWORDS, singular};
+use rule_text::{TermId, Words, is_stopword, term_id, term_word};
 
 /// Keywords that mark a task as touching an API; config `keywords` replaces them.
 pub const DEFAULT_KEYWORDS: &[&str] = &[
@@ -61,7 +61,7 @@ pub struct Finding {
 /// batch, however many candidates it is checked against).
 pub struct Prepared<'a> {
     repository: &'a str,
-    terms: BTreeSet<String>,
+    words: Rc<Words>,
 }
 
 impl<'a> Prepared<'a> {
@@ -69,7 +69,37 @@ impl<'a> Prepared<'a> {
     pub fn new(task: &TaskText<'a>) -> Self {
         Prepared {
             repository: task.repository,
-            terms: terms(task),
+            words: Rc::new(Words::of(&plain(task))),
+        }
+    }
+
+    /// The terms of `task`, whose id is `id`, remembered from an earlier
+    /// call when its text is unchanged ([`rule_text::remembered_terms`]):
+    /// what `check-batch` uses for its candidates.
+    pub fn remembered(id: &str, task: &TaskText<'a>) -> Self {
+        Prepared {
+            repository: task.repository,
+            words: rule_text::remembered_words(id, &plain(task)),
+        }
+    }
+}
+
+/// The words the decision looks for, numbered once per batch.
+pub struct Vocabulary {
+    api: Vec<TermId>,
+    defines: Vec<TermId>,
+    implements: Vec<TermId>,
+}
+
+impl Vocabulary {
+    /// The numbers of `api_keywords` (lowercase) and of the define and
+    /// implement verbs.
+    pub fn new(api_keywords: &[String]) -> Self {
+        let ids = |words: &mut dyn Iterator<Item = &str>| words.map(term_id).collect();
+        Vocabulary {
+            api: ids(&mut api_keywords.iter().map(String::as_str)),
+            defines: ids(&mut DEFINES.iter().copied()),
+            implements: ids(&mut IMPLEMENTS.iter().copied()),
         }
     }
 }
@@ -79,64 +109,56 @@ impl<'a> Prepared<'a> {
 /// Tasks in the same repository are left to other rules (the seed's
 /// detection is cross-repository). `api_keywords` must be lowercase.
 pub fn check(a: &TaskText, b: &TaskText, api_keywords: &[String]) -> Option<Finding> {
-    check_prepared(&Prepared::new(a), &Prepared::new(b), api_keywords)
+    check_prepared(
+        &Prepared::new(a),
+        &Prepared::new(b),
+        &Vocabulary::new(api_keywords),
+    )
 }
 
 /// [`check`] of two prepared tasks.
-pub fn check_prepared(a: &Prepared, b: &Prepared, api_keywords: &[String]) -> Option<Finding> {
+pub fn check_prepared(a: &Prepared, b: &Prepared, vocabulary: &Vocabulary) -> Option<Finding> {
     if a.repository == b.repository {
         return None;
     }
-    decide(a, b.terms.iter().map(String::as_str), api_keywords)
+    decide(&a.words.ids, &b.words.ids, vocabulary)
 }
 
-/// [`check`] of a prepared task against a candidate read in one pass, with
-/// no set of the candidate's terms built: what `check-batch` runs for each
-/// of up to thousands of candidates. Answers exactly as [`check_prepared`].
-pub fn check_candidate(a: &Prepared, b: &TaskText, api_keywords: &[String]) -> Option<Finding> {
-    if a.repository == b.repository {
+/// The decision over the numbered terms of `a` and `b`.
+///
+/// Both lists are sorted, so the shared terms come from one merge of the
+/// two, and every test is a comparison of numbers: `check-batch` runs this
+/// for each of up to thousands of candidates.
+fn decide(a: &[TermId], b: &[TermId], vocabulary: &Vocabulary) -> Option<Finding> {
+    let is_api = |t: &TermId| vocabulary.api.contains(t);
+    let says = |terms: &[TermId], verbs: &[TermId]| terms.iter().any(|t| verbs.contains(t));
+    if !a.iter().any(is_api) || !b.iter().any(is_api) {
         return None;
     }
-    let keywords = b.keywords.join(" ");
-    let words = [b.title, b.description, keywords.as_str()]
-        .into_iter()
-        .flat_map(|text| text.split(|c: char| !c.is_alphanumeric()))
-        .filter(|w| w.chars().count() >= 3)
-        .map(|w| singular(&w.to_lowercase()));
-    // `decide` takes borrowed terms; a candidate's are made on the fly.
-    let owned: Vec<String> = words.collect();
-    decide(a, owned.iter().map(String::as_str), api_keywords)
-}
-
-/// The decision over `a` and the terms of `b` (in any order, repeats allowed).
-fn decide<'b>(
-    a: &Prepared,
-    terms_b: impl Iterator<Item = &'b str>,
-    api_keywords: &[String],
-) -> Option<Finding> {
-    let is_api = |t: &str| api_keywords.iter().any(|k| k == t);
-    if !a.terms.iter().any(|t| is_api(t)) {
-        return None;
-    }
-    let (mut b_api, mut b_defines, mut b_implements) = (false, false, false);
-    let mut shared: BTreeSet<&str> = BTreeSet::new();
-    for t in terms_b {
-        b_api |= is_api(t);
-        b_defines |= DEFINES.contains(&t);
-        b_implements |= IMPLEMENTS.contains(&t);
-        if let Some(common) = a.terms.get(t)
-            && !STOPWORDS.contains(&t)
-        {
-            shared.insert(common.as_str());
+    let (mut shared, mut shared_api): (Vec<Rc<str>>, usize) = (Vec::new(), 0);
+    let (mut i, mut j) = (0, 0);
+    while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
+        match x.cmp(y) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                let word = term_word(*x);
+                if !is_stopword(&word) {
+                    shared_api += usize::from(is_api(x));
+                    shared.push(word);
+                }
+                (i, j) = (i + 1, j + 1);
+            }
         }
     }
-    if !b_api || shared.is_empty() {
+    if shared.is_empty() {
         return None;
     }
-    let shared_api = shared.iter().filter(|t| is_api(t)).count();
+    // Named in alphabetical order, whatever their numbers.
+    shared.sort_unstable();
     let shared_subject = shared.len() - shared_api;
-    let has = |verbs: &[&str]| verbs.iter().any(|v| a.terms.contains(*v));
-    let defines_and_implements = (has(DEFINES) && b_implements) || (b_defines && has(IMPLEMENTS));
+    let defines_and_implements = (says(a, &vocabulary.defines) && says(b, &vocabulary.implements))
+        || (says(b, &vocabulary.defines) && says(a, &vocabulary.implements));
 
     // A shared subject says more than a shared API word (two tasks can both
     // say "api" about unrelated APIs), and a define/implement pair is the
@@ -145,8 +167,7 @@ fn decide<'b>(
         + 0.2 * shared_subject as f32
         + 0.1 * shared_api as f32
         + if defines_and_implements { 0.2 } else { 0.0 };
-    let names: Vec<&str> = shared.into_iter().collect();
-    let mut reason = format!("both tasks touch an API and share: {}", names.join(", "));
+    let mut reason = format!("both tasks touch an API and share: {}", shared.join(", "));
     if defines_and_implements {
         reason.push_str("; one defines the contract, the other implements it");
     }
@@ -162,18 +183,19 @@ pub fn parse_keywords(raw: Option<&str>) -> Vec<String> {
     rule_text::parse_keywords(raw, DEFAULT_KEYWORDS)
 }
 
-/// The task's terms as every shipped rule reads them ([`rule_text::terms`]).
-fn terms(task: &TaskText) -> BTreeSet<String> {
-    rule_text::terms(&rule_text::TaskText {
+/// The part of `task` the shared term reader looks at.
+fn plain<'a>(task: &TaskText<'a>) -> rule_text::TaskText<'a> {
+    rule_text::TaskText {
         title: task.title,
         description: task.description,
         keywords: task.keywords,
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rule_text::singular;
 
     fn task<'a>(repository: &'a str, title: &'a str, description: &'a str) -> TaskText<'a> {
         TaskText {
@@ -204,7 +226,7 @@ mod tests {
     }
 
     #[test]
-    fn a_candidate_read_in_one_pass_gets_the_answer_of_two_prepared_tasks() {
+    fn remembered_candidates_get_the_answer_of_fresh_ones() {
         let tasks = [
             task(
                 "backend-api",
@@ -219,9 +241,10 @@ mod tests {
         ];
         for a in &tasks {
             let prepared = Prepared::new(a);
-            for b in &tasks {
+            for (i, b) in tasks.iter().enumerate() {
+                let remembered = Prepared::remembered(&i.to_string(), b);
                 assert_eq!(
-                    check_candidate(&prepared, b, &defaults()),
+                    check_prepared(&prepared, &remembered, &Vocabulary::new(&defaults())),
                     check(a, b, &defaults()),
                     "{} / {}",
                     a.title,

@@ -6,9 +6,9 @@
 //! `timeout`, `checkout`); one introducing a setting and the other reading
 //! it is the strongest signal, as in the seed's feature-flag example.
 
-use std::collections::BTreeSet;
+use std::rc::Rc;
 
-use crate::text::{TaskText, mentions, shared, terms};
+use crate::text::{TaskText, Words, mentions, shared};
 
 /// The name `describe` gives.
 pub const NAME: &str = "configuration-dependency";
@@ -37,7 +37,7 @@ pub const DEFAULT_KEYWORDS: &[&str] = &[
 
 /// One task's terms, computed once per task (once for the new task of a batch).
 pub struct Prepared {
-    terms: BTreeSet<String>,
+    terms: Rc<Words>,
     /// It mentions one of the keywords.
     in_scope: bool,
 }
@@ -45,7 +45,16 @@ pub struct Prepared {
 impl Prepared {
     /// The terms of `task`, and whether it mentions one of `keywords`.
     pub fn new(task: &TaskText, keywords: &[String]) -> Self {
-        let terms = terms(task);
+        Self::of(Rc::new(Words::of(task)), keywords)
+    }
+
+    /// As [`Prepared::new`] for the task with id `id`, its terms remembered
+    /// from an earlier call when its text is unchanged.
+    pub fn remembered(id: &str, task: &TaskText, keywords: &[String]) -> Self {
+        Self::of(crate::text::remembered_words(id, task), keywords)
+    }
+
+    fn of(terms: Rc<Words>, keywords: &[String]) -> Self {
         let in_scope = mentions(&terms, keywords);
         Prepared { terms, in_scope }
     }

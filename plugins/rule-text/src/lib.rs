@@ -4,7 +4,9 @@
 //! (a library crate: this folder has no `plugin.toml`, so the host never
 //! loads it as a plugin).
 
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
 
 /// The text of one task that the rule looks at.
 pub struct TaskText<'a> {
@@ -16,72 +18,77 @@ pub struct TaskText<'a> {
     pub keywords: &'a [String],
 }
 
-/// Words too common in task titles to show that two tasks share a subject.
+/// Words too common in task titles to show that two tasks share a subject,
+/// sorted (so [`is_stopword`] is a binary search; a test keeps it so).
 pub const STOPWORDS: &[&str] = &[
-    "the",
-    "and",
-    "for",
-    "with",
-    "from",
-    "into",
-    "onto",
-    "that",
-    "this",
-    "these",
-    "those",
-    "are",
-    "was",
-    "were",
-    "has",
-    "have",
-    "not",
-    "all",
-    "any",
-    "new",
-    "our",
-    "its",
-    "their",
-    "via",
-    "per",
     "add",
     "adds",
-    "update",
-    "updates",
-    "fix",
-    "fixes",
-    "make",
-    "use",
-    "uses",
-    "create",
-    "creates",
-    "remove",
+    "all",
+    "also",
+    "and",
+    "any",
+    "are",
+    "build",
+    "can",
     "change",
     "changes",
-    "support",
-    "task",
-    "work",
-    "need",
-    "needs",
-    "should",
-    "must",
-    "will",
-    "can",
-    "also",
-    "when",
-    "then",
-    "than",
-    "more",
-    "less",
-    "some",
-    "implement",
-    "implementation",
-    "build",
     "check",
     "checks",
-    "service",
+    "create",
+    "creates",
+    "fix",
+    "fixes",
+    "for",
+    "from",
+    "has",
+    "have",
+    "implement",
+    "implementation",
+    "into",
+    "its",
+    "less",
+    "make",
+    "more",
+    "must",
+    "need",
+    "needs",
     "new",
+    "not",
+    "onto",
+    "our",
     "part",
+    "per",
+    "remove",
+    "service",
+    "should",
+    "some",
+    "support",
+    "task",
+    "than",
+    "that",
+    "the",
+    "their",
+    "then",
+    "these",
+    "this",
+    "those",
+    "update",
+    "updates",
+    "use",
+    "uses",
+    "via",
+    "was",
+    "were",
+    "when",
+    "will",
+    "with",
+    "work",
 ];
+
+/// Whether `word` is one of the [`STOPWORDS`].
+pub fn is_stopword(word: &str) -> bool {
+    STOPWORDS.binary_search(&word).is_ok()
+}
 
 /// Lowercase words of three or more characters from title, description and
 /// keywords, with a plural `s` dropped so `tables` meets `table`.
@@ -93,6 +100,138 @@ pub fn terms(task: &TaskText) -> BTreeSet<String> {
         .filter(|w| w.chars().count() >= 3)
         .map(|w| singular(&w.to_lowercase()))
         .collect()
+}
+
+/// A word's number in this instance's vocabulary: comparing numbers is what
+/// makes checking a task against a thousand others cheap (comparing the
+/// words themselves was most of a `check-batch` in a guest).
+pub type TermId = u32;
+
+/// A task's terms, as words (sorted) and as [`TermId`]s (sorted by number).
+#[derive(Debug, PartialEq)]
+pub struct Words {
+    /// The words, as [`terms`] gives them.
+    pub terms: BTreeSet<String>,
+    /// The same words' numbers, ascending.
+    pub ids: Vec<TermId>,
+}
+
+impl Words {
+    /// The words of `task`, numbered.
+    pub fn of(task: &TaskText) -> Self {
+        let terms = terms(task);
+        let mut ids: Vec<TermId> = terms.iter().map(|t| term_id(t)).collect();
+        ids.sort_unstable();
+        Words { terms, ids }
+    }
+}
+
+impl std::ops::Deref for Words {
+    type Target = BTreeSet<String>;
+
+    fn deref(&self) -> &BTreeSet<String> {
+        &self.terms
+    }
+}
+
+/// At most this many tasks are remembered, and this many words numbered;
+/// past either, both start over at the next batch (a guest's memory is
+/// capped by its manifest).
+const REMEMBERED: usize = 50_000;
+const VOCABULARY: usize = 500_000;
+
+/// A task's text as it was when its words were read, and those words.
+struct Remembered {
+    title: String,
+    description: String,
+    keywords: Vec<String>,
+    words: Rc<Words>,
+}
+
+impl Remembered {
+    fn describes(&self, task: &TaskText) -> bool {
+        self.title == task.title
+            && self.description == task.description
+            && self.keywords == task.keywords
+    }
+}
+
+#[derive(Default)]
+struct Vocabulary {
+    ids: HashMap<Rc<str>, TermId>,
+    words: Vec<Rc<str>>,
+}
+
+thread_local! {
+    /// Words by task id. The host asks a rule about the same earlier tasks
+    /// at every registration; reading their text again was most of the
+    /// cost of a `check-batch` over a thousand candidates.
+    static REMEMBERED_WORDS: RefCell<HashMap<String, Remembered>> = RefCell::default();
+    /// Every word numbered so far.
+    static VOCABULARY_IN_USE: RefCell<Vocabulary> = RefCell::default();
+}
+
+/// The number of `word`, given it now if it has none.
+pub fn term_id(word: &str) -> TermId {
+    VOCABULARY_IN_USE.with_borrow_mut(|v| {
+        if let Some(id) = v.ids.get(word) {
+            return *id;
+        }
+        let id = v.words.len() as TermId;
+        let word: Rc<str> = Rc::from(word);
+        v.words.push(word.clone());
+        v.ids.insert(word, id);
+        id
+    })
+}
+
+/// The word numbered `id` (empty for a number never given).
+pub fn term_word(id: TermId) -> Rc<str> {
+    VOCABULARY_IN_USE.with_borrow(|v| {
+        v.words
+            .get(id as usize)
+            .cloned()
+            .unwrap_or_else(|| Rc::from(""))
+    })
+}
+
+/// Call at the start of a batch: forgets the remembered tasks and the
+/// vocabulary when either outgrew its bound. Never during a batch, whose
+/// prepared tasks hold numbers of the vocabulary in use.
+pub fn begin_batch() {
+    let full = REMEMBERED_WORDS.with_borrow(|m| m.len() >= REMEMBERED)
+        || VOCABULARY_IN_USE.with_borrow(|v| v.words.len() >= VOCABULARY);
+    if full {
+        REMEMBERED_WORDS.with_borrow_mut(HashMap::clear);
+        VOCABULARY_IN_USE.with_borrow_mut(|v| *v = Vocabulary::default());
+    }
+}
+
+/// [`Words::of`] the task with id `id`, remembered across calls while the
+/// instance lives: read again only when the task's text changed (a task
+/// registered again under its id). The answer is always what
+/// [`Words::of`] gives for `task`.
+pub fn remembered_words(id: &str, task: &TaskText) -> Rc<Words> {
+    if let Some(known) = REMEMBERED_WORDS.with_borrow(|memo| {
+        memo.get(id)
+            .filter(|known| known.describes(task))
+            .map(|known| known.words.clone())
+    }) {
+        return known;
+    }
+    let words = Rc::new(Words::of(task));
+    REMEMBERED_WORDS.with_borrow_mut(|memo| {
+        memo.insert(
+            id.to_string(),
+            Remembered {
+                title: task.title.to_string(),
+                description: task.description.to_string(),
+                keywords: task.keywords.to_vec(),
+                words: words.clone(),
+            },
+        )
+    });
+    words
 }
 
 /// Drops a plural `s`, but not from words like `status`, `analysis`, `class`.
@@ -132,10 +271,86 @@ pub fn shared<'a>(
     exclude: &[String],
 ) -> Vec<&'a str> {
     a.intersection(b)
-        .filter(|t| !STOPWORDS.contains(&t.as_str()))
+        .filter(|t| !is_stopword(t))
         .filter(|t| !exclude.iter().any(|e| singular(e) == **t))
         .map(String::as_str)
         .collect()
+}
+
+/// The WIT glue of a shipped keyword rule: `describe`, `check` and
+/// `check-batch` over the calling crate's `rule` module, which provides
+/// `NAME`, `DESCRIPTION`, `RELATIONSHIP`, `DEFAULT_KEYWORDS`, `Finding`,
+/// `check`, and `Prepared` with `new` and `remembered`. One copy for every
+/// rule built this way; the decisions stay in each rule's module, where
+/// they are unit-tested natively.
+///
+/// `check-batch` reads the config and the new task's terms once for all
+/// candidates, and remembers each candidate's terms for the next
+/// registration ([`remembered_words`]).
+#[macro_export]
+macro_rules! keyword_rule_plugin {
+    () => {
+        wit_bindgen::generate!({ world: "dependency-rule-plugin", path: "../../wit" });
+
+        use exports::host::plugin::dependency_rule::Guest;
+        use host::plugin::host::config;
+        use host::plugin::types::{Dependency, RuleInfo, Task};
+
+        struct Plugin;
+
+        impl Guest for Plugin {
+            fn describe() -> RuleInfo {
+                RuleInfo {
+                    name: rule::NAME.to_string(),
+                    description: rule::DESCRIPTION.to_string(),
+                    keywords: keywords(),
+                }
+            }
+
+            fn check(a: Task, b: Task) -> Option<Dependency> {
+                let keywords = keywords();
+                let a = rule::Prepared::new(&text(&a), &keywords);
+                let b = rule::Prepared::new(&text(&b), &keywords);
+                found(rule::check(&a, &b, &keywords))
+            }
+
+            fn check_batch(task: Task, candidates: Vec<Task>) -> Vec<(u32, Dependency)> {
+                $crate::begin_batch();
+                let keywords = keywords();
+                let a = rule::Prepared::new(&text(&task), &keywords);
+                candidates
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, b)| {
+                        let b = rule::Prepared::remembered(&b.id, &text(b), &keywords);
+                        found(rule::check(&a, &b, &keywords)).map(|d| (i as u32, d))
+                    })
+                    .collect()
+            }
+        }
+
+        fn found(finding: Option<rule::Finding>) -> Option<Dependency> {
+            finding.map(|f| Dependency {
+                relationship: rule::RELATIONSHIP.to_string(),
+                reason: f.reason,
+                confidence: f.confidence,
+            })
+        }
+
+        fn keywords() -> Vec<String> {
+            $crate::parse_keywords(config("keywords").as_deref(), rule::DEFAULT_KEYWORDS)
+        }
+
+        fn text(task: &Task) -> $crate::TaskText<'_> {
+            $crate::TaskText {
+                title: &task.title,
+                description: &task.description,
+                keywords: &task.keywords,
+            }
+        }
+
+        export!(Plugin);
+    };
 }
 
 #[cfg(test)]
@@ -146,6 +361,57 @@ mod tests {
     fn plurals_meet_singulars_but_status_stays_whole() {
         assert_eq!(singular("tables"), "table");
         assert_eq!(singular("status"), "status");
+    }
+
+    #[test]
+    fn stopwords_are_sorted_and_found() {
+        assert!(STOPWORDS.windows(2).all(|w| w[0] < w[1]));
+        assert!(STOPWORDS.iter().all(|w| is_stopword(w)));
+        assert!(!is_stopword("orders"));
+    }
+
+    #[test]
+    fn remembered_terms_follow_a_task_whose_text_changed() {
+        let old = TaskText {
+            title: "Orders tables",
+            description: "",
+            keywords: &[],
+        };
+        let first = remembered_words("t1", &old);
+        assert_eq!(first.terms, terms(&old));
+        assert!(Rc::ptr_eq(&first, &remembered_words("t1", &old)));
+        let keywords = ["Billing".to_string()];
+        let new = TaskText {
+            title: "Orders tables",
+            description: "",
+            keywords: &keywords,
+        };
+        let second = remembered_words("t1", &new);
+        assert_eq!(*second, Words::of(&new));
+        assert!(second.contains("billing"));
+        // Another id with the old text reads it afresh, not the changed one.
+        assert_eq!(*remembered_words("t2", &old), Words::of(&old));
+    }
+
+    #[test]
+    fn a_word_keeps_its_number_and_numbers_name_their_words() {
+        let table = term_id("table");
+        assert_eq!(term_id("table"), table);
+        assert_ne!(term_id("tables"), table);
+        assert_eq!(&*term_word(table), "table");
+        let words = Words::of(&TaskText {
+            title: "Orders table",
+            description: "",
+            keywords: &[],
+        });
+        assert!(words.ids.windows(2).all(|w| w[0] < w[1]));
+        let mut named: Vec<String> = words
+            .ids
+            .iter()
+            .map(|i| term_word(*i).to_string())
+            .collect();
+        named.sort();
+        assert_eq!(named, words.terms.iter().cloned().collect::<Vec<_>>());
     }
 
     #[test]
