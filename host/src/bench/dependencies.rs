@@ -188,7 +188,12 @@ pub(crate) async fn measure(
             let start = Instant::now();
             runtime
                 .bus
-                .commit_all_async(registration_events(&new, "bench", &found))
+                .commit_all_async(registration_events(
+                    &new,
+                    "bench",
+                    &found,
+                    runtime.bus.max_event_bytes(),
+                ))
                 .await?;
             publish.push(start.elapsed().as_secs_f64() * 1000.0);
         }

@@ -203,6 +203,12 @@ impl Bus {
         &self.shared.core
     }
 
+    /// The most bytes one event may take (`max_event_bytes`): what a
+    /// publisher splitting a long list into several events stays under.
+    pub fn max_event_bytes(&self) -> usize {
+        self.core().config.max_event_bytes
+    }
+
     /// The last committed sequence, 0 if nothing was ever published.
     pub fn head(&self) -> u64 {
         self.core().head.load(Ordering::Acquire)

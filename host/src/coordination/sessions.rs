@@ -199,9 +199,12 @@ impl Sessions {
     /// Opens a session over `tasks` and publishes `session.opened` (with the
     /// whole session, which is what a planner reads).
     ///
-    /// The id is `s<sequence>` of `cause` when there is one, so a cause
-    /// delivered twice (a restart before the cursor was saved) opens one
-    /// session; `None` when that session exists already, or when an open
+    /// `cause` is the event that opened it and which of its findings (a
+    /// `dependency.detected` lists one per pair, from 0). The id is
+    /// `s<sequence>` of the cause for its first finding and
+    /// `s<sequence>.<n>` for the n-th after, so a cause delivered twice (a
+    /// restart before the cursor was saved) opens each session once; `None`
+    /// when that session exists already, or when an open
     /// session already involves the same tasks (two rules finding the same
     /// pair make one conversation, not two).
     pub fn open(
@@ -209,13 +212,14 @@ impl Sessions {
         kind: SessionKind,
         tasks: Vec<Task>,
         dependency: Option<Dependency>,
-        cause: Option<&Event>,
+        cause: Option<(&Event, usize)>,
     ) -> Option<Session> {
         let now = self.now();
         let session = {
             let mut book = self.inner.book.lock();
             let id = match cause {
-                Some(e) => format!("s{}", e.sequence),
+                Some((e, 0)) => format!("s{}", e.sequence),
+                Some((e, nth)) => format!("s{}.{nth}", e.sequence),
                 None => {
                     book.local += 1;
                     format!("local-{}", book.local)
@@ -241,7 +245,7 @@ impl Sessions {
             serde_json::to_value(&session).unwrap_or_default(),
         )
         .with_subject(&session.id);
-        self.publish(vec![caused(event, cause)]);
+        self.publish(vec![caused(event, cause.map(|(e, _)| e))]);
         Some(session)
     }
 

@@ -1,7 +1,8 @@
 //! The sessions' bus consumer: what opens sessions, takes judges' verdicts
 //! and planners' plans, and runs the time rules.
 //!
-//! It reads `dependency.detected` (opens a session over the two tasks),
+//! It reads `dependency.detected` (opens a session over the two tasks of
+//! each dependency listed),
 //! `session.judged` (a verdict on a message) and `session.plan` (a plan to
 //! post), with a durable cursor (`coordination/sessions`) saved after each
 //! event, so a restart neither misses nor repeats one. Verdicts and plans
@@ -64,6 +65,23 @@ async fn follow(sessions: Sessions, coordinator: Coordinator, mut consumer: Cons
     }
 }
 
+/// A `dependency.detected`: one rule's hits for one registered task.
+#[derive(Deserialize)]
+struct Detected {
+    task: String,
+    rule: String,
+    dependencies: Vec<Hit>,
+}
+
+/// One hit of a [`Detected`] list.
+#[derive(Deserialize)]
+struct Hit {
+    depends_on: String,
+    relationship: String,
+    reason: String,
+    confidence: f32,
+}
+
 #[derive(Deserialize)]
 struct Judged {
     session: String,
@@ -82,20 +100,35 @@ struct Planned {
 pub fn handle(sessions: &Sessions, coordinator: &Coordinator, event: &Event) {
     match event.ty.as_str() {
         "dependency.detected" if sessions.config().open_on_dependency => {
-            let Ok(dep) = serde_json::from_value::<Dependency>(event.data.clone()) else {
+            let Ok(detected) = Detected::deserialize(&event.data) else {
                 tracing::warn!("dependency.detected #{} is malformed", event.sequence);
                 return;
             };
-            if !sessions.room_for_one(event) {
-                return;
-            }
-            // The earlier task first: it is the one the other depends on.
-            let tasks: Vec<_> = [&dep.depends_on, &dep.task]
-                .into_iter()
-                .filter_map(|id| coordinator.task(id))
-                .collect();
-            if tasks.len() == 2 {
-                sessions.open(SessionKind::Dependency, tasks, Some(dep), Some(event));
+            for (nth, hit) in detected.dependencies.into_iter().enumerate() {
+                let dep = Dependency {
+                    rule: detected.rule.clone(),
+                    task: detected.task.clone(),
+                    depends_on: hit.depends_on,
+                    relationship: hit.relationship,
+                    reason: hit.reason,
+                    confidence: hit.confidence,
+                };
+                if !sessions.room_for_one(event) {
+                    return;
+                }
+                // The earlier task first: it is the one the other depends on.
+                let tasks: Vec<_> = [&dep.depends_on, &dep.task]
+                    .into_iter()
+                    .filter_map(|id| coordinator.task(id))
+                    .collect();
+                if tasks.len() == 2 {
+                    sessions.open(
+                        SessionKind::Dependency,
+                        tasks,
+                        Some(dep),
+                        Some((event, nth)),
+                    );
+                }
             }
         }
         _ => answer(sessions, event),
@@ -325,11 +358,11 @@ mod tests {
             .publish(NewEvent::new("test", "dependency.detected", json!({})))
             .unwrap();
         let tasks = || vec![task("a", "r1", "alice"), task("b", "r2", "bob")];
-        let s = sessions.open(SessionKind::Dependency, tasks(), None, Some(&cause));
+        let s = sessions.open(SessionKind::Dependency, tasks(), None, Some((&cause, 0)));
         assert_eq!(s.unwrap().id, format!("s{}", cause.sequence));
         assert!(
             sessions
-                .open(SessionKind::Dependency, tasks(), None, Some(&cause))
+                .open(SessionKind::Dependency, tasks(), None, Some((&cause, 0)))
                 .is_none()
         );
         let mut reversed = tasks();

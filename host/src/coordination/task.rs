@@ -47,5 +47,10 @@ pub struct Dependency {
 /// Writes an `f32` as the decimal it was meant to be (`0.95`, not
 /// `0.949999988079071`, which is what widening it to JSON's f64 gives).
 fn tidy<S: serde::Serializer>(x: &f32, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64((f64::from(*x) * 1e6).round() / 1e6)
+    s.serialize_f64(tidy_f32(*x))
+}
+
+/// `x` as the decimal it was meant to be, to six places.
+pub(crate) fn tidy_f32(x: f32) -> f64 {
+    (f64::from(x) * 1e6).round() / 1e6
 }

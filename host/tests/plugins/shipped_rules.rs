@@ -8,6 +8,7 @@
 //! fixture, built against `wit/v0.1`) must still be asked, pair by pair.
 
 use super::*;
+use host::coordination::{Dependency, SessionConfig, Sessions};
 
 const RULES: [&str; 4] = [
     "api-contract-rule",
@@ -241,35 +242,88 @@ async fn a_rule_built_against_wit_0_1_is_still_asked_pair_by_pair() {
 }
 
 #[tokio::test]
-async fn a_registration_publishes_its_task_and_every_hit_together_in_order() {
+async fn a_registration_publishes_its_task_and_one_list_of_hits_per_rule_together_in_order() {
     let h = rules().await;
     let coordinator =
         Coordinator::new(h.bus.clone(), h.host.clone(), CoordinationConfig::default());
     for (_, _, a, _) in seed_examples() {
         coordinator.register(a, "test").await.unwrap();
     }
-    let probe = task(
+    let mut billing = task("a3", "billing", "Expose the user authentication API");
+    billing.agent = Some("carol".into());
+    coordinator.register(billing, "test").await.unwrap();
+    let sessions = Sessions::new(
+        h.bus.clone(),
+        SessionConfig::default(),
+        host::plugins::system_clock(),
+    );
+    let consumer = host::coordination::start_sessions(sessions.clone(), coordinator.clone());
+    let mut probe = task(
         "p",
         "mobile",
         "Consume the user authentication API with a token",
     );
+    probe.agent = Some("dave".into());
     let found = coordinator.register(probe, "test").await.unwrap();
-    assert!(found.len() >= 2, "{found:#?}");
     let registered = h
         .wait_event("task.registered", |e| e.subject.as_deref() == Some("p"))
         .await;
-    let hits: Vec<_> = h
+    let lists: Vec<_> = h
         .events("dependency.detected")
         .into_iter()
         .filter(|e| e.subject.as_deref() == Some("p"))
         .collect();
-    assert_eq!(hits.len(), found.len());
-    // One batch: the hits follow the registration with nothing in between.
-    let seqs: Vec<u64> = hits.iter().map(|e| e.sequence).collect();
-    let expected: Vec<u64> = (1..=found.len() as u64)
+    // One event per rule that found something, its hits in rule order.
+    let mut rules: Vec<&str> = found.iter().map(|d| d.rule.as_str()).collect();
+    rules.dedup();
+    assert!(rules.len() >= 2, "{found:#?}");
+    assert_eq!(lists.len(), rules.len(), "{lists:#?}");
+    let mut listed = Vec::new();
+    for (event, rule) in lists.iter().zip(&rules) {
+        assert_eq!(event.data["rule"], *rule);
+        assert_eq!(event.data["task"], "p");
+        assert_eq!(
+            (event.data["part"].as_u64(), event.data["parts"].as_u64()),
+            (Some(1), Some(1))
+        );
+        for d in event.data["dependencies"].as_array().unwrap() {
+            listed.push(Dependency {
+                rule: rule.to_string(),
+                task: "p".into(),
+                depends_on: d["depends_on"].as_str().unwrap().into(),
+                relationship: d["relationship"].as_str().unwrap().into(),
+                reason: d["reason"].as_str().unwrap().into(),
+                confidence: d["confidence"].as_f64().unwrap() as f32,
+            });
+        }
+    }
+    assert_eq!(listed, found);
+    // One commit: the lists follow the registration with nothing in between.
+    let seqs: Vec<u64> = lists.iter().map(|e| e.sequence).collect();
+    let expected: Vec<u64> = (1..=lists.len() as u64)
         .map(|k| registered.sequence + k)
         .collect();
     assert_eq!(seqs, expected);
+    // The sessions consumer opens one session per pair: `s<seq>` for a
+    // list's first dependency, `s<seq>.<n>` for the n-th after.
+    let api = lists
+        .iter()
+        .find(|e| e.data["rule"] == "api-contract-rule")
+        .expect("api-contract found a1 and a3");
+    let deps = api.data["dependencies"].as_array().unwrap();
+    assert_eq!(deps.len(), 2, "{api:#?}");
+    let second = format!("s{}.1", api.sequence);
+    h.wait_event("session.opened", |e| {
+        e.subject.as_deref() == Some(second.as_str())
+    })
+    .await;
+    consumer.abort();
+    let first = sessions.get(&format!("s{}", api.sequence)).unwrap();
+    let other = sessions.get(&second).unwrap();
+    let pair =
+        |s: &host::coordination::Session| s.tasks.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
+    assert_eq!(pair(&first), [deps[0]["depends_on"].as_str().unwrap(), "p"]);
+    assert_eq!(pair(&other), [deps[1]["depends_on"].as_str().unwrap(), "p"]);
 }
 
 /// The example rule of `examples/rust/graphql-rule`, built when missing.
