@@ -160,7 +160,8 @@ impl Coordinator {
             reg.dependencies.extend(found.iter().cloned());
         }
         // One journal commit for the registration and everything it found:
-        // a commit per event cost more than the rules did (66 ms for ~400 hits).
+        // a commit per event cost more than the rules did (66 ms for ~400
+        // hits), and a list per rule rather than an event per hit.
         if let Err(e) = self
             .bus
             .commit_all_async(registration_events(
