@@ -6,15 +6,14 @@
 //! writer's report file plus the log reaching the burst's size.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 
 use super::common::cpu_secs;
 use super::fixtures::write;
 use super::output::{BURST_LINES, BurstFigures, PATIENCE, peak_rss_mib, write_secs};
-use super::supervisord::run_capture;
+use super::supervisord::{run_capture, spawn, terminate};
 
 /// Runs the burst under supervisord in `dir`; the log's path and the
 /// figures (`identical` is left false for the caller, which knows the MD5).
@@ -46,16 +45,7 @@ pub(crate) async fn burst(
             log = log.display(),
         ),
     )?;
-    let mut child = tokio::process::Command::new(supervisord)
-        .arg("-c")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("cannot start {}", supervisord.display()))?;
-    let pid = child.id().context("supervisord has no pid")?;
+    let (mut child, pid) = spawn(supervisord, &conf)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while !sock.exists() {
         if let Some(status) = child.try_wait()? {
@@ -90,10 +80,7 @@ pub(crate) async fn burst(
     );
     let log_bytes = std::fs::metadata(&log)?.len();
     let secs = write_secs(&report)?;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )?;
+    terminate(pid)?;
     let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
     Ok((
         log,

@@ -160,16 +160,15 @@ fn config(dir: &Path, n: usize) -> String {
     c
 }
 
-/// Starts supervisord over `n` processes and measures it.
-async fn run(supervisord: &Path, n: usize) -> anyhow::Result<IdleReport> {
-    let dir = tempfile::tempdir()?;
-    std::fs::create_dir_all(dir.path().join("logs"))?;
-    let conf = dir.path().join("supervisord.conf");
-    write(&conf, &config(dir.path(), n))?;
-    let spawned = Instant::now();
-    let mut child = tokio::process::Command::new(supervisord)
+/// Starts supervisord on `conf` in the foreground (the config says
+/// `nodaemon = true`), output discarded, killed if dropped; and its pid.
+pub(crate) fn spawn(
+    supervisord: &Path,
+    conf: &Path,
+) -> anyhow::Result<(tokio::process::Child, u32)> {
+    let child = tokio::process::Command::new(supervisord)
         .arg("-c")
-        .arg(&conf)
+        .arg(conf)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -177,6 +176,26 @@ async fn run(supervisord: &Path, n: usize) -> anyhow::Result<IdleReport> {
         .spawn()
         .with_context(|| format!("cannot start {}", supervisord.display()))?;
     let pid = child.id().context("supervisord has no pid")?;
+    Ok((child, pid))
+}
+
+/// Sends SIGTERM to supervisord's `pid`: its own clean stop.
+pub(crate) fn terminate(pid: u32) -> anyhow::Result<()> {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )?;
+    Ok(())
+}
+
+/// Starts supervisord over `n` processes and measures it.
+async fn run(supervisord: &Path, n: usize) -> anyhow::Result<IdleReport> {
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir_all(dir.path().join("logs"))?;
+    let conf = dir.path().join("supervisord.conf");
+    write(&conf, &config(dir.path(), n))?;
+    let spawned = Instant::now();
+    let (mut child, pid) = spawn(supervisord, &conf)?;
     loop {
         if children(pid).len() >= n {
             break;
@@ -199,10 +218,7 @@ async fn run(supervisord: &Path, n: usize) -> anyhow::Result<IdleReport> {
     let (rss_mib, idle_cpu_percent) = footprint(pid).await?;
     let sleepers = children(pid);
     let t = Instant::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )?;
+    terminate(pid)?;
     let status = tokio::time::timeout(PATIENCE, child.wait())
         .await
         .context("supervisord still running after SIGTERM")??;
