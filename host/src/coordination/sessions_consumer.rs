@@ -113,8 +113,9 @@ pub fn handle(sessions: &Sessions, coordinator: &Coordinator, event: &Event) {
                     reason: hit.reason,
                     confidence: hit.confidence,
                 };
+                // Asked for each pair, so every pair refused is counted.
                 if !sessions.room_for_one(event) {
-                    return;
+                    continue;
                 }
                 // The earlier task first: it is the one the other depends on.
                 let tasks: Vec<_> = [&dep.depends_on, &dep.task]
