@@ -88,6 +88,7 @@ fn process(name: &str, kind: &str) -> ProcessInfo {
         cpu_percent: None,
         metadata: serde_json::Map::new(),
         ready: None,
+        waiting_for: vec![],
     }
 }
 

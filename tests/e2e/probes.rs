@@ -190,3 +190,72 @@ fn a_dependency_cycle_is_a_config_error_naming_the_cycle_and_the_file() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_start_behind_a_dependency_that_is_not_ready_answers_at_once_and_says_what_it_waits_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let flag = tmp.path().join("db-ready");
+    let config = tmp.path().join("host.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[process.web]
+command = "exec sleep 300"
+autostart = false
+depends_on = {{ db = "healthy" }}
+
+[process.db]
+command = "exec sleep 300"
+autostart = false
+readiness_probe = {{ exec = "test -f {flag}", period = "100ms" }}
+"#,
+            flag = flag.display()
+        ),
+    )
+    .unwrap();
+    let state = tmp.path().join("state");
+    let mut host = RunningHost::start(
+        &plugins,
+        &state,
+        &["--config", config.to_str().unwrap(), "--no-build"],
+    );
+    host.wait_for("host.started", PATIENCE, |_| true).unwrap();
+    // db runs but is not ready: `host start web` answers without waiting
+    // for it (it would wait as long as the client let it).
+    let (code, out) = verb(&state, &["start", "web"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("web  starting"), "{out}");
+    assert!(out.contains("waiting for db"), "{out}");
+    let (code, json) = verb(&state, &["ps", "--json"]);
+    assert_eq!(code, 0, "{json}");
+    let all: Value = serde_json::from_str(&json).unwrap();
+    let web = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["process_id"] == "web")
+        .unwrap()
+        .clone();
+    assert_eq!(web["state"], "starting", "{web}");
+    assert_eq!(web["waiting_for"], serde_json::json!(["db"]), "{web}");
+    let (_, table) = verb(&state, &["ps"]);
+    assert!(table.contains("waiting for db"), "{table}");
+    // Once db is ready, web spawns on its own and waits for nothing.
+    std::fs::write(&flag, "").unwrap();
+    host.wait_for("process.started", PATIENCE, |e| subject(e) == "web")
+        .unwrap();
+    let (_, json) = verb(&state, &["ps", "--json"]);
+    let all: Value = serde_json::from_str(&json).unwrap();
+    let web = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["process_id"] == "web")
+        .unwrap()
+        .clone();
+    assert_eq!(web["waiting_for"], serde_json::json!([]), "{web}");
+    host.terminate().unwrap();
+}

@@ -131,21 +131,23 @@ impl Control {
         if request.start {
             // A spawn failure is part of the process's story (state
             // `failed`, a `process.failed` event), not of the request's.
-            if let Err(e) = self.supervisor.start(&id).await {
+            if let Err(e) = self.supervisor.start_promptly(&id).await {
                 tracing::info!(process = %id, "created, but did not start: {e}");
             }
         }
         Ok(Created { process_id: id })
     }
 
-    /// Starts a pending or finished process afresh.
+    /// Starts a pending or finished process afresh. Answers once it is
+    /// spawned, or once it waits for its dependencies (state `starting`,
+    /// `waiting_for` naming them): never for as long as they take.
     ///
     /// # Errors
     ///
     /// 404, 409 if it is active, 503 while shutting down.
     pub async fn start(&self, id: &str) -> Result<ProcessStatus, ApiError> {
         self.known(id)?;
-        self.supervisor.start(id).await?;
+        self.supervisor.start_promptly(id).await?;
         self.process(id)
     }
 

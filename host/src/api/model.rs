@@ -69,6 +69,11 @@ pub struct ProcessStatus {
     /// / `process.unready`); null for a process without one.
     #[serde(default)]
     pub ready: Option<bool>,
+    /// The dependencies it waits for before it can spawn (state
+    /// `starting`); empty otherwise. A start answers as soon as the wait
+    /// begins rather than when it ends.
+    #[serde(default)]
+    pub waiting_for: Vec<String>,
     /// The last output lines (both streams), in a single status only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Vec<String>>,
@@ -103,6 +108,7 @@ impl ProcessStatus {
             last_output_at: info.last_output_at,
             metadata: info.metadata,
             ready: info.ready,
+            waiting_for: info.waiting_for,
             output,
         }
     }

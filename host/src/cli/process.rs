@@ -192,6 +192,9 @@ fn show(p: &ProcessStatus, json: bool) -> ExitCode {
     if let Some(code) = p.exit_code.filter(|_| p.state.is_terminal()) {
         text.push_str(&format!("  exit {code}"));
     }
+    if !p.waiting_for.is_empty() {
+        text.push_str(&format!("  waiting for {}", p.waiting_for.join(", ")));
+    }
     output::line(&text)
 }
 

@@ -48,7 +48,12 @@ pub(super) fn run(args: PsArgs) -> anyhow::Result<ExitCode> {
             "NAME / MESSAGE",
         ]);
         for p in &processes {
-            let note = match (&p.message, p.name != p.process_id) {
+            let waiting = (!p.waiting_for.is_empty())
+                .then(|| format!("waiting for {}", p.waiting_for.join(", ")));
+            let note = match (
+                p.message.as_ref().or(waiting.as_ref()),
+                p.name != p.process_id,
+            ) {
                 (Some(m), true) => format!("{} — {m}", p.name),
                 (Some(m), false) => m.clone(),
                 (None, true) => p.name.clone(),

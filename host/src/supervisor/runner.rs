@@ -97,6 +97,11 @@ struct Runner {
     restart_requested: bool,
     /// Whoever waits for the next run to spawn (the starter, restart callers).
     waiting: Vec<oneshot::Sender<Result<(), SupervisorError>>>,
+    /// A starter that wants its answer as soon as the first spawn begins
+    /// to wait for dependencies ([`Supervisor::start_promptly`]).
+    ///
+    /// [`Supervisor::start_promptly`]: crate::supervisor::Supervisor::start_promptly
+    accepted: Option<oneshot::Sender<()>>,
     /// Why the runner ended without another run, for those still waiting.
     end_reason: &'static str,
     /// How long the last run was up, on the restart clock (`None` after a
@@ -138,6 +143,17 @@ enum Ending {
 /// The `reason` of `process.failed` after a memory limit stop.
 const MEMORY_LIMIT_REASON: &str = "memory limit exceeded";
 
+/// Who started a runner, and how they want their answer.
+pub(super) struct Starter {
+    /// Told when the first run spawns, or why none will.
+    pub(super) reply: oneshot::Sender<Result<(), SupervisorError>>,
+    /// Told as soon as the first spawn waits for dependencies, for a
+    /// start that answers then ([`Supervisor::start_promptly`]).
+    ///
+    /// [`Supervisor::start_promptly`]: crate::supervisor::Supervisor::start_promptly
+    pub(super) accepted: Option<oneshot::Sender<()>>,
+}
+
 /// Runs process `name` until it ends for good; see the module doc.
 pub(super) async fn run(
     inner: Arc<Inner>,
@@ -145,7 +161,7 @@ pub(super) async fn run(
     generation: u64,
     launch: Launch,
     control: mpsc::UnboundedReceiver<Control>,
-    reply: oneshot::Sender<Result<(), SupervisorError>>,
+    starter: Starter,
     done: watch::Sender<bool>,
 ) {
     let mut runner = Runner {
@@ -155,7 +171,8 @@ pub(super) async fn run(
         control,
         stop_requested: false,
         restart_requested: false,
-        waiting: vec![reply],
+        waiting: vec![starter.reply],
+        accepted: starter.accepted,
         end_reason: "it was stopped",
         uptime: None,
         up_since: None,
@@ -624,7 +641,15 @@ impl Runner {
     /// runner must end instead (stopped meanwhile, or a dependency can
     /// never be ready: then the process fails with the reason).
     async fn wait_for_dependencies(&mut self, spec: &ProcessSpec) -> bool {
-        match deps::wait(&self.inner, spec, &mut self.control, &mut self.waiting).await {
+        let waited = deps::wait(
+            &self.inner,
+            spec,
+            &mut self.control,
+            &mut self.waiting,
+            &mut self.accepted,
+        )
+        .await;
+        match waited {
             Waited::Ready => true,
             Waited::Stopped => {
                 self.stop_requested = true;

@@ -196,6 +196,10 @@ pub struct ProcessInfo {
     /// `process.unready`); `None` for a process without a readiness probe.
     #[serde(default)]
     pub ready: Option<bool>,
+    /// The dependencies (`depends_on`) whose condition it waits for before
+    /// it can spawn: the state is `starting` meanwhile. Empty otherwise.
+    #[serde(default)]
+    pub waiting_for: Vec<String>,
 }
 
 /// Which pipe a line came from.

@@ -284,13 +284,40 @@ impl Supervisor {
     /// if it is already active, [`SupervisorError::ShuttingDown`],
     /// [`SupervisorError::Spawn`] or [`SupervisorError::Log`].
     pub async fn start(&self, name: &str) -> Result<(), SupervisorError> {
-        self.launch(name, Launch::Fresh).await
+        self.launch(name, Launch::Fresh, false).await
+    }
+
+    /// As [`Supervisor::start`], but answers as soon as the process begins
+    /// to wait for its dependencies, if it must: it stays `starting`, its
+    /// `waiting_for` names them, and what happens next (the spawn, or a
+    /// dependency that can never be ready failing it) is in its events and
+    /// state. What the API and MCP start with: a call should not hang for
+    /// as long as a database takes to get ready, or forever behind one
+    /// that runs but never does.
+    ///
+    /// # Errors
+    ///
+    /// As [`Supervisor::start`], when they come before the wait.
+    pub async fn start_promptly(&self, name: &str) -> Result<(), SupervisorError> {
+        self.launch(name, Launch::Fresh, true).await
     }
 
     /// Starts a runner for `name`; see [`Supervisor::start`] and
-    /// [`Supervisor::restart`].
-    async fn launch(&self, name: &str, launch: Launch) -> Result<(), SupervisorError> {
+    /// [`Supervisor::restart`]. With `promptly`, answers once the first
+    /// spawn waits for dependencies too.
+    async fn launch(
+        &self,
+        name: &str,
+        launch: Launch,
+        promptly: bool,
+    ) -> Result<(), SupervisorError> {
         let (tx, control) = mpsc::unbounded_channel();
+        let (accepted, mut waits) = if promptly {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let (done_tx, done) = watch::channel(false);
         let (reply, answer) = oneshot::channel();
         let (generation, event) = {
@@ -337,15 +364,25 @@ impl Supervisor {
             generation,
             launch,
             control,
-            reply,
+            runner::Starter { reply, accepted },
             done_tx,
         ));
-        answer.await.unwrap_or_else(|_| {
+        let no_spawn = || {
             Err(SupervisorError::Spawn {
                 name: name.into(),
                 source: std::io::Error::other("the process runner ended before spawning"),
             })
-        })
+        };
+        if let Some(waits) = waits.as_mut() {
+            tokio::select! {
+                biased;
+                answer = answer => return answer.unwrap_or_else(|_| no_spawn()),
+                // Dropped unsent (spawned or ended without waiting): the
+                // branch is disabled and the answer decides.
+                Ok(()) = waits => return Ok(()),
+            }
+        }
+        answer.await.unwrap_or_else(|_| no_spawn())
     }
 
     /// Stops a process and its whole tree; returns once every member is gone.
@@ -495,7 +532,7 @@ impl Supervisor {
             {
                 self.start(name).await
             }
-            None => self.launch(name, Launch::Restart).await,
+            None => self.launch(name, Launch::Restart, false).await,
         }
     }
 

@@ -72,6 +72,9 @@ pub(super) struct Record {
     /// The current run's readiness (see `probes`): `None` without a
     /// readiness probe, `Some(false)` until it passes and after the run.
     pub(super) ready: Option<bool>,
+    /// The dependencies whose condition the runner is waiting for before
+    /// its spawn; empty otherwise.
+    pub(super) waiting_for: Vec<String>,
 }
 
 /// The line to a live runner task.
@@ -105,6 +108,7 @@ impl Record {
             run: None,
             generation: 0,
             ready: None,
+            waiting_for: Vec::new(),
         }
     }
 
@@ -138,6 +142,7 @@ impl Record {
             cpu_percent: self.cpu_percent,
             metadata: self.spec.metadata.clone(),
             ready: self.ready,
+            waiting_for: self.waiting_for.clone(),
         }
     }
 }

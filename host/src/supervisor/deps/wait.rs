@@ -28,9 +28,13 @@ const RECHECK: Duration = Duration::from_millis(20);
 pub(in crate::supervisor) enum Verdict {
     /// Every condition holds.
     Satisfied,
-    /// Some condition may still come to hold; these dependencies are
-    /// pending (never started) and should be started.
-    Waiting { to_start: Vec<String> },
+    /// Some condition may still come to hold: `unmet` are the dependencies
+    /// whose condition does not hold yet; `to_start` those of them pending
+    /// (never started), which should be started.
+    Waiting {
+        unmet: Vec<String>,
+        to_start: Vec<String>,
+    },
     /// `dependency` can never satisfy its condition.
     Failed { dependency: String, reason: String },
 }
@@ -41,7 +45,7 @@ pub(in crate::supervisor) fn judge(
     depends_on: &DependsOn,
 ) -> Verdict {
     let mut to_start = Vec::new();
-    let mut waiting = false;
+    let mut unmet = Vec::new();
     for (dep, &condition) in &depends_on.0 {
         let Some(rec) = table.get(dep) else {
             return Verdict::Failed {
@@ -70,7 +74,7 @@ pub(in crate::supervisor) fn judge(
         }
         if rec.run.is_none() && rec.state == ProcessState::Pending {
             to_start.push(dep.clone());
-            waiting = true;
+            unmet.push(dep.clone());
             continue;
         }
         if over {
@@ -87,12 +91,12 @@ pub(in crate::supervisor) fn judge(
                 ),
             };
         }
-        waiting = true;
+        unmet.push(dep.clone());
     }
-    if waiting {
-        Verdict::Waiting { to_start }
-    } else {
+    if unmet.is_empty() {
         Verdict::Satisfied
+    } else {
+        Verdict::Waiting { unmet, to_start }
     }
 }
 
@@ -108,23 +112,53 @@ pub(in crate::supervisor) enum Waited {
 
 /// Waits until `spec`'s dependencies are satisfied, starting the ones
 /// never started; answers `Stop` requests meanwhile, and keeps `Restart`
-/// callers waiting with the spawn.
+/// callers waiting with the spawn. While it waits, the record's
+/// `waiting_for` names the dependencies not yet satisfied, and `accepted`
+/// (a start that answers when the wait begins) is told at once.
 pub(in crate::supervisor) async fn wait(
     inner: &std::sync::Arc<Inner>,
     spec: &ProcessSpec,
     control: &mut mpsc::UnboundedReceiver<Control>,
     waiting: &mut Vec<oneshot::Sender<Result<(), SupervisorError>>>,
+    accepted: &mut Option<oneshot::Sender<()>>,
 ) -> Waited {
     if spec.depends_on.is_empty() {
         return Waited::Ready;
     }
+    let waited = wait_for_each(inner, spec, control, waiting, accepted).await;
+    if let Some(rec) = inner.table().get_mut(&spec.name) {
+        rec.waiting_for.clear();
+    }
+    waited
+}
+
+async fn wait_for_each(
+    inner: &std::sync::Arc<Inner>,
+    spec: &ProcessSpec,
+    control: &mut mpsc::UnboundedReceiver<Control>,
+    waiting: &mut Vec<oneshot::Sender<Result<(), SupervisorError>>>,
+    accepted: &mut Option<oneshot::Sender<()>>,
+) -> Waited {
     let mut asked = BTreeSet::new();
     loop {
-        let verdict = judge(&inner.table(), &spec.depends_on);
+        let verdict = {
+            let mut table = inner.table();
+            let verdict = judge(&table, &spec.depends_on);
+            if let (Verdict::Waiting { unmet, .. }, Some(rec)) =
+                (&verdict, table.get_mut(&spec.name))
+                && rec.waiting_for != *unmet
+            {
+                rec.waiting_for.clone_from(unmet);
+            }
+            verdict
+        };
         match verdict {
             Verdict::Satisfied => return Waited::Ready,
             Verdict::Failed { dependency, reason } => return Waited::Failed { dependency, reason },
-            Verdict::Waiting { to_start } => {
+            Verdict::Waiting { to_start, .. } => {
+                if let Some(accepted) = accepted.take() {
+                    let _ = accepted.send(());
+                }
                 for dep in to_start {
                     if asked.insert(dep.clone()) {
                         tokio::spawn(start_in_background(inner.clone(), dep));
@@ -229,6 +263,7 @@ mod tests {
         assert_eq!(
             judge(&table, &on(Condition::Healthy)),
             Verdict::Waiting {
+                unmet: vec!["dep".into()],
                 to_start: vec!["dep".into()]
             }
         );

@@ -324,3 +324,50 @@ async fn an_http_readiness_probe_gates_a_dependant_on_a_real_server() {
     assert_eq!(sup.get("client").unwrap().ready, None);
     sup.shutdown(false).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_start_answers_when_the_wait_begins_and_says_what_it_waits_for() {
+    let (sup, bus, dir) = setup();
+    let flag = dir.path().join("healthy");
+    let mut db = spec("db", "exec sleep 60");
+    db.readiness_probe = Some(quick(
+        ProbeCheck::Exec(format!("test -f {}", flag.display())),
+        1,
+    ));
+    let mut web = spec("web", "exec sleep 60");
+    depends(&mut web, &[("db", Condition::Healthy)]);
+    let mut api = spec("api", "exec sleep 60");
+    depends(&mut api, &[("gone", Condition::CompletedSuccessfully)]);
+    let gone = spec("gone", "exit 4");
+    for s in [db, web, api, gone] {
+        sup.add(s).unwrap();
+    }
+    // db runs but is not ready, and may never be: a plain start would wait
+    // for as long as that takes. The prompt one answers once web waits.
+    tokio::time::timeout(Duration::from_secs(10), sup.start_promptly("web"))
+        .await
+        .expect("start_promptly answered while the dependency was not ready")
+        .unwrap();
+    let web = sup.get("web").unwrap();
+    assert_eq!(web.state, ProcessState::Starting);
+    assert_eq!(web.waiting_for, ["db"]);
+    wait_state(&sup, "db", ProcessState::Running).await;
+    std::fs::write(&flag, "").unwrap();
+    wait_state(&sup, "web", ProcessState::Running).await;
+    assert!(sup.get("web").unwrap().waiting_for.is_empty());
+    // A dependency that fails for good: the answer came before, the
+    // failure with its reason is in the process's story.
+    sup.start_promptly("api").await.unwrap();
+    wait_state(&sup, "api", ProcessState::Failed).await;
+    assert!(sup.get("api").unwrap().waiting_for.is_empty());
+    assert!(
+        failed_reason(&bus, "api").contains("`gone` ended failed (exit code 4)"),
+        "{}",
+        failed_reason(&bus, "api")
+    );
+    // Nothing to wait for: it answers once spawned, as a plain start.
+    sup.stop("web", false).await.unwrap();
+    sup.start_promptly("web").await.unwrap();
+    assert_eq!(sup.get("web").unwrap().state, ProcessState::Running);
+    sup.shutdown(false).await;
+}
