@@ -65,6 +65,30 @@ async fn follow(sessions: Sessions, coordinator: Coordinator, mut consumer: Cons
     }
 }
 
+/// The dependencies a `dependency.detected` lists; `None` when malformed.
+/// An event of the earlier shape (one pair, the fields of a
+/// [`Dependency`]), left unread in a journal by an older host, is a list
+/// of one.
+fn detected(data: &serde_json::Value) -> Option<Vec<Dependency>> {
+    if let Ok(list) = Detected::deserialize(data) {
+        let (rule, task) = (list.rule, list.task);
+        return Some(
+            list.dependencies
+                .into_iter()
+                .map(|hit| Dependency {
+                    rule: rule.clone(),
+                    task: task.clone(),
+                    depends_on: hit.depends_on,
+                    relationship: hit.relationship,
+                    reason: hit.reason,
+                    confidence: hit.confidence,
+                })
+                .collect(),
+        );
+    }
+    Dependency::deserialize(data).ok().map(|one| vec![one])
+}
+
 /// A `dependency.detected`: one rule's hits for one registered task.
 #[derive(Deserialize)]
 struct Detected {
@@ -100,19 +124,11 @@ struct Planned {
 pub fn handle(sessions: &Sessions, coordinator: &Coordinator, event: &Event) {
     match event.ty.as_str() {
         "dependency.detected" if sessions.config().open_on_dependency => {
-            let Ok(detected) = Detected::deserialize(&event.data) else {
+            let Some(found) = detected(&event.data) else {
                 tracing::warn!("dependency.detected #{} is malformed", event.sequence);
                 return;
             };
-            for (nth, hit) in detected.dependencies.into_iter().enumerate() {
-                let dep = Dependency {
-                    rule: detected.rule.clone(),
-                    task: detected.task.clone(),
-                    depends_on: hit.depends_on,
-                    relationship: hit.relationship,
-                    reason: hit.reason,
-                    confidence: hit.confidence,
-                };
+            for (nth, dep) in found.into_iter().enumerate() {
                 // Asked for each pair, so every pair refused is counted.
                 if !sessions.room_for_one(event) {
                     continue;
@@ -348,6 +364,33 @@ mod tests {
         assert!(sessions.get(&ids[1]).is_err() && sessions.get(&ids[2]).is_err());
         assert_eq!(sessions.get(&open).unwrap().status, SessionStatus::Closed);
         assert_eq!(sessions.list(None).len(), 1);
+    }
+
+    #[test]
+    fn a_list_and_an_older_single_pair_event_both_read_as_dependencies() {
+        let list = json!({
+            "task": "b", "rule": "api", "part": 1, "parts": 1,
+            "dependencies": [
+                { "depends_on": "a", "relationship": "api-contract", "reason": "shares orders", "confidence": 0.5 },
+                { "depends_on": "c", "relationship": "api-contract", "reason": "shares carts", "confidence": 0.45 }
+            ]
+        });
+        let found = detected(&list).unwrap();
+        assert_eq!(found.len(), 2);
+        assert_eq!(
+            (found[1].rule.as_str(), found[1].task.as_str()),
+            ("api", "b")
+        );
+        assert_eq!(
+            (found[1].depends_on.as_str(), found[1].confidence),
+            ("c", 0.45)
+        );
+        let older = json!({
+            "rule": "api", "task": "b", "depends_on": "a",
+            "relationship": "api-contract", "reason": "shares orders", "confidence": 0.5
+        });
+        assert_eq!(detected(&older).unwrap(), found[..1]);
+        assert_eq!(detected(&json!({ "task": "b" })), None);
     }
 
     #[test]
