@@ -165,6 +165,19 @@ async fn first_load(
         tracing::error!("could not publish host.plugins_loaded: {e}");
     }
     loaded.send_replace(true);
+    return_freed_memory();
+}
+
+/// Hands the memory freed since start back to the system. Start-up is the
+/// host's one burst of allocation (compiling or loading every plugin on
+/// worker threads, a thousand spawns), and glibc keeps what each thread's
+/// arena freed: at 1,000 processes and the 16 shipped plugins, 21 MiB of
+/// a 112 MiB RSS were freed memory held this way (`malloc_trim` by hand,
+/// measured from `/proc/PID/smaps_rollup`).
+fn return_freed_memory() {
+    // SAFETY: malloc_trim only releases free memory of the allocator's
+    // own arenas; it has no preconditions and touches nothing in use.
+    let _ = unsafe { nix::libc::malloc_trim(0) };
 }
 
 /// A running host: every room, started and wired.
