@@ -35,6 +35,19 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Process `id` as `host ps --json` lists it.
+fn listed(state: &Path, id: &str) -> Value {
+    let (code, json) = verb(state, &["ps", "--json"]);
+    assert_eq!(code, 0, "{json}");
+    let all: Value = serde_json::from_str(&json).unwrap();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["process_id"] == id)
+        .unwrap_or_else(|| panic!("{id} not listed: {all}"))
+        .clone()
+}
+
 fn subject(e: &Value) -> &str {
     e["subject"].as_str().unwrap_or_default()
 }
@@ -229,16 +242,7 @@ readiness_probe = {{ exec = "test -f {flag}", period = "100ms" }}
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("web  starting"), "{out}");
     assert!(out.contains("waiting for db"), "{out}");
-    let (code, json) = verb(&state, &["ps", "--json"]);
-    assert_eq!(code, 0, "{json}");
-    let all: Value = serde_json::from_str(&json).unwrap();
-    let web = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["process_id"] == "web")
-        .unwrap()
-        .clone();
+    let web = listed(&state, "web");
     assert_eq!(web["state"], "starting", "{web}");
     assert_eq!(web["waiting_for"], serde_json::json!(["db"]), "{web}");
     let (_, table) = verb(&state, &["ps"]);
@@ -247,15 +251,7 @@ readiness_probe = {{ exec = "test -f {flag}", period = "100ms" }}
     std::fs::write(&flag, "").unwrap();
     host.wait_for("process.started", PATIENCE, |e| subject(e) == "web")
         .unwrap();
-    let (_, json) = verb(&state, &["ps", "--json"]);
-    let all: Value = serde_json::from_str(&json).unwrap();
-    let web = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["process_id"] == "web")
-        .unwrap()
-        .clone();
+    let web = listed(&state, "web");
     assert_eq!(web["waiting_for"], serde_json::json!([]), "{web}");
     host.terminate().unwrap();
 }
