@@ -13,6 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::coordination::tidy_f32;
 use crate::supervisor::{OutputLine, ProcessInfo, ProcessState, RestartMode, Stream};
 
 /// Output lines included in a single process's status.
@@ -101,10 +102,10 @@ impl ProcessStatus {
             signal: info.signal,
             restarts: info.restarts,
             timeout: info.timeout_ms.map(|ms| ms as f64 / 1000.0),
-            progress: info.progress.map(tidy),
+            progress: info.progress.map(tidy_f32),
             message: info.message,
             memory_bytes: info.memory_bytes,
-            cpu_percent: info.cpu_percent.map(tidy),
+            cpu_percent: info.cpu_percent.map(tidy_f32),
             last_output_at: info.last_output_at,
             metadata: info.metadata,
             ready: info.ready,
@@ -112,12 +113,6 @@ impl ProcessStatus {
             output,
         }
     }
-}
-
-/// An `f32` as the `f64` it was meant to be: `0.4`, not
-/// `0.4000000059604645` (six decimals are more than any progress needs).
-fn tidy(x: f32) -> f64 {
-    (f64::from(x) * 1e6).round() / 1e6
 }
 
 /// Which processes to list.

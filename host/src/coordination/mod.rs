@@ -32,6 +32,7 @@ pub use sessions_consumer::{CONSUMER as SESSIONS_CONSUMER, start as start_sessio
 pub use sessions_model::{
     Message, MessageKind, Session, SessionConfig, SessionError, SessionKind, SessionStatus, Verdict,
 };
+pub(crate) use task::tidy_f32;
 pub use task::{Dependency, Task};
 
 /// Source of coordination events.
@@ -159,9 +160,9 @@ impl Coordinator {
             reg.index.insert(Arc::new(task.clone()));
             reg.dependencies.extend(found.iter().cloned());
         }
-        // One journal commit for the registration and everything it found:
-        // a commit per event cost more than the rules did (66 ms for ~400
-        // hits), and a list per rule rather than an event per hit.
+        // One journal commit for the registration and everything it found
+        // (a commit per event cost more than the rules did: 66 ms for ~400
+        // hits), with one list per rule rather than one event per hit.
         if let Err(e) = self
             .bus
             .commit_all_async(registration_events(

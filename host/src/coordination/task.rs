@@ -50,7 +50,8 @@ fn tidy<S: serde::Serializer>(x: &f32, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(tidy_f32(*x))
 }
 
-/// `x` as the decimal it was meant to be, to six places.
+/// `x` as the decimal it was meant to be, to six places: `0.4`, not
+/// `0.4000000059604645` (confidences, progress and CPU shares need no more).
 pub(crate) fn tidy_f32(x: f32) -> f64 {
     (f64::from(x) * 1e6).round() / 1e6
 }

@@ -30,6 +30,7 @@ impl Guest for ApiContractRule {
     }
 
     fn check(a: Task, b: Task) -> Option<Dependency> {
+        rule_text::begin_batch();
         let finding = check(&text(&a), &text(&b), &keywords())?;
         Some(Dependency {
             relationship: "api-contract".to_string(),
