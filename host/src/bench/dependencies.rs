@@ -285,6 +285,9 @@ async fn settle(runtime: &Runtime) -> anyhow::Result<()> {
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+    // What the consumer published in turn (a `session.opened` per pair)
+    // is committed too, so the writer is not busy with it either.
+    runtime.bus.flush_async().await?;
     Ok(())
 }
 

@@ -13,7 +13,7 @@
 //! in the journal, which is what a restart rebuilds the book from
 //! (`sessions_consumer`).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -89,14 +89,55 @@ struct Book {
     /// Whether the crossing into the limit was announced; cleared once
     /// there is room again.
     limit_announced: bool,
+    /// Open sessions by their tasks' sorted ids, and how many: whether there
+    /// is room, and whether the same tasks already talk, without a scan of
+    /// the book (a dense registration asks both for each of thousands of
+    /// pairs, and a scan each made that quadratic).
+    open_by_tasks: HashMap<Vec<String>, usize>,
+    open: usize,
 }
 
 impl Book {
+    /// Files `session` (replacing nothing: the caller checked the id).
+    fn insert(&mut self, session: Session) {
+        if session.is_open() {
+            self.open += 1;
+            *self
+                .open_by_tasks
+                .entry(task_key(&session.tasks))
+                .or_default() += 1;
+        }
+        self.sessions.insert(session.id.clone(), session);
+    }
+
     fn note_closed(&mut self, steps: &[Step], id: &str) {
         if steps.iter().any(|s| matches!(s, Step::Closed(_))) {
-            self.closed.push_back(id.to_string());
+            self.closing(id);
         }
     }
+
+    /// Session `id` has just closed: retention keeps it from now, and it
+    /// no longer counts as open.
+    fn closing(&mut self, id: &str) {
+        self.closed.push_back(id.to_string());
+        let Some(key) = self.sessions.get(id).map(|s| task_key(&s.tasks)) else {
+            return;
+        };
+        if let Some(n) = self.open_by_tasks.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.open_by_tasks.remove(&key);
+            }
+            self.open -= 1;
+        }
+    }
+}
+
+/// The ids of `tasks`, sorted: the same tasks in any order are one key.
+fn task_key(tasks: &[Task]) -> Vec<String> {
+    let mut ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
+    ids.sort_unstable();
+    ids
 }
 
 struct Inner {
@@ -176,8 +217,7 @@ impl Sessions {
         let max_open = self.inner.config.max_open;
         let skipped = {
             let mut book = self.inner.book.lock();
-            let open = book.sessions.values().filter(|s| s.is_open()).count();
-            if open < max_open {
+            if book.open < max_open {
                 book.limit_announced = false;
                 return true;
             }
@@ -225,18 +265,12 @@ impl Sessions {
                     format!("local-{}", book.local)
                 }
             };
-            let mut ids: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
-            ids.sort_unstable();
-            let same_tasks = book.sessions.values().any(|s| {
-                let mut theirs: Vec<&str> = s.tasks.iter().map(|t| t.id.as_str()).collect();
-                theirs.sort_unstable();
-                s.is_open() && theirs == ids
-            });
-            if book.sessions.contains_key(&id) || same_tasks {
+            if book.sessions.contains_key(&id) || book.open_by_tasks.contains_key(&task_key(&tasks))
+            {
                 return None;
             }
-            let session = Session::open(id.clone(), kind, tasks, dependency, now);
-            book.sessions.insert(id, session.clone());
+            let session = Session::open(id, kind, tasks, dependency, now);
+            book.insert(session.clone());
             session
         };
         let event = NewEvent::new(
@@ -432,7 +466,9 @@ impl Sessions {
     /// rebuild after a restart); an id already present is kept as it is.
     pub(super) fn restore_opened(&self, session: Session) {
         let mut book = self.inner.book.lock();
-        book.sessions.entry(session.id.clone()).or_insert(session);
+        if !book.sessions.contains_key(&session.id) {
+            book.insert(session);
+        }
     }
 
     /// Applies a recorded step to the rebuilt book, without publishing.
@@ -444,7 +480,7 @@ impl Sessions {
         let was_open = s.is_open();
         f(s, &self.inner.config);
         if was_open && !s.is_open() {
-            book.closed.push_back(id.to_string());
+            book.closing(id);
         }
     }
 }
@@ -453,5 +489,85 @@ fn caused(event: NewEvent, cause: Option<&Event>) -> NewEvent {
     match cause {
         Some(c) => event.caused_by(c),
         None => event,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+    use crate::bus::BusConfig;
+
+    fn task(id: String) -> Task {
+        Task {
+            id: id.clone(),
+            repository: id.clone(),
+            title: id,
+            description: String::new(),
+            keywords: vec![],
+            agent: Some("agent".into()),
+        }
+    }
+
+    /// The open count and the open tasks' index agree with a scan of the
+    /// book after any mix of opening, escalating, sweeping, retention and
+    /// a rebuild from the journal's steps.
+    #[test]
+    fn the_open_index_agrees_with_a_scan_of_the_book_whatever_happens() {
+        let bus = Bus::open_in_memory(BusConfig::default()).unwrap();
+        let now = Arc::new(AtomicU64::new(1_800_000_000_000));
+        let clock = now.clone();
+        let config = SessionConfig {
+            keep_closed: 5,
+            ..SessionConfig::default()
+        };
+        let sessions = Sessions::new(bus, config, Arc::new(move || clock.load(Ordering::SeqCst)));
+        let mut rng = fastrand::Rng::with_seed(7);
+        for step in 0..2_000 {
+            let (a, b) = (rng.u8(..12), rng.u8(..12));
+            match rng.u8(..10) {
+                0..5 => {
+                    let tasks = vec![task(format!("t{a}")), task(format!("t{b}"))];
+                    sessions.open(SessionKind::Dependency, tasks, None, None);
+                }
+                5 => {
+                    let id = format!("local-{}", rng.u64(1..=step.max(1)));
+                    let _ = sessions.escalate(&id, "by hand");
+                }
+                6 => {
+                    let id = format!("local-{}", rng.u64(1..=step.max(1)));
+                    sessions.restore_with(&id, |s, _| {
+                        if s.is_open() {
+                            s.closed_at = Some(s.last_activity);
+                        }
+                    });
+                }
+                7 => {
+                    let tasks = vec![task(format!("t{a}")), task(format!("t{b}"))];
+                    let restored = Session::open(
+                        format!("r{}", rng.u8(..20)),
+                        SessionKind::Conflict,
+                        tasks,
+                        None,
+                        Utc::now(),
+                    );
+                    sessions.restore_opened(restored);
+                }
+                _ => {
+                    now.fetch_add(rng.u64(..3 * 3_600_000), Ordering::SeqCst);
+                    sessions.sweep();
+                }
+            }
+            let book = sessions.inner.book.lock();
+            let open: Vec<&Session> = book.sessions.values().filter(|s| s.is_open()).collect();
+            assert_eq!(book.open, open.len(), "step {step}");
+            let mut scanned: HashMap<Vec<String>, usize> = HashMap::new();
+            for s in open {
+                *scanned.entry(task_key(&s.tasks)).or_default() += 1;
+            }
+            assert_eq!(book.open_by_tasks, scanned, "step {step}");
+        }
     }
 }
