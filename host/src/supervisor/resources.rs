@@ -14,6 +14,13 @@
 //! member each tick, which with 1,000 idle processes was most of an idle
 //! host's CPU; the scan already holds those figures.)
 //!
+//! A sample is published when it says something new: a run's first, one
+//! whose figures moved since the last published, one with disk I/O, and
+//! otherwise every [`QUIET_SAMPLES`]th (a heartbeat). The table's figures
+//! are updated at every sample all the same. At 1,000 idle processes an
+//! event per process per tick was 100 events a second: most of the
+//! journal's growth, and the in-memory ring held nothing but them.
+//!
 //! The sampler only notices a limit; the runner that owns the run stops it
 //! (`Control::MemoryLimit`), so a stop never races a restart.
 
@@ -24,7 +31,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
@@ -33,6 +40,11 @@ use super::runner::Control;
 use super::state::ProcessState;
 use super::stop::{self, Tree};
 use super::table::Inner;
+
+/// An unchanged sample is published at least once in this many samples
+/// (60 s at the default 10 s interval), so a consumer still sees a quiet
+/// process is sampled.
+const QUIET_SAMPLES: u32 = 6;
 
 /// One running process to sample, as read from the table.
 pub(super) struct Target {
@@ -66,11 +78,21 @@ pub(super) struct Sampler {
     trees: HashMap<String, (u32, Tree)>,
     /// pid → its figures at the last sample.
     seen: HashMap<i32, Seen>,
+    /// Process name → the last sample published for it.
+    published: HashMap<String, Published>,
     /// When the last sample's scan was taken.
     at: Option<Instant>,
     /// Clock ticks per second and bytes per page, for `/proc`'s units.
     ticks_per_second: f64,
     page_size: u64,
+}
+
+/// The last `process.resource` of one run, and the samples since.
+struct Published {
+    /// The run's leader: a new run starts afresh.
+    leader: u32,
+    data: Value,
+    unchanged: u32,
 }
 
 /// One member's figures at a sample.
@@ -148,17 +170,16 @@ fn sample_once(inner: &Inner, sampler: &mut Sampler) {
             let cpu = sample
                 .cpu_percent
                 .map(|c| (f64::from(c) * 100.0).round() / 100.0);
-            published.push(events::new(
-                &target.name,
-                EventType::Resource,
-                json!({
-                    "pids": sample.pids,
-                    "memory_bytes": sample.memory_bytes,
-                    "cpu_percent": cpu,
-                    "disk_read_bytes": sample.disk_read_bytes,
-                    "disk_written_bytes": sample.disk_written_bytes,
-                }),
-            ));
+            let data = json!({
+                "pids": sample.pids,
+                "memory_bytes": sample.memory_bytes,
+                "cpu_percent": cpu,
+                "disk_read_bytes": sample.disk_read_bytes,
+                "disk_written_bytes": sample.disk_written_bytes,
+            });
+            if sampler.worth_publishing(&target.name, target.pid, &data) {
+                published.push(events::new(&target.name, EventType::Resource, data));
+            }
             if let Some(limit) = target.limit.filter(|l| sample.memory_bytes > *l) {
                 over.push((target, sample.memory_bytes, limit));
             }
@@ -179,11 +200,40 @@ impl Sampler {
     pub(super) fn new() -> Sampler {
         Sampler {
             trees: HashMap::new(),
+            published: HashMap::new(),
             seen: HashMap::new(),
             at: None,
             ticks_per_second: procfs::ticks_per_second() as f64,
             page_size: procfs::page_size(),
         }
+    }
+
+    /// Whether `data`, the sample of run `leader` of `name`, should be
+    /// published: the run's first, a change, disk I/O (its bytes are since
+    /// the previous sample, so a skipped one would lose them), or the
+    /// heartbeat. Remembers it as published when so.
+    fn worth_publishing(&mut self, name: &str, leader: u32, data: &Value) -> bool {
+        let moved_disk = ["disk_read_bytes", "disk_written_bytes"]
+            .iter()
+            .any(|k| data[k].as_u64().is_some_and(|b| b > 0));
+        if let Some(p) = self.published.get_mut(name)
+            && p.leader == leader
+            && !moved_disk
+            && p.data == *data
+            && p.unchanged + 1 < QUIET_SAMPLES
+        {
+            p.unchanged += 1;
+            return false;
+        }
+        self.published.insert(
+            name.to_string(),
+            Published {
+                leader,
+                data: data.clone(),
+                unchanged: 0,
+            },
+        );
+        true
     }
 
     /// Samples the trees led by `leaders` (name, pid); one entry per leader,
@@ -200,6 +250,8 @@ impl Sampler {
             leaders.iter().map(|(n, pid)| (n.as_str(), *pid)).collect();
         self.trees
             .retain(|name, (leader, _)| current.get(name.as_str()) == Some(leader));
+        self.published
+            .retain(|name, p| current.get(name.as_str()) == Some(&p.leader));
         if leaders.is_empty() {
             self.seen.clear();
             self.at = None;
@@ -375,6 +427,37 @@ mod tests {
     }
 
     #[test]
+    fn a_sample_is_published_when_it_says_something_new_or_as_a_heartbeat() {
+        let mut sampler = Sampler::new();
+        let idle = json!({ "pids": [7], "memory_bytes": 4096, "cpu_percent": 0.0,
+            "disk_read_bytes": 0, "disk_written_bytes": 0 });
+        let published: Vec<bool> = (0..2 * QUIET_SAMPLES)
+            .map(|_| sampler.worth_publishing("p", 7, &idle))
+            .collect();
+        let heartbeat = |i: usize| i % QUIET_SAMPLES as usize == 0;
+        assert_eq!(
+            published,
+            (0..2 * QUIET_SAMPLES as usize)
+                .map(heartbeat)
+                .collect::<Vec<_>>(),
+            "the first, then one in {QUIET_SAMPLES} while nothing moves"
+        );
+        let mut grown = idle.clone();
+        grown["memory_bytes"] = 8192.into();
+        assert!(sampler.worth_publishing("p", 7, &grown), "a change");
+        assert!(!sampler.worth_publishing("p", 7, &grown));
+        let mut writing = grown.clone();
+        writing["disk_written_bytes"] = 512.into();
+        assert!(sampler.worth_publishing("p", 7, &writing));
+        assert!(
+            sampler.worth_publishing("p", 7, &writing),
+            "disk bytes are per sample: the same amount again is more I/O"
+        );
+        assert!(sampler.worth_publishing("p", 8, &grown), "a new run");
+        assert!(sampler.worth_publishing("q", 8, &grown), "another process");
+    }
+
+    #[test]
     fn a_restart_under_the_same_name_gets_a_new_tree_and_an_unlisted_name_is_forgotten() {
         let (old, new, other) = (spawn_tree(), spawn_tree(), spawn_tree());
         let mut sampler = Sampler::new();
@@ -383,6 +466,7 @@ mod tests {
         sampler.sample(&leaders(old.id()));
         assert_eq!(sampler.trees["t"].0, old.id());
         assert!(sampler.trees.contains_key("u"));
+        assert!(sampler.worth_publishing("u", other.id(), &json!({})));
         // `t` runs again with another leader, `u` is no longer listed.
         let sample = sampler.sample(&[("t".to_string(), new.id())])[0]
             .clone()
@@ -390,6 +474,7 @@ mod tests {
         assert_eq!(sampler.trees["t"].0, new.id());
         assert!(sample.pids.contains(&new.id()) && !sample.pids.contains(&old.id()));
         assert!(!sampler.trees.contains_key("u"));
+        assert!(!sampler.published.contains_key("u"));
         for child in [old, new, other] {
             kill_tree(child);
         }
