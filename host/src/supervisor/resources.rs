@@ -434,7 +434,7 @@ mod tests {
         let published: Vec<bool> = (0..2 * QUIET_SAMPLES)
             .map(|_| sampler.worth_publishing("p", 7, &idle))
             .collect();
-        let heartbeat = |i: usize| i % QUIET_SAMPLES as usize == 0;
+        let heartbeat = |i: usize| i.is_multiple_of(QUIET_SAMPLES as usize);
         assert_eq!(
             published,
             (0..2 * QUIET_SAMPLES as usize)
