@@ -157,7 +157,13 @@ pub(crate) struct Inner {
     /// Serialises reconciles (watcher and explicit calls).
     reconciling: tokio::sync::Mutex<()>,
     pub(crate) shutdown: watch::Sender<bool>,
+    /// Dispatchers: shutdown lets them finish what they are delivering.
     tasks: Mutex<JoinSet<()>>,
+    /// The folder watcher: it delivers nothing, so shutdown does not wait
+    /// for it (with a thousand processes stopping at once it may not even
+    /// be polled within the grace, and was then reported as a plugin task
+    /// still in a call).
+    watcher: Mutex<Option<tokio::task::AbortHandle>>,
     /// Chains of decisions already announced as loops.
     pub(crate) loops: super::dispatch::LoopLog,
     /// True until the first reconcile is over: plugins it loads start at
@@ -256,6 +262,7 @@ impl PluginHost {
                 reconciling: tokio::sync::Mutex::new(()),
                 shutdown: watch::Sender::new(false),
                 tasks: Mutex::new(JoinSet::new()),
+                watcher: Mutex::new(None),
                 loops: Default::default(),
                 first_load: std::sync::atomic::AtomicBool::new(true),
                 awaiting: Mutex::new(HashMap::new()),
@@ -273,7 +280,10 @@ impl PluginHost {
     /// When the file watcher cannot be set up.
     pub fn watch(&self) -> Result<(), PluginError> {
         let task = super::watch::watcher(self.clone())?;
-        self.spawn(task);
+        let handle = tokio::spawn(task).abort_handle();
+        if let Some(old) = self.inner.watcher.lock().replace(handle) {
+            old.abort();
+        }
         Ok(())
     }
 
@@ -810,8 +820,8 @@ impl PluginHost {
         self.inner.changes.subscribe()
     }
 
-    /// Stop the watcher and dispatchers: wait [`SHUTDOWN_GRACE`] for them
-    /// to finish what they are delivering, then stop waiting.
+    /// Stop the watcher and dispatchers: wait [`SHUTDOWN_GRACE`] for the
+    /// dispatchers to finish what they are delivering, then stop waiting.
     ///
     /// A guest stuck in a call does not hold this up: its dispatcher is
     /// dropped mid-call, and the plugin's thread finishes or dies on its own
@@ -819,6 +829,11 @@ impl PluginHost {
     /// Plugin state not yet in its file is written.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
+        // It ends at the flag by itself; aborted too in case a reload is
+        // under way, and not waited for.
+        if let Some(watcher) = self.inner.watcher.lock().take() {
+            watcher.abort();
+        }
         let mut tasks = std::mem::take(&mut *self.inner.tasks.lock());
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while tasks.join_next().await.is_some() {}
