@@ -31,7 +31,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
@@ -87,12 +87,23 @@ pub(super) struct Sampler {
     page_size: u64,
 }
 
-/// The last `process.resource` of one run, and the samples since.
+/// The figures of the last `process.resource` of one run, and the
+/// samples since.
 struct Published {
     /// The run's leader: a new run starts afresh.
     leader: u32,
-    data: Value,
+    pids: Vec<u32>,
+    memory_bytes: u64,
+    /// As published: hundredths of a percent.
+    cpu_percent: Option<f64>,
     unchanged: u32,
+}
+
+/// CPU use as `process.resource` carries it: rounded to hundredths.
+fn published_cpu(sample: &Sample) -> Option<f64> {
+    sample
+        .cpu_percent
+        .map(|c| (f64::from(c) * 100.0).round() / 100.0)
 }
 
 /// One member's figures at a sample.
@@ -167,18 +178,18 @@ fn sample_once(inner: &Inner, sampler: &mut Sampler) {
             }
             rec.memory_bytes = Some(sample.memory_bytes);
             rec.cpu_percent = sample.cpu_percent;
-            let cpu = sample
-                .cpu_percent
-                .map(|c| (f64::from(c) * 100.0).round() / 100.0);
-            let data = json!({
-                "pids": sample.pids,
-                "memory_bytes": sample.memory_bytes,
-                "cpu_percent": cpu,
-                "disk_read_bytes": sample.disk_read_bytes,
-                "disk_written_bytes": sample.disk_written_bytes,
-            });
-            if sampler.worth_publishing(&target.name, target.pid, &data) {
-                published.push(events::new(&target.name, EventType::Resource, data));
+            if sampler.worth_publishing(&target.name, target.pid, &sample) {
+                published.push(events::new(
+                    &target.name,
+                    EventType::Resource,
+                    json!({
+                        "pids": sample.pids,
+                        "memory_bytes": sample.memory_bytes,
+                        "cpu_percent": published_cpu(&sample),
+                        "disk_read_bytes": sample.disk_read_bytes,
+                        "disk_written_bytes": sample.disk_written_bytes,
+                    }),
+                ));
             }
             if let Some(limit) = target.limit.filter(|l| sample.memory_bytes > *l) {
                 over.push((target, sample.memory_bytes, limit));
@@ -208,18 +219,19 @@ impl Sampler {
         }
     }
 
-    /// Whether `data`, the sample of run `leader` of `name`, should be
-    /// published: the run's first, a change, disk I/O (its bytes are since
-    /// the previous sample, so a skipped one would lose them), or the
-    /// heartbeat. Remembers it as published when so.
-    fn worth_publishing(&mut self, name: &str, leader: u32, data: &Value) -> bool {
-        let moved_disk = ["disk_read_bytes", "disk_written_bytes"]
-            .iter()
-            .any(|k| data[k].as_u64().is_some_and(|b| b > 0));
+    /// Whether `sample`, of run `leader` of `name`, should be published:
+    /// the run's first, a change in what the event would say, disk I/O (its
+    /// bytes are since the previous sample, so a skipped one would lose
+    /// them), or the heartbeat. Remembers it as published when so.
+    fn worth_publishing(&mut self, name: &str, leader: u32, sample: &Sample) -> bool {
+        let moved_disk = sample.disk_read_bytes > 0 || sample.disk_written_bytes > 0;
+        let cpu_percent = published_cpu(sample);
         if let Some(p) = self.published.get_mut(name)
             && p.leader == leader
             && !moved_disk
-            && p.data == *data
+            && p.pids == sample.pids
+            && p.memory_bytes == sample.memory_bytes
+            && p.cpu_percent == cpu_percent
             && p.unchanged + 1 < QUIET_SAMPLES
         {
             p.unchanged += 1;
@@ -229,7 +241,9 @@ impl Sampler {
             name.to_string(),
             Published {
                 leader,
-                data: data.clone(),
+                pids: sample.pids.clone(),
+                memory_bytes: sample.memory_bytes,
+                cpu_percent,
                 unchanged: 0,
             },
         );
@@ -429,8 +443,13 @@ mod tests {
     #[test]
     fn a_sample_is_published_when_it_says_something_new_or_as_a_heartbeat() {
         let mut sampler = Sampler::new();
-        let idle = json!({ "pids": [7], "memory_bytes": 4096, "cpu_percent": 0.0,
-            "disk_read_bytes": 0, "disk_written_bytes": 0 });
+        let idle = Sample {
+            pids: vec![7],
+            memory_bytes: 4096,
+            cpu_percent: Some(0.0),
+            disk_read_bytes: 0,
+            disk_written_bytes: 0,
+        };
         let published: Vec<bool> = (0..2 * QUIET_SAMPLES)
             .map(|_| sampler.worth_publishing("p", 7, &idle))
             .collect();
@@ -442,19 +461,36 @@ mod tests {
                 .collect::<Vec<_>>(),
             "the first, then one in {QUIET_SAMPLES} while nothing moves"
         );
-        let mut grown = idle.clone();
-        grown["memory_bytes"] = 8192.into();
+        let grown = Sample {
+            memory_bytes: 8192,
+            ..idle.clone()
+        };
         assert!(sampler.worth_publishing("p", 7, &grown), "a change");
         assert!(!sampler.worth_publishing("p", 7, &grown));
-        let mut writing = grown.clone();
-        writing["disk_written_bytes"] = 512.into();
+        let jitter = Sample {
+            cpu_percent: Some(0.001),
+            ..grown.clone()
+        };
+        assert!(
+            !sampler.worth_publishing("p", 7, &jitter),
+            "below what the event shows (hundredths) is no change"
+        );
+        let busy = Sample {
+            cpu_percent: Some(3.0),
+            ..grown.clone()
+        };
+        assert!(sampler.worth_publishing("p", 7, &busy), "CPU moved");
+        let writing = Sample {
+            disk_written_bytes: 512,
+            ..busy.clone()
+        };
         assert!(sampler.worth_publishing("p", 7, &writing));
         assert!(
             sampler.worth_publishing("p", 7, &writing),
             "disk bytes are per sample: the same amount again is more I/O"
         );
-        assert!(sampler.worth_publishing("p", 8, &grown), "a new run");
-        assert!(sampler.worth_publishing("q", 8, &grown), "another process");
+        assert!(sampler.worth_publishing("p", 8, &busy), "a new run");
+        assert!(sampler.worth_publishing("q", 8, &busy), "another process");
     }
 
     #[test]
@@ -466,7 +502,14 @@ mod tests {
         sampler.sample(&leaders(old.id()));
         assert_eq!(sampler.trees["t"].0, old.id());
         assert!(sampler.trees.contains_key("u"));
-        assert!(sampler.worth_publishing("u", other.id(), &json!({})));
+        let any = Sample {
+            pids: vec![other.id()],
+            memory_bytes: 1,
+            cpu_percent: None,
+            disk_read_bytes: 0,
+            disk_written_bytes: 0,
+        };
+        assert!(sampler.worth_publishing("u", other.id(), &any));
         // `t` runs again with another leader, `u` is no longer listed.
         let sample = sampler.sample(&[("t".to_string(), new.id())])[0]
             .clone()
