@@ -161,8 +161,8 @@ impl Coordinator {
             reg.dependencies.extend(found.iter().cloned());
         }
         // One journal commit for the registration and everything it found
-        // (a commit per event cost more than the rules did: 66 ms for ~400
-        // hits), with one list per rule rather than one event per hit.
+        // (a commit per event cost more than the rules did: 26 of the 65 ms
+        // of 4,016 hits), with one list per rule rather than one event per hit.
         if let Err(e) = self
             .bus
             .commit_all_async(registration_events(
