@@ -169,7 +169,7 @@ fn event_of(value: &Value) -> Result<Event, (&'static str, String)> {
         cause,
         depth,
         datacontenttype: "application/json".into(),
-        data,
+        data: data.into(),
     })
 }
 

@@ -113,7 +113,7 @@ pub(crate) fn ping(sequence: u64) -> Event {
         cause: None,
         depth: 0,
         datacontenttype: "application/json".into(),
-        data: json!({ "n": sequence }),
+        data: json!({ "n": sequence }).into(),
     }
 }
 

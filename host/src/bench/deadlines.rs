@@ -138,7 +138,7 @@ async fn blocked(hostile: &Path, with: &str) -> anyhow::Result<BlockedReport> {
     let (host, plugin) = host_with(&plugins, "hostile", &[&data]).await?;
     let mut event = ping(1);
     event.ty = "test.hostile".into();
-    event.data = json!({ "do": "block", "with": with, "ms": 2000, "path": "/data/fifo" });
+    event.data = json!({ "do": "block", "with": with, "ms": 2000, "path": "/data/fifo" }).into();
     let mut overshoot = Vec::new();
     let mut all_cut_off = true;
     for _ in 0..5 {

@@ -9,12 +9,11 @@
 //! caused, the cause's depth + 1 otherwise). Two handlers emitting each other's
 //! type then show up as a chain of growing depth that a runtime can cut off.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
+use crate::bus::data::EventData;
 use crate::bus::error::BusError;
 use crate::bus::pattern::check_subject;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 /// The CloudEvents version every event declares.
 pub(crate) const SPEC_VERSION: &str = "1.0";
@@ -60,8 +59,8 @@ pub struct Event {
     pub depth: u32,
     /// Always `"application/json"`.
     pub datacontenttype: String,
-    /// The payload.
-    pub data: Value,
+    /// The payload, kept as JSON text (see [`EventData`]).
+    pub data: EventData,
 }
 
 /// An event as a publisher describes it, before the bus assigns id, time and sequence.
@@ -74,7 +73,7 @@ pub struct NewEvent {
     /// What the event is about; `None` or a non-blank string.
     pub subject: Option<String>,
     /// The payload.
-    pub data: Value,
+    pub data: EventData,
     /// The sequence of the event whose handling produced this one, if any.
     pub cause: Option<u64>,
     /// 0 without a cause, the cause's depth + 1 otherwise.
@@ -92,12 +91,16 @@ impl NewEvent {
     ///     .with_subject("web");
     /// assert_eq!(e.subject.as_deref(), Some("web"));
     /// ```
-    pub fn new(source: impl Into<String>, ty: impl Into<String>, data: Value) -> Self {
+    pub fn new(
+        source: impl Into<String>,
+        ty: impl Into<String>,
+        data: impl Into<EventData>,
+    ) -> Self {
         NewEvent {
             source: source.into(),
             ty: ty.into(),
             subject: None,
-            data,
+            data: data.into(),
             cause: None,
             depth: 0,
         }
@@ -221,51 +224,6 @@ pub(crate) fn new_event_id() -> String {
     uuid::Builder::from_unix_timestamp_millis(millis, &random)
         .into_uuid()
         .to_string()
-}
-
-/// Appends `data` as JSON to `out`, refusing with its full length (and
-/// leaving `out` as it was) if that passes `cap`. Past the cap it only counts,
-/// so an oversized payload is measured without being held in memory twice.
-pub(crate) fn serialize_capped(
-    out: &mut Vec<u8>,
-    data: &serde_json::Value,
-    cap: usize,
-) -> Result<(), usize> {
-    struct Capped<'a> {
-        buf: &'a mut Vec<u8>,
-        start: usize,
-        cap: usize,
-        len: usize,
-    }
-    impl std::io::Write for Capped<'_> {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.len += bytes.len();
-            if self.len <= self.cap {
-                self.buf.extend_from_slice(bytes);
-            } else if self.buf.len() > self.start {
-                self.buf.truncate(self.start);
-            }
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let start = out.len();
-    let mut capped = Capped {
-        buf: out,
-        start,
-        cap,
-        len: 0,
-    };
-    // A `Value` always serializes (its map keys are strings) and the writer never fails.
-    serde_json::to_writer(&mut capped, data).expect("a JSON value serializes");
-    let len = capped.len;
-    if len > cap {
-        out.truncate(start);
-        return Err(len);
-    }
-    Ok(())
 }
 
 fn is_zero(n: &u32) -> bool {

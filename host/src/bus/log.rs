@@ -33,9 +33,13 @@ use crate::bus::writer::Writer;
 /// How many events a consumer examines per read: enough to amortise a journal
 /// round trip, small enough that a consumer far behind never holds much in memory.
 const PAGE: usize = 256;
-/// The writer connection's page cache: appends touch the right edge of a few
-/// B-trees, so a modest cache keeps them all hot.
-const WRITER_CACHE_BYTES: u64 = 16 << 20;
+/// The writer connection's page cache. Appends touch the right edge of the
+/// events table and a few places in each index; retention, the left edge.
+/// A long-running host fills whatever is given: at 16 MiB the cache was the
+/// largest single item of a host over 1,000 processes (heaptrack), and
+/// 4 MiB costs the synthetic publish storms of `host bench --only bus` a
+/// few percent, inside their run-to-run noise (docs/benchmarks.md).
+const WRITER_CACHE_BYTES: u64 = 4 << 20;
 /// Bytes queued for the writer before publishers wait (back-pressure).
 const QUEUE_BYTES: usize = 32 << 20;
 /// Most bytes of events read back into the ring at open: enough for resuming

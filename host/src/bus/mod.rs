@@ -45,6 +45,7 @@ mod checkpoint;
 mod config;
 mod consumer;
 mod cursors;
+mod data;
 mod error;
 mod event;
 mod journal;
@@ -64,6 +65,7 @@ mod writer;
 
 pub use config::BusConfig;
 pub use consumer::{Consumer, StartAt};
+pub use data::EventData;
 pub use error::BusError;
 pub use event::{Event, NewEvent};
 pub use journal::{Journal, journal_path};

@@ -10,7 +10,7 @@ use chrono::DateTime;
 use tokio::sync::oneshot;
 
 use crate::bus::error::BusError;
-use crate::bus::event::{Event, NewEvent, approx_size, new_event_id, serialize_capped};
+use crate::bus::event::{Event, NewEvent, approx_size, new_event_id};
 use crate::bus::log::Bus;
 use crate::bus::queue::{Batch, Committed, Prepared, Reply};
 
@@ -164,7 +164,6 @@ impl Bus {
         let head = self.head();
         let mut prepared = Vec::with_capacity(events.len());
         let mut copies = Vec::with_capacity(if keep { events.len() } else { 0 });
-        let mut data: Vec<u8> = Vec::with_capacity(events.len() * 64);
         for event in events {
             event.validate()?;
             if let Some(cause) = event.cause.filter(|c| *c > head) {
@@ -174,33 +173,29 @@ impl Bus {
                 });
             }
             let id = new_event_id();
-            let attributes =
-                approx_size(&id, &event.source, &event.ty, event.subject.as_deref(), 0);
-            let start = data.len();
-            serialize_capped(&mut data, &event.data, max.saturating_sub(attributes)).map_err(
-                |len| BusError::InvalidEvent {
+            let size = approx_size(
+                &id,
+                &event.source,
+                &event.ty,
+                event.subject.as_deref(),
+                event.data.json().len(),
+            );
+            if size > max {
+                return Err(BusError::InvalidEvent {
                     field: "data",
                     reason: format!(
-                        "makes the event {} bytes (data plus attributes); the limit is {max} bytes (max_event_bytes)",
-                        attributes + len
+                        "makes the event {size} bytes (data plus attributes); the limit is {max} bytes (max_event_bytes)"
                     ),
-                },
-            )?;
-            let size = attributes + (data.len() - start);
+                });
+            }
             let event = event.into_event(0, DateTime::UNIX_EPOCH, id);
             if keep {
                 copies.push(event.clone());
             }
-            prepared.push(Prepared {
-                event,
-                data: start..data.len(),
-                size,
-            });
+            prepared.push(Prepared { event, size });
         }
         let batch = Batch {
             events: prepared,
-            // serde_json writes UTF-8, and only whole JSON texts were appended.
-            data: String::from_utf8(data).expect("serde_json writes UTF-8"),
             reply: Reply::Forget,
         };
         Ok((batch, copies))

@@ -31,9 +31,6 @@ pub(crate) struct Prepared {
     /// The event with its id; `sequence` and `time` are filled in by the writer.
     /// This copy ends up in the ring.
     pub(crate) event: Event,
-    /// Where `event.data`, serialized as the journal stores it, lies in the
-    /// batch's `data`.
-    pub(crate) data: std::ops::Range<usize>,
     /// `event::approx_size`.
     pub(crate) size: usize,
 }
@@ -42,9 +39,6 @@ pub(crate) struct Prepared {
 /// sequences, or not at all. A batch with no events is a flush marker.
 pub(crate) struct Batch {
     pub(crate) events: Vec<Prepared>,
-    /// Every event's serialized data, end to end: one allocation per batch
-    /// rather than one per event.
-    pub(crate) data: String,
     pub(crate) reply: Reply,
 }
 
@@ -53,14 +47,8 @@ impl Batch {
     pub(crate) fn marker(reply: Reply) -> Batch {
         Batch {
             events: Vec::new(),
-            data: String::new(),
             reply,
         }
-    }
-
-    /// The serialized data of one of this batch's events.
-    pub(crate) fn data_of(&self, event: &Prepared) -> &str {
-        &self.data[event.data.clone()]
     }
 }
 
@@ -328,13 +316,11 @@ mod tests {
                     Utc::now(),
                     String::new(),
                 ),
-                data: 0..4,
                 size,
             })
             .collect();
         Batch {
             events,
-            data: "null".into(),
             reply: Reply::Forget,
         }
     }

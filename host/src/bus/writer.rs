@@ -169,7 +169,7 @@ impl Writer {
         let rows = batches.iter().flat_map(|b| {
             b.events.iter().map(|p| AppendRow {
                 event: &p.event,
-                data: b.data_of(p),
+                data: p.event.data.json(),
                 size: p.size,
             })
         });

@@ -157,7 +157,7 @@ fn answer(sessions: &Sessions, event: &Event) {
     let from_plugin = event.source.starts_with("plugin/");
     match event.ty.as_str() {
         "session.judged" if from_plugin => {
-            match serde_json::from_value::<Judged>(event.data.clone()) {
+            match serde_json::from_str::<Judged>(event.data.json()) {
                 Ok(j) => sessions.judge(&j.session, j.message, j.verdict, event),
                 Err(e) => tracing::warn!(
                     "{} sent a malformed session.judged #{}: {e}",
@@ -166,16 +166,14 @@ fn answer(sessions: &Sessions, event: &Event) {
                 ),
             }
         }
-        "session.plan" if from_plugin => {
-            match serde_json::from_value::<Planned>(event.data.clone()) {
-                Ok(p) => sessions.plan(&p.session, p.plan, &p.text, event),
-                Err(e) => tracing::warn!(
-                    "{} sent a malformed session.plan #{}: {e}",
-                    event.source,
-                    event.sequence
-                ),
-            }
-        }
+        "session.plan" if from_plugin => match serde_json::from_str::<Planned>(event.data.json()) {
+            Ok(p) => sessions.plan(&p.session, p.plan, &p.text, event),
+            Err(e) => tracing::warn!(
+                "{} sent a malformed session.plan #{}: {e}",
+                event.source,
+                event.sequence
+            ),
+        },
         _ => {}
     }
 }
@@ -211,7 +209,7 @@ fn replay(sessions: &Sessions, e: &Event) -> bool {
     let text = |k: &str| e.data[k].as_str().map(str::to_string);
     match e.ty.as_str() {
         "session.opened" if ours => {
-            if let Ok(s) = serde_json::from_value::<Session>(e.data.clone()) {
+            if let Ok(s) = serde_json::from_str::<Session>(e.data.json()) {
                 sessions.restore_opened(s);
                 return true;
             }
@@ -232,7 +230,7 @@ fn replay(sessions: &Sessions, e: &Event) -> bool {
             });
         }
         "session.judged" if e.source.starts_with("plugin/") => {
-            if let Ok(j) = serde_json::from_value::<Judged>(e.data.clone()) {
+            if let Ok(j) = serde_json::from_str::<Judged>(e.data.json()) {
                 sessions.restore_with(&j.session, |s, c| {
                     s.judge(j.message, j.verdict, e.time, c);
                 });

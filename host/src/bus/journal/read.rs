@@ -11,6 +11,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 
+use crate::bus::data::EventData;
 use crate::bus::error::BusError;
 use crate::bus::event::{CONTENT_TYPE, Event, SPEC_VERSION, approx_size};
 use crate::bus::query::{EventQuery, QueryPage};
@@ -333,7 +334,7 @@ impl Journal {
             depth: u32::try_from(depth)
                 .map_err(|_| corrupt(format!("depth {depth} is out of range")))?,
             datacontenttype: CONTENT_TYPE.to_owned(),
-            data: serde_json::from_str(data)
+            data: EventData::from_json(data)
                 .map_err(|e| corrupt(format!("data is not JSON: {e}")))?,
         };
         Ok((event, size))

@@ -104,7 +104,7 @@ fn all(bus: &Bus, pattern: &str) -> Vec<crate::bus::Event> {
 fn refused(bus: &Bus) -> Vec<Value> {
     all(bus, "plugin.actions_refused")
         .into_iter()
-        .map(|e| e.data)
+        .map(|e| e.data.into_value())
         .collect()
 }
 

@@ -84,7 +84,7 @@ pub(super) fn of_type(bus: &Bus, name: &str, ty: &str) -> Vec<Value> {
     events(bus, name)
         .into_iter()
         .filter(|e| e.ty == ty)
-        .map(|e| e.data)
+        .map(|e| e.data.into_value())
         .collect()
 }
 
