@@ -77,19 +77,26 @@ const PIPE_START: usize = 64 * 1024;
 const PIPE_MAX: usize = 1024 * 1024;
 
 /// What the readers hand to the publisher.
+///
+/// A run's channel allocates its first block of 32 messages up front, and
+/// most processes never write a line: with the batch boxed, that block is a
+/// third the size (a kilobyte less for each process).
 #[derive(Debug, PartialEq)]
 pub(super) enum Message {
-    Lines {
-        stream: Stream,
-        lines: Vec<String>,
-        /// Lines that are pieces of a longer line, continued by the next.
-        split: usize,
-        bytes: usize,
-    },
-    Dropped {
-        stream: Stream,
-        dropped: u64,
-    },
+    Lines(Box<LineBatch>),
+    Dropped { stream: Stream, dropped: u64 },
+}
+
+const _: () = assert!(std::mem::size_of::<Message>() <= 16);
+
+/// A batch of lines from one stream.
+#[derive(Debug, PartialEq)]
+pub(super) struct LineBatch {
+    pub(super) stream: Stream,
+    pub(super) lines: Vec<String>,
+    /// Lines that are pieces of a longer line, continued by the next.
+    pub(super) split: usize,
+    pub(super) bytes: usize,
 }
 
 /// Everything the readers of one run share.
@@ -222,12 +229,12 @@ impl Batch {
         }
         let reserved = sink.inflight.fetch_add(self.bytes, Ordering::SeqCst);
         let lines = std::mem::take(&mut self.lines);
-        let message = Message::Lines {
+        let message = Message::Lines(Box::new(LineBatch {
             stream,
             split: std::mem::take(&mut self.split),
             bytes: self.bytes,
             lines,
-        };
+        }));
         let refused = if reserved + self.bytes > INFLIGHT_BYTES {
             Some(message)
         } else {
@@ -237,9 +244,9 @@ impl Batch {
         if sent {
             sink.budget.lock().spend(self.bytes);
         }
-        if let Some(Message::Lines { lines, .. }) = refused {
+        if let Some(Message::Lines(batch)) = refused {
             sink.inflight.fetch_sub(self.bytes, Ordering::SeqCst);
-            self.dropped += lines.len() as u64;
+            self.dropped += batch.lines.len() as u64;
         }
         self.bytes = 0;
         self.deadline = None;
@@ -265,16 +272,15 @@ impl Batch {
     async fn flush_final(&mut self, stream: Stream, sink: &Sink) {
         if !self.lines.is_empty() {
             sink.inflight.fetch_add(self.bytes, Ordering::SeqCst);
-            let message = Message::Lines {
+            let message = Message::Lines(Box::new(LineBatch {
                 stream,
                 lines: std::mem::take(&mut self.lines),
                 split: self.split,
                 bytes: self.bytes,
-            };
-            if let Err(mpsc::error::SendError(Message::Lines { lines, .. })) =
-                sink.tx.send(message).await
+            }));
+            if let Err(mpsc::error::SendError(Message::Lines(batch))) = sink.tx.send(message).await
             {
-                self.dropped += lines.len() as u64;
+                self.dropped += batch.lines.len() as u64;
             }
         }
         if self.dropped > 0 {
@@ -626,7 +632,7 @@ mod tests {
             batch.dropped, 3,
             "the queue held one batch; the second was dropped"
         );
-        assert!(matches!(rx.try_recv(), Ok(Message::Lines { lines, .. }) if lines.len() == 3));
+        assert!(matches!(rx.try_recv(), Ok(Message::Lines(batch)) if batch.lines.len() == 3));
         // Room again: the next flush reports the drop before anything else.
         batch.flush_now(Stream::Stdout, &sink);
         assert_eq!(

@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::events::{self, EventType};
-use super::output::Message;
+use super::output::{LineBatch, Message};
 use super::state::Stream;
 use crate::bus::{Bus, NewEvent};
 
@@ -51,12 +51,13 @@ fn coalesce(name: &str, messages: Vec<Message>) -> (Vec<NewEvent>, [u64; 2], usi
     };
     for message in messages {
         match message {
-            Message::Lines {
-                stream,
-                lines,
-                split,
-                bytes,
-            } => {
+            Message::Lines(batch) => {
+                let LineBatch {
+                    stream,
+                    lines,
+                    split,
+                    bytes,
+                } = *batch;
                 counts[stream as usize] += lines.len() as u64;
                 total_bytes += bytes;
                 match pending.as_mut() {
@@ -123,7 +124,7 @@ pub(super) async fn run(
             .iter()
             .map(|m| match m {
                 Message::Dropped { dropped, .. } => *dropped,
-                Message::Lines { .. } => 0,
+                Message::Lines(_) => 0,
             })
             .sum();
         dropped.fetch_add(refused, Ordering::Relaxed);
@@ -159,12 +160,12 @@ mod tests {
     use super::*;
 
     fn lines(stream: Stream, n: usize) -> Message {
-        Message::Lines {
+        Message::Lines(Box::new(LineBatch {
             stream,
             lines: (0..n).map(|i| i.to_string()).collect(),
             split: 0,
             bytes: n,
-        }
+        }))
     }
 
     #[test]

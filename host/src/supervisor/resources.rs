@@ -36,7 +36,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
 use super::events::{self, EventType};
-use super::runner::Control;
+use super::runner::{Control, OverMemory};
 use super::state::ProcessState;
 use super::stop::{self, Tree};
 use super::table::Inner;
@@ -199,11 +199,13 @@ fn sample_once(inner: &Inner, sampler: &mut Sampler) {
     events::publish(&inner.bus, published);
     for (target, memory_bytes, limit_bytes) in over {
         // A closed channel means the runner already ended: nothing to stop.
-        let _ = target.control.send(Control::MemoryLimit {
-            pid: target.pid,
-            memory_bytes,
-            limit_bytes,
-        });
+        let _ = target
+            .control
+            .send(Control::MemoryLimit(Box::new(OverMemory {
+                pid: target.pid,
+                memory_bytes,
+                limit_bytes,
+            })));
     }
 }
 

@@ -54,20 +54,39 @@ pub(super) enum Control {
     Restart {
         reply: oneshot::Sender<Result<(), SupervisorError>>,
     },
-    /// The resource sampler saw run `pid` over its `memory_limit`: stop it
-    /// as a failure. Ignored if that run is already over.
-    MemoryLimit {
-        pid: u32,
-        memory_bytes: u64,
-        limit_bytes: u64,
-    },
-    /// The liveness (or startup) probe of run `pid` failed past its
-    /// threshold: stop it as a failure. Ignored if that run is already over.
-    Unhealthy {
-        pid: u32,
-        probe: &'static str,
-        reason: String,
-    },
+    /// The resource sampler saw a run over its `memory_limit`: stop it as a
+    /// failure. Ignored if that run is already over.
+    MemoryLimit(Box<OverMemory>),
+    /// The liveness (or startup) probe of a run failed past its threshold:
+    /// stop it as a failure. Ignored if that run is already over.
+    Unhealthy(Box<Unhealthy>),
+}
+
+// Every runner's control channel allocates its first block of 32 messages
+// up front: with the rare, large variants boxed, that block is a third the
+// size (a kilobyte less for each process, most of which never get one).
+const _: () = assert!(std::mem::size_of::<Control>() <= 16);
+
+/// What [`Control::MemoryLimit`] says.
+#[derive(Debug)]
+pub(super) struct OverMemory {
+    /// The run: its leader's pid.
+    pub(super) pid: u32,
+    /// The tree's RSS at the sample.
+    pub(super) memory_bytes: u64,
+    /// The configured `memory_limit`.
+    pub(super) limit_bytes: u64,
+}
+
+/// What [`Control::Unhealthy`] says.
+#[derive(Debug)]
+pub(super) struct Unhealthy {
+    /// The run: its leader's pid.
+    pub(super) pid: u32,
+    /// Which probe: `liveness` or `startup`.
+    pub(super) probe: &'static str,
+    /// Why, for the log and the run's end.
+    pub(super) reason: String,
 }
 
 /// How a runner begins.
@@ -247,7 +266,7 @@ impl Runner {
                         self.waiting.push(reply);
                     }
                     // A late limit or probe notice is about the run that just ended.
-                    Control::MemoryLimit { .. } | Control::Unhealthy { .. } => {}
+                    Control::MemoryLimit(_) | Control::Unhealthy(_) => {}
                 }
             }
             let asked = std::mem::take(&mut self.restart_requested);
@@ -269,7 +288,7 @@ impl Runner {
             tokio::select! {
                 _ = &mut sleep => break,
                 request = self.control.recv() => match request {
-                    Some(Control::MemoryLimit { .. } | Control::Unhealthy { .. }) => continue,
+                    Some(Control::MemoryLimit(_) | Control::Unhealthy(_)) => continue,
                     // Backoff applies to an asked restart too: it waits with us.
                     Some(Control::Restart { reply }) => self.waiting.push(reply),
                     Some(Control::Stop { .. }) | None => {
@@ -396,7 +415,8 @@ impl Runner {
                 _ = leader_exited(pgid, spawned.start_time) => break Ending::Exited,
                 _ = tokio::time::sleep_until(timeout.unwrap_or_else(tokio::time::Instant::now)), if timeout.is_some() => break Ending::TimedOut,
                 request = self.control.recv() => match request {
-                    Some(Control::MemoryLimit { pid, memory_bytes, limit_bytes }) => {
+                    Some(Control::MemoryLimit(over)) => {
+                        let OverMemory { pid, memory_bytes, limit_bytes } = *over;
                         if pid != spawned.pid {
                             continue; // about an earlier run
                         }
@@ -409,7 +429,8 @@ impl Runner {
                         });
                         break Ending::OverMemory;
                     }
-                    Some(Control::Unhealthy { pid, probe, reason }) => {
+                    Some(Control::Unhealthy(unhealthy)) => {
+                        let Unhealthy { pid, probe, reason } = *unhealthy;
                         if pid != spawned.pid {
                             continue; // about an earlier run
                         }
@@ -831,7 +852,7 @@ async fn wait_for_force(
                 waiting.push(reply);
             }
             // Already stopping; a limit or probe notice adds nothing.
-            Some(Control::MemoryLimit { .. } | Control::Unhealthy { .. }) => {}
+            Some(Control::MemoryLimit(_) | Control::Unhealthy(_)) => {}
             None => std::future::pending::<()>().await,
         }
     }

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use super::Probe;
 use super::check::{self, Context, LogCursor};
 use crate::supervisor::events::{self, EventType};
-use crate::supervisor::runner::Control;
+use crate::supervisor::runner::{Control, Unhealthy};
 use crate::supervisor::spec::ProcessSpec;
 use crate::supervisor::state::ProcessState;
 use crate::supervisor::table::Inner;
@@ -232,11 +232,11 @@ async fn step(target: &Target, ctx: &Context, tracked: &mut Tracked) -> bool {
                             tracked.failures,
                             tracked.last_error
                         );
-                        let _ = target.control.send(Control::Unhealthy {
+                        let _ = target.control.send(Control::Unhealthy(Box::new(Unhealthy {
                             pid: target.pid,
                             probe: tracked.role.as_str(),
                             reason,
-                        });
+                        })));
                         return false;
                     }
                 }
