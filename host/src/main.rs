@@ -5,6 +5,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before anything opens a descriptor: see the function's doc. Without
+    // the early slots the supervisor reserves its own, so a failure here
+    // costs speed, not function.
+    let _ = host::supervisor::reserve_spawn_slots();
     let cli = host::cli::Cli::parse();
     match host::cli::run(cli) {
         Ok(code) => code,

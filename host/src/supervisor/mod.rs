@@ -57,7 +57,10 @@
 //! - `state`: the public vocabulary ([`ProcessState`], [`ProcessInfo`], ...);
 //! - `supervisor`: [`Supervisor`] and its verbs; `table`: the records behind it;
 //! - `runner`: one task per started process: spawn, wait, stop, restart;
-//! - `spawn`: the command, its process group, and the thread that forks;
+//! - `spawn`: the thread that forks, with or without a namespace;
+//!   `child`: the fork itself (a clone that copies no descriptor table),
+//!   the child's steps up to its exec, and waiting for it by pidfd;
+//!   `rawsys`: the raw system calls of code that shares the host's memory;
 //! - `pidns`: the PID namespace of each run and its init (`pidns_init`:
 //!   the code that runs as PID 1, raw system calls only);
 //! - `stop`: process trees from `/proc`, signalling them, waiting for them;
@@ -87,6 +90,7 @@
 //! - `events`, `duration`, `size`, `error`: event shapes, `"10s"` and
 //!   `"512MiB"` parsing, [`SupervisorError`].
 
+mod child;
 mod deps;
 pub(crate) mod duration;
 mod error;
@@ -99,6 +103,7 @@ mod pidns;
 mod pidns_init;
 mod probes;
 mod publish;
+mod rawsys;
 mod reaper;
 mod recovery;
 mod resources;
@@ -118,6 +123,7 @@ mod workspace;
 #[cfg(test)]
 mod tests;
 
+pub use child::reserve_spawn_slots;
 pub(crate) use deps::check_graph as check_dependencies;
 pub use deps::{Condition, DependsOn};
 pub use error::SupervisorError;

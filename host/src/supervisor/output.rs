@@ -34,7 +34,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::net::unix::pipe;
-use tokio::process::{ChildStderr, ChildStdout};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -153,8 +152,8 @@ impl OutputTasks {
     pub(crate) fn start(
         bus: Bus,
         name: String,
-        stdout: Option<ChildStdout>,
-        stderr: Option<ChildStderr>,
+        stdout: Option<OwnedFd>,
+        stderr: Option<OwnedFd>,
         ring: SharedRing,
         log: LogFile,
         dropped: Arc<AtomicU64>,
@@ -171,10 +170,7 @@ impl OutputTasks {
             inflight: inflight.clone(),
             budget: budget.clone(),
         };
-        let pipes = [
-            (stdout.map(ChildStdout::into_owned_fd), Stream::Stdout),
-            (stderr.map(ChildStderr::into_owned_fd), Stream::Stderr),
-        ];
+        let pipes = [(stdout, Stream::Stdout), (stderr, Stream::Stderr)];
         for (fd, stream) in pipes {
             if let Some(pipe) = fd.and_then(|fd| receiver(fd, stream)) {
                 readers.push(tokio::spawn(read_stream(pipe, stream, sink(tx.clone()))));
@@ -300,10 +296,10 @@ impl Batch {
 /// The read end of a child's pipe, as a receiver polled for readiness;
 /// `None` (and a warning) if the pipe cannot be taken over, which leaves
 /// that stream unread rather than failing the run.
-fn receiver(fd: io::Result<OwnedFd>, stream: Stream) -> Option<pipe::Receiver> {
-    // `into_owned_fd` made it blocking again; `from_owned_fd` makes it
-    // non-blocking (a blocking read would stall a worker thread).
-    fd.and_then(pipe::Receiver::from_owned_fd)
+fn receiver(fd: OwnedFd, stream: Stream) -> Option<pipe::Receiver> {
+    // The pipe was made blocking; `from_owned_fd` makes it non-blocking (a
+    // blocking read would stall a worker thread).
+    pipe::Receiver::from_owned_fd(fd)
         .inspect_err(|e| tracing::warn!(%stream, error = %e, "cannot read child output"))
         .ok()
 }

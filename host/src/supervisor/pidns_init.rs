@@ -34,6 +34,8 @@ use std::io;
 
 use nix::libc;
 
+use super::rawsys as sys;
+
 /// Size of an init's stack mapping. Only the pages it touches (one) are
 /// ever backed by memory.
 const STACK_SIZE: usize = 64 * 1024;
@@ -197,88 +199,6 @@ extern "C" fn init_main(arg: *mut c_void) -> i32 {
         } else {
             // -1: every process of the namespace but ourselves.
             sys::call(sys::KILL, [usize::MAX, sig as usize, 0, 0]);
-        }
-    }
-}
-
-/// Raw system calls: no C library, no `errno` (see the module doc).
-#[cfg(target_arch = "x86_64")]
-mod sys {
-    pub(super) const PRCTL: usize = 157;
-    pub(super) const PPOLL: usize = 271;
-    pub(super) const SETPGID: usize = 109;
-    pub(super) const CLOSE_RANGE: usize = 436;
-    pub(super) const RT_SIGTIMEDWAIT: usize = 128;
-    pub(super) const WAIT4: usize = 61;
-    pub(super) const KILL: usize = 62;
-    const EXIT_GROUP: usize = 231;
-
-    /// A system call with four arguments; negative results are `-errno`.
-    #[inline(always)]
-    pub(super) fn call(nr: usize, a: [usize; 4]) -> isize {
-        let ret: isize;
-        // SAFETY: a system call; the arguments are the caller's, and each
-        // call site passes pointers into its own stack frame only.
-        unsafe {
-            std::arch::asm!(
-                "syscall",
-                inlateout("rax") nr as isize => ret,
-                in("rdi") a[0],
-                in("rsi") a[1],
-                in("rdx") a[2],
-                in("r10") a[3],
-                lateout("rcx") _,
-                lateout("r11") _,
-                options(nostack),
-            );
-        }
-        ret
-    }
-
-    /// Ends the init.
-    pub(super) fn exit(code: i32) -> ! {
-        loop {
-            call(EXIT_GROUP, [code as usize, 0, 0, 0]);
-        }
-    }
-}
-
-/// Raw system calls: no C library, no `errno` (see the module doc).
-#[cfg(target_arch = "aarch64")]
-mod sys {
-    pub(super) const PRCTL: usize = 167;
-    pub(super) const PPOLL: usize = 73;
-    pub(super) const SETPGID: usize = 154;
-    pub(super) const CLOSE_RANGE: usize = 436;
-    pub(super) const RT_SIGTIMEDWAIT: usize = 137;
-    pub(super) const WAIT4: usize = 260;
-    pub(super) const KILL: usize = 129;
-    const EXIT_GROUP: usize = 94;
-
-    /// A system call with four arguments; negative results are `-errno`.
-    #[inline(always)]
-    pub(super) fn call(nr: usize, a: [usize; 4]) -> isize {
-        let ret: isize;
-        // SAFETY: a system call; the arguments are the caller's, and each
-        // call site passes pointers into its own stack frame only.
-        unsafe {
-            std::arch::asm!(
-                "svc 0",
-                in("x8") nr,
-                inlateout("x0") a[0] as isize => ret,
-                in("x1") a[1],
-                in("x2") a[2],
-                in("x3") a[3],
-                options(nostack),
-            );
-        }
-        ret
-    }
-
-    /// Ends the init.
-    pub(super) fn exit(code: i32) -> ! {
-        loop {
-            call(EXIT_GROUP, [code as usize, 0, 0, 0]);
         }
     }
 }

@@ -3,7 +3,7 @@
 //! With `PR_SET_CHILD_SUBREAPER` every process that a supervised child
 //! abandons is re-parented to the host instead of init, so nothing escapes
 //! supervision; but the host must then reap those orphans or they linger as
-//! zombies. Tokio reaps the children it spawned by pid, so this reaper never
+//! zombies. Each runner reaps its own child (by pidfd), so this reaper never
 //! calls `waitpid(-1)`: it waits only on zombies it can prove came from a
 //! supervised tree (their process group is one we created, or we saw them
 //! descend from one), and never on a tracked direct child.
@@ -32,7 +32,7 @@ static SUBREAPER: AtomicBool = AtomicBool::new(false);
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry::new());
 
 struct Registry {
-    /// Direct children spawned by a supervisor and not yet reaped by tokio.
+    /// Direct children spawned by a supervisor and not yet reaped by their runner.
     tracked: Option<HashSet<i32>>,
     /// Process groups created by a supervisor whose members may still exist.
     groups: Option<HashSet<i32>>,
@@ -73,7 +73,7 @@ pub(crate) fn track_child(pid: i32) {
     reg.groups.get_or_insert_default().insert(pid);
 }
 
-/// Forgets a direct child once tokio has reaped it.
+/// Forgets a direct child once its runner has reaped it.
 pub(crate) fn untrack_child(pid: i32) {
     if let Some(tracked) = registry().tracked.as_mut() {
         tracked.remove(&pid);

@@ -20,10 +20,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::json;
-use tokio::process::Child;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::child::ChildProcess;
 use super::deps::{self, Waited};
 use super::error::SupervisorError;
 use super::events::{self, EventType};
@@ -102,8 +101,6 @@ pub(super) enum Launch {
 const OUTPUT_DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// How long to wait for `SIGKILL`ed members (stuck in the kernel) to vanish.
 const KILL_WAIT_LIMIT: Duration = Duration::from_secs(30);
-/// How often the leader is looked at if no `SIGCHLD` arrives (a safety net).
-const EXIT_POLL: Duration = Duration::from_secs(1);
 
 struct Runner {
     inner: Arc<Inner>,
@@ -134,7 +131,7 @@ struct Runner {
 
 /// A spawned child with its output tasks.
 struct Spawned {
-    child: Child,
+    child: ChildProcess,
     pid: u32,
     /// The leader's start time in `/proc`: with `pid`, names it and no later
     /// process that reuses the number.
@@ -345,7 +342,7 @@ impl Runner {
         })?;
         // Read before anything can reap the child, so it is surely the child's:
         // we hold the child, and the orphan reaper leaves tracked children alone.
-        let stat = offload(move || stop::read_stat(pid as i32)).await;
+        let stat = offload(move || stop::read_child_stat(pid as i32)).await;
         let Some(start_time) = stat.map(|s| s.start_time) else {
             // Unreaped, the child still pins its group id: this reaches only it.
             let _ =
@@ -412,7 +409,7 @@ impl Runner {
         );
         let ending = loop {
             tokio::select! {
-                _ = leader_exited(pgid, spawned.start_time) => break Ending::Exited,
+                _ = spawned.child.exited() => break Ending::Exited,
                 _ = tokio::time::sleep_until(timeout.unwrap_or_else(tokio::time::Instant::now)), if timeout.is_some() => break Ending::TimedOut,
                 request = self.control.recv() => match request {
                     Some(Control::MemoryLimit(over)) => {
@@ -568,7 +565,7 @@ impl Runner {
     /// in turn, so they happen in the order written here.
     async fn terminate(
         &mut self,
-        child: &mut Child,
+        child: &mut ChildProcess,
         tree: Tree,
         signal: Signal,
         grace: Option<Duration>,
@@ -779,56 +776,6 @@ impl Runner {
             .unwrap_or_default();
         events::publish(&self.inner.bus, events);
     }
-}
-
-/// Resolves once the leader `pid` (started at `start_time`) has exited,
-/// without reaping it: see the module doc.
-async fn leader_exited(pid: i32, start_time: u64) {
-    // Preferred: a pidfd turns readable when the process exits, without
-    // reaping it and without polling. Polling /proc once a second per
-    // process cost 7% of a core on a host with 1,000 idle processes, and
-    // every SIGCHLD woke every watcher.
-    if let Some(pidfd) = offload(move || pidfd_of(pid, start_time)).await
-        // SAFETY: the AsyncFd owns the OwnedFd, which stays open and
-        // unchanged until the AsyncFd is dropped at the end of this scope.
-        && let Ok(ready) = unsafe {
-            tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
-        }
-    {
-        let _ = ready.readable().await;
-        return;
-    }
-    // Subscribed before the first look, so an exit in between still wakes us.
-    let mut sigchld = signal(SignalKind::child()).ok();
-    let alive =
-        move || stop::read_stat(pid).is_some_and(|p| p.start_time == start_time && !p.is_dead());
-    while offload(alive).await {
-        match sigchld.as_mut() {
-            Some(sigchld) => {
-                let _ = tokio::time::timeout(EXIT_POLL, sigchld.recv()).await;
-            }
-            None => tokio::time::sleep(EXIT_POLL).await,
-        }
-    }
-}
-
-/// A pidfd for `pid`, if it is still the process that started at
-/// `start_time`. Checked after opening: the pidfd pins whichever process
-/// held `pid` at that moment, so a match means it refers to ours for good.
-fn pidfd_of(pid: i32, start_time: u64) -> Option<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd as _;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new file
-    // descriptor or -1; it touches no memory of ours.
-    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: the kernel just returned this descriptor to us; nothing else
-    // owns it.
-    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
-    stop::read_stat(pid)
-        .is_some_and(|p| p.start_time == start_time)
-        .then_some(fd)
 }
 
 /// Resolves when a forced stop is requested; notes graceful requests
