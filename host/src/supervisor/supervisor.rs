@@ -819,16 +819,17 @@ impl Supervisor {
             // Set under the table lock: a runner deciding whether to restart
             // either sees the flag or is already in a state stopped below.
             self.inner.shutting_down.store(true, Ordering::SeqCst);
+            // Dependants first: a graceful stop of a dependency waits
+            // until the runners that depend on it are over.
+            let dependants = match force {
+                true => Default::default(),
+                false => super::deps::running_dependants(&table),
+            };
             table
                 .iter()
                 .filter_map(|(name, rec)| {
                     let run = rec.run.as_ref()?;
-                    // Dependants first: a graceful stop of a dependency
-                    // waits until the runners that depend on it are over.
-                    let after = match force {
-                        true => Vec::new(),
-                        false => super::deps::dependants_running(&table, name),
-                    };
+                    let after = dependants.get(name.as_str()).cloned().unwrap_or_default();
                     if rec.state.is_active() && after.is_empty() {
                         let _ = run.control.send(Control::Stop { force });
                     } else if rec.state.is_active() {

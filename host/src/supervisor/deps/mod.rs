@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use graph::check_graph;
 pub(super) use graph::start_order;
-pub(super) use wait::{Waited, dependants_running, start_in_background, stop_after, wait};
+pub(super) use wait::{Waited, running_dependants, start_in_background, stop_after, wait};
 
 /// What a dependant waits for in a dependency.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
