@@ -24,6 +24,8 @@ pub(crate) struct HostChild {
     stderr: PathBuf,
     /// When it was spawned.
     pub spawned: Instant,
+    /// The same moment by the wall clock, to compare with event times.
+    pub spawned_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl HostChild {
@@ -65,6 +67,7 @@ impl HostChild {
             state: state.to_path_buf(),
             stderr,
             spawned: Instant::now(),
+            spawned_at: chrono::Utc::now(),
         })
     }
 
@@ -91,18 +94,32 @@ impl HostChild {
             .unwrap_or(0)
     }
 
-    /// The `pid` of every `process.started` event in its journal.
-    pub(crate) fn started_pids(&self) -> anyhow::Result<Vec<u32>> {
-        Ok(Journal::open_read_only(&journal_path(&self.state))?
-            .query(&EventQuery {
+    /// Every `process.started` event in its journal.
+    fn started_events(&self) -> anyhow::Result<Vec<crate::bus::Event>> {
+        Ok(
+            Journal::open_read_only(&journal_path(&self.state))?.query(&EventQuery {
                 types: vec![Pattern::parse("process.started")?],
                 after_sequence: Some(0),
                 limit: Some(usize::MAX),
                 ..Default::default()
-            })?
+            })?,
+        )
+    }
+
+    /// The `pid` of every `process.started` event in its journal.
+    pub(crate) fn started_pids(&self) -> anyhow::Result<Vec<u32>> {
+        Ok(self
+            .started_events()?
             .iter()
             .filter_map(|e| e.data["pid"].as_u64().map(|p| p as u32))
             .collect())
+    }
+
+    /// How long after its spawn the last `process.started` event of its
+    /// journal is dated (the host writes it once the command has exec'd).
+    pub(crate) fn last_started_after_spawn(&self) -> anyhow::Result<Option<Duration>> {
+        let last = self.started_events()?.iter().map(|e| e.time).max();
+        Ok(last.and_then(|t| (t - self.spawned_at).to_std().ok()))
     }
 
     /// Waits until `count(ty)` reaches `n`.

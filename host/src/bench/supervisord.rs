@@ -229,6 +229,7 @@ async fn run(supervisord: &Path, n: usize) -> anyhow::Result<IdleReport> {
     Ok(IdleReport {
         processes: n,
         start_all_ms,
+        start_all_dated_ms: None,
         rss_mib,
         idle_cpu_percent,
         stop_all_ms,
