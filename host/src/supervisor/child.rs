@@ -13,9 +13,10 @@
 //! and the spawner thread waits until it has exec'd. Its first step trades
 //! the shared table for one of its own with `close_range(low, ~0,
 //! CLOSE_RANGE_UNSHARE)`, which copies only the descriptors below `low`:
-//! the spawner keeps three slots at the bottom of the table (reserved when
-//! it starts, see [`StdSlots`]) and, before each spawn, points them at the
-//! child's stdin (`/dev/null`), stdout and stderr pipes. So a spawn costs
+//! the spawner keeps three slots at the bottom of the table (reserved first
+//! thing in `main`, see [`reserve_spawn_slots`] and [`Forker`]) and, before
+//! each spawn, points them at the child's stdin (`/dev/null`), stdout and
+//! stderr pipes. So a spawn costs
 //! the same with ten processes running or ten thousand.
 //!
 //! Between the clone and the exec the child shares the host's memory, so
@@ -79,8 +80,9 @@ pub(super) struct Forker {
 static EARLY_SLOTS: Mutex<Option<[OwnedFd; 3]>> = Mutex::new(None);
 
 /// Reserves the stream slots of the first spawner now: the lowest free
-/// descriptors from 3 up, which at the start of `main` are 3, 4 and 5, so
-/// each child copies six descriptors from the host, not the thirty the
+/// descriptors from 3 up, which at the start of `main` are 4, 5 and 6 (an
+/// epoll descriptor is already open), so each child copies seven
+/// descriptors from the host, not the thirty the
 /// host has open once its journal, plugins and sockets are up. Optional:
 /// a spawner without early slots reserves its own when it starts.
 ///
@@ -453,7 +455,8 @@ fn reset_signals() {
         let ret = sys::call(sys::RT_SIGACTION, [sig, 0, old.as_mut_ptr() as usize, 8]);
         let handler = old[0] as usize;
         let handled = handler != libc::SIG_DFL && handler != libc::SIG_IGN;
-        if ret == 0 && (handled || sig == libc::SIGPIPE as usize) && handler != libc::SIG_DFL {
+        let ignored_sigpipe = sig == libc::SIGPIPE as usize && handler == libc::SIG_IGN;
+        if ret == 0 && (handled || ignored_sigpipe) {
             sys::call(sys::RT_SIGACTION, [sig, default.as_ptr() as usize, 0, 8]);
         }
     }
@@ -489,18 +492,15 @@ pub(super) fn spawn(
     );
     // 16-byte aligned (u128), as both ABIs want the stack.
     let stack_top = forker.stack.as_mut_ptr_range().end.cast::<c_void>();
-    let slots = &*forker;
     let (out_read, out_write) = pipe()?;
     let (err_read, err_write) = pipe()?;
-    slots.fill(&out_write, &err_write)?;
-    drop((out_write, err_write));
     let args = ChildArgs {
         slots: [
-            slots.null.as_raw_fd(),
-            slots.out.as_raw_fd(),
-            slots.err.as_raw_fd(),
+            forker.null.as_raw_fd(),
+            forker.out.as_raw_fd(),
+            forker.err.as_raw_fd(),
         ],
-        keep_below: slots.keep_below(),
+        keep_below: forker.keep_below(),
         parent_death,
         cwd: prepared
             .cwd
@@ -511,53 +511,25 @@ pub(super) fn spawn(
         envp: envp.as_ptr(),
         failure: AtomicI64::new(0),
     };
-    let mut pidfd: libc::c_int = -1;
-    // Every signal blocked around the clone: the child inherits the mask,
-    // so no handler of the host runs in it (it resets them before exec).
-    let all = nix::sys::signal::SigSet::all();
-    let mut before = nix::sys::signal::SigSet::empty();
-    nix::sys::signal::pthread_sigmask(
-        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&all),
-        Some(&mut before),
-    )
-    .map_err(io::Error::from)?;
-    // SAFETY: `child_main` only makes raw system calls and reads `args`
-    // (see the module doc); `args`, the strings it points to and the
-    // stack outlive the child's use of them, because CLONE_VFORK keeps
-    // this thread here until the child has exec'd or exited. CLONE_PIDFD
-    // writes the pidfd to `pidfd`.
-    let pid = unsafe {
-        libc::clone(
-            child_main,
-            stack_top,
-            libc::CLONE_VM
-                | libc::CLONE_VFORK
-                | libc::CLONE_FILES
-                | libc::CLONE_PIDFD
-                | libc::SIGCHLD,
-            (&raw const args).cast_mut().cast::<c_void>(),
-            &raw mut pidfd,
-        )
+    // The slots hold the pipes' write ends only for the clone: cleared
+    // whatever happens, or the host would keep a pipe open.
+    let cloned = forker
+        .fill(&out_write, &err_write)
+        .and_then(|()| clone_child(&args, stack_top));
+    forker.clear();
+    drop((out_write, err_write));
+    let (pid, pidfd) = cloned?;
+    let pidfd = match register(pidfd) {
+        Ok(pidfd) => pidfd,
+        Err((pidfd, e)) => {
+            // Not to be left running unwatched, nor as a zombie.
+            kill_pidfd(pidfd.as_raw_fd());
+            let _ = reap_pidfd(pidfd.as_raw_fd(), true);
+            return Err(e);
+        }
     };
-    let cloned = io::Error::last_os_error();
-    let _ = nix::sys::signal::pthread_sigmask(
-        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&before),
-        None,
-    );
-    slots.clear();
-    if pid < 0 {
-        return Err(cloned);
-    }
-    // SAFETY: CLONE_PIDFD gave us this new descriptor; nobody else owns it.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    // SAFETY: the AsyncFd owns the OwnedFd, which stays open and the same
-    // for as long as the AsyncFd lives.
-    let pidfd = unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
-        .map_err(io::Error::from)?;
     let mut child = ChildProcess {
-        pid: pid as u32,
+        pid,
         pidfd: Some(pidfd),
         status: None,
         stdout: Some(out_read),
@@ -581,6 +553,59 @@ pub(super) fn spawn(
         ),
         step => io::Error::new(error.kind(), format!("{}: {error}", step.describe())),
     })
+}
+
+/// The clone itself: runs [`child_main`] on `stack_top` with `args`, and
+/// returns once the child has exec'd or exited, with its pid and pidfd.
+fn clone_child(args: &ChildArgs, stack_top: *mut c_void) -> io::Result<(u32, OwnedFd)> {
+    // Every signal blocked around the clone: the child inherits the mask,
+    // so no handler of the host runs in it (it resets them before exec).
+    let all = nix::sys::signal::SigSet::all();
+    let mut before = nix::sys::signal::SigSet::empty();
+    nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&all),
+        Some(&mut before),
+    )
+    .map_err(io::Error::from)?;
+    let mut pidfd: libc::c_int = -1;
+    // SAFETY: `child_main` only makes raw system calls and reads `args`
+    // (see the module doc); `args`, the strings it points to and the
+    // stack outlive the child's use of them, because CLONE_VFORK keeps
+    // this thread here until the child has exec'd or exited. CLONE_PIDFD
+    // writes the pidfd to `pidfd`.
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            stack_top,
+            libc::CLONE_VM
+                | libc::CLONE_VFORK
+                | libc::CLONE_FILES
+                | libc::CLONE_PIDFD
+                | libc::SIGCHLD,
+            std::ptr::from_ref(args).cast_mut().cast::<c_void>(),
+            &raw mut pidfd,
+        )
+    };
+    let error = io::Error::last_os_error();
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&before),
+        None,
+    );
+    if pid < 0 {
+        return Err(error);
+    }
+    // SAFETY: CLONE_PIDFD gave us this new descriptor; nobody else owns it.
+    Ok((pid as u32, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+}
+
+/// `pidfd` registered with the reactor, or it back with the error.
+fn register(pidfd: OwnedFd) -> Result<AsyncFd<OwnedFd>, (OwnedFd, io::Error)> {
+    // SAFETY: the AsyncFd owns the OwnedFd, which stays open and the same
+    // for as long as the AsyncFd lives.
+    unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into_parts())
 }
 
 /// A supervised command, the host's direct child: its pid, the read ends
@@ -676,17 +701,22 @@ fn reap_pidfd(fd: RawFd, block: bool) -> io::Result<Option<ExitStatus>> {
     Ok(Some(ExitStatus::from_raw(raw)))
 }
 
+/// `SIGKILL` through a pidfd.
+fn kill_pidfd(fd: RawFd) {
+    // SAFETY: pidfd_send_signal takes a pidfd we own, a signal number and
+    // no info; it touches no memory of ours.
+    unsafe {
+        libc::syscall(libc::SYS_pidfd_send_signal, fd, libc::SIGKILL, 0, 0);
+    }
+}
+
 impl Drop for ChildProcess {
     fn drop(&mut self) {
         let Some(pidfd) = self.pidfd.take() else {
             return;
         };
         let fd = pidfd.get_ref().as_raw_fd();
-        // SAFETY: pidfd_send_signal takes a pidfd we own, a signal number
-        // and no info; it touches no memory of ours.
-        unsafe {
-            libc::syscall(libc::SYS_pidfd_send_signal, fd, libc::SIGKILL, 0, 0);
-        }
+        kill_pidfd(fd);
         if !matches!(reap_pidfd(fd, false), Ok(None)) {
             return;
         }

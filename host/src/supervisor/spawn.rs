@@ -202,16 +202,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_host_environment_is_inherited_and_a_spec_path_is_searched() {
-        // SAFETY: tests of this module read but never set HOME; no other
-        // thread of this test binary writes the environment.
         let home = std::env::var("HOME").unwrap_or_default();
         let bin = tempfile::tempdir().unwrap();
         let tool = bin.path().join("only-here");
         std::fs::write(&tool, "#!/bin/sh\necho found \"$HOME\"\n").unwrap();
-        std::os::unix::fs::PermissionsExt::set_mode(
-            &mut std::fs::metadata(&tool).unwrap().permissions(),
-            0o755,
-        );
         std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
         let mut spec = ProcessSpec::new("t", "only-here");
