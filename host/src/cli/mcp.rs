@@ -92,10 +92,12 @@ async fn in_process(
         build_missing: config.plugins.build_missing,
         rebuild: false,
     };
-    let host = Runtime::start(config.clone(), options).await?;
+    let api_config = config.api.clone();
+    let shutdown_timeout = config.host.shutdown_timeout;
+    let host = Runtime::start(config, options).await?;
     let control = super::run::control_of(&host);
-    let api = if config.api.enabled {
-        Some(ApiServer::start(control.clone(), &config.api, host.state_dir.clone()).await?)
+    let api = if api_config.enabled {
+        Some(ApiServer::start(control.clone(), &api_config, host.state_dir.clone()).await?)
     } else {
         None
     };
@@ -104,7 +106,6 @@ async fn in_process(
     if let Some(api) = api {
         api.shutdown().await;
     }
-    host.stop(config.host.shutdown_timeout, std::future::pending())
-        .await?;
+    host.stop(shutdown_timeout, std::future::pending()).await?;
     served
 }

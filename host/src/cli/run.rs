@@ -87,9 +87,13 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         // Listen before anything starts, so no signal is missed.
         let mut signals = Signals::new()?;
-        let host = Runtime::start(config.clone(), options).await?;
-        let api = if config.api.enabled {
-            Some(ApiServer::start(control_of(&host), &config.api, host.state_dir.clone()).await?)
+        // The runtime takes the config whole (its processes move into the
+        // supervisor's table: a thousand specs are a megabyte, kept once).
+        let api_config = config.api.clone();
+        let shutdown_timeout = config.host.shutdown_timeout;
+        let host = Runtime::start(config, options).await?;
+        let api = if api_config.enabled {
+            Some(ApiServer::start(control_of(&host), &api_config, host.state_dir.clone()).await?)
         } else {
             None
         };
@@ -106,8 +110,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         if let Some(api) = api {
             api.shutdown().await;
         }
-        host.stop(config.host.shutdown_timeout, signals.next())
-            .await
+        host.stop(shutdown_timeout, signals.next()).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

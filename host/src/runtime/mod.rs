@@ -215,7 +215,7 @@ impl Runtime {
     /// When the state folder, journal or plugins folder cannot be opened,
     /// or a process in the config is invalid. A plugin that fails to load
     /// is not an error: it is reported and the host runs without it.
-    pub async fn start(config: HostConfig, options: RunOptions) -> anyhow::Result<Self> {
+    pub async fn start(mut config: HostConfig, options: RunOptions) -> anyhow::Result<Self> {
         let plugins_dir = std::fs::canonicalize(&options.plugins_dir)
             .with_context(|| format!("plugins folder {}", options.plugins_dir.display()))?;
         // Plugins load after start returns; a folder that cannot be read
@@ -253,10 +253,10 @@ impl Runtime {
                 pid_namespaces: config.host.pid_namespaces,
             },
         );
-        for spec in config.process.values() {
+        for (name, spec) in std::mem::take(&mut config.process) {
             supervisor
-                .add(spec.clone())
-                .with_context(|| format!("process `{}`", spec.name))?;
+                .add(spec)
+                .with_context(|| format!("process `{name}`"))?;
         }
         // Crash-only: whatever the last host left unfinished is ended in the
         // journal and its survivors killed before anything starts, so
