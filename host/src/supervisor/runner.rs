@@ -476,6 +476,9 @@ impl Runner {
             .up_since
             .map(|since| self.inner.clock.now().saturating_duration_since(since));
         // On a natural exit this cleans up whatever the leader left behind.
+        // The steps of the end are boxed: inline they made every runner's
+        // future (held by each of a thousand idle processes) half as large
+        // again as its wait for the exit needs.
         let grace = (!force).then_some(spec.stop_timeout);
         let status = match spawned.init.take() {
             Some(init) => {
@@ -489,16 +492,23 @@ impl Runner {
                     &mut self.waiting,
                 );
                 let signal = spec.stop_signal.signal();
-                stop::end_namespace(&mut spawned.child, init, signal, grace, force).await
+                Box::pin(stop::end_namespace(
+                    &mut spawned.child,
+                    init,
+                    signal,
+                    grace,
+                    force,
+                ))
+                .await
             }
             None => {
                 let start_time = spawned.start_time;
                 let tree = offload(move || Tree::collect(pgid, start_time)).await;
-                self.terminate(&mut spawned.child, tree, spec.stop_signal.signal(), grace)
-                    .await
+                let signal = spec.stop_signal.signal();
+                Box::pin(self.terminate(&mut spawned.child, tree, signal, grace)).await
             }
         };
-        if !spawned.output.finish(OUTPUT_DRAIN_LIMIT).await {
+        if !Box::pin(spawned.output.finish(OUTPUT_DRAIN_LIMIT)).await {
             tracing::warn!(process = %self.name, "output pipes still open after the process tree exited; their readers carry on detached");
         }
         // The tree is gone: its last changes are published, and its

@@ -155,19 +155,22 @@ pub struct ProcessSpec {
     ///
     /// Example: `readiness_probe = { http_get = "http://127.0.0.1:8080/health" }`
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub readiness_probe: Option<Probe>,
+    ///
+    /// Boxed, as the other two: a probe is ~150 bytes, a spec is held by
+    /// every process, and most have none.
+    pub readiness_probe: Option<Box<Probe>>,
     /// When a run is broken: `failure_threshold` failures in a row stop it
     /// as `failed`, and `restart` decides what follows.
     ///
     /// Example: `liveness_probe = { exec = "test -S /tmp/app.sock", period = "5s" }`
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub liveness_probe: Option<Probe>,
+    pub liveness_probe: Option<Box<Probe>>,
     /// Checked first, alone: readiness and liveness wait until it passes,
     /// and a run that never passes it fails as a liveness failure does.
     ///
     /// Example: `startup_probe = { tcp = "127.0.0.1:5432", failure_threshold = 30 }`
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub startup_probe: Option<Probe>,
+    pub startup_probe: Option<Box<Probe>>,
 }
 
 /// What the workspace watch skips unless `workspace_ignore` says otherwise:

@@ -141,9 +141,9 @@ pub(in crate::supervisor) fn start(
         control: control?,
     };
     let probes = (
-        spec.startup_probe.clone(),
-        spec.readiness_probe.clone(),
-        spec.liveness_probe.clone(),
+        spec.startup_probe.as_deref().cloned(),
+        spec.readiness_probe.as_deref().cloned(),
+        spec.liveness_probe.as_deref().cloned(),
     );
     Some(ProbeTask {
         handle: tokio::spawn(run(target, ctx, probes)),

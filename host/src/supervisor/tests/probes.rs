@@ -74,15 +74,15 @@ pub(super) fn assert_trace(actual: Vec<String>, expected: &[&str]) {
 }
 
 /// A quick probe: checks every 30 ms, fails after `failures` in a row.
-fn quick(check: ProbeCheck, failures: u32) -> Probe {
-    let mut probe = Probe::new(check);
+fn quick(check: ProbeCheck, failures: u32) -> Box<Probe> {
+    let mut probe = Box::new(Probe::new(check));
     probe.period = Duration::from_millis(30);
     probe.timeout = Duration::from_secs(5);
     probe.failure_threshold = failures;
     probe
 }
 
-fn log_ready(pattern: &str) -> Option<Probe> {
+fn log_ready(pattern: &str) -> Option<Box<Probe>> {
     Some(quick(ProbeCheck::Log(pattern.into()), 1))
 }
 
