@@ -32,11 +32,10 @@ use parking_lot::Mutex;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
 use super::events::{self, EventType};
-use super::runner::{Control, OverMemory};
+use super::runner::{Control, ControlSender, OverMemory};
 use super::state::ProcessState;
 use super::stop::{self, Tree};
 use super::table::Inner;
@@ -52,7 +51,7 @@ pub(super) struct Target {
     /// The leader, which is also the process group id.
     pid: u32,
     limit: Option<u64>,
-    control: mpsc::UnboundedSender<Control>,
+    control: ControlSender,
 }
 
 /// One tree's resource use at one sample.

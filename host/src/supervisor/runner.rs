@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use super::child::ChildProcess;
 use super::deps::{self, Waited};
@@ -61,10 +61,47 @@ pub(super) enum Control {
     Unhealthy(Box<Unhealthy>),
 }
 
-// Every runner's control channel allocates its first block of 32 messages
-// up front: with the rare, large variants boxed, that block is a third the
-// size (a kilobyte less for each process, most of which never get one).
+// A queued request is a node of the queue: the rare, large variants are
+// boxed so that it stays small.
 const _: () = assert!(std::mem::size_of::<Control>() <= 16);
+
+/// A new runner's control queue.
+///
+/// futures' unbounded queue allocates per message; tokio's channel made a
+/// block of 32 messages and a cache-padded channel up front, ~1 KiB for
+/// each of a thousand processes, most of which never get a message.
+pub(super) fn control_queue() -> (ControlSender, ControlReceiver) {
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    (ControlSender(tx), ControlReceiver(rx))
+}
+
+/// The sending end of a runner's control queue.
+#[derive(Clone, Debug)]
+pub(super) struct ControlSender(futures::channel::mpsc::UnboundedSender<Control>);
+
+impl ControlSender {
+    /// Queues `request`; gives it back if the runner has ended.
+    pub(super) fn send(&self, request: Control) -> Result<(), Control> {
+        self.0.unbounded_send(request).map_err(|e| e.into_inner())
+    }
+}
+
+/// A runner's end of its control queue.
+#[derive(Debug)]
+pub(super) struct ControlReceiver(futures::channel::mpsc::UnboundedReceiver<Control>);
+
+impl ControlReceiver {
+    /// The next request; `None` once every sender is gone and nothing is
+    /// queued. Cancel-safe: a request is taken only when returned.
+    pub(super) async fn recv(&mut self) -> Option<Control> {
+        futures::StreamExt::next(&mut self.0).await
+    }
+
+    /// The next request, if one is queued.
+    pub(super) fn try_recv(&mut self) -> Option<Control> {
+        self.0.try_recv().ok()
+    }
+}
 
 /// What [`Control::MemoryLimit`] says.
 #[derive(Debug)]
@@ -106,7 +143,7 @@ struct Runner {
     inner: Arc<Inner>,
     name: String,
     generation: u64,
-    control: mpsc::UnboundedReceiver<Control>,
+    control: ControlReceiver,
     /// A stop was asked for: never restart after this run.
     stop_requested: bool,
     /// A restart was asked for: restart after this run whatever the policy.
@@ -176,7 +213,7 @@ pub(super) async fn run(
     name: String,
     generation: u64,
     launch: Launch,
-    control: mpsc::UnboundedReceiver<Control>,
+    control: ControlReceiver,
     starter: Starter,
     done: watch::Sender<bool>,
 ) {
@@ -255,7 +292,7 @@ impl Runner {
                     self.supervise(spawned, &spec).await
                 }
             };
-            while let Ok(request) = self.control.try_recv() {
+            while let Some(request) = self.control.try_recv() {
                 match request {
                     Control::Stop { .. } => self.stop_requested = true,
                     Control::Restart { reply } => {
@@ -791,7 +828,7 @@ impl Runner {
 /// Resolves when a forced stop is requested; notes graceful requests
 /// (stops, and restarts to perform once this stop is over).
 async fn wait_for_force(
-    control: &mut mpsc::UnboundedReceiver<Control>,
+    control: &mut ControlReceiver,
     stop_requested: &mut bool,
     restart_requested: &mut bool,
     waiting: &mut Vec<oneshot::Sender<Result<(), SupervisorError>>>,

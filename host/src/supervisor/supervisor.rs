@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use nix::sys::signal::Signal;
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use super::error::SupervisorError;
 use super::events::{self, EventType};
@@ -311,7 +311,7 @@ impl Supervisor {
         launch: Launch,
         promptly: bool,
     ) -> Result<(), SupervisorError> {
-        let (tx, control) = mpsc::unbounded_channel();
+        let (tx, control) = runner::control_queue();
         let (accepted, mut waits) = if promptly {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))

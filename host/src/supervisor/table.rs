@@ -11,14 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::events;
 use super::reaper;
 use super::resources;
 use super::restart::{RestartClock, RestartWindow, SystemClock};
-use super::runner::Control;
+use super::runner::ControlSender;
 use super::spawn::Spawner;
 use super::spec::ProcessSpec;
 use super::state::{Origin, ProcessInfo, ProcessState};
@@ -79,7 +79,7 @@ pub(super) struct Record {
 
 /// The line to a live runner task.
 pub(super) struct RunHandle {
-    pub(super) control: mpsc::UnboundedSender<Control>,
+    pub(super) control: ControlSender,
     pub(super) done: watch::Receiver<bool>,
 }
 

@@ -11,11 +11,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use super::{Condition, DependsOn};
 use crate::supervisor::error::SupervisorError;
-use crate::supervisor::runner::Control;
+use crate::supervisor::runner::{Control, ControlReceiver, ControlSender};
 use crate::supervisor::spec::ProcessSpec;
 use crate::supervisor::state::ProcessState;
 use crate::supervisor::table::{Inner, Record};
@@ -118,7 +118,7 @@ pub(in crate::supervisor) enum Waited {
 pub(in crate::supervisor) async fn wait(
     inner: &std::sync::Arc<Inner>,
     spec: &ProcessSpec,
-    control: &mut mpsc::UnboundedReceiver<Control>,
+    control: &mut ControlReceiver,
     waiting: &mut Vec<oneshot::Sender<Result<(), SupervisorError>>>,
     accepted: &mut Option<oneshot::Sender<()>>,
 ) -> Waited {
@@ -135,7 +135,7 @@ pub(in crate::supervisor) async fn wait(
 async fn wait_for_each(
     inner: &std::sync::Arc<Inner>,
     spec: &ProcessSpec,
-    control: &mut mpsc::UnboundedReceiver<Control>,
+    control: &mut ControlReceiver,
     waiting: &mut Vec<oneshot::Sender<Result<(), SupervisorError>>>,
     accepted: &mut Option<oneshot::Sender<()>>,
 ) -> Waited {
@@ -219,7 +219,7 @@ pub(in crate::supervisor) fn running_dependants(
 
 /// Sends `Stop` once every runner in `after` is over.
 pub(in crate::supervisor) async fn stop_after(
-    control: mpsc::UnboundedSender<Control>,
+    control: ControlSender,
     after: Vec<watch::Receiver<bool>>,
 ) {
     for mut done in after {
@@ -261,7 +261,7 @@ mod tests {
             );
             let mut rec = Record::new(spec, crate::supervisor::Origin::Config, 10);
             if running {
-                let (control, _) = mpsc::unbounded_channel();
+                let (control, _) = crate::supervisor::runner::control_queue();
                 let (_, done) = watch::channel(false);
                 rec.run = Some(crate::supervisor::table::RunHandle { control, done });
             }

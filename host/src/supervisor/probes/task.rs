@@ -17,14 +17,13 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::Probe;
 use super::check::{self, Context, LogCursor};
 use crate::supervisor::events::{self, EventType};
-use crate::supervisor::runner::{Control, Unhealthy};
+use crate::supervisor::runner::{Control, ControlSender, Unhealthy};
 use crate::supervisor::spec::ProcessSpec;
 use crate::supervisor::state::ProcessState;
 use crate::supervisor::table::Inner;
@@ -96,7 +95,7 @@ struct Target {
     name: String,
     generation: u64,
     pid: u32,
-    control: mpsc::UnboundedSender<Control>,
+    control: ControlSender,
 }
 
 /// Starts the probes of run `pid` of process `name`; `None` when its spec
