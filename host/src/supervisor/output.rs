@@ -387,27 +387,41 @@ async fn read_both(
     tokio::join!(read(stdout, Stream::Stdout), read(stderr, Stream::Stderr));
 }
 
+/// What a stream keeps between reads once it has said something.
+///
+/// Boxed, and made by the first read with bytes in it: a stream that never
+/// writes (most of a thousand idle processes) holds none of it, and the
+/// reading task stays a third smaller.
+#[derive(Default)]
+struct Said {
+    lines: Lines,
+    log: LogTail,
+    batch: Batch,
+}
+
 /// Reads one pipe until it closes; see the module doc.
 async fn read_stream(pipe: pipe::Receiver, stream: Stream, sink: &Sink) {
     let fd = pipe.as_raw_fd();
     let mut grown = false;
-    let mut lines = Lines::default();
-    let mut log = LogTail::default();
-    let mut batch = Batch::default();
+    let mut said: Option<Box<Said>> = None;
     loop {
-        let deadline = [batch.deadline, lines.stage.due]
-            .into_iter()
-            .flatten()
-            .min();
+        let deadline = said.as_deref().and_then(|s| {
+            [s.batch.deadline, s.lines.stage.due]
+                .into_iter()
+                .flatten()
+                .min()
+        });
         let ready = tokio::select! {
             ready = pipe.readable() => ready,
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                 let now = Instant::now();
-                if batch.deadline.is_some_and(|d| d <= now) {
-                    batch.flush_now(stream, sink);
-                }
-                if lines.stage.due.is_some_and(|d| d <= now) {
-                    lines.stage.flush(stream, &sink.ring);
+                if let Some(s) = said.as_deref_mut() {
+                    if s.batch.deadline.is_some_and(|d| d <= now) {
+                        s.batch.flush_now(stream, sink);
+                    }
+                    if s.lines.stage.due.is_some_and(|d| d <= now) {
+                        s.lines.stage.flush(stream, &sink.ring);
+                    }
                 }
                 continue;
             }
@@ -417,8 +431,11 @@ async fn read_stream(pipe: pipe::Receiver, stream: Stream, sink: &Sink) {
         let read = ready.and_then(|()| {
             READ_BUFFER.with_borrow_mut(|buf| {
                 let n = pipe.try_read(buf)?;
-                log.write(&buf[..n], &sink.log);
-                lines.take(&buf[..n], stream, sink, &mut batch);
+                if n > 0 {
+                    let s = said.get_or_insert_default();
+                    s.log.write(&buf[..n], &sink.log);
+                    s.lines.take(&buf[..n], stream, sink, &mut s.batch);
+                }
                 Ok(n)
             })
         });
@@ -441,9 +458,11 @@ async fn read_stream(pipe: pipe::Receiver, stream: Stream, sink: &Sink) {
             }
         }
     }
-    log.finish(&sink.log);
-    lines.finish(stream, sink, &mut batch);
-    batch.flush_final(stream, sink).await;
+    if let Some(mut s) = said {
+        s.log.finish(&sink.log);
+        s.lines.finish(stream, sink, &mut s.batch);
+        s.batch.flush_final(stream, sink).await;
+    }
 }
 
 /// Asks the kernel for a pipe of [`PIPE_MAX`] (best effort: a
