@@ -69,6 +69,12 @@ impl Ring {
                 None => break,
             }
         }
+        if self.events.len() == self.events.capacity() {
+            // Doubling would overshoot the bound: a ring of 10,000 grew to
+            // 16,384 slots (~3 MiB) where 10,000 are ever used.
+            let room = (self.events.capacity() * 2).max(4).min(self.capacity);
+            self.events.reserve_exact(room - self.events.len());
+        }
         self.bytes += size;
         self.events.push_back((event, size));
     }
@@ -184,6 +190,20 @@ mod tests {
         assert_eq!(ring.last_seq(), Some(5));
         let seqs: Vec<u64> = ring.iter().map(|e| e.sequence).collect();
         assert_eq!(seqs, [3, 4, 5]);
+    }
+
+    #[test]
+    fn a_full_ring_holds_no_more_slots_than_its_bound() {
+        for capacity in [1, 3, 5_000, 10_000] {
+            let ring = filled(capacity, usize::MAX, 1..=(capacity as u64 + 7));
+            assert_eq!(ring.events.len(), capacity);
+            // Doubling from 4,096 would have made 16,384 slots for 10,000.
+            assert!(
+                ring.events.capacity() < capacity + 64,
+                "{capacity}: {}",
+                ring.events.capacity()
+            );
+        }
     }
 
     #[test]
