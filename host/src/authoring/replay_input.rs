@@ -14,7 +14,9 @@ use chrono::{DateTime, Timelike, Utc};
 use parking_lot::RwLock;
 use serde_json::{Map, Value, json};
 
-use crate::bus::{BusError, Event, EventQuery, MinuteCount, StatsBreakdown};
+use crate::bus::{
+    BusError, Event, EventQuery, JsonContentType, MinuteCount, SpecVersion, StatsBreakdown,
+};
 use crate::coordination::Task;
 use crate::plugins::{EventLog, ProcessView};
 use crate::supervisor::ProcessInfo;
@@ -159,7 +161,7 @@ fn event_of(value: &Value) -> Result<Event, (&'static str, String)> {
             .ok_or(("causedepth", format!("expected an integer, found {v}")))?,
     };
     Ok(Event {
-        specversion: "1.0".into(),
+        specversion: SpecVersion,
         id,
         source,
         ty,
@@ -168,7 +170,7 @@ fn event_of(value: &Value) -> Result<Event, (&'static str, String)> {
         sequence,
         cause,
         depth,
-        datacontenttype: "application/json".into(),
+        datacontenttype: JsonContentType,
         data: data.into(),
     })
 }

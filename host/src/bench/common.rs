@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::bus::{Bus, Event, NewEvent};
+use crate::bus::{Bus, Event, JsonContentType, NewEvent, SpecVersion};
 use crate::config::HostConfig;
 use crate::plugins::{ActionRequest, NoProcesses, PluginHost, PluginHostConfig};
 use crate::runtime::{RunOptions, Runtime};
@@ -103,7 +103,7 @@ pub(crate) async fn plugin_host(
 /// A `test.ping` with this sequence, as the bus would deliver it.
 pub(crate) fn ping(sequence: u64) -> Event {
     Event {
-        specversion: "1.0".into(),
+        specversion: SpecVersion,
         id: uuid::Uuid::now_v7().to_string(),
         source: "bench".into(),
         ty: "test.ping".into(),
@@ -112,7 +112,7 @@ pub(crate) fn ping(sequence: u64) -> Event {
         sequence,
         cause: None,
         depth: 0,
-        datacontenttype: "application/json".into(),
+        datacontenttype: JsonContentType,
         data: json!({ "n": sequence }).into(),
     }
 }

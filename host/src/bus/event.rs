@@ -16,9 +16,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The CloudEvents version every event declares.
-pub(crate) const SPEC_VERSION: &str = "1.0";
+const SPEC_VERSION: &str = "1.0";
 /// The content type of `data`: the bus only carries JSON.
-pub(crate) const CONTENT_TYPE: &str = "application/json";
+const CONTENT_TYPE: &str = "application/json";
 /// Bytes of an event time in the journal (RFC 3339, nine fraction digits, `Z`).
 pub(crate) const TIME_TEXT_LEN: usize = 30;
 
@@ -30,7 +30,7 @@ pub(crate) const TIME_TEXT_LEN: usize = 30;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Always `"1.0"`.
-    pub specversion: String,
+    pub specversion: SpecVersion,
     /// A UUIDv7, so ids also sort by creation time.
     pub id: String,
     /// Who published the event, e.g. `host/supervisor` or `plugin/notify`.
@@ -58,9 +58,58 @@ pub struct Event {
     #[serde(default, rename = "causedepth", skip_serializing_if = "is_zero")]
     pub depth: u32,
     /// Always `"application/json"`.
-    pub datacontenttype: String,
+    pub datacontenttype: JsonContentType,
     /// The payload, kept as JSON text (see [`EventData`]).
     pub data: EventData,
+}
+
+/// Declares a field that always holds one text: it takes no room in an
+/// event (two strings allocated per event before, and 48 bytes of each
+/// ring slot), is written as that text, and is read only from it, with
+/// an error naming what was found instead.
+macro_rules! fixed_text {
+    ($(#[$doc:meta])* $name:ident, field $field:literal = $text:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+        pub struct $name;
+
+        impl $name {
+            /// The text it stands for.
+            pub const fn as_str(self) -> &'static str {
+                $text
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str($text)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let found = std::borrow::Cow::<str>::deserialize(deserializer)?;
+                if found == $text {
+                    Ok($name)
+                } else {
+                    Err(serde::de::Error::custom(format!(
+                        "{}: expected {:?}, found {found:?}",
+                        $field, $text
+                    )))
+                }
+            }
+        }
+    };
+}
+
+fixed_text! {
+    /// An event's `specversion`: this host speaks CloudEvents 1.0 only.
+    SpecVersion, field "specversion" = SPEC_VERSION
+}
+
+fixed_text! {
+    /// An event's `datacontenttype`: the bus carries JSON only.
+    JsonContentType, field "datacontenttype" = CONTENT_TYPE
 }
 
 /// An event as a publisher describes it, before the bus assigns id, time and sequence.
@@ -182,7 +231,7 @@ impl NewEvent {
     /// Turns a validated description into a log entry.
     pub(crate) fn into_event(self, sequence: u64, time: DateTime<Utc>, id: String) -> Event {
         Event {
-            specversion: SPEC_VERSION.to_owned(),
+            specversion: SpecVersion,
             id,
             source: self.source,
             ty: self.ty,
@@ -191,7 +240,7 @@ impl NewEvent {
             sequence,
             cause: self.cause,
             depth: self.depth,
-            datacontenttype: CONTENT_TYPE.to_owned(),
+            datacontenttype: JsonContentType,
             data: self.data,
         }
     }
@@ -351,6 +400,17 @@ mod tests {
         assert!(!obj.contains_key("ty"));
         let back: Event = serde_json::from_value(v).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn an_event_of_another_spec_version_or_content_type_is_refused_by_name() {
+        let e = NewEvent::new("s", "t", json!(1)).into_event(1, Utc::now(), "id".into());
+        for (field, other) in [("specversion", "0.3"), ("datacontenttype", "text/plain")] {
+            let mut v = serde_json::to_value(&e).unwrap();
+            v[field] = json!(other);
+            let err = serde_json::from_value::<Event>(v).unwrap_err().to_string();
+            assert!(err.contains(field) && err.contains(other), "{err}");
+        }
     }
 
     #[test]

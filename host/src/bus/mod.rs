@@ -67,7 +67,7 @@ pub use config::BusConfig;
 pub use consumer::{Consumer, StartAt};
 pub use data::EventData;
 pub use error::BusError;
-pub use event::{Event, NewEvent};
+pub use event::{Event, JsonContentType, NewEvent, SpecVersion};
 pub use journal::{Journal, journal_path};
 pub use log::Bus;
 pub use pattern::Pattern;

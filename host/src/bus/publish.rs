@@ -241,8 +241,8 @@ mod tests {
             assert_ne!(pair[0].id, pair[1].id);
         }
         let e = &events[0];
-        assert_eq!(e.specversion, "1.0");
-        assert_eq!(e.datacontenttype, "application/json");
+        assert_eq!(e.specversion.as_str(), "1.0");
+        assert_eq!(e.datacontenttype.as_str(), "application/json");
         assert_eq!(uuid::Uuid::parse_str(&e.id).unwrap().get_version_num(), 7);
     }
 

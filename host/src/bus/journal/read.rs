@@ -13,7 +13,7 @@ use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 
 use crate::bus::data::EventData;
 use crate::bus::error::BusError;
-use crate::bus::event::{CONTENT_TYPE, Event, SPEC_VERSION, approx_size};
+use crate::bus::event::{Event, JsonContentType, SpecVersion, approx_size};
 use crate::bus::query::{EventQuery, QueryPage};
 use crate::bus::scan::{Scan, ScanPlan};
 use crate::bus::sql::{clamp_seq, time_from_sql, time_to_sql, to_sql};
@@ -322,7 +322,7 @@ impl Journal {
         let depth: i64 = row.get(8).map_err(|e| corrupt(format!("depth: {e}")))?;
         let size = approx_size(id, source, ty, subject.as_deref(), data.len());
         let event = Event {
-            specversion: SPEC_VERSION.to_owned(),
+            specversion: SpecVersion,
             id: id.to_owned(),
             source: source.to_owned(),
             ty: ty.to_owned(),
@@ -333,7 +333,7 @@ impl Journal {
             cause: cause.map(|c| c.max(0) as u64),
             depth: u32::try_from(depth)
                 .map_err(|_| corrupt(format!("depth {depth} is out of range")))?,
-            datacontenttype: CONTENT_TYPE.to_owned(),
+            datacontenttype: JsonContentType,
             data: EventData::from_json(data)
                 .map_err(|e| corrupt(format!("data is not JSON: {e}")))?,
         };
