@@ -1,8 +1,9 @@
 //! The init of a process's PID namespace: the code that runs as its PID 1.
 //!
 //! Made by `clone(CLONE_VM)` from the spawner thread, without an exec: it
-//! runs on a small stack of its own inside the host's address space, so it
-//! costs one page of memory and no copy of the host's page tables (a
+//! runs on a small stack of its own inside the host's address space (a
+//! 2 KiB slot, two to a page), so it costs half a page of memory and no
+//! copy of the host's page tables (a
 //! `fork` would pin a copy-on-write snapshot of the host's heap for as long
 //! as the process runs, a thousand snapshots for a thousand processes; an
 //! exec of the host binary would relocate megabytes per process).
@@ -31,14 +32,21 @@
 
 use std::ffi::c_void;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nix::libc;
+use parking_lot::Mutex;
 
 use super::rawsys as sys;
 
-/// Size of an init's stack mapping. Only the pages it touches (one) are
-/// ever backed by memory.
-const STACK_SIZE: usize = 64 * 1024;
+/// Bytes of stack each init gets. High-water marks (`InitStack::release`
+/// reads them): 208 bytes in a release build, 712 in a debug one.
+/// A page each (64 KiB mapped, one page touched) was 3.9 MiB of the host's
+/// memory at 1,000 processes; two to a page is half that.
+const STACK_SLOT: usize = 2 * 1024;
+
+/// Slots cut from one mapping, above a guard page of its own.
+const SLOTS_PER_CHUNK: usize = 32;
 
 /// What an init is given, written at the top of its own stack.
 #[repr(C)]
@@ -47,29 +55,135 @@ struct InitArgs {
     host_pidfd: i32,
 }
 
-/// An init's stack; unmapped only once the init has been reaped.
-pub(super) struct InitStack {
-    base: *mut c_void,
+/// Where the inits' stacks come from: mappings of [`SLOTS_PER_CHUNK`]
+/// slots, kept for reuse once made.
+struct Slab {
+    /// Each mapping's first slot (just above its guard page) and how many
+    /// of its slots are free.
+    chunks: Vec<(usize, usize)>,
+    /// Free slots, by their lowest address; the next is taken from the end.
+    free: Vec<usize>,
 }
 
-// SAFETY: the mapping is owned by this value alone; moving it to another
-// thread moves the right to unmap it.
-unsafe impl Send for InitStack {}
-// SAFETY: a shared reference gives no access to the mapping at all.
-unsafe impl Sync for InitStack {}
+static SLAB: Mutex<Slab> = Mutex::new(Slab {
+    chunks: Vec::new(),
+    free: Vec::new(),
+});
+
+impl Slab {
+    /// A free slot (zeroed), mapping a new chunk if none is left.
+    fn take(&mut self) -> io::Result<usize> {
+        if self.free.is_empty() {
+            let page = page_size();
+            let len = page + SLOTS_PER_CHUNK * STACK_SLOT;
+            // SAFETY: a fresh private anonymous mapping; no memory of ours
+            // is touched.
+            let base = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                    -1,
+                    0,
+                )
+            };
+            if base == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            // The lowest page faults instead of letting the lowest slot's
+            // init run into whatever lies below the mapping. Best effort:
+            // without it the slots still work.
+            // SAFETY: the page is ours, and nothing uses it.
+            unsafe { libc::mprotect(base, page, libc::PROT_NONE) };
+            let first = base as usize + page;
+            self.chunks.push((first, SLOTS_PER_CHUNK));
+            // Reversed, so that consecutive inits share pages in order.
+            self.free
+                .extend((0..SLOTS_PER_CHUNK).rev().map(|i| first + i * STACK_SLOT));
+        }
+        let slot = self.free.pop().expect("a chunk was just added");
+        self.chunk_of(slot).1 -= 1;
+        Ok(slot)
+    }
+
+    /// Takes back a slot nothing runs on any more; gives a chunk's memory
+    /// back to the kernel once all its slots are free.
+    fn give_back(&mut self, slot: usize) {
+        // Zeroed for the next init, so that its high-water mark can be
+        // read as the lowest byte it wrote.
+        // SAFETY: the slot is ours and no init runs on it.
+        unsafe { std::ptr::write_bytes(slot as *mut u8, 0, STACK_SLOT) };
+        self.free.push(slot);
+        let chunk = self.chunk_of(slot);
+        chunk.1 += 1;
+        if chunk.1 == SLOTS_PER_CHUNK {
+            // Every slot is free: drop its pages (they read as zeros after).
+            // SAFETY: nothing runs on any slot of the chunk.
+            unsafe {
+                libc::madvise(
+                    chunk.0 as *mut c_void,
+                    SLOTS_PER_CHUNK * STACK_SLOT,
+                    libc::MADV_DONTNEED,
+                )
+            };
+        }
+    }
+
+    fn chunk_of(&mut self, slot: usize) -> &mut (usize, usize) {
+        self.chunks
+            .iter_mut()
+            .find(|(first, _)| (*first..*first + SLOTS_PER_CHUNK * STACK_SLOT).contains(&slot))
+            .expect("a slot belongs to a chunk")
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf reads a constant of the system.
+    usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
+}
+
+/// The most stack any init of this host has used, in bytes (read by the
+/// tests, which hold it to half a slot).
+static HIGHEST_STACK_USE: AtomicUsize = AtomicUsize::new(0);
+
+/// [`HIGHEST_STACK_USE`] and the slot size.
+#[cfg(test)]
+pub(super) fn highest_stack_use() -> (usize, usize) {
+    (HIGHEST_STACK_USE.load(Ordering::Relaxed), STACK_SLOT)
+}
+
+/// An init's stack; given back only once the init has been reaped (dropped
+/// without that, the slot is never reused).
+pub(super) struct InitStack {
+    /// The slot's lowest address.
+    base: usize,
+}
 
 impl InitStack {
-    /// Unmaps the stack.
+    /// Gives the stack back for another init.
     ///
     /// # Safety
     ///
     /// The init that ran on it must have exited (been reaped).
     pub(super) unsafe fn release(self) {
-        // SAFETY: `base` came from mmap with STACK_SIZE and nothing runs on
-        // it any more (the caller's promise).
-        unsafe {
-            libc::munmap(self.base, STACK_SIZE);
+        // SAFETY: the slot is ours and nothing runs on it any more (the
+        // caller's promise); it was zeroed before the init ran.
+        let used = unsafe {
+            let bytes = std::slice::from_raw_parts(self.base as *const u8, STACK_SLOT);
+            STACK_SLOT - bytes.iter().position(|b| *b != 0).unwrap_or(STACK_SLOT)
+        };
+        HIGHEST_STACK_USE.fetch_max(used, Ordering::Relaxed);
+        if used > STACK_SLOT / 2 {
+            // The margin the slot size was chosen with is gone; past the
+            // slot an init would write into its neighbour's stack.
+            tracing::error!(
+                used,
+                slot = STACK_SLOT,
+                "a namespace init used more than half its stack"
+            );
         }
+        SLAB.lock().give_back(self.base);
     }
 }
 
@@ -83,27 +197,13 @@ impl InitStack {
 ///
 /// # Errors
 ///
-/// The OS error of `mmap` or `clone`.
+/// The OS error of `mmap` (a new chunk of stacks) or `clone`.
 pub(super) fn start(host_pidfd: i32) -> io::Result<(i32, InitStack)> {
-    // SAFETY: a fresh private anonymous mapping; no memory of ours is
-    // touched.
-    let base = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            STACK_SIZE,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-            -1,
-            0,
-        )
-    };
-    if base == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
+    let base = SLAB.lock().take()?;
     let stack = InitStack { base };
-    // The arguments sit at the top of the mapping; the stack grows down
+    // The arguments sit at the top of the slot; the stack grows down
     // from just below them, 16-byte aligned as both ABIs want.
-    let top = base as usize + STACK_SIZE;
+    let top = base + STACK_SLOT;
     let args_at = (top - std::mem::size_of::<InitArgs>()) & !15;
     let args = args_at as *mut InitArgs;
     // SAFETY: `args` lies inside the mapping, aligned, and nothing else

@@ -226,3 +226,27 @@ async fn a_scan_skips_the_inits_and_still_finds_every_descendant_of_a_namespaced
     assert!(!members.contains(&init));
     sup.stop("three", true).await.unwrap();
 }
+
+#[tokio::test]
+async fn an_init_that_forwarded_a_stop_and_reaped_orphans_used_under_half_its_stack() {
+    if !namespaces_possible() {
+        return; // no init runs without namespaces
+    }
+    Supervisor::become_subreaper().unwrap();
+    let (sup, _bus, _dir) = setup();
+    sup.add(spec("three", &three_descendants())).unwrap();
+    sup.start("three").await.unwrap();
+    printed(&sup, "three", 3).await;
+    // The init forwards the SIGTERM and reaps the two daemons re-parented
+    // to it: every path of its loop.
+    sup.stop("three", false).await.unwrap();
+    wait_until("an init's stack to be given back", || {
+        crate::supervisor::pidns_init::highest_stack_use().0 > 0
+    })
+    .await;
+    let (used, slot) = crate::supervisor::pidns_init::highest_stack_use();
+    assert!(
+        used <= slot / 2,
+        "an init used {used} of its {slot} bytes of stack: too little margin"
+    );
+}
