@@ -698,6 +698,14 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
+        // A running child's state flips between R and S as it pleases, so it
+        // is stopped first: a stopped child's stat holds still between reads.
+        kill(Pid::from_raw(pid), Signal::SIGSTOP).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while read_stat(pid).unwrap().state != 'T' {
+            assert!(std::time::Instant::now() < deadline, "the child never stopped");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let quick = read_child_stat(pid).unwrap();
         let full = read_stat(pid).unwrap();
         child.kill().unwrap();
