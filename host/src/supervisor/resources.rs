@@ -6,7 +6,14 @@
 //! and also gives each member's CPU time and resident memory; only members
 //! whose CPU time moved since the last tick have their `/proc/<pid>/io`
 //! read. CPU use is the difference between two ticks, so the sampler keeps
-//! each member's figures across ticks. Nothing at all is read while no
+//! each member's figures across ticks; a member it sees for the first time
+//! adds the CPU time it used inside the interval (all of it when it started
+//! since the last tick), and a tree seen for the first time is measured
+//! over its life. So a run's first sample already has a CPU figure, and a
+//! compiler child that lives between two ticks is not lost. (When the
+//! first sample had none, the second published every process again only
+//! because the figure appeared: 1,000 events at once on an idle host.)
+//! Nothing at all is read while no
 //! process runs. The work runs on the blocking pool: it reads `/proc` and
 //! the bus writes a journal.
 //!
@@ -61,8 +68,9 @@ pub(super) struct Sample {
     pub(super) pids: Vec<u32>,
     /// Summed resident set size.
     pub(super) memory_bytes: u64,
-    /// Summed CPU use in percent of one core; `None` while no member has
-    /// been seen by an earlier sample (CPU use is a difference of two).
+    /// Summed CPU use in percent of one core, since the last sample (over
+    /// the tree's life at its first); `None` only when the clock could not
+    /// be read.
     pub(super) cpu_percent: Option<f32>,
     /// Bytes read from storage since the last sample.
     pub(super) disk_read_bytes: u64,
@@ -274,10 +282,13 @@ impl Sampler {
         }
         let procs = stop::scan();
         let now = Instant::now();
-        let elapsed = self
-            .at
-            .map(|at| now.duration_since(at).as_secs_f64())
-            .filter(|secs| *secs > 0.0);
+        let clock = Clock {
+            elapsed: self
+                .at
+                .map(|at| now.duration_since(at).as_secs_f64())
+                .filter(|secs| *secs > 0.0),
+            since_boot: since_boot(),
+        };
         let mut seen = HashMap::new();
         let samples = leaders
             .iter()
@@ -290,7 +301,7 @@ impl Sampler {
                     (*pid, tree)
                 });
                 let members = tree.observe(&procs);
-                self.sum(&procs, &members, elapsed, &mut seen)
+                self.sum(&procs, &members, &clock, &mut seen)
             })
             .collect();
         self.seen = seen;
@@ -304,7 +315,7 @@ impl Sampler {
         &self,
         procs: &stop::Procs,
         pids: &[i32],
-        elapsed: Option<f64>,
+        clock: &Clock,
         seen: &mut HashMap<i32, Seen>,
     ) -> Option<Sample> {
         let mut sample = Sample {
@@ -314,7 +325,10 @@ impl Sampler {
             disk_read_bytes: 0,
             disk_written_bytes: 0,
         };
-        let mut ticks = 0;
+        // CPU ticks since the last sample, of members seen then.
+        let mut ticks = 0.0;
+        // Members seen for the first time: (ticks so far, age in seconds).
+        let mut newcomers = Vec::new();
         let mut baseline = false;
         for &pid in pids {
             let (Some(stat), Some(usage)) = (procs.get(pid), procs.usage(pid)) else {
@@ -331,12 +345,19 @@ impl Sampler {
                 _ => read_io(pid)
                     .unwrap_or_else(|| before.map_or((0, 0), |b| (b.read_bytes, b.written_bytes))),
             };
-            // A member seen for the first time adds no CPU (its time before
-            // this sample is not from this interval) and all its I/O so far.
-            if let Some(b) = before {
-                baseline = true;
-                ticks += usage.cpu_ticks.saturating_sub(b.cpu_ticks);
+            match before {
+                Some(b) => {
+                    baseline = true;
+                    ticks += usage.cpu_ticks.saturating_sub(b.cpu_ticks) as f64;
+                }
+                None => {
+                    if let Some(now) = clock.since_boot {
+                        let started = stat.start_time as f64 / self.ticks_per_second;
+                        newcomers.push((usage.cpu_ticks as f64, now - started));
+                    }
+                }
             }
+            // A member seen for the first time adds all its I/O so far.
             let (read_before, written_before) =
                 before.map_or((0, 0), |b| (b.read_bytes, b.written_bytes));
             sample.disk_read_bytes += read_bytes.saturating_sub(read_before);
@@ -355,11 +376,43 @@ impl Sampler {
             return None;
         }
         sample.pids.sort_unstable();
-        sample.cpu_percent = elapsed
-            .filter(|_| baseline)
-            .map(|secs| (ticks as f64 / self.ticks_per_second / secs * 100.0) as f32);
+        // The window: since the last sample for a tree it saw, otherwise
+        // the tree's life (its oldest member's age). Never shorter than a
+        // clock tick, the unit of `/proc`'s start times.
+        let tick = 1.0 / self.ticks_per_second;
+        let window = match clock.elapsed.filter(|_| baseline) {
+            Some(secs) => Some(secs),
+            None => newcomers.iter().map(|&(_, age)| age).reduce(f64::max),
+        }
+        .map(|secs| secs.max(tick));
+        let Some(window) = window else {
+            return Some(sample);
+        };
+        // A newcomer's ticks fall in the window in proportion to how much
+        // of its life does (all of them when it started inside it).
+        ticks += newcomers
+            .iter()
+            .map(|&(used, age)| used * (window / age.max(tick)).min(1.0))
+            .sum::<f64>();
+        sample.cpu_percent = Some((ticks / self.ticks_per_second / window * 100.0) as f32);
         Some(sample)
     }
+}
+
+/// What a sample's CPU figures are measured against.
+struct Clock {
+    /// Seconds since the previous sample, if there was one.
+    elapsed: Option<f64>,
+    /// Seconds since boot, on the clock `/proc`'s start times count on.
+    since_boot: Option<f64>,
+}
+
+/// Seconds since boot on `CLOCK_BOOTTIME`, which `/proc/<pid>/stat`'s start
+/// times are taken from.
+fn since_boot() -> Option<f64> {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .ok()
+        .map(|t| std::time::Duration::from(t).as_secs_f64())
 }
 
 /// Bytes `pid` has read from and written to storage, from `/proc/<pid>/io`.
@@ -374,6 +427,7 @@ mod tests {
     use std::process::{Child, Command};
 
     use super::*;
+    use crate::supervisor::stop::ProcStat;
 
     /// A `sh` leading its own group with one `sleep` child.
     fn spawn_tree() -> Child {
@@ -406,7 +460,7 @@ mod tests {
     }
 
     #[test]
-    fn a_tree_is_sampled_whole_and_cpu_needs_a_second_refresh() {
+    fn a_tree_is_sampled_whole_and_measured_again_at_the_next_sample() {
         let child = spawn_tree();
         let mut sampler = Sampler::new();
         let first = sample_until_two(&mut sampler, child.id());
@@ -421,14 +475,14 @@ mod tests {
     }
 
     #[test]
-    fn a_first_sample_has_no_cpu_figure_and_a_gone_tree_none_at_all() {
+    fn a_first_sample_has_a_cpu_figure_and_a_gone_tree_none_at_all() {
         let child = spawn_tree();
         let leader = child.id();
         let mut sampler = Sampler::new();
         let first = sampler.sample(&[("t".to_string(), child.id())])[0]
             .clone()
             .unwrap();
-        assert_eq!(first.cpu_percent, None);
+        assert!(first.cpu_percent.is_some_and(|c| c >= 0.0), "{first:?}");
         kill_tree(child);
         for _ in 0..1000 {
             if sampler.sample(&[("t".to_string(), leader)])[0].is_none() {
@@ -439,6 +493,114 @@ mod tests {
         assert_eq!(sampler.sample(&[("t".to_string(), leader)]), [None]);
         assert!(sampler.sample(&[]).is_empty());
         assert!(sampler.seen.is_empty());
+    }
+
+    /// A process `pid` of group 10 that started `start` ticks after boot.
+    fn member(pid: i32, start: u64) -> ProcStat {
+        ProcStat {
+            pid,
+            ppid: 10,
+            pgid: 10,
+            state: 'S',
+            start_time: start,
+        }
+    }
+
+    /// `procs` with `ticks` of CPU time for each pid.
+    fn used(procs: Vec<ProcStat>, ticks: &[(i32, u64)]) -> stop::Procs {
+        ticks
+            .iter()
+            .fold(stop::Procs::new(procs), |procs, &(pid, cpu_ticks)| {
+                procs.with_usage(
+                    pid,
+                    stop::Usage {
+                        cpu_ticks,
+                        rss_pages: 1,
+                    },
+                )
+            })
+    }
+
+    /// What `sampler` makes of `procs` at `clock`, its figures kept for the
+    /// next call.
+    fn sum_at(sampler: &mut Sampler, procs: &stop::Procs, pids: &[i32], clock: Clock) -> f32 {
+        let mut seen = HashMap::new();
+        let sample = sampler.sum(procs, pids, &clock, &mut seen).unwrap();
+        sampler.seen = seen;
+        sample.cpu_percent.unwrap()
+    }
+
+    #[test]
+    fn cpu_is_measured_over_the_interval_and_a_newcomer_over_its_share_of_it() {
+        let mut sampler = Sampler::new();
+        sampler.ticks_per_second = 100.0;
+        // First sight, 30 s after boot: a leader started at 10 s that used
+        // nothing, a child started at 25 s that used 0.5 s. The window is
+        // the tree's life (20 s): 2.5%.
+        let procs = used(
+            vec![member(10, 1_000), member(11, 2_500)],
+            &[(10, 0), (11, 50)],
+        );
+        let first = Clock {
+            elapsed: None,
+            since_boot: Some(30.0),
+        };
+        let cpu = sum_at(&mut sampler, &procs, &[10, 11], first);
+        assert!((cpu - 2.5).abs() < 1e-4, "0.5 s in 20 s: {cpu}");
+        // 10 s later: the child used 0.1 s more; a grandchild born at 35 s
+        // used 0.3 s, all inside the interval; one found late, born at 5 s,
+        // used 0.7 s over 35 s of life, 10 of them in the interval (0.2 s).
+        let procs = used(
+            vec![
+                member(10, 1_000),
+                member(11, 2_500),
+                member(12, 3_500),
+                member(13, 500),
+            ],
+            &[(10, 0), (11, 60), (12, 30), (13, 70)],
+        );
+        let second = Clock {
+            elapsed: Some(10.0),
+            since_boot: Some(40.0),
+        };
+        let cpu = sum_at(&mut sampler, &procs, &[10, 11, 12, 13], second);
+        assert!((cpu - 6.0).abs() < 1e-4, "0.1 + 0.3 + 0.2 s in 10 s: {cpu}");
+    }
+
+    #[test]
+    fn an_idle_trees_second_sample_says_nothing_new() {
+        let mut sampler = Sampler::new();
+        sampler.ticks_per_second = 100.0;
+        let procs = used(vec![member(10, 1_000)], &[(10, 0)]);
+        let mut samples = [(None, 30.0), (Some(10.0), 40.0)].map(|(elapsed, since_boot)| {
+            let clock = Clock {
+                elapsed,
+                since_boot: Some(since_boot),
+            };
+            let mut seen = HashMap::new();
+            let sample = sampler.sum(&procs, &[10], &clock, &mut seen).unwrap();
+            sampler.seen = seen;
+            sample
+        });
+        assert_eq!(samples[0].cpu_percent, Some(0.0), "known from the first");
+        assert!(sampler.worth_publishing("p", 10, &samples[0]));
+        assert!(
+            !sampler.worth_publishing("p", 10, &samples[1]),
+            "nothing moved: not published again"
+        );
+        // Just started: the window is at least one clock tick.
+        samples[0] = sampler
+            .sum(
+                &used(vec![member(20, 4_000)], &[(20, 1)]),
+                &[20],
+                &Clock {
+                    elapsed: Some(10.0),
+                    since_boot: Some(40.0),
+                },
+                &mut HashMap::new(),
+            )
+            .unwrap();
+        assert_eq!(samples[0].cpu_percent, Some(100.0));
     }
 
     #[test]

@@ -188,7 +188,8 @@ pub struct ProcessInfo {
     /// current run, in bytes; `None` once the run is over.
     pub memory_bytes: Option<u64>,
     /// CPU use of the whole tree at the last resource sample, in percent of
-    /// one core (so above 100 on several cores); `None` until a second sample.
+    /// one core (so above 100 on several cores), over the tree's life at the
+    /// first sample; `None` until then.
     pub cpu_percent: Option<f32>,
     /// Context from the spec (any JSON object).
     pub metadata: serde_json::Map<String, serde_json::Value>,

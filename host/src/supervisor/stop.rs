@@ -315,6 +315,13 @@ impl Procs {
         }
         order
     }
+
+    /// Gives `pid` the use `usage`, as a scan would have read it.
+    #[cfg(test)]
+    pub(crate) fn with_usage(mut self, pid: i32, usage: Usage) -> Procs {
+        self.usage.insert(pid, usage);
+        self
+    }
 }
 
 impl std::ops::Deref for Procs {
@@ -703,7 +710,10 @@ mod tests {
         kill(Pid::from_raw(pid), Signal::SIGSTOP).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while read_stat(pid).unwrap().state != 'T' {
-            assert!(std::time::Instant::now() < deadline, "the child never stopped");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child never stopped"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         let quick = read_child_stat(pid).unwrap();
