@@ -145,11 +145,13 @@ pub(crate) async fn measure<T>(
 /// Prints one supervisor's line.
 pub(crate) fn print(who: &str, i: &IdleReport) {
     println!(
-        "  {who:<12} start all {:>6.0} ms, RSS {:>5.1} MiB, idle CPU {:.2}% of a core over 60 s ({:.2}% over its first 10 s), stop all {:>6.0} ms; all gone: {}",
+        "  {who:<12} start all {:>6.0} ms, RSS {:>5.1} MiB, idle CPU {:.2}% of a core over {} s ({:.2}% over its first {} s), stop all {:>6.0} ms; all gone: {}",
         i.start_all_ms,
         i.rss_mib,
         i.idle_cpu_percent,
+        IDLE_WINDOW.as_secs(),
         i.idle_cpu_first_10s_percent,
+        FIRST_WINDOW.as_secs(),
         i.stop_all_ms,
         i.all_stopped
     );

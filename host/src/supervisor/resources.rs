@@ -10,12 +10,15 @@
 //! adds the CPU time it used inside the interval (all of it when it started
 //! since the last tick), and a tree seen for the first time is measured
 //! over its life. So a run's first sample already has a CPU figure, and a
-//! compiler child that lives between two ticks is not lost. (When the
-//! first sample had none, the second published every process again only
-//! because the figure appeared: 1,000 events at once on an idle host.)
-//! Nothing at all is read while no
-//! process runs. The work runs on the blocking pool: it reads `/proc` and
-//! the bus writes a journal.
+//! child started since the last tick counts what it used before this one.
+//! (When the first sample had none, the second published every process
+//! again only because the figure appeared: 1,000 events at once on an
+//! idle host.) A child that starts and is reaped between two ticks is
+//! still not counted: its time goes to its parent's `cutime`, which would
+//! count twice the children already followed.
+//!
+//! Nothing at all is read while no process runs. The work runs on the
+//! blocking pool: it reads `/proc` and the bus writes a journal.
 //!
 //! (sysinfo did this before: it re-read `stat`, `statm` and `io` of every
 //! member each tick, which with 1,000 idle processes was most of an idle
@@ -572,7 +575,7 @@ mod tests {
         let mut sampler = Sampler::new();
         sampler.ticks_per_second = 100.0;
         let procs = used(vec![member(10, 1_000)], &[(10, 0)]);
-        let mut samples = [(None, 30.0), (Some(10.0), 40.0)].map(|(elapsed, since_boot)| {
+        let samples = [(None, 30.0), (Some(10.0), 40.0)].map(|(elapsed, since_boot)| {
             let clock = Clock {
                 elapsed,
                 since_boot: Some(since_boot),
@@ -589,7 +592,7 @@ mod tests {
             "nothing moved: not published again"
         );
         // Just started: the window is at least one clock tick.
-        samples[0] = sampler
+        let just_started = sampler
             .sum(
                 &used(vec![member(20, 4_000)], &[(20, 1)]),
                 &[20],
@@ -600,7 +603,61 @@ mod tests {
                 &mut HashMap::new(),
             )
             .unwrap();
-        assert_eq!(samples[0].cpu_percent, Some(100.0));
+        assert_eq!(just_started.cpu_percent, Some(100.0));
+    }
+
+    #[test]
+    fn a_child_started_between_two_samples_counts_the_cpu_it_used() {
+        /// Kills the spinning tree however the test ends: a failed
+        /// assertion must not leave a child burning a core.
+        struct KillOnDrop(Option<Child>);
+        impl Drop for KillOnDrop {
+            fn drop(&mut self) {
+                if let Some(child) = self.0.take() {
+                    kill_tree(child);
+                }
+            }
+        }
+        // `sh` waits for a line, then starts a child that spins.
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", "read go; sh -c 'while :; do :; done' & wait"])
+            .stdin(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let leader = child.id();
+        let _tree = KillOnDrop(Some(child));
+        let leaders = [("t".to_string(), leader)];
+        let mut sampler = Sampler::new();
+        let since_first = Instant::now();
+        let first = sampler.sample(&leaders)[0].clone().unwrap();
+        assert_eq!(first.pids, [leader], "no child before the line");
+        std::io::Write::write_all(&mut { stdin }, b"go\n").unwrap();
+        // Until the spinners (born after the first sample) used 0.2 s.
+        let spun = |procs: &stop::Procs| {
+            procs
+                .group(leader as i32)
+                .filter(|p| p.pid != leader as i32)
+                .filter_map(|p| procs.usage(p.pid))
+                .map(|u| u.cpu_ticks as f64 / sampler.ticks_per_second)
+                .sum::<f64>()
+        };
+        while spun(&stop::scan()) < 0.2 {
+            assert!(
+                since_first.elapsed() < Duration::from_secs(60),
+                "never spun"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let second = sampler.sample(&leaders)[0].clone().unwrap();
+        let window = since_first.elapsed().as_secs_f64();
+        let cpu = f64::from(second.cpu_percent.unwrap());
+        // At least 0.2 s over a window no longer than the test's.
+        assert!(
+            cpu >= 0.2 / window * 100.0 * 0.99,
+            "{cpu}% over at most {window} s: {second:?}"
+        );
     }
 
     #[test]
