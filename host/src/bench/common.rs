@@ -178,6 +178,13 @@ impl Spread {
 /// User plus system CPU of the process (or thread) whose `stat` file is
 /// `path`, in clock ticks.
 pub(crate) fn stat_ticks(path: &Path) -> anyhow::Result<u64> {
+    let (user, system) = stat_user_system_ticks(path)?;
+    Ok(user + system)
+}
+
+/// User and system CPU of the process (or thread) whose `stat` file is
+/// `path`, apart, in clock ticks.
+pub(crate) fn stat_user_system_ticks(path: &Path) -> anyhow::Result<(u64, u64)> {
     let stat =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let fields: Vec<&str> = stat
@@ -193,12 +200,19 @@ pub(crate) fn stat_ticks(path: &Path) -> anyhow::Result<u64> {
             .and_then(|f| f.parse().ok())
             .with_context(|| format!("field {} of {}", i + 3, path.display()))
     };
-    Ok(field(11)? + field(12)?)
+    Ok((field(11)?, field(12)?))
 }
 
 /// CPU seconds of process `pid` so far.
 pub(crate) fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
     Ok(stat_ticks(Path::new(&format!("/proc/{pid}/stat")))? as f64 / clock_ticks())
+}
+
+/// User CPU seconds of process `pid` so far (the rest of
+/// [`cpu_secs`] is the kernel working for it).
+pub(crate) fn user_cpu_secs(pid: u32) -> anyhow::Result<f64> {
+    let (user, _) = stat_user_system_ticks(Path::new(&format!("/proc/{pid}/stat")))?;
+    Ok(user as f64 / clock_ticks())
 }
 
 /// Clock ticks per second.

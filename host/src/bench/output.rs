@@ -27,7 +27,7 @@ use futures::StreamExt as _;
 use serde::Serialize;
 
 use super::child::HostChild;
-use super::common::{Spread, cpu_secs, status_kib};
+use super::common::{Spread, cpu_secs, status_kib, user_cpu_secs};
 use super::fixtures::write;
 use super::output_peer as peer;
 use crate::api::{EventsQuery, Operations as _};
@@ -72,6 +72,9 @@ pub struct BurstFigures {
     pub identical: bool,
     /// Supervisor CPU (user + system) during the burst, s.
     pub cpu_secs: f64,
+    /// The user part of `cpu_secs` (the rest is the kernel copying from
+    /// the pipe and into the page cache), s.
+    pub user_cpu_secs: f64,
     /// Supervisor peak resident memory, MiB.
     pub peak_rss_mib: f64,
     /// Lines published on the bus as `process.output` (host only).
@@ -281,6 +284,7 @@ async fn host_run(
     let (client, _) = host.api().await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = cpu_secs(host.pid)?;
+    let user_before = user_cpu_secs(host.pid)?;
     client
         .start("burst")
         .await
@@ -288,6 +292,7 @@ async fn host_run(
     let t = Instant::now();
     host.wait_count("process.completed", 1, PATIENCE).await?;
     let cpu = cpu_secs(host.pid)? - before;
+    let user_cpu = user_cpu_secs(host.pid)? - user_before;
     let peak = peak_rss_mib(host.pid)?;
     eprintln!("host: burst done in {:.1} s", t.elapsed().as_secs_f64());
     let log = state.join("logs/burst.log");
@@ -302,6 +307,7 @@ async fn host_run(
         log_bytes,
         identical,
         cpu_secs: cpu,
+        user_cpu_secs: user_cpu,
         peak_rss_mib: peak,
         lines_published: Some(published),
         lines_dropped: Some(dropped),
@@ -402,12 +408,13 @@ pub(crate) fn print(r: &OutputReport) {
             _ => String::new(),
         };
         println!(
-            "  {who:<12} child writes {:>6.0} MiB/s ({:.2} s), log {} bytes identical: {}, CPU {:.2} s, peak RSS {:.1} MiB{bus}",
+            "  {who:<12} child writes {:>6.0} MiB/s ({:.2} s), log {} bytes identical: {}, CPU {:.2} s ({:.2} s user), peak RSS {:.1} MiB{bus}",
             f.child_write_mib_s,
             f.child_write_secs,
             f.log_bytes,
             f.identical,
             f.cpu_secs,
+            f.user_cpu_secs,
             f.peak_rss_mib
         );
     };

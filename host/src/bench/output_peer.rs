@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use super::common::cpu_secs;
+use super::common::{cpu_secs, user_cpu_secs};
 use super::fixtures::write;
 use super::output::{BURST_LINES, BurstFigures, PATIENCE, peak_rss_mib, write_secs};
 use super::supervisord::{run_capture, spawn, terminate};
@@ -59,6 +59,7 @@ pub(crate) async fn burst(
     tokio::time::sleep(Duration::from_secs(1)).await;
     let ctl = supervisord.with_file_name("supervisorctl");
     let before = cpu_secs(pid)?;
+    let user_before = user_cpu_secs(pid)?;
     let conf_arg = conf.to_string_lossy().into_owned();
     run_capture(&ctl, &["-c", &conf_arg, "start", "burst"], PATIENCE).await?;
     let t = Instant::now();
@@ -73,6 +74,7 @@ pub(crate) async fn burst(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let cpu = cpu_secs(pid)? - before;
+    let user_cpu = user_cpu_secs(pid)? - user_before;
     let peak = peak_rss_mib(pid)?;
     eprintln!(
         "supervisord: burst done in {:.1} s",
@@ -90,6 +92,7 @@ pub(crate) async fn burst(
             log_bytes,
             identical: false,
             cpu_secs: cpu,
+            user_cpu_secs: user_cpu,
             peak_rss_mib: peak,
             lines_published: None,
             lines_dropped: None,
