@@ -43,12 +43,56 @@ impl Splitter {
         }
         ends.clear();
         self.ends = ends;
-        // The start of the next line: kept, less any whole pieces it
-        // already holds (the rare line longer than the limit; copied whole,
-        // since pieces are cut from one buffer).
-        self.partial.extend_from_slice(&chunk[start..]);
+        self.keep_partial(&chunk[start..], &mut piece);
+    }
+
+    /// Like [`feed`](Self::feed), for a reader that wants most lines only
+    /// counted: the whole lines between `chunk`'s first and last newline
+    /// come out as one `run(bytes, lines)` (each line with its `\n`, and a
+    /// `\r` before it kept) instead of one `piece` call each, which is what
+    /// a flood costs per line. The line the first newline ends, and the
+    /// pieces of an overlong start of the next, still go to `piece`.
+    ///
+    /// Returns false, having taken nothing, when `chunk` has no newline or
+    /// a line in the run is longer than [`MAX_LINE_BYTES`] (a run's lines
+    /// are never pieces): the caller then feeds it through `feed`.
+    pub(crate) fn feed_runs(
+        &mut self,
+        chunk: &[u8],
+        mut piece: impl FnMut(&[u8], bool),
+        run: impl FnOnce(&[u8], usize),
+    ) -> bool {
+        let (Some(first), Some(last)) =
+            (memchr::memchr(b'\n', chunk), memchr::memrchr(b'\n', chunk))
+        else {
+            return false;
+        };
+        if !lines_fit(&chunk[first..=last]) {
+            return false;
+        }
+        if self.partial.is_empty() {
+            emit_line(&chunk[..first], &mut piece);
+        } else {
+            self.partial.extend_from_slice(&chunk[..first]);
+            emit_line(&self.partial, &mut piece);
+            self.partial.clear();
+        }
+        if last > first {
+            let lines = &chunk[first + 1..=last];
+            // A vectorised count: no work per line.
+            run(lines, memchr::memchr_iter(b'\n', lines).count());
+        }
+        self.keep_partial(&chunk[last + 1..], &mut piece);
+        true
+    }
+
+    /// Keeps `rest`, the start of the next line, less any whole pieces it
+    /// already holds (the rare line longer than the limit; copied whole,
+    /// since pieces are cut from one buffer).
+    fn keep_partial(&mut self, rest: &[u8], piece: &mut impl FnMut(&[u8], bool)) {
+        self.partial.extend_from_slice(rest);
         if self.partial.len() > MAX_LINE_BYTES {
-            let keep = emit_pieces(&self.partial, &mut piece).len();
+            let keep = emit_pieces(&self.partial, piece).len();
             let cut = self.partial.len() - keep;
             self.partial.drain(..cut);
         }
@@ -61,6 +105,33 @@ impl Splitter {
             self.partial.clear();
         }
     }
+}
+
+/// Whether every line of `bytes`, which starts and ends with a newline,
+/// is at most [`MAX_LINE_BYTES`] long (without its `\n`). One backwards
+/// search per [`MAX_LINE_BYTES`] of text when lines are short: from a
+/// newline, the next must come within the limit, and every line up to the
+/// last newline within it is shorter still.
+fn lines_fit(bytes: &[u8]) -> bool {
+    let end = bytes.len() - 1;
+    let mut at = 0;
+    while at < end {
+        let reach = (at + 1 + MAX_LINE_BYTES).min(end);
+        match memchr::memrchr(b'\n', &bytes[at + 1..=reach]) {
+            Some(i) => at += 1 + i,
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Each line of a run from [`Splitter::feed_runs`], as `feed` would have
+/// given it (without its `\n`, nor a `\r` before it).
+pub(crate) fn run_lines(run: &[u8]) -> impl Iterator<Item = &[u8]> {
+    run.split_inclusive(|&b| b == b'\n').map(|line| {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        line.strip_suffix(b"\r").unwrap_or(line)
+    })
 }
 
 /// Emits a whole line: pieces while it is too long, then its end.
@@ -163,6 +234,77 @@ mod tests {
             assert!(std::str::from_utf8(p).is_ok(), "a piece cut a character");
         }
         assert_eq!(pieces.concat_pieces(), line);
+    }
+
+    /// Feeds `chunks` through `feed_runs` (and `feed` where it declines),
+    /// expanding runs into their lines.
+    fn split_runs(chunks: &[&[u8]]) -> Vec<(Vec<u8>, bool)> {
+        let mut s = Splitter::default();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            let mut pieces = Vec::new();
+            let mut runs = Vec::new();
+            let taken = s.feed_runs(
+                chunk,
+                |p, c| pieces.push((p.to_vec(), c)),
+                |run, count| {
+                    assert_eq!(run_lines(run).count(), count, "the run's count");
+                    runs.extend(run_lines(run).map(|l| (l.to_vec(), false)));
+                },
+            );
+            if taken {
+                // The first line, the run, then the next line's pieces.
+                let first = pieces.iter().position(|(_, c)| !c).unwrap();
+                out.extend(pieces.drain(..=first));
+                out.extend(runs);
+                out.extend(pieces);
+            } else {
+                assert!(pieces.is_empty() && runs.is_empty(), "declined but took");
+                s.feed(chunk, |_| {}, |p, c| out.push((p.to_vec(), c)));
+            }
+        }
+        s.finish(|p, c| out.push((p.to_vec(), c)));
+        out
+    }
+
+    #[test]
+    fn runs_give_the_lines_one_at_a_time_gives() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        for round in 0..300 {
+            let mut input = Vec::new();
+            for _ in 0..rng.usize(0..60) {
+                let len = match rng.u8(0..10) {
+                    0 => rng.usize(MAX_LINE_BYTES - 2..MAX_LINE_BYTES + 3),
+                    1 => rng.usize(0..3 * MAX_LINE_BYTES),
+                    _ => rng.usize(0..200),
+                };
+                input.extend((0..len).map(|_| b"ab\r\xc3\xa9"[rng.usize(0..5)]));
+                input.extend_from_slice(if rng.bool() { b"\n" } else { b"\r\n" });
+            }
+            input.extend((0..rng.usize(0..300)).map(|_| b'z'));
+            let mut chunks = Vec::new();
+            let mut rest = &input[..];
+            while !rest.is_empty() {
+                let n = rng.usize(1..=rest.len().min(40_000));
+                chunks.push(&rest[..n]);
+                rest = &rest[n..];
+            }
+            assert_eq!(split_runs(&chunks), split(&chunks), "round {round}");
+        }
+    }
+
+    #[test]
+    fn a_run_stops_at_a_line_one_byte_over_the_limit() {
+        let mut ok = b"\n".to_vec();
+        ok.extend(vec![b'x'; MAX_LINE_BYTES]);
+        ok.push(b'\n');
+        assert!(lines_fit(&ok));
+        let mut over = ok.clone();
+        over.insert(1, b'x');
+        assert!(!lines_fit(&over));
+        let mut s = Splitter::default();
+        assert!(!s.feed_runs(&over, |_, _| panic!(), |_, _| panic!()));
+        assert!(!s.feed_runs(b"no newline", |_, _| panic!(), |_, _| panic!()));
     }
 
     #[test]

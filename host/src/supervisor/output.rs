@@ -9,7 +9,10 @@
 //! interleave inside a line), and lines are cut with `memchr` for the ring
 //! (which copies the lines' bytes aside and builds strings for the last
 //! `ring_lines` only every 10 ms) and for the bus
-//! (which only builds lines while it has room). The readers never wait on
+//! (which only builds lines while it has room). While the bus has no room
+//! (a flood past its budget), a read's lines are not even cut: they are
+//! counted with one vectorised pass and staged for the ring as one run,
+//! cut at the flush. The readers never wait on
 //! the bus, so a child never blocks on a full pipe: batches go to the
 //! publisher (`publish.rs`) through a bounded channel with a byte budget,
 //! and lines that find no room are counted, reported as
@@ -38,7 +41,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::lines::{MAX_LINE_BYTES, Splitter};
+use super::lines::{MAX_LINE_BYTES, Splitter, run_lines};
 use super::logfile::LogFile;
 use super::publish;
 use super::state::{OutputLine, Stream};
@@ -551,35 +554,94 @@ const RING_EVERY: Duration = Duration::from_millis(10);
 #[derive(Default)]
 struct Stage {
     bytes: Vec<u8>,
-    /// Where each line is in `bytes`, and when it was read.
-    items: Vec<(usize, usize, chrono::DateTime<Utc>)>,
+    /// What is where in `bytes`, oldest first.
+    items: Vec<Staged>,
+    /// Lines in `items`.
+    lines: usize,
     /// Lines before the items that fell out before the ring saw them.
     skipped: u64,
     /// When the stage is to be flushed.
     due: Option<Instant>,
 }
 
+/// A stretch of [`Stage::bytes`]: one line (or piece) as the ring gets it,
+/// or a run of whole lines from [`Splitter::feed_runs`], cut at the flush.
+struct Staged {
+    start: usize,
+    end: usize,
+    /// 1 for a line; a run's count.
+    lines: usize,
+    run: bool,
+    time: chrono::DateTime<Utc>,
+}
+
 impl Stage {
     fn push(&mut self, line: &[u8], time: chrono::DateTime<Utc>) {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(line);
-        self.items.push((start, self.bytes.len(), time));
+        self.append(line, 1, false, time);
     }
 
-    /// Forgets the oldest `n` items (they only count as skipped).
+    /// Stages a run of `count` lines; one that fills the ring alone
+    /// replaces everything staged before it.
+    fn push_run(&mut self, run: &[u8], count: usize, capacity: usize, time: chrono::DateTime<Utc>) {
+        if count >= capacity {
+            self.forget(self.items.len());
+        }
+        self.append(run, count, true, time);
+    }
+
+    fn append(&mut self, bytes: &[u8], lines: usize, run: bool, time: chrono::DateTime<Utc>) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(bytes);
+        self.items.push(Staged {
+            start,
+            end: self.bytes.len(),
+            lines,
+            run,
+            time,
+        });
+        self.lines += lines;
+    }
+
+    /// Forgets the oldest `n` items (their lines only count as skipped).
     fn forget(&mut self, n: usize) {
         let n = n.min(self.items.len());
         if n == 0 {
             return;
         }
-        let base = self.items.get(n).map_or(self.bytes.len(), |i| i.0);
-        self.bytes.drain(..base);
-        self.items.drain(..n);
-        for item in &mut self.items {
-            item.0 -= base;
-            item.1 -= base;
+        let gone: usize = self.items[..n].iter().map(|i| i.lines).sum();
+        if n == self.items.len() {
+            self.bytes.clear();
+            self.items.clear();
+        } else {
+            let base = self.items[n].start;
+            self.bytes.drain(..base);
+            self.items.drain(..n);
+            for item in &mut self.items {
+                item.start -= base;
+                item.end -= base;
+            }
         }
-        self.skipped += n as u64;
+        self.lines -= gone;
+        self.skipped += gone as u64;
+    }
+
+    /// Forgets the oldest items that the ring would not keep anyway, once
+    /// the stage holds twice what it needs (so bytes move rarely).
+    fn trim(&mut self, capacity: usize) {
+        if self.lines <= 2 * capacity.max(1) {
+            return;
+        }
+        let mut over = self.lines - capacity;
+        let n = self
+            .items
+            .iter()
+            .take_while(|item| {
+                let fits = item.lines <= over;
+                over = over.saturating_sub(item.lines);
+                fits
+            })
+            .count();
+        self.forget(n);
     }
 
     /// Hands the lines to the ring: numbers the skipped ones, keeps the
@@ -590,16 +652,29 @@ impl Stage {
             return;
         }
         let mut ring = ring.lock();
-        let extra = self.items.len().saturating_sub(ring.capacity());
+        let mut extra = self.lines.saturating_sub(ring.capacity());
         ring.skip(self.skipped + extra as u64);
-        for &(start, end, time) in &self.items[extra..] {
-            let line = String::from_utf8_lossy(&self.bytes[start..end]).into_owned();
-            ring.push(output_line(stream, line, time));
+        for item in &self.items {
+            if extra >= item.lines {
+                extra -= item.lines;
+                continue;
+            }
+            let bytes = &self.bytes[item.start..item.end];
+            let lossy = |line| String::from_utf8_lossy(line).into_owned();
+            if item.run {
+                for line in run_lines(bytes).skip(extra) {
+                    ring.push(output_line(stream, lossy(line), item.time));
+                }
+            } else {
+                ring.push(output_line(stream, lossy(bytes), item.time));
+            }
+            extra = 0;
         }
         ring.touch(Utc::now());
         drop(ring);
         self.items.clear();
         self.bytes.clear();
+        self.lines = 0;
         self.skipped = 0;
     }
 }
@@ -610,11 +685,64 @@ impl Lines {
     /// for, the drop count the rest.
     fn take(&mut self, chunk: &[u8], stream: Stream, sink: &Sink, batch: &mut Batch) {
         let capacity = sink.ring.lock().capacity();
-        let mut open = batch.room(sink);
+        let now = Utc::now();
+        let open = batch.room(sink);
+        let count = match open {
+            // The bus takes nothing now (a flood past its budget): lines
+            // are counted and staged in runs, not one by one.
+            false => self.count(chunk, capacity, now, batch),
+            true => None,
+        };
+        let count = count.unwrap_or_else(|| self.cut(chunk, open, now, stream, sink, batch));
+        self.stage.trim(capacity);
+        self.arm(count, stream, sink, batch);
+    }
+
+    /// `take` while the bus is closed: the lines go to the stage in runs
+    /// and to the drop count as a number. `None` if the splitter declines
+    /// (no newline, or an overlong line: then `cut` does it).
+    fn count(
+        &mut self,
+        chunk: &[u8],
+        capacity: usize,
+        now: chrono::DateTime<Utc>,
+        batch: &mut Batch,
+    ) -> Option<usize> {
+        // Both callbacks stage, one after the other, in the stream's order.
+        let stage = RefCell::new(&mut self.stage);
+        let mut singles = 0;
+        let mut in_run = 0;
+        let taken = self.splitter.feed_runs(
+            chunk,
+            |bytes, _| {
+                stage.borrow_mut().push(bytes, now);
+                singles += 1;
+            },
+            |run, count| {
+                in_run = count;
+                stage.borrow_mut().push_run(run, count, capacity, now);
+            },
+        );
+        let count = singles + in_run;
+        batch.dropped += count as u64;
+        taken.then_some(count)
+    }
+
+    /// `take` line by line: strings for the batch while the publisher has
+    /// room, the ring's share staged, the rest counted. Returns the lines.
+    fn cut(
+        &mut self,
+        chunk: &[u8],
+        mut open: bool,
+        now: chrono::DateTime<Utc>,
+        stream: Stream,
+        sink: &Sink,
+        batch: &mut Batch,
+    ) -> usize {
+        let capacity = sink.ring.lock().capacity();
         // Set by the splitter's count before the first line comes out.
         let ring_from = std::cell::Cell::new(0);
         let mut index = 0;
-        let now = Utc::now();
         let staged = self.stage.items.len();
         let stage = &mut self.stage;
         self.splitter.feed(
@@ -644,11 +772,8 @@ impl Lines {
             // This read alone fills the ring: what was staged falls out.
             self.stage.forget(staged);
             self.stage.skipped += skipped as u64;
-        } else if self.stage.items.len() > 2 * capacity.max(1) {
-            let over = self.stage.items.len() - capacity;
-            self.stage.forget(over);
         }
-        self.arm(index, stream, sink, batch);
+        index
     }
 
     /// At end of stream: the last line if it had no newline, and whatever
@@ -734,6 +859,78 @@ mod tests {
         assert_eq!(batch.dropped, 0);
         // Every line still reached the ring.
         assert_eq!(sink.ring.lock().last(10).len(), 6);
+    }
+
+    /// A sink whose bus is closed (its publisher is finished), so `take`
+    /// only counts.
+    fn closed_sink(capacity: usize, dir: &std::path::Path) -> Sink {
+        Sink {
+            ring: super::super::store::Ring::shared(capacity),
+            log: Mutex::new(log_in(dir)),
+            publisher: Mutex::new(Publisher::Finished),
+            inflight: Arc::new(AtomicUsize::new(0)),
+            budget: Mutex::new(Budget::new()),
+        }
+    }
+
+    #[test]
+    fn a_closed_bus_counts_in_runs_what_it_counted_line_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = fastrand::Rng::with_seed(11);
+        for round in 0..200 {
+            let capacity = rng.usize(0..40);
+            let (fast_sink, slow_sink) = (
+                closed_sink(capacity, dir.path()),
+                closed_sink(capacity, dir.path()),
+            );
+            let (mut fast, mut slow) = (Lines::default(), Lines::default());
+            let (mut fast_batch, mut slow_batch) = (Batch::default(), Batch::default());
+            for _ in 0..rng.usize(1..30) {
+                let mut chunk = Vec::new();
+                for _ in 0..rng.usize(0..80) {
+                    let len = match rng.u8(0..20) {
+                        0 => rng.usize(0..2 * MAX_LINE_BYTES),
+                        _ => rng.usize(0..30),
+                    };
+                    chunk.extend((0..len).map(|_| b"xy\r"[rng.usize(0..3)]));
+                    chunk.push(b'\n');
+                }
+                chunk.extend((0..rng.usize(0..20)).map(|_| b'p'));
+                // `take` goes through `count` while the bus is closed; the
+                // line-by-line path is what it did before.
+                fast.take(&chunk, Stream::Stdout, &fast_sink, &mut fast_batch);
+                let now = Utc::now();
+                slow.cut(
+                    &chunk,
+                    false,
+                    now,
+                    Stream::Stdout,
+                    &slow_sink,
+                    &mut slow_batch,
+                );
+                slow.stage.trim(capacity);
+                // The ring gets the stage when the test says, not the clock.
+                fast.stage.due = None;
+                if rng.u8(0..4) == 0 {
+                    fast.stage.flush(Stream::Stdout, &fast_sink.ring);
+                    slow.stage.flush(Stream::Stdout, &slow_sink.ring);
+                }
+            }
+            fast.finish(Stream::Stdout, &fast_sink, &mut fast_batch);
+            slow.finish(Stream::Stdout, &slow_sink, &mut slow_batch);
+            let ring = |sink: &Sink| {
+                let ring = sink.ring.lock();
+                let lines: Vec<_> = ring
+                    .last(usize::MAX)
+                    .into_iter()
+                    .map(|l| (l.offset, l.line))
+                    .collect();
+                (lines, ring.next_offset())
+            };
+            assert_eq!(ring(&fast_sink), ring(&slow_sink), "round {round}");
+            assert_eq!(fast_batch.dropped, slow_batch.dropped, "round {round}");
+            assert_eq!(fast_batch.lines, slow_batch.lines, "round {round}");
+        }
     }
 
     fn log_in(dir: &std::path::Path) -> LogFile {
