@@ -13,9 +13,15 @@
 //! child started since the last tick counts what it used before this one.
 //! (When the first sample had none, the second published every process
 //! again only because the figure appeared: 1,000 events at once on an
-//! idle host.) A child that starts and is reaped between two ticks is
-//! still not counted: its time goes to its parent's `cutime`, which would
-//! count twice the children already followed.
+//! idle host.)
+//!
+//! A child that starts and ends between two ticks (a compiler run by
+//! `make`, a test binary) is never seen; its time is in what its parent
+//! reaped (`cutime` + `cstime`, its whole life and its own children's), and
+//! in the namespace init's for an orphan. So a tree's CPU also counts what
+//! its members and its init reaped since the last tick, less what was
+//! already counted of the members that ended (their figures at the last
+//! tick, which their reaper's count holds again).
 //!
 //! Nothing at all is read while no process runs. The work runs on the
 //! blocking pool: it reads `/proc` and the bus writes a journal.
@@ -45,6 +51,7 @@ use serde_json::json;
 use tokio::time::MissedTickBehavior;
 
 use super::events::{self, EventType};
+use super::pidns;
 use super::runner::{Control, ControlSender, OverMemory};
 use super::state::ProcessState;
 use super::stop::{self, Tree};
@@ -84,8 +91,8 @@ pub(super) struct Sample {
 /// What survives between samples: the trees followed and what the last
 /// sample read of each member.
 pub(super) struct Sampler {
-    /// Process name → (leader pid, its tree).
-    trees: HashMap<String, (u32, Tree)>,
+    /// Process name → the tree it leads.
+    trees: HashMap<String, Followed>,
     /// pid → its figures at the last sample.
     seen: HashMap<i32, Seen>,
     /// Process name → the last sample published for it.
@@ -95,6 +102,15 @@ pub(super) struct Sampler {
     /// Clock ticks per second and bytes per page, for `/proc`'s units.
     ticks_per_second: f64,
     page_size: u64,
+}
+
+/// One tree the sampler follows.
+struct Followed {
+    leader: u32,
+    tree: Tree,
+    /// Its members at the last sample, ascending: the ones missing now
+    /// ended since.
+    last_pids: Vec<u32>,
 }
 
 /// The figures of the last `process.resource` of one run, and the
@@ -121,7 +137,11 @@ fn published_cpu(sample: &Sample) -> Option<f64> {
 struct Seen {
     /// With the pid, which process this is (pids are recycled).
     start_time: u64,
+    /// Its parent then: the likely reaper if it ends.
+    parent: i32,
     cpu_ticks: u64,
+    /// What it had reaped ([`stop::Usage::reaped_ticks`]).
+    reaped_ticks: u64,
     read_bytes: u64,
     written_bytes: u64,
 }
@@ -275,7 +295,7 @@ impl Sampler {
         let current: HashMap<&str, u32> =
             leaders.iter().map(|(n, pid)| (n.as_str(), *pid)).collect();
         self.trees
-            .retain(|name, (leader, _)| current.get(name.as_str()) == Some(leader));
+            .retain(|name, f| current.get(name.as_str()) == Some(&f.leader));
         self.published
             .retain(|name, p| current.get(name.as_str()) == Some(&p.leader));
         if leaders.is_empty() {
@@ -296,15 +316,30 @@ impl Sampler {
         let samples = leaders
             .iter()
             .map(|(name, pid)| {
-                let (_, tree) = self.trees.entry(name.clone()).or_insert_with(|| {
+                let followed = self.trees.entry(name.clone()).or_insert_with(|| {
                     let mut tree = Tree::new(*pid as i32);
                     if let Some(leader) = procs.get(*pid as i32) {
                         tree.adopt(leader);
                     }
-                    (*pid, tree)
+                    Followed {
+                        leader: *pid,
+                        tree,
+                        last_pids: Vec::new(),
+                    }
                 });
-                let members = tree.observe(&procs);
-                self.sum(&procs, &members, &clock, &mut seen)
+                let mut members = followed.tree.observe(&procs);
+                members.sort_unstable();
+                let last_pids = std::mem::take(&mut followed.last_pids);
+                let tree = TreeNow {
+                    members: &members,
+                    last_pids: &last_pids,
+                    init: pidns::init_of(*pid as i32),
+                };
+                let sample = self.sum(&procs, &tree, &clock, &mut seen);
+                if let (Some(sample), Some(f)) = (&sample, self.trees.get_mut(name)) {
+                    f.last_pids = sample.pids.clone();
+                }
+                sample
             })
             .collect();
         self.seen = seen;
@@ -313,14 +348,15 @@ impl Sampler {
     }
 
     /// Adds up the members the scan saw; `None` if it saw none. Records
-    /// each member's figures in `seen` for the next sample.
+    /// each member's figures (and the init's) in `seen` for the next sample.
     fn sum(
         &self,
         procs: &stop::Procs,
-        pids: &[i32],
+        tree: &TreeNow,
         clock: &Clock,
         seen: &mut HashMap<i32, Seen>,
     ) -> Option<Sample> {
+        let pids = tree.members;
         let mut sample = Sample {
             pids: Vec::new(),
             memory_bytes: 0,
@@ -328,7 +364,8 @@ impl Sampler {
             disk_read_bytes: 0,
             disk_written_bytes: 0,
         };
-        // CPU ticks since the last sample, of members seen then.
+        // CPU ticks since the last sample, of members seen then (their own
+        // and what they reaped).
         let mut ticks = 0.0;
         // Members seen for the first time: (ticks so far, age in seconds).
         let mut newcomers = Vec::new();
@@ -348,15 +385,16 @@ impl Sampler {
                 _ => read_io(pid)
                     .unwrap_or_else(|| before.map_or((0, 0), |b| (b.read_bytes, b.written_bytes))),
             };
+            let used = usage.cpu_ticks + usage.reaped_ticks;
             match before {
                 Some(b) => {
                     baseline = true;
-                    ticks += usage.cpu_ticks.saturating_sub(b.cpu_ticks) as f64;
+                    ticks += used.saturating_sub(b.cpu_ticks + b.reaped_ticks) as f64;
                 }
                 None => {
                     if let Some(now) = clock.since_boot {
                         let started = stat.start_time as f64 / self.ticks_per_second;
-                        newcomers.push((usage.cpu_ticks as f64, now - started));
+                        newcomers.push((used as f64, now - started));
                     }
                 }
             }
@@ -369,7 +407,9 @@ impl Sampler {
                 pid,
                 Seen {
                     start_time: stat.start_time,
+                    parent: stat.ppid,
                     cpu_ticks: usage.cpu_ticks,
+                    reaped_ticks: usage.reaped_ticks,
                     read_bytes,
                     written_bytes,
                 },
@@ -378,6 +418,47 @@ impl Sampler {
         if sample.pids.is_empty() {
             return None;
         }
+        // The init is ours, not the command's: only the orphans it reaped
+        // count.
+        if let Some(init) = tree.init
+            && let (Some(stat), Some(usage)) = (procs.get(init), procs.usage(init))
+        {
+            match self
+                .seen
+                .get(&init)
+                .filter(|s| s.start_time == stat.start_time)
+            {
+                Some(b) => ticks += usage.reaped_ticks.saturating_sub(b.reaped_ticks) as f64,
+                None => {
+                    if let Some(now) = clock.since_boot {
+                        let started = stat.start_time as f64 / self.ticks_per_second;
+                        newcomers.push((usage.reaped_ticks as f64, now - started));
+                    }
+                }
+            }
+            seen.insert(
+                init,
+                Seen {
+                    start_time: stat.start_time,
+                    parent: stat.ppid,
+                    cpu_ticks: 0,
+                    reaped_ticks: usage.reaped_ticks,
+                    read_bytes: 0,
+                    written_bytes: 0,
+                },
+            );
+        }
+        // Members that ended since: their reaper's count holds their whole
+        // life, of which the last sample's figures were counted already.
+        ticks -= tree
+            .ended(procs, &self.seen)
+            .filter(|&pid| tree.reaped_inside(pid, procs, &self.seen))
+            .filter_map(|pid| self.seen.get(&pid))
+            .map(|s| (s.cpu_ticks + s.reaped_ticks) as f64)
+            .sum::<f64>();
+        // (Not below nothing: a reaper outside the tree, which the walk
+        // above cannot always tell, never gave those ticks back.)
+        ticks = ticks.max(0.0);
         sample.pids.sort_unstable();
         // The window: since the last sample for a tree it saw, otherwise
         // the tree's life (its oldest member's age). Never shorter than a
@@ -399,6 +480,61 @@ impl Sampler {
             .sum::<f64>();
         sample.cpu_percent = Some((ticks / self.ticks_per_second / window * 100.0) as f32);
         Some(sample)
+    }
+}
+
+/// One tree as a sample sees it.
+struct TreeNow<'a> {
+    /// Members alive at this scan, ascending.
+    members: &'a [i32],
+    /// Members at the last sample, ascending.
+    last_pids: &'a [u32],
+    /// The init of its PID namespace, if it has one: the reaper of its
+    /// orphans.
+    init: Option<i32>,
+}
+
+impl TreeNow<'_> {
+    /// Whether `pid`, as `seen` knew it, is alive now as a member.
+    fn is_member_now(&self, pid: i32, procs: &stop::Procs, seen: &HashMap<i32, Seen>) -> bool {
+        let same = |s: &Seen| procs.get(pid).is_some_and(|p| p.start_time == s.start_time);
+        self.members.binary_search(&pid).is_ok() && seen.get(&pid).is_some_and(same)
+    }
+
+    /// The last sample's members that are gone (ended, or their pid
+    /// recycled).
+    fn ended<'s>(
+        &'s self,
+        procs: &'s stop::Procs,
+        seen: &'s HashMap<i32, Seen>,
+    ) -> impl Iterator<Item = i32> + 's {
+        self.last_pids
+            .iter()
+            .map(|&pid| pid as i32)
+            .filter(move |&pid| !self.is_member_now(pid, procs, seen))
+    }
+
+    /// Whether ended member `pid` was reaped inside the tree, so that its
+    /// life shows in what a member or the init reaped: its parent is the
+    /// init, or a member alive now, or an ended member reaped inside in
+    /// turn (a parent that ended first left it to the init, inside too
+    /// when there is one). The leader's reaper is the host: never inside.
+    fn reaped_inside(&self, pid: i32, procs: &stop::Procs, seen: &HashMap<i32, Seen>) -> bool {
+        let mut at = pid;
+        // A chain of parents ended since the last sample, each once.
+        for _ in 0..self.last_pids.len() {
+            let Some(parent) = seen.get(&at).map(|s| s.parent) else {
+                return false;
+            };
+            if Some(parent) == self.init || self.is_member_now(parent, procs, seen) {
+                return true;
+            }
+            if self.last_pids.binary_search(&(parent as u32)).is_err() {
+                return false;
+            }
+            at = parent;
+        }
+        false
     }
 }
 
@@ -509,34 +645,135 @@ mod tests {
         }
     }
 
+    /// Process `pid`, child of `parent`, started `start` ticks after boot.
+    fn child_of(pid: i32, parent: i32, start: u64) -> ProcStat {
+        ProcStat {
+            ppid: parent,
+            ..member(pid, start)
+        }
+    }
+
     /// `procs` with `ticks` of CPU time for each pid.
     fn used(procs: Vec<ProcStat>, ticks: &[(i32, u64)]) -> stop::Procs {
-        ticks
-            .iter()
-            .fold(stop::Procs::new(procs), |procs, &(pid, cpu_ticks)| {
+        let with_reaped: Vec<_> = ticks.iter().map(|&(pid, cpu)| (pid, cpu, 0)).collect();
+        used_and_reaped(procs, &with_reaped)
+    }
+
+    /// `procs` with (own, reaped) CPU ticks for each pid.
+    fn used_and_reaped(procs: Vec<ProcStat>, ticks: &[(i32, u64, u64)]) -> stop::Procs {
+        ticks.iter().fold(
+            stop::Procs::new(procs),
+            |procs, &(pid, cpu_ticks, reaped_ticks)| {
                 procs.with_usage(
                     pid,
                     stop::Usage {
                         cpu_ticks,
+                        reaped_ticks,
                         rss_pages: 1,
                     },
                 )
-            })
+            },
+        )
+    }
+
+    /// A tree of `members` (ascending) without a namespace, first seen.
+    fn first_sight(members: &[i32]) -> TreeNow<'_> {
+        TreeNow {
+            members,
+            last_pids: &[],
+            init: None,
+        }
     }
 
     /// What `sampler` makes of `procs` at `clock`, its figures kept for the
     /// next call.
-    fn sum_at(sampler: &mut Sampler, procs: &stop::Procs, pids: &[i32], clock: Clock) -> f32 {
+    fn sum_at(sampler: &mut Sampler, procs: &stop::Procs, tree: &TreeNow, clock: Clock) -> f32 {
         let mut seen = HashMap::new();
-        let sample = sampler.sum(procs, pids, &clock, &mut seen).unwrap();
+        let sample = sampler.sum(procs, tree, &clock, &mut seen).unwrap();
         sampler.seen = seen;
         sample.cpu_percent.unwrap()
     }
 
-    #[test]
-    fn cpu_is_measured_over_the_interval_and_a_newcomer_over_its_share_of_it() {
+    /// A sampler counting 100 ticks a second.
+    fn sampler_at_100_hz() -> Sampler {
         let mut sampler = Sampler::new();
         sampler.ticks_per_second = 100.0;
+        sampler
+    }
+
+    /// 10 s after a sample at 30 s after boot.
+    const TEN_LATER: Clock = Clock {
+        elapsed: Some(10.0),
+        since_boot: Some(40.0),
+    };
+    const AT_30: Clock = Clock {
+        elapsed: None,
+        since_boot: Some(30.0),
+    };
+
+    #[test]
+    fn a_child_that_ended_between_two_samples_counts_through_its_reaper() {
+        let mut sampler = sampler_at_100_hz();
+        // A leader (started at 10 s) and its child (25 s, used 0.5 s).
+        let procs = used(
+            vec![member(10, 1_000), child_of(11, 10, 2_500)],
+            &[(10, 0), (11, 50)],
+        );
+        sum_at(&mut sampler, &procs, &first_sight(&[10, 11]), AT_30);
+        // 10 s later the child is gone: the leader reaped its 0.8 s, and
+        // 0.3 s of one that started and ended in between, never seen.
+        let procs = used_and_reaped(vec![member(10, 1_000)], &[(10, 0, 80 + 30)]);
+        let tree = TreeNow {
+            members: &[10],
+            last_pids: &[10, 11],
+            init: None,
+        };
+        let cpu = sum_at(&mut sampler, &procs, &tree, TEN_LATER);
+        assert!(
+            (cpu - 6.0).abs() < 1e-4,
+            "0.3 s more of the child, 0.3 s of the unseen: {cpu}"
+        );
+    }
+
+    #[test]
+    fn an_orphan_reaped_by_the_namespace_init_counts_once() {
+        let mut sampler = sampler_at_100_hz();
+        // The init (pid 9, its own CPU not the command's), the leader, its
+        // child 11 (0.5 s) and grandchild 12 (0.2 s).
+        let procs = used(
+            vec![
+                child_of(9, 1, 1_000),
+                member(10, 1_000),
+                child_of(11, 10, 2_000),
+                child_of(12, 11, 2_500),
+            ],
+            &[(9, 40), (10, 0), (11, 50), (12, 20)],
+        );
+        let tree = TreeNow {
+            members: &[10, 11, 12],
+            last_pids: &[],
+            init: Some(9),
+        };
+        sum_at(&mut sampler, &procs, &tree, AT_30);
+        // 11 ended first (0.6 s, reaped by the leader); 12, orphaned, ended
+        // at 0.25 s and the init reaped it. The init's own 0.4 s more is
+        // not the command's.
+        let procs = used_and_reaped(
+            vec![child_of(9, 1, 1_000), member(10, 1_000)],
+            &[(9, 80, 25), (10, 0, 60)],
+        );
+        let tree = TreeNow {
+            members: &[10],
+            last_pids: &[10, 11, 12],
+            init: Some(9),
+        };
+        let cpu = sum_at(&mut sampler, &procs, &tree, TEN_LATER);
+        assert!((cpu - 1.5).abs() < 1e-4, "0.1 s + 0.05 s in 10 s: {cpu}");
+    }
+
+    #[test]
+    fn cpu_is_measured_over_the_interval_and_a_newcomer_over_its_share_of_it() {
+        let mut sampler = sampler_at_100_hz();
         // First sight, 30 s after boot: a leader started at 10 s that used
         // nothing, a child started at 25 s that used 0.5 s. The window is
         // the tree's life (20 s): 2.5%.
@@ -544,11 +781,7 @@ mod tests {
             vec![member(10, 1_000), member(11, 2_500)],
             &[(10, 0), (11, 50)],
         );
-        let first = Clock {
-            elapsed: None,
-            since_boot: Some(30.0),
-        };
-        let cpu = sum_at(&mut sampler, &procs, &[10, 11], first);
+        let cpu = sum_at(&mut sampler, &procs, &first_sight(&[10, 11]), AT_30);
         assert!((cpu - 2.5).abs() < 1e-4, "0.5 s in 20 s: {cpu}");
         // 10 s later: the child used 0.1 s more; a grandchild born at 35 s
         // used 0.3 s, all inside the interval; one found late, born at 5 s,
@@ -562,11 +795,12 @@ mod tests {
             ],
             &[(10, 0), (11, 60), (12, 30), (13, 70)],
         );
-        let second = Clock {
-            elapsed: Some(10.0),
-            since_boot: Some(40.0),
+        let tree = TreeNow {
+            members: &[10, 11, 12, 13],
+            last_pids: &[10, 11],
+            init: None,
         };
-        let cpu = sum_at(&mut sampler, &procs, &[10, 11, 12, 13], second);
+        let cpu = sum_at(&mut sampler, &procs, &tree, TEN_LATER);
         assert!((cpu - 6.0).abs() < 1e-4, "0.1 + 0.3 + 0.2 s in 10 s: {cpu}");
     }
 
@@ -581,7 +815,9 @@ mod tests {
                 since_boot: Some(since_boot),
             };
             let mut seen = HashMap::new();
-            let sample = sampler.sum(&procs, &[10], &clock, &mut seen).unwrap();
+            let sample = sampler
+                .sum(&procs, &first_sight(&[10]), &clock, &mut seen)
+                .unwrap();
             sampler.seen = seen;
             sample
         });
@@ -595,7 +831,7 @@ mod tests {
         let just_started = sampler
             .sum(
                 &used(vec![member(20, 4_000)], &[(20, 1)]),
-                &[20],
+                &first_sight(&[20]),
                 &Clock {
                     elapsed: Some(10.0),
                     since_boot: Some(40.0),
@@ -608,16 +844,6 @@ mod tests {
 
     #[test]
     fn a_child_started_between_two_samples_counts_the_cpu_it_used() {
-        /// Kills the spinning tree however the test ends: a failed
-        /// assertion must not leave a child burning a core.
-        struct KillOnDrop(Option<Child>);
-        impl Drop for KillOnDrop {
-            fn drop(&mut self) {
-                if let Some(child) = self.0.take() {
-                    kill_tree(child);
-                }
-            }
-        }
         // `sh` waits for a line, then starts a child that spins.
         let mut child = Command::new("/bin/sh")
             .args(["-c", "read go; sh -c 'while :; do :; done' & wait"])
@@ -658,6 +884,63 @@ mod tests {
             cpu >= 0.2 / window * 100.0 * 0.99,
             "{cpu}% over at most {window} s: {second:?}"
         );
+    }
+
+    #[test]
+    fn a_real_child_that_came_and_went_between_two_samples_is_counted() {
+        // `sh` waits for a line, then runs a child that counts to 300,000
+        // (a fixed amount of work) and ends, and waits for another line.
+        let mut child = Command::new("/bin/sh")
+            .args([
+                "-c",
+                "read go; sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done'; read never",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let leader = child.id();
+        let _tree = KillOnDrop(Some(child));
+        let leaders = [("t".to_string(), leader)];
+        let mut sampler = Sampler::new();
+        let since_first = Instant::now();
+        let first = sampler.sample(&leaders)[0].clone().unwrap();
+        assert_eq!(first.pids, [leader], "no child before the line");
+        std::io::Write::write_all(&mut stdin, b"go\n").unwrap();
+        // Until the leader reaped the counter: what it used is then only
+        // in the leader's figures for its children.
+        let reaped = loop {
+            let procs = stop::scan();
+            let usage = procs.usage(leader as i32).unwrap();
+            if usage.reaped_ticks > 0 && procs.group(leader as i32).count() == 1 {
+                break usage.reaped_ticks as f64 / sampler.ticks_per_second;
+            }
+            assert!(
+                since_first.elapsed() < Duration::from_secs(60),
+                "the counter never ended"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let second = sampler.sample(&leaders)[0].clone().unwrap();
+        let window = since_first.elapsed().as_secs_f64();
+        assert_eq!(second.pids, [leader], "the counter was never seen");
+        let cpu = f64::from(second.cpu_percent.unwrap());
+        assert!(
+            cpu >= reaped / window * 100.0 * 0.99,
+            "{reaped} s reaped, {cpu}% over at most {window} s"
+        );
+    }
+
+    /// Kills a test's tree however the test ends: a failed assertion must
+    /// not leave a child burning a core.
+    struct KillOnDrop(Option<Child>);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if let Some(child) = self.0.take() {
+                kill_tree(child);
+            }
+        }
     }
 
     #[test]
@@ -720,7 +1003,7 @@ mod tests {
         let leaders = |t: u32| [("t".to_string(), t), ("u".to_string(), other.id())];
         sample_until_two(&mut sampler, old.id());
         sampler.sample(&leaders(old.id()));
-        assert_eq!(sampler.trees["t"].0, old.id());
+        assert_eq!(sampler.trees["t"].leader, old.id());
         assert!(sampler.trees.contains_key("u"));
         let any = Sample {
             pids: vec![other.id()],
@@ -734,7 +1017,7 @@ mod tests {
         let sample = sampler.sample(&[("t".to_string(), new.id())])[0]
             .clone()
             .unwrap();
-        assert_eq!(sampler.trees["t"].0, new.id());
+        assert_eq!(sampler.trees["t"].leader, new.id());
         assert!(sample.pids.contains(&new.id()) && !sample.pids.contains(&old.id()));
         assert!(!sampler.trees.contains_key("u"));
         assert!(!sampler.published.contains_key("u"));

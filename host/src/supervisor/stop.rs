@@ -188,8 +188,10 @@ fn parse_stat_line(line: &[u8]) -> Option<(ProcStat, Usage)> {
     }
     let utime = number(next())? as u64;
     let stime = number(next())? as u64;
-    // cutime, cstime, priority, nice, num_threads, itrealvalue
-    for _ in 0..6 {
+    let cutime = number(next())?.max(0) as u64;
+    let cstime = number(next())?.max(0) as u64;
+    // priority, nice, num_threads, itrealvalue
+    for _ in 0..4 {
         next()?;
     }
     let start_time = number(next())? as u64;
@@ -205,6 +207,7 @@ fn parse_stat_line(line: &[u8]) -> Option<(ProcStat, Usage)> {
         },
         Usage {
             cpu_ticks: utime + stime,
+            reaped_ticks: cutime + cstime,
             rss_pages: rss,
         },
     ))
@@ -235,6 +238,9 @@ fn read_small(mut file: std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<usi
 pub(crate) struct Usage {
     /// User plus system CPU time, in clock ticks.
     pub(crate) cpu_ticks: u64,
+    /// The same of the children it waited for, and of theirs (`cutime`
+    /// plus `cstime`): a child that ended between two scans is only here.
+    pub(crate) reaped_ticks: u64,
     /// Resident set size, in pages.
     pub(crate) rss_pages: u64,
 }
@@ -665,6 +671,7 @@ mod tests {
             let (stat, usage) = parse_stat_line(&bytes).unwrap();
             assert_eq!(stat, ProcStat::from(theirs.clone()));
             assert_eq!(usage.cpu_ticks, theirs.utime + theirs.stime);
+            assert_eq!(usage.reaped_ticks, (theirs.cutime + theirs.cstime) as u64);
             assert_eq!(usage.rss_pages, theirs.rss);
             compared += 1;
         }
