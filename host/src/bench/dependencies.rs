@@ -23,7 +23,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::common::{Spread, start_runtime, stop_runtime};
-use super::fixtures::Fixtures;
+use super::fixtures::{Fixtures, SHIPPED_RULES};
 use crate::bus::{EventQuery, Pattern};
 use crate::config::HostConfig;
 use crate::coordination::{SESSIONS_CONSUMER, Task, registration_events, rule_keywords};
@@ -108,14 +108,6 @@ fn topic_of(i: usize) -> Topic {
         Topic::Plain
     }
 }
-
-/// The shipped rules the sparse case loads.
-const SHIPPED_RULES: [&str; 4] = [
-    "api-contract-rule",
-    "database-schema-rule",
-    "configuration-dependency-rule",
-    "security-compliance-rule",
-];
 
 /// Runs the section: `n` tasks, then `rules` rule plugins.
 pub(crate) async fn measure(

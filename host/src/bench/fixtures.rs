@@ -35,6 +35,14 @@ pub(crate) const SHIPPED: [&str; 4] = [
     "pm",
 ];
 
+/// The shipped rules the dependency section's sparse case loads.
+pub(crate) const SHIPPED_RULES: [&str; 4] = [
+    "api-contract-rule",
+    "database-schema-rule",
+    "configuration-dependency-rule",
+    "security-compliance-rule",
+];
+
 /// Grants of the echo handlers: they emit `test.pong`, and a plugin emits
 /// only what its manifest grants.
 pub(crate) const ECHO_GRANTS: &str = "[permissions]\nemit = [\"test.>\"]\n";
@@ -80,11 +88,15 @@ impl Fixtures {
             echo: [echo_v1, echo_v2],
         };
         build(&root.join("tests/plugins"), &FIXTURES)?;
-        build(&root.join("plugins"), &SHIPPED)?;
+        // (Each rule once: `api-contract-rule` is in both lists.)
+        let mut shipped: Vec<&str> = SHIPPED.iter().chain(&SHIPPED_RULES).copied().collect();
+        shipped.sort_unstable();
+        shipped.dedup();
+        build(&root.join("plugins"), &shipped)?;
         for name in FIXTURES {
             fixtures.fixture(name)?;
         }
-        for name in SHIPPED {
+        for name in shipped {
             fixtures.shipped(name)?;
         }
         for path in fixtures.echo.iter().flatten() {
