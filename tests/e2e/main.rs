@@ -35,6 +35,7 @@ mod plugin_test;
 mod probes;
 mod process_trees;
 mod recovery;
+mod resources;
 mod rules;
 mod runaway_plugin;
 mod seed_handlers;
