@@ -27,18 +27,10 @@ fn verb(state: &str, args: &[&str]) -> (i32, String, String) {
 #[test]
 fn the_client_verbs_drive_the_running_host() {
     let tmp = tempfile::tempdir().unwrap();
-    let plugins = tmp.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    let config = tmp.path().join("host.toml");
-    std::fs::write(
-        &config,
+    let mut host = RunningHost::start_with_config(
+        tmp.path(),
         "[process.web]\ncommand = \"echo serving; sleep 300\"\nkind = \"server\"\n",
-    )
-    .unwrap();
-    let mut host = RunningHost::start(
-        &plugins,
-        &tmp.path().join("state"),
-        &["--config", config.to_str().unwrap(), "--no-build"],
+        &["--no-build"],
     );
     host.api();
     let state = host.state_dir.display().to_string();

@@ -18,21 +18,10 @@ fn time_of(event: &Value) -> chrono::DateTime<chrono::FixedOffset> {
 #[test]
 fn the_cpu_of_children_too_short_to_be_sampled_shows_in_the_samples() {
     let tmp = tempfile::tempdir().unwrap();
-    let plugins = tmp.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    let config = tmp.path().join("host.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[supervisor]\nresource_interval = \"1s\"\n\n[process.build]\ncommand = \"/bin/sh\"\nargs = [\"-c\", {BUILD:?}]\n"
-        ),
-    )
-    .unwrap();
-    let mut host = RunningHost::start(
-        &plugins,
-        &tmp.path().join("state"),
-        &["--config", config.to_str().unwrap()],
+    let config = format!(
+        "[supervisor]\nresource_interval = \"1s\"\n\n[process.build]\ncommand = \"/bin/sh\"\nargs = [\"-c\", {BUILD:?}]\n"
     );
+    let mut host = RunningHost::start_with_config(tmp.path(), &config, &[]);
     let started = host
         .wait_for("process.started", PATIENCE, |e| e["subject"] == "build")
         .unwrap();

@@ -247,6 +247,18 @@ impl RunningHost {
         }
     }
 
+    /// Start `host run` in `tmp` (an empty `plugins/` folder, `state/`) on
+    /// a `host.toml` holding `config`, with `extra` arguments.
+    pub fn start_with_config(tmp: &Path, config: &str, extra: &[&str]) -> Self {
+        let plugins = tmp.join("plugins");
+        std::fs::create_dir_all(&plugins).expect("plugins dir");
+        let path = tmp.join("host.toml");
+        std::fs::write(&path, config).expect("host.toml");
+        let mut args = vec!["--config", path.to_str().expect("utf-8 path")];
+        args.extend_from_slice(extra);
+        Self::start(&plugins, &tmp.join("state"), &args)
+    }
+
     /// Whether the host process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
