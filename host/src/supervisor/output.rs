@@ -685,15 +685,15 @@ impl Lines {
     /// for, the drop count the rest.
     fn take(&mut self, chunk: &[u8], stream: Stream, sink: &Sink, batch: &mut Batch) {
         let capacity = sink.ring.lock().capacity();
-        let now = Utc::now();
         let open = batch.room(sink);
-        let count = match open {
-            // The bus takes nothing now (a flood past its budget): lines
-            // are counted and staged in runs, not one by one.
-            false => self.count(chunk, capacity, now, batch),
-            true => None,
+        // While the bus takes nothing (a flood past its budget), lines are
+        // counted and staged in runs, not one by one.
+        let counted = if open {
+            None
+        } else {
+            self.count(chunk, capacity, batch)
         };
-        let count = count.unwrap_or_else(|| self.cut(chunk, open, now, stream, sink, batch));
+        let count = counted.unwrap_or_else(|| self.cut(chunk, open, capacity, stream, sink, batch));
         self.stage.trim(capacity);
         self.arm(count, stream, sink, batch);
     }
@@ -701,13 +701,8 @@ impl Lines {
     /// `take` while the bus is closed: the lines go to the stage in runs
     /// and to the drop count as a number. `None` if the splitter declines
     /// (no newline, or an overlong line: then `cut` does it).
-    fn count(
-        &mut self,
-        chunk: &[u8],
-        capacity: usize,
-        now: chrono::DateTime<Utc>,
-        batch: &mut Batch,
-    ) -> Option<usize> {
+    fn count(&mut self, chunk: &[u8], capacity: usize, batch: &mut Batch) -> Option<usize> {
+        let now = Utc::now();
         // Both callbacks stage, one after the other, in the stream's order.
         let stage = RefCell::new(&mut self.stage);
         let mut singles = 0;
@@ -734,12 +729,12 @@ impl Lines {
         &mut self,
         chunk: &[u8],
         mut open: bool,
-        now: chrono::DateTime<Utc>,
+        capacity: usize,
         stream: Stream,
         sink: &Sink,
         batch: &mut Batch,
     ) -> usize {
-        let capacity = sink.ring.lock().capacity();
+        let now = Utc::now();
         // Set by the splitter's count before the first line comes out.
         let ring_from = std::cell::Cell::new(0);
         let mut index = 0;
@@ -899,11 +894,10 @@ mod tests {
                 // `take` goes through `count` while the bus is closed; the
                 // line-by-line path is what it did before.
                 fast.take(&chunk, Stream::Stdout, &fast_sink, &mut fast_batch);
-                let now = Utc::now();
                 slow.cut(
                     &chunk,
                     false,
-                    now,
+                    capacity,
                     Stream::Stdout,
                     &slow_sink,
                     &mut slow_batch,

@@ -108,9 +108,6 @@ pub(super) struct Sampler {
 struct Followed {
     leader: u32,
     tree: Tree,
-    /// Its members at the last sample, ascending: the ones missing now
-    /// ended since.
-    last_pids: Vec<u32>,
 }
 
 /// The figures of the last `process.resource` of one run, and the
@@ -321,25 +318,19 @@ impl Sampler {
                     if let Some(leader) = procs.get(*pid as i32) {
                         tree.adopt(leader);
                     }
-                    Followed {
-                        leader: *pid,
-                        tree,
-                        last_pids: Vec::new(),
-                    }
+                    Followed { leader: *pid, tree }
                 });
+                // Before the scan updates it, the tree holds the members
+                // alive at the last sample.
+                let last = followed.tree.known();
                 let mut members = followed.tree.observe(&procs);
                 members.sort_unstable();
-                let last_pids = std::mem::take(&mut followed.last_pids);
                 let tree = TreeNow {
                     members: &members,
-                    last_pids: &last_pids,
+                    last: &last,
                     init: pidns::init_of(*pid as i32),
                 };
-                let sample = self.sum(&procs, &tree, &clock, &mut seen);
-                if let (Some(sample), Some(f)) = (&sample, self.trees.get_mut(name)) {
-                    f.last_pids = sample.pids.clone();
-                }
-                sample
+                self.sum(&procs, &tree, &clock, &mut seen)
             })
             .collect();
         self.seen = seen;
@@ -488,7 +479,7 @@ struct TreeNow<'a> {
     /// Members alive at this scan, ascending.
     members: &'a [i32],
     /// Members at the last sample, ascending.
-    last_pids: &'a [u32],
+    last: &'a [i32],
     /// The init of its PID namespace, if it has one: the reaper of its
     /// orphans.
     init: Option<i32>,
@@ -501,17 +492,17 @@ impl TreeNow<'_> {
         self.members.binary_search(&pid).is_ok() && seen.get(&pid).is_some_and(same)
     }
 
-    /// The last sample's members that are gone (ended, or their pid
-    /// recycled).
+    /// The members the last sample measured that are gone (ended, or
+    /// their pid recycled).
     fn ended<'s>(
         &'s self,
         procs: &'s stop::Procs,
         seen: &'s HashMap<i32, Seen>,
     ) -> impl Iterator<Item = i32> + 's {
-        self.last_pids
+        self.last
             .iter()
-            .map(|&pid| pid as i32)
-            .filter(move |&pid| !self.is_member_now(pid, procs, seen))
+            .copied()
+            .filter(move |&pid| seen.contains_key(&pid) && !self.is_member_now(pid, procs, seen))
     }
 
     /// Whether ended member `pid` was reaped inside the tree, so that its
@@ -522,14 +513,14 @@ impl TreeNow<'_> {
     fn reaped_inside(&self, pid: i32, procs: &stop::Procs, seen: &HashMap<i32, Seen>) -> bool {
         let mut at = pid;
         // A chain of parents ended since the last sample, each once.
-        for _ in 0..self.last_pids.len() {
+        for _ in 0..self.last.len() {
             let Some(parent) = seen.get(&at).map(|s| s.parent) else {
                 return false;
             };
             if Some(parent) == self.init || self.is_member_now(parent, procs, seen) {
                 return true;
             }
-            if self.last_pids.binary_search(&(parent as u32)).is_err() {
+            if self.last.binary_search(&parent).is_err() {
                 return false;
             }
             at = parent;
@@ -680,7 +671,7 @@ mod tests {
     fn first_sight(members: &[i32]) -> TreeNow<'_> {
         TreeNow {
             members,
-            last_pids: &[],
+            last: &[],
             init: None,
         }
     }
@@ -725,7 +716,7 @@ mod tests {
         let procs = used_and_reaped(vec![member(10, 1_000)], &[(10, 0, 80 + 30)]);
         let tree = TreeNow {
             members: &[10],
-            last_pids: &[10, 11],
+            last: &[10, 11],
             init: None,
         };
         let cpu = sum_at(&mut sampler, &procs, &tree, TEN_LATER);
@@ -751,7 +742,7 @@ mod tests {
         );
         let tree = TreeNow {
             members: &[10, 11, 12],
-            last_pids: &[],
+            last: &[],
             init: Some(9),
         };
         sum_at(&mut sampler, &procs, &tree, AT_30);
@@ -764,7 +755,7 @@ mod tests {
         );
         let tree = TreeNow {
             members: &[10],
-            last_pids: &[10, 11, 12],
+            last: &[10, 11, 12],
             init: Some(9),
         };
         let cpu = sum_at(&mut sampler, &procs, &tree, TEN_LATER);
@@ -797,7 +788,7 @@ mod tests {
         );
         let tree = TreeNow {
             members: &[10, 11, 12, 13],
-            last_pids: &[10, 11],
+            last: &[10, 11],
             init: None,
         };
         let cpu = sum_at(&mut sampler, &procs, &tree, TEN_LATER);

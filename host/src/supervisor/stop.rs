@@ -499,6 +499,12 @@ impl Tree {
         }
     }
 
+    /// The members known now, ascending, as no scan checked them: for an
+    /// observer, those alive at its last [`Tree::observe`].
+    pub(crate) fn known(&self) -> Vec<i32> {
+        self.members.keys().copied().collect()
+    }
+
     /// The process group id.
     pub(crate) fn pgid(&self) -> i32 {
         self.pgid
