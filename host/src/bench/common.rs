@@ -208,11 +208,14 @@ pub(crate) fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
     Ok(stat_ticks(Path::new(&format!("/proc/{pid}/stat")))? as f64 / clock_ticks())
 }
 
-/// User CPU seconds of process `pid` so far (the rest of
-/// [`cpu_secs`] is the kernel working for it).
-pub(crate) fn user_cpu_secs(pid: u32) -> anyhow::Result<f64> {
-    let (user, _) = stat_user_system_ticks(Path::new(&format!("/proc/{pid}/stat")))?;
-    Ok(user as f64 / clock_ticks())
+/// CPU seconds of process `pid` so far, user plus system and user alone
+/// (the rest is the kernel working for it), from one read.
+pub(crate) fn cpu_and_user_secs(pid: u32) -> anyhow::Result<(f64, f64)> {
+    let (user, system) = stat_user_system_ticks(Path::new(&format!("/proc/{pid}/stat")))?;
+    Ok((
+        (user + system) as f64 / clock_ticks(),
+        user as f64 / clock_ticks(),
+    ))
 }
 
 /// Clock ticks per second.

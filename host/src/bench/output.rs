@@ -27,7 +27,7 @@ use futures::StreamExt as _;
 use serde::Serialize;
 
 use super::child::HostChild;
-use super::common::{Spread, cpu_secs, status_kib, user_cpu_secs};
+use super::common::{Spread, cpu_and_user_secs, status_kib};
 use super::fixtures::write;
 use super::output_peer as peer;
 use crate::api::{EventsQuery, Operations as _};
@@ -283,16 +283,15 @@ async fn host_run(
     let mut host = HostChild::spawn(dir, &plugins, &config, &state)?;
     let (client, _) = host.api().await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = cpu_secs(host.pid)?;
-    let user_before = user_cpu_secs(host.pid)?;
+    let (before, user_before) = cpu_and_user_secs(host.pid)?;
     client
         .start("burst")
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let t = Instant::now();
     host.wait_count("process.completed", 1, PATIENCE).await?;
-    let cpu = cpu_secs(host.pid)? - before;
-    let user_cpu = user_cpu_secs(host.pid)? - user_before;
+    let (after, user_after) = cpu_and_user_secs(host.pid)?;
+    let (cpu, user_cpu) = (after - before, user_after - user_before);
     let peak = peak_rss_mib(host.pid)?;
     eprintln!("host: burst done in {:.1} s", t.elapsed().as_secs_f64());
     let log = state.join("logs/burst.log");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use super::common::{cpu_secs, user_cpu_secs};
+use super::common::cpu_and_user_secs;
 use super::fixtures::write;
 use super::output::{BURST_LINES, BurstFigures, PATIENCE, peak_rss_mib, write_secs};
 use super::supervisord::{run_capture, spawn, terminate};
@@ -58,8 +58,7 @@ pub(crate) async fn burst(
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let ctl = supervisord.with_file_name("supervisorctl");
-    let before = cpu_secs(pid)?;
-    let user_before = user_cpu_secs(pid)?;
+    let (before, user_before) = cpu_and_user_secs(pid)?;
     let conf_arg = conf.to_string_lossy().into_owned();
     run_capture(&ctl, &["-c", &conf_arg, "start", "burst"], PATIENCE).await?;
     let t = Instant::now();
@@ -73,8 +72,8 @@ pub(crate) async fn burst(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let cpu = cpu_secs(pid)? - before;
-    let user_cpu = user_cpu_secs(pid)? - user_before;
+    let (after, user_after) = cpu_and_user_secs(pid)?;
+    let (cpu, user_cpu) = (after - before, user_after - user_before);
     let peak = peak_rss_mib(pid)?;
     eprintln!(
         "supervisord: burst done in {:.1} s",

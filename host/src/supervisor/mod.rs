@@ -46,8 +46,9 @@
 //!   `process.output_dropped` {stream, dropped};
 //! - `process.resource` {pids, memory_bytes, cpu_percent, disk_read_bytes,
 //!   disk_written_bytes} per running process every `resource_interval`
-//!   (`cpu_percent` is over the tree's life at a run's first sample; disk
-//!   bytes count since the previous sample), and `process.resource_limit` {memory_bytes,
+//!   (`cpu_percent` is over the tree's life at a run's first sample and
+//!   counts children reaped in between; disk bytes count since the
+//!   previous sample), and `process.resource_limit` {memory_bytes,
 //!   limit_bytes} when a tree goes over its `memory_limit`, followed by
 //!   `process.stopping` {reason: "memory_limit"} and `process.failed`
 //!   {reason: "memory limit exceeded"}.
