@@ -139,7 +139,10 @@ impl Control {
     /// 400 for an empty id or title.
     pub async fn register_task(&self, task: Task) -> Result<Registered, ApiError> {
         let dependencies = self.coordinator.register(task.clone(), "api").await?;
-        Ok(Registered { task, dependencies })
+        Ok(Registered {
+            task,
+            dependencies: dependencies.to_vec(),
+        })
     }
 
     /// Every dependency found so far.

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::task::Task;
+use super::task::{NumberedTask, Task};
 
 /// The tasks, by id, and word → the slots of the tasks that mention it.
 #[derive(Default)]
@@ -18,7 +18,7 @@ pub(crate) struct KeywordIndex {
     /// Registered tasks by id, in id order (the order lists are shown in).
     by_id: BTreeMap<String, Slot>,
     /// Slot → task; `None` for a slot freed by a removal.
-    slots: Vec<Option<Arc<Task>>>,
+    slots: Vec<Option<NumberedTask>>,
     /// Freed slots, reused before the vector grows.
     free: Vec<u32>,
     by_word: HashMap<String, HashSet<u32>>,
@@ -48,8 +48,8 @@ pub(crate) fn words(task: &Task) -> HashSet<String> {
 
 impl KeywordIndex {
     /// Files `task`, replacing a task of the same id.
-    pub(crate) fn insert(&mut self, task: Arc<Task>) {
-        self.remove(&task.id);
+    pub(crate) fn insert(&mut self, task: NumberedTask) {
+        self.remove(&task.task.id);
         let number = match self.free.pop() {
             Some(n) => n,
             None => {
@@ -57,16 +57,17 @@ impl KeywordIndex {
                 u32::try_from(self.slots.len() - 1).expect("fewer than 4 billion tasks")
             }
         };
-        let words = words(&task);
+        let words = words(&task.task);
         for w in &words {
             self.by_word.entry(w.clone()).or_default().insert(number);
         }
-        self.by_id.insert(task.id.clone(), Slot { number, words });
+        self.by_id
+            .insert(task.task.id.clone(), Slot { number, words });
         self.slots[number as usize] = Some(task);
     }
 
     /// Unfiles the task `id`; returns it if it was filed.
-    pub(crate) fn remove(&mut self, id: &str) -> Option<Arc<Task>> {
+    pub(crate) fn remove(&mut self, id: &str) -> Option<NumberedTask> {
         let slot = self.by_id.remove(id)?;
         for w in &slot.words {
             if let Some(numbers) = self.by_word.get_mut(w) {
@@ -82,7 +83,9 @@ impl KeywordIndex {
 
     /// The task `id`.
     pub(crate) fn get(&self, id: &str) -> Option<&Arc<Task>> {
-        self.slots[self.by_id.get(id)?.number as usize].as_ref()
+        self.slots[self.by_id.get(id)?.number as usize]
+            .as_ref()
+            .map(|t| &t.task)
     }
 
     /// Every task, in id order.
@@ -90,13 +93,18 @@ impl KeywordIndex {
         self.by_id
             .values()
             .filter_map(|slot| self.slots[slot.number as usize].as_ref())
+            .map(|t| &t.task)
     }
 
     /// Indexed tasks to pair with a task whose words are `own`, for a rule
     /// with `keywords` (lower-case), in registration order. Empty
     /// keywords: every task. Otherwise only tasks mentioning one of the
     /// keywords, and none at all if `own` mentions none.
-    pub(crate) fn candidates(&self, own: &HashSet<String>, keywords: &[String]) -> Vec<Arc<Task>> {
+    pub(crate) fn candidates(
+        &self,
+        own: &HashSet<String>,
+        keywords: &[String],
+    ) -> Vec<NumberedTask> {
         let mut numbers: Vec<u32> = if keywords.is_empty() {
             self.by_id.values().map(|slot| slot.number).collect()
         } else if !keywords.iter().any(|k| own.contains(k)) {
@@ -122,19 +130,22 @@ impl KeywordIndex {
 mod tests {
     use super::*;
 
-    fn task(id: &str, title: &str, keywords: &[&str]) -> Arc<Task> {
-        Arc::new(Task {
-            id: id.into(),
-            repository: "r".into(),
-            title: title.into(),
-            description: String::new(),
-            keywords: keywords.iter().map(|k| k.to_string()).collect(),
-            agent: None,
-        })
+    fn task(id: &str, title: &str, keywords: &[&str]) -> NumberedTask {
+        NumberedTask {
+            number: 0,
+            task: Arc::new(Task {
+                id: id.into(),
+                repository: "r".into(),
+                title: title.into(),
+                description: String::new(),
+                keywords: keywords.iter().map(|k| k.to_string()).collect(),
+                agent: None,
+            }),
+        }
     }
 
-    fn ids(tasks: Vec<Arc<Task>>) -> Vec<String> {
-        tasks.iter().map(|t| t.id.clone()).collect()
+    fn ids(tasks: Vec<NumberedTask>) -> Vec<String> {
+        tasks.iter().map(|t| t.task.id.clone()).collect()
     }
 
     #[test]
@@ -144,7 +155,7 @@ mod tests {
         index.insert(task("b", "Fix CSS", &["frontend"]));
         index.insert(task("c", "Schema change", &["api"]));
         let new = task("d", "Call the API", &[]);
-        let got = index.candidates(&words(&new), &["api".into()]);
+        let got = index.candidates(&words(&new.task), &["api".into()]);
         assert_eq!(ids(got), ["a", "c"]);
     }
 
@@ -154,7 +165,7 @@ mod tests {
         index.insert(task("a", "Add login API", &[]));
         assert!(
             index
-                .candidates(&words(&task("d", "Fix CSS", &[])), &["api".into()])
+                .candidates(&words(&task("d", "Fix CSS", &[]).task), &["api".into()])
                 .is_empty()
         );
     }
@@ -164,7 +175,12 @@ mod tests {
         let mut index = KeywordIndex::default();
         index.insert(task("a", "x", &[]));
         index.insert(task("b", "y", &[]));
-        assert_eq!(index.candidates(&words(&task("c", "z", &[])), &[]).len(), 2);
+        assert_eq!(
+            index
+                .candidates(&words(&task("c", "z", &[]).task), &[])
+                .len(),
+            2
+        );
     }
 
     #[test]
@@ -172,7 +188,7 @@ mod tests {
         let mut index = KeywordIndex::default();
         index.insert(task("a", "api", &[]));
         assert!(index.remove("a").is_some());
-        let d = words(&task("d", "api", &[]));
+        let d = words(&task("d", "api", &[]).task);
         assert!(index.candidates(&d, &["api".into()]).is_empty());
         assert!(index.candidates(&d, &[]).is_empty());
         assert!(index.get("a").is_none());
@@ -184,9 +200,9 @@ mod tests {
         index.insert(task("a", "api", &[]));
         index.insert(task("b", "api", &[]));
         index.insert(task("a", "database", &[]));
-        let api = words(&task("d", "api", &[]));
+        let api = words(&task("d", "api", &[]).task);
         assert_eq!(ids(index.candidates(&api, &["api".into()])), ["b"]);
-        let db = words(&task("d", "database", &[]));
+        let db = words(&task("d", "database", &[]).task);
         assert_eq!(ids(index.candidates(&db, &["database".into()])), ["a"]);
         assert_eq!(index.slots.len(), 2, "the freed slot was reused");
         let all: Vec<_> = index.tasks().map(|t| t.id.clone()).collect();

@@ -6,7 +6,9 @@
 //! declares keywords sees only pairs where both tasks mention one of them
 //! (a rule with no keywords sees every pair). Pairs in the same repository
 //! are skipped unless configured otherwise, as in the seed. A 0.2 rule is
-//! asked about all its candidates in one `check-batch` call. The
+//! asked about all its candidates in one `check-batch` call, and a rule
+//! that remembers tasks (`task-memory`) by their numbers only, each task's
+//! text handed over once. The
 //! registration's `task.registered` and its hits (`dependency.detected`,
 //! one per rule with the rule's list) are published together, in one
 //! journal commit.
@@ -34,7 +36,7 @@ pub use sessions_model::{
     Message, MessageKind, Session, SessionConfig, SessionError, SessionKind, SessionStatus, Verdict,
 };
 pub(crate) use task::tidy_f32;
-pub use task::{Dependency, Task};
+pub use task::{Dependency, NumberedTask, Task};
 
 /// Source of coordination events.
 const SOURCE: &str = "host/coordination";
@@ -78,7 +80,33 @@ pub enum CoordinationError {
 struct Registry {
     /// The tasks, filed by their words.
     index: KeywordIndex,
-    dependencies: Vec<Dependency>,
+    /// What each registration found, as it returned it (shared, not
+    /// copied: a dense registration finds thousands).
+    dependencies: Vec<Arc<[Dependency]>>,
+    /// The number the next registration gets ([`NumberedTask`]).
+    next_number: u32,
+}
+
+impl Registry {
+    /// Drops every dependency from or on the task `id`.
+    fn forget_dependencies_of(&mut self, id: &str) {
+        let involves = |d: &Dependency| d.task == id || d.depends_on == id;
+        for found in &mut self.dependencies {
+            if found.iter().any(involves) {
+                *found = found.iter().filter(|d| !involves(d)).cloned().collect();
+            }
+        }
+        self.dependencies.retain(|found| !found.is_empty());
+    }
+
+    /// A number no task had before ([`NumberedTask`]).
+    fn take_number(&mut self) -> u32 {
+        let number = self.next_number;
+        self.next_number = number
+            .checked_add(1)
+            .expect("fewer than 4 billion registrations");
+        number
+    }
 }
 
 /// Tasks, and the dependencies rules found between them.
@@ -102,7 +130,8 @@ impl Coordinator {
     }
 
     /// Register (or replace) a task and detect its dependencies on the
-    /// tasks already known. Returns what was found.
+    /// tasks already known. Returns what was found (shared with the
+    /// registry, which keeps it).
     ///
     /// `by` names who registered it (`config`, `plugin/NAME`, ...).
     ///
@@ -113,7 +142,7 @@ impl Coordinator {
         &self,
         task: Task,
         by: &str,
-    ) -> Result<Vec<Dependency>, CoordinationError> {
+    ) -> Result<Arc<[Dependency]>, CoordinationError> {
         if task.id.trim().is_empty() {
             return Err(CoordinationError::InvalidTask {
                 id: task.id,
@@ -128,25 +157,29 @@ impl Coordinator {
                 reason: "must not be empty".into(),
             });
         }
-        {
+        let number = {
             let mut reg = self.registry.lock();
             if let Some(old) = reg.index.remove(&task.id) {
-                reg.dependencies
-                    .retain(|d| d.task != old.id && d.depends_on != old.id);
+                reg.forget_dependencies_of(&old.task.id);
             }
-        }
+            reg.take_number()
+        };
+        let task = NumberedTask {
+            number,
+            task: Arc::new(task),
+        };
         // Each rule runs on its own worker, so the rules are asked at once;
         // results are kept in rule order.
         let rules = self.plugins.with_kind(Kind::DependencyRule);
         let keywords: Vec<Vec<String>> = rules.iter().map(rule_keywords).collect();
-        let candidates = self.candidates(&task, &keywords);
+        let candidates = self.candidates(&task.task, &keywords);
         let mut asks = Vec::new();
         for (rule, candidates) in rules.iter().zip(&candidates) {
             if candidates.is_empty() {
                 continue;
             }
             let task = &task;
-            asks.push(async move { rule.check_many(task, candidates).await });
+            asks.push(async move { rule.check_numbered(task, candidates).await });
         }
         let mut found = Vec::new();
         for answer in futures::future::join_all(asks).await {
@@ -156,11 +189,15 @@ impl Coordinator {
                 Err(e) => tracing::warn!("dependency rule: {e}"),
             }
         }
+        let found: Arc<[Dependency]> = found.into();
         {
             let mut reg = self.registry.lock();
-            reg.index.insert(Arc::new(task.clone()));
-            reg.dependencies.extend(found.iter().cloned());
+            reg.index.insert(task.clone());
+            if !found.is_empty() {
+                reg.dependencies.push(found.clone());
+            }
         }
+        let task: &Task = &task.task;
         // One journal commit for the registration and everything it found
         // (a commit per event cost more than the rules did: 26 of the 65 ms
         // of 4,016 hits), with one list per rule rather than one event per hit.
@@ -200,15 +237,24 @@ impl Coordinator {
                     .candidates(&own, keywords)
                     .into_iter()
                     .filter(|other| {
-                        other.id != task.id
+                        other.task.id != task.id
                             && !(self.config.skip_same_repository
-                                && other.repository == task.repository)
+                                && other.task.repository == task.repository)
                     })
                     .collect();
                 chosen.push((keywords, tasks.clone()));
                 tasks
             })
             .collect()
+    }
+
+    /// `task` with a number of its own, not registered: how `host bench`
+    /// asks rules about a task phase by phase as `register` would.
+    pub(crate) fn numbered(&self, task: Task) -> NumberedTask {
+        NumberedTask {
+            number: self.registry.lock().take_number(),
+            task: Arc::new(task),
+        }
     }
 
     /// One registered task, by id.
@@ -225,12 +271,16 @@ impl Coordinator {
     /// Every dependency found so far.
     pub fn dependencies(&self) -> Vec<Dependency> {
         let reg = self.registry.lock();
-        reg.dependencies.clone()
+        reg.dependencies
+            .iter()
+            .flat_map(|found| found.iter())
+            .cloned()
+            .collect()
     }
 }
 
 /// The tasks one rule is asked about, shared by rules with the same keywords.
-pub(crate) type Candidates = Arc<[Arc<Task>]>;
+pub(crate) type Candidates = Arc<[NumberedTask]>;
 
 /// The keywords a rule declared (none: it sees every task).
 pub(crate) fn rule_keywords(rule: &crate::plugins::PluginRef) -> Vec<String> {
@@ -377,6 +427,31 @@ mod tests {
             keywords: vec![],
             agent: None,
         }
+    }
+
+    #[test]
+    fn a_replaced_task_takes_its_dependencies_both_ways_with_it_and_only_those() {
+        let mut reg = Registry::default();
+        let from = |task: &str, on: usize| Dependency {
+            task: task.into(),
+            ..dependency("api", on, "shares orders")
+        };
+        reg.dependencies
+            .push(vec![from("a", 1), from("a", 2)].into());
+        reg.dependencies.push(vec![from("b", 1)].into());
+        reg.dependencies
+            .push(vec![from("c", 2), from("c", 3)].into());
+        reg.forget_dependencies_of("t2");
+        reg.forget_dependencies_of("a");
+        let left: Vec<(String, String)> = reg
+            .dependencies
+            .iter()
+            .flat_map(|found| found.iter())
+            .map(|d| (d.task.clone(), d.depends_on.clone()))
+            .collect();
+        assert_eq!(left, [("b".into(), "t1".into()), ("c".into(), "t3".into())]);
+        assert_eq!(reg.dependencies.len(), 2, "emptied lists are dropped");
+        assert_eq!((reg.take_number(), reg.take_number()), (0, 1));
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! Tasks and dependencies: the vocabulary of coordination (seed 003's
 //! TaskContext and Dependency).
 
+use std::borrow::Borrow;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// A unit of work that dependency rules reason about. `[[task]]` entries of
@@ -24,6 +27,24 @@ pub struct Task {
     /// Who works on it, if anyone.
     #[serde(default)]
     pub agent: Option<String>,
+}
+
+/// A registered task and the number the coordinator gave it, which is how
+/// rules that remember tasks (WIT `task-memory`) are asked about it: a
+/// number always means the same text, and a task registered again gets a
+/// new one, so a rule's memory of a number can never be stale.
+#[derive(Debug, Clone)]
+pub struct NumberedTask {
+    /// Unique for the life of the coordinator; never reused.
+    pub number: u32,
+    /// The task as registered.
+    pub task: Arc<Task>,
+}
+
+impl Borrow<Task> for NumberedTask {
+    fn borrow(&self) -> &Task {
+        &self.task
+    }
 }
 
 /// A dependency a rule found between two tasks.

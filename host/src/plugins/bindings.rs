@@ -13,7 +13,7 @@
 //! and `guest.rs` puts the two versions' exports behind one type per kind.
 
 use crate::bus::Event;
-use crate::coordination::Task;
+use crate::coordination::{NumberedTask, Task};
 use crate::supervisor::{ProcessInfo, ProcessState, StatusUpdate};
 
 use super::action::Action;
@@ -39,7 +39,7 @@ mod generated_v01 {
 
 pub(crate) use generated::FullPlugin;
 pub(crate) use generated::exports::host::plugin::{
-    background_agent, dependency_rule, event_handler, status_mapper,
+    background_agent, dependency_rule, event_handler, status_mapper, task_memory,
 };
 pub(crate) use generated::host::plugin::host as host_api;
 pub(crate) use generated::host::plugin::types as wit;
@@ -80,6 +80,8 @@ pub(crate) const EVENT_HANDLER: &str = "host:plugin/event-handler";
 pub(crate) const STATUS_MAPPER: &str = "host:plugin/status-mapper";
 pub(crate) const DEPENDENCY_RULE: &str = "host:plugin/dependency-rule";
 pub(crate) const BACKGROUND_AGENT: &str = "host:plugin/background-agent";
+/// A dependency rule's optional memory of tasks (0.2 only; not a kind).
+pub(crate) const TASK_MEMORY: &str = "host:plugin/task-memory";
 
 /// Most bytes kept of an error string or a log line from a guest.
 pub(crate) const MAX_TEXT: usize = 4096;
@@ -202,6 +204,13 @@ pub(crate) fn task_to_wit(t: &Task) -> wit::Task {
         description: t.description.clone(),
         keywords: t.keywords.clone(),
         agent: t.agent.clone(),
+    }
+}
+
+pub(crate) fn numbered_to_wit(t: &NumberedTask) -> task_memory::NumberedTask {
+    task_memory::NumberedTask {
+        number: t.number,
+        task: task_to_wit(&t.task),
     }
 }
 

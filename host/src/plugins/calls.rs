@@ -9,16 +9,19 @@
 //! are cut the same way.
 
 use std::borrow::Borrow;
+use std::collections::HashSet;
 use std::sync::Arc;
 
+use wasmtime::AsContextMut;
+
 use crate::bus::Event;
-use crate::coordination::{Dependency, Task};
+use crate::coordination::{Dependency, NumberedTask, Task};
 use crate::supervisor::{ProcessInfo, StatusUpdate};
 
 use super::action::{Action, Cause};
 use super::bindings::{
-    MAX_LABEL, MAX_TEXT, action_from_wit, event_to_wit, process_to_wit, task_to_wit, truncate,
-    update_from_wit, wit,
+    MAX_LABEL, MAX_TEXT, action_from_wit, event_to_wit, numbered_to_wit, process_to_wit,
+    task_memory, task_to_wit, truncate, update_from_wit, wit,
 };
 use super::error::{CallFailure, PluginError};
 use super::instance::Kind;
@@ -254,7 +257,24 @@ impl PluginRef {
         task: &Task,
         others: &[impl Borrow<Task>],
     ) -> Result<Vec<Dependency>, PluginError> {
-        self.check(task, others, true).await
+        self.check(task, others, Asking::Batch).await
+    }
+
+    /// As [`PluginRef::check_many`], but a rule that remembers tasks
+    /// (`task-memory`) is asked by numbers only: `task` is handed to it
+    /// first, then `check-remembered` with the candidates' numbers; the
+    /// candidates it says it does not remember are handed over and it is
+    /// asked once more. A rule that forgets them again is asked with
+    /// `check-batch` instead, and that is reported as `plugin.error`.
+    /// Numbers must come from one numbering (the coordinator's) for the
+    /// life of the plugin: a number always means the same text.
+    pub async fn check_numbered(
+        &self,
+        task: &NumberedTask,
+        others: &[NumberedTask],
+    ) -> Result<Vec<Dependency>, PluginError> {
+        self.check(&task.task, others, Asking::Remembered { task, others })
+            .await
     }
 
     /// As [`PluginRef::check_many`], but one `check` call per pair even
@@ -265,14 +285,14 @@ impl PluginRef {
         task: &Task,
         others: &[impl Borrow<Task>],
     ) -> Result<Vec<Dependency>, PluginError> {
-        self.check(task, others, false).await
+        self.check(task, others, Asking::Pairs).await
     }
 
     async fn check(
         &self,
         task: &Task,
         others: &[impl Borrow<Task>],
-        batch: bool,
+        asking: Asking<'_>,
     ) -> Result<Vec<Dependency>, PluginError> {
         let a = task_to_wit(task);
         // One call per chunk: a rule that sees every pair (no keywords)
@@ -280,23 +300,71 @@ impl PluginRef {
         // deadline, and a plugin quarantined for the size of the backlog.
         let mut found = Vec::new();
         let mut bad = Vec::new();
-        // A 0.1 rule (or `batch` off) answers pair by pair, so it is given
-        // fewer per trip; which it is shows in the first answer.
-        let mut per_call = if batch { CHECK_CHUNK } else { PAIR_CHUNK };
+        let mut forgot = 0;
+        // A 0.1 rule (or pairs asked for) answers pair by pair, so it is
+        // given fewer per trip; which it is shows in the first answer.
+        let mut per_call = match asking {
+            Asking::Pairs => PAIR_CHUNK,
+            Asking::Batch | Asking::Remembered { .. } => CHECK_CHUNK,
+        };
         let mut start = 0;
         while start < others.len() {
             let chunk = &others[start..others.len().min(start + per_call)];
             let a = a.clone();
-            let bs: Vec<wit::Task> = chunk.iter().map(|t| task_to_wit(t.borrow())).collect();
-            let (chunk_found, chunk_bad, asked) = self
+            let first = start == 0;
+            // A remembering rule is handed records only for what it asks
+            // for, so the chunk goes over as numbers and shared tasks; the
+            // records of `check-batch` are built where they are needed.
+            let numbered: Option<(NumberedTask, Vec<NumberedTask>)> = match asking {
+                Asking::Remembered { task, others } => {
+                    Some((task.clone(), others[start..start + chunk.len()].to_vec()))
+                }
+                _ => None,
+            };
+            let bs: Vec<wit::Task> = if numbered.is_some() {
+                Vec::new()
+            } else {
+                chunk.iter().map(|t| task_to_wit(t.borrow())).collect()
+            };
+            let batch = !matches!(asking, Asking::Pairs);
+            let answer = self
                 .slot
                 .invoke("check", None, move |store, x| {
                     let Some(r) = &x.rule else {
                         return Ok(Err(not_exported("dependency-rule")));
                     };
+                    let mut forgot = false;
+                    let bs = match (numbered, &x.memory) {
+                        (Some((new, chunk)), Some(m)) => {
+                            match ask_remembered(m, &mut *store, &new, &chunk, first)? {
+                                Some(answer) => {
+                                    let (found, bad) = from_batch(answer, chunk.len());
+                                    return Ok(Ok(Checked {
+                                        found,
+                                        bad,
+                                        asked: chunk.len(),
+                                        forgot,
+                                    }));
+                                }
+                                None => {
+                                    forgot = true;
+                                    chunk.iter().map(|t| task_to_wit(&t.task)).collect()
+                                }
+                            }
+                        }
+                        (Some((_, chunk)), None) => {
+                            chunk.iter().map(|t| task_to_wit(&t.task)).collect()
+                        }
+                        (None, _) => bs,
+                    };
                     if batch && let Some(answer) = r.call_check_batch(&mut *store, &a, &bs) {
                         let (found, bad) = from_batch(answer?, bs.len());
-                        return Ok(Ok((found, bad, bs.len())));
+                        return Ok(Ok(Checked {
+                            found,
+                            bad,
+                            asked: bs.len(),
+                            forgot,
+                        }));
                     }
                     let asked = bs.len().min(PAIR_CHUNK);
                     let mut found = Vec::new();
@@ -305,15 +373,21 @@ impl PluginRef {
                             found.push((i, d));
                         }
                     }
-                    Ok(Ok((found, Vec::new(), asked)))
+                    Ok(Ok(Checked {
+                        found,
+                        bad: Vec::new(),
+                        asked,
+                        forgot,
+                    }))
                 })
                 .await?;
-            if asked < chunk.len() {
+            if answer.asked < chunk.len() {
                 per_call = PAIR_CHUNK;
             }
-            found.extend(chunk_found.into_iter().map(|(i, d)| (start + i, d)));
-            bad.extend(chunk_bad);
-            start += asked.max(1);
+            found.extend(answer.found.into_iter().map(|(i, d)| (start + i, d)));
+            bad.extend(answer.bad);
+            forgot += usize::from(answer.forgot);
+            start += answer.asked.max(1);
         }
         if let Some(first) = bad.first() {
             self.slot.report(
@@ -323,6 +397,15 @@ impl PluginRef {
                     "check-batch named {} candidates out of range or twice (first: {first}, in a call of at most {CHECK_CHUNK} of {} candidates); they are ignored",
                     bad.len(),
                     others.len()
+                )),
+            );
+        }
+        if forgot > 0 {
+            self.slot.report(
+                "check-remembered",
+                None,
+                &CallFailure::Invalid(format!(
+                    "check-remembered still named tasks it does not remember right after being handed them, in {forgot} of its calls; those candidates were asked with check-batch"
                 )),
             );
         }
@@ -454,6 +537,68 @@ fn from_batch(
     }
     found.sort_by_key(|(i, _)| *i);
     (found, bad)
+}
+
+/// How a dependency rule is asked about many candidates.
+#[derive(Clone, Copy)]
+enum Asking<'a> {
+    /// One `check` per pair, whatever the rule offers.
+    Pairs,
+    /// `check-batch` (a 0.1 rule: `check` per pair).
+    Batch,
+    /// `check-remembered` where the rule has `task-memory`, else as
+    /// `Batch`: the task asked about and the candidates, numbered.
+    Remembered {
+        task: &'a NumberedTask,
+        others: &'a [NumberedTask],
+    },
+}
+
+/// What one trip to a rule answered about one chunk of candidates.
+struct Checked {
+    /// (index into the chunk, dependency), each index once, ascending.
+    found: Vec<(usize, wit::Dependency)>,
+    /// Indices the rule named out of range or twice.
+    bad: Vec<u32>,
+    /// Candidates of the chunk it was asked about (a 0.1 rule takes fewer).
+    asked: usize,
+    /// It forgot tasks right after being handed them.
+    forgot: bool,
+}
+
+/// `check-remembered` of `new` against `chunk` on a rule's memory: hands it
+/// `new` first on the first chunk of a registration, and what it says it
+/// does not remember when it does not. `None` when it still does not
+/// remember them after being handed them.
+fn ask_remembered(
+    memory: &task_memory::Guest,
+    mut store: impl AsContextMut,
+    new: &NumberedTask,
+    chunk: &[NumberedTask],
+    first: bool,
+) -> wasmtime::Result<Option<Vec<(u32, wit::Dependency)>>> {
+    if first {
+        memory.call_remember(&mut store, &[numbered_to_wit(new)])?;
+    }
+    let numbers: Vec<u32> = chunk.iter().map(|t| t.number).collect();
+    let unknown = match memory.call_check_remembered(&mut store, new.number, &numbers)? {
+        Ok(answer) => return Ok(Some(answer)),
+        Err(unknown) => unknown.into_iter().collect::<HashSet<u32>>(),
+    };
+    // Only what was asked about is handed over: a number the rule names
+    // that it was not asked about is not the host's to explain.
+    let mut handed: Vec<task_memory::NumberedTask> = chunk
+        .iter()
+        .filter(|t| unknown.contains(&t.number))
+        .map(numbered_to_wit)
+        .collect();
+    if unknown.contains(&new.number) {
+        handed.push(numbered_to_wit(new));
+    }
+    memory.call_remember(&mut store, &handed)?;
+    Ok(memory
+        .call_check_remembered(&mut store, new.number, &numbers)?
+        .ok())
 }
 
 fn not_exported(kind: &str) -> CallFailure {

@@ -17,8 +17,8 @@ use super::actor::Life;
 // Where the version type lived before `version.rs`; `dispatch.rs` names it
 // by this path.
 use super::bindings::{
-    BACKGROUND_AGENT, DEPENDENCY_RULE, EVENT_HANDLER, FullPlugin, STATUS_MAPPER, VERSIONS,
-    WitVersion, v01,
+    BACKGROUND_AGENT, DEPENDENCY_RULE, EVENT_HANDLER, FullPlugin, STATUS_MAPPER, TASK_MEMORY,
+    VERSIONS, WitVersion, task_memory, v01,
 };
 use super::engine::PluginEngine;
 use super::error::{CallFailure, DeadlineExceeded, PluginError};
@@ -62,6 +62,8 @@ struct KindIndices {
     handler: Option<HandlerIndices>,
     mapper: Option<MapperIndices>,
     rule: Option<RuleIndices>,
+    /// A 0.2 rule's optional `task-memory`.
+    memory: Option<task_memory::GuestIndices>,
     agent: Option<AgentIndices>,
 }
 
@@ -71,6 +73,8 @@ pub(crate) struct Exports {
     pub(crate) handler: Option<Handler>,
     pub(crate) mapper: Option<Mapper>,
     pub(crate) rule: Option<Rule>,
+    /// Only beside a `rule` of 0.2.
+    pub(crate) memory: Option<task_memory::Guest>,
     pub(crate) agent: Option<Agent>,
 }
 
@@ -160,6 +164,11 @@ impl Compiled {
         if let Some(version) = exported(DEPENDENCY_RULE) {
             indices.rule = Some(RuleIndices::new(&pre, version).map_err(index_err)?);
             kinds.push(Kind::DependencyRule);
+            // Memory is a way of asking a rule, not a kind of its own: a
+            // component exporting it without a 0.2 rule is asked nothing.
+            if version == WitVersion::V02 && exported(TASK_MEMORY) == Some(WitVersion::V02) {
+                indices.memory = Some(task_memory::GuestIndices::new(&pre).map_err(index_err)?);
+            }
         }
         if let Some(version) = exported(BACKGROUND_AGENT) {
             indices.agent = Some(AgentIndices::new(&pre, version).map_err(index_err)?);
@@ -231,6 +240,11 @@ impl Compiled {
                     .transpose()?,
                 rule: i
                     .rule
+                    .as_ref()
+                    .map(|x| x.load(&mut *store, &instance))
+                    .transpose()?,
+                memory: i
+                    .memory
                     .as_ref()
                     .map(|x| x.load(&mut *store, &instance))
                     .transpose()?,

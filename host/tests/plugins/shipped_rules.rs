@@ -6,9 +6,11 @@
 //! and leave unrelated pairs alone; the one-call `check-batch` (WIT 0.2)
 //! must agree with asking pair by pair, and a 0.1 rule (the kitchen-sink
 //! fixture, built against `wit/v0.1`) must still be asked, pair by pair.
+//! Asking by numbers (`task-memory`, what the coordinator does) must agree
+//! with `check-batch`, whether the rule remembers, forgets, or lies.
 
 use super::*;
-use host::coordination::{Dependency, SessionConfig, Sessions};
+use host::coordination::{Dependency, NumberedTask, SessionConfig, Sessions};
 
 const RULES: [&str; 4] = [
     "api-contract-rule",
@@ -26,6 +28,17 @@ fn task(id: &str, repository: &str, title: &str) -> Task {
         keywords: vec![],
         agent: None,
     }
+}
+
+/// `tasks` numbered from `first`, as the coordinator numbers them.
+fn numbered(tasks: &[Task], first: u32) -> Vec<NumberedTask> {
+    (first..)
+        .zip(tasks)
+        .map(|(number, task)| NumberedTask {
+            number,
+            task: Arc::new(task.clone()),
+        })
+        .collect()
 }
 
 /// A harness with every shipped rule loaded under its shipped manifest.
@@ -297,7 +310,7 @@ async fn a_registration_publishes_its_task_and_one_list_of_hits_per_rule_togethe
             });
         }
     }
-    assert_eq!(listed, found);
+    assert_eq!(listed, *found);
     // One commit: the lists follow the registration with nothing in between.
     let seqs: Vec<u64> = lists.iter().map(|e| e.sequence).collect();
     let expected: Vec<u64> = (1..=lists.len() as u64)
@@ -359,4 +372,160 @@ async fn the_graphql_example_links_a_schema_change_to_its_resolvers_only() {
     assert_eq!(found[0].relationship, "graphql-schema");
     assert!(found[0].reason.contains("order"), "{}", found[0].reason);
     assert_eq!(found, rule.check_pairs(&schema, &candidates).await.unwrap());
+}
+
+/// The seed examples' tasks and noise: what the probes below are asked against.
+fn backlog() -> Vec<Task> {
+    let mut candidates: Vec<Task> = seed_examples()
+        .into_iter()
+        .flat_map(|(_, _, a, b)| [a, b])
+        .collect();
+    for i in 0..40 {
+        candidates.push(task(&format!("n{i}"), "noise", &format!("Tidy module {i}")));
+    }
+    candidates
+}
+
+#[tokio::test]
+async fn every_shipped_rule_asked_by_numbers_finds_what_check_batch_finds() {
+    let h = rules().await;
+    let candidates = backlog();
+    let known = numbered(&candidates, 0);
+    let probes = numbered(
+        &[
+            task(
+                "p1",
+                "mobile",
+                "Consume the user authentication API with a token",
+            ),
+            task(
+                "p2",
+                "ops",
+                "Add feature flag settings table for user preferences",
+            ),
+            task(
+                "p3",
+                "infra",
+                "Rotate the database credentials and audit secrets",
+            ),
+        ],
+        1000,
+    );
+    let mut hits = 0;
+    for name in RULES {
+        let rule = h.host.get(name).unwrap();
+        for probe in &probes {
+            let batch = rule.check_many(&probe.task, &candidates).await.unwrap();
+            // The first ask finds a rule that remembers nothing (a fresh
+            // instance), the second one that remembers everything.
+            for round in ["first", "second"] {
+                let by_numbers = rule.check_numbered(probe, &known).await.unwrap();
+                assert_eq!(by_numbers, batch, "{name}, {}, {round} ask", probe.task.id);
+            }
+            hits += batch.len();
+        }
+    }
+    assert!(
+        hits >= 4,
+        "the probes must find something, or agreement proves nothing"
+    );
+    assert!(
+        h.events("plugin.error").is_empty(),
+        "{:#?}",
+        h.events("plugin.error")
+    );
+}
+
+/// A harness with `forgetful-rule` loaded, its memory behaving as `memory` says.
+async fn forgetful(memory: &str) -> (Harness, host::plugins::PluginRef) {
+    let h = harness(&[], |_| {}).await;
+    manifest_plugin(
+        &h,
+        "forgetful",
+        &fixture("forgetful-rule"),
+        &format!("[config]\nmemory = \"{memory}\"\n"),
+    );
+    h.host.reconcile().await.unwrap();
+    let rule = h.host.get("forgetful").expect("forgetful-rule loads");
+    (h, rule)
+}
+
+/// 3,000 candidates, three chunks of the host's calls, with the same title
+/// as the probe on both sides of each chunk border.
+fn same_title_backlog() -> (NumberedTask, Vec<NumberedTask>, Vec<String>) {
+    let hits = [0usize, 1023, 1024, 2047, 2048, 2999];
+    let others: Vec<Task> = (0..3000)
+        .map(|i| {
+            let title = if hits.contains(&i) {
+                "Same title"
+            } else {
+                "Other"
+            };
+            task(&format!("t{i}"), "two", title)
+        })
+        .collect();
+    let probe = numbered(&[task("a", "one", "Same title")], 5000).remove(0);
+    let expected = hits.iter().map(|i| format!("t{i}")).collect();
+    (probe, numbered(&others, 0), expected)
+}
+
+fn depends_on(found: &[Dependency]) -> Vec<String> {
+    found.iter().map(|d| d.depends_on.clone()).collect()
+}
+
+#[tokio::test]
+async fn a_rule_that_remembers_is_asked_by_numbers_across_chunks_without_complaint() {
+    let (h, rule) = forgetful("honest").await;
+    let (probe, others, expected) = same_title_backlog();
+    for _ in 0..2 {
+        let found = rule.check_numbered(&probe, &others).await.unwrap();
+        assert_eq!(depends_on(&found), expected);
+        let tasks: Vec<Task> = others.iter().map(|t| Task::clone(&t.task)).collect();
+        assert_eq!(found, rule.check_many(&probe.task, &tasks).await.unwrap());
+    }
+    assert!(
+        h.events("plugin.error").is_empty(),
+        "{:#?}",
+        h.events("plugin.error")
+    );
+}
+
+#[tokio::test]
+async fn a_rule_that_forgets_or_lies_about_its_memory_is_asked_with_check_batch_and_reported() {
+    for memory in ["forgets", "liar"] {
+        let (h, rule) = forgetful(memory).await;
+        let (probe, others, expected) = same_title_backlog();
+        // One answer per call, each found once: no loop of handing over.
+        let found = rule.check_numbered(&probe, &others).await.unwrap();
+        assert_eq!(depends_on(&found), expected, "{memory}");
+        let error = h
+            .wait_event("plugin.error", |e| e.data["call"] == "check-remembered")
+            .await;
+        assert!(
+            error.data["error"]
+                .as_str()
+                .unwrap()
+                .contains("in 3 of its calls"),
+            "{memory}: {error:#?}"
+        );
+        assert_eq!(rule.health().quarantined, false, "{memory}: not a failure");
+    }
+}
+
+#[tokio::test]
+async fn indices_a_remembering_rule_names_twice_or_out_of_range_are_dropped_and_reported() {
+    let (h, rule) = forgetful("out-of-range").await;
+    let (probe, others, expected) = same_title_backlog();
+    let found = rule.check_numbered(&probe, &others).await.unwrap();
+    assert_eq!(depends_on(&found), expected);
+    let error = h
+        .wait_event("plugin.error", |e| e.data["call"] == "check-batch")
+        .await;
+    assert!(
+        error.data["error"]
+            .as_str()
+            .unwrap()
+            .contains("out of range or twice"),
+        "{error:#?}"
+    );
 }

@@ -6,16 +6,18 @@
 //! This file is the thin WIT glue; the decision lives in [`terms`] so it runs
 //! under `cargo test` natively. `check-batch` (WIT 0.2) reads the config and
 //! the new task's terms once for all candidates, and remembers each
-//! candidate's terms for the next registration.
+//! candidate's terms for the next registration; `task-memory` remembers
+//! each task by the host's number, so a registration moves numbers only.
 
 mod terms;
 
 use exports::host::plugin::dependency_rule::Guest;
+use exports::host::plugin::task_memory::{Guest as MemoryGuest, NumberedTask};
 use host::plugin::host::config;
 use host::plugin::types::{Dependency, RuleInfo, Task};
 use terms::{Prepared, TaskText, Vocabulary, check, check_prepared, parse_keywords};
 
-wit_bindgen::generate!({ world: "dependency-rule-plugin", path: "../../wit" });
+wit_bindgen::generate!({ world: "remembering-rule-plugin", path: "../../wit" });
 
 struct ApiContractRule;
 
@@ -31,12 +33,7 @@ impl Guest for ApiContractRule {
 
     fn check(a: Task, b: Task) -> Option<Dependency> {
         rule_text::begin_batch();
-        let finding = check(&text(&a), &text(&b), &keywords())?;
-        Some(Dependency {
-            relationship: "api-contract".to_string(),
-            reason: finding.reason,
-            confidence: finding.confidence,
-        })
+        check(&text(&a), &text(&b), &keywords()).map(dependency)
     }
 
     fn check_batch(task: Task, candidates: Vec<Task>) -> Vec<(u32, Dependency)> {
@@ -49,16 +46,48 @@ impl Guest for ApiContractRule {
             .filter_map(|(i, b)| {
                 let b = Prepared::remembered(&b.id, &text(b));
                 let finding = check_prepared(&a, &b, &vocabulary)?;
-                Some((
-                    i as u32,
-                    Dependency {
-                        relationship: "api-contract".to_string(),
-                        reason: finding.reason,
-                        confidence: finding.confidence,
-                    },
-                ))
+                Some((i as u32, dependency(finding)))
             })
             .collect()
+    }
+}
+
+impl MemoryGuest for ApiContractRule {
+    fn remember(tasks: Vec<NumberedTask>) {
+        rule_text::begin_batch();
+        for t in &tasks {
+            rule_text::remember(t.number, &t.task.repository, &terms::plain(&text(&t.task)));
+        }
+    }
+
+    fn check_remembered(
+        task: u32,
+        candidates: Vec<u32>,
+    ) -> Result<Vec<(u32, Dependency)>, Vec<u32>> {
+        let Some(a) = rule_text::recall(task) else {
+            let mut unknown = vec![task];
+            unknown.extend(rule_text::recall_all(&candidates).err().unwrap_or_default());
+            return Err(unknown);
+        };
+        let candidates = rule_text::recall_all(&candidates)?;
+        let vocabulary = Vocabulary::new(&keywords());
+        let a = Prepared::recalled(&a);
+        Ok(candidates
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                let finding = check_prepared(&a, &Prepared::recalled(b), &vocabulary)?;
+                Some((i as u32, dependency(finding)))
+            })
+            .collect())
+    }
+}
+
+fn dependency(finding: terms::Finding) -> Dependency {
+    Dependency {
+        relationship: "api-contract".to_string(),
+        reason: finding.reason,
+        confidence: finding.confidence,
     }
 }
 

@@ -84,6 +84,16 @@ impl<'a> Prepared<'a> {
     }
 }
 
+impl<'a> Prepared<'a> {
+    /// A task the rule remembers by the host's number (`task-memory`).
+    pub fn recalled(task: &'a rule_text::Recalled) -> Self {
+        Prepared {
+            repository: &task.repository,
+            words: task.words.clone(),
+        }
+    }
+}
+
 /// The words the decision looks for, numbered once per batch.
 pub struct Vocabulary {
     api: Vec<TermId>,
@@ -184,7 +194,7 @@ pub fn parse_keywords(raw: Option<&str>) -> Vec<String> {
 }
 
 /// The part of `task` the shared term reader looks at.
-fn plain<'a>(task: &TaskText<'a>) -> rule_text::TaskText<'a> {
+pub(crate) fn plain<'a>(task: &TaskText<'a>) -> rule_text::TaskText<'a> {
     rule_text::TaskText {
         title: task.title,
         description: task.description,

@@ -54,7 +54,9 @@ impl Prepared {
         Self::of(crate::text::remembered_words(id, task), keywords)
     }
 
-    fn of(terms: Rc<Words>, keywords: &[String]) -> Self {
+    /// As [`Prepared::new`] for words already read: a task the rule
+    /// remembers by number (`task-memory`).
+    pub fn of(terms: Rc<Words>, keywords: &[String]) -> Self {
         let in_scope = mentions(&terms, keywords);
         Prepared { terms, in_scope }
     }

@@ -162,7 +162,20 @@ struct Vocabulary {
     words: Vec<Rc<str>>,
 }
 
+/// A task remembered under the number the host gave it (WIT
+/// `task-memory`): what a rule reads of it.
+pub struct Recalled {
+    /// The task's repository.
+    pub repository: String,
+    /// The task's words, numbered in the vocabulary in use.
+    pub words: Rc<Words>,
+}
+
 thread_local! {
+    /// Tasks by the host's number: the host hands each task over once and
+    /// then asks by number, so a registration against a thousand earlier
+    /// tasks moves a thousand integers instead of a thousand records.
+    static NUMBERED: RefCell<HashMap<u32, Rc<Recalled>>> = RefCell::default();
     /// Words by task id. The host asks a rule about the same earlier tasks
     /// at every registration; reading their text again was most of the
     /// cost of a `check-batch` over a thousand candidates.
@@ -200,10 +213,14 @@ pub fn term_word(id: TermId) -> Rc<str> {
 /// vocabulary when either outgrew its bound. Never during a batch, whose
 /// prepared tasks hold numbers of the vocabulary in use.
 pub fn begin_batch() {
-    let full = REMEMBERED_WORDS.with_borrow(|m| m.len() >= REMEMBERED)
-        || VOCABULARY_IN_USE.with_borrow(|v| v.words.len() >= VOCABULARY);
+    let full = REMEMBERED_WORDS.with_borrow(|m| m.len()) + NUMBERED.with_borrow(|m| m.len())
+        >= REMEMBERED
+        || VOCABULARY_IN_USE.with_borrow(|v| v.words.len()) >= VOCABULARY;
     if full {
+        // Numbered tasks hold the vocabulary's numbers, so they go with it;
+        // the host hands them over again when the rule says it forgot them.
         REMEMBERED_WORDS.with_borrow_mut(HashMap::clear);
+        NUMBERED.with_borrow_mut(HashMap::clear);
         VOCABULARY_IN_USE.with_borrow_mut(|v| *v = Vocabulary::default());
     }
 }
@@ -233,6 +250,41 @@ pub fn remembered_words(id: &str, task: &TaskText) -> Rc<Words> {
         )
     });
     words
+}
+
+/// Remembers `task` of `repository` under the host's `number` (call
+/// [`begin_batch`] first, once per call).
+pub fn remember(number: u32, repository: &str, task: &TaskText) {
+    let recalled = Rc::new(Recalled {
+        repository: repository.to_string(),
+        words: Rc::new(Words::of(task)),
+    });
+    NUMBERED.with_borrow_mut(|memo| memo.insert(number, recalled));
+}
+
+/// The task numbered `number`, if remembered.
+pub fn recall(number: u32) -> Option<Rc<Recalled>> {
+    NUMBERED.with_borrow(|memo| memo.get(&number).cloned())
+}
+
+/// The tasks numbered `numbers`, in order; or, when some are not
+/// remembered, those numbers: what `check-remembered` answers with.
+pub fn recall_all(numbers: &[u32]) -> Result<Vec<Rc<Recalled>>, Vec<u32>> {
+    NUMBERED.with_borrow(|memo| {
+        let found: Vec<Rc<Recalled>> = numbers
+            .iter()
+            .filter_map(|n| memo.get(n).cloned())
+            .collect();
+        if found.len() == numbers.len() {
+            Ok(found)
+        } else {
+            Err(numbers
+                .iter()
+                .filter(|n| !memo.contains_key(n))
+                .copied()
+                .collect())
+        }
+    })
 }
 
 /// Drops a plural `s`, but not from words like `status`, `analysis`, `class`.
@@ -278,22 +330,25 @@ pub fn shared<'a>(
         .collect()
 }
 
-/// The WIT glue of a shipped keyword rule: `describe`, `check` and
-/// `check-batch` over the calling crate's `rule` module, which provides
-/// `NAME`, `DESCRIPTION`, `RELATIONSHIP`, `DEFAULT_KEYWORDS`, `Finding`,
-/// `check`, and `Prepared` with `new` and `remembered`. One copy for every
+/// The WIT glue of a shipped keyword rule: `describe`, `check`,
+/// `check-batch`, and `task-memory`'s `remember` and `check-remembered`,
+/// over the calling crate's `rule` module, which provides `NAME`,
+/// `DESCRIPTION`, `RELATIONSHIP`, `DEFAULT_KEYWORDS`, `Finding`, `check`,
+/// and `Prepared` with `new`, `remembered` and `of`. One copy for every
 /// rule built this way; the decisions stay in each rule's module, where
 /// they are unit-tested natively.
 ///
 /// `check-batch` reads the config and the new task's terms once for all
 /// candidates, and remembers each candidate's terms for the next
-/// registration ([`remembered_words`]).
+/// registration ([`remembered_words`]); `check-remembered` reads only the
+/// numbers ([`recall_all`]).
 #[macro_export]
 macro_rules! keyword_rule_plugin {
     () => {
-        wit_bindgen::generate!({ world: "dependency-rule-plugin", path: "../../wit" });
+        wit_bindgen::generate!({ world: "remembering-rule-plugin", path: "../../wit" });
 
         use exports::host::plugin::dependency_rule::Guest;
+        use exports::host::plugin::task_memory::{Guest as MemoryGuest, NumberedTask};
         use host::plugin::host::config;
         use host::plugin::types::{Dependency, RuleInfo, Task};
 
@@ -328,6 +383,37 @@ macro_rules! keyword_rule_plugin {
                         found(rule::check(&a, &b, &keywords)).map(|d| (i as u32, d))
                     })
                     .collect()
+            }
+        }
+
+        impl MemoryGuest for Plugin {
+            fn remember(tasks: Vec<NumberedTask>) {
+                $crate::begin_batch();
+                for t in &tasks {
+                    $crate::remember(t.number, &t.task.repository, &text(&t.task));
+                }
+            }
+
+            fn check_remembered(
+                task: u32,
+                candidates: Vec<u32>,
+            ) -> Result<Vec<(u32, Dependency)>, Vec<u32>> {
+                let Some(a) = $crate::recall(task) else {
+                    let mut unknown = vec![task];
+                    unknown.extend($crate::recall_all(&candidates).err().unwrap_or_default());
+                    return Err(unknown);
+                };
+                let candidates = $crate::recall_all(&candidates)?;
+                let keywords = keywords();
+                let a = rule::Prepared::of(a.words.clone(), &keywords);
+                Ok(candidates
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, b)| {
+                        let b = rule::Prepared::of(b.words.clone(), &keywords);
+                        found(rule::check(&a, &b, &keywords)).map(|d| (i as u32, d))
+                    })
+                    .collect())
             }
         }
 
@@ -414,6 +500,30 @@ mod tests {
             .collect();
         named.sort();
         assert_eq!(named, words.terms.iter().cloned().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn numbered_tasks_are_recalled_until_the_memory_starts_over() {
+        let text = TaskText {
+            title: "Orders tables",
+            description: "",
+            keywords: &[],
+        };
+        remember(7, "shop", &text);
+        let recalled = recall(7).expect("remembered");
+        assert_eq!(recalled.repository, "shop");
+        assert_eq!(*recalled.words, Words::of(&text));
+        assert!(recall(8).is_none());
+        assert_eq!(recall_all(&[7, 8, 7, 9]).err(), Some(vec![8, 9]));
+        assert_eq!(recall_all(&[7, 7]).map(|r| r.len()), Ok(2));
+        // Past the bound everything goes, numbers with the vocabulary
+        // their words were numbered in.
+        for n in 0..REMEMBERED as u32 {
+            NUMBERED.with_borrow_mut(|m| m.insert(1000 + n, recalled.clone()));
+        }
+        begin_batch();
+        assert!(recall(7).is_none());
+        assert_eq!(recall_all(&[7]).err(), Some(vec![7]));
     }
 
     #[test]
