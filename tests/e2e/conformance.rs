@@ -201,6 +201,42 @@ fn shipped_rust_plugins_of_every_kind_pass_every_check() {
         assert!(failures(&report).is_empty(), "{name}: {report:#}");
         assert!(checks(&report).len() >= 3, "{name}: {report:#}");
     }
+    // A rule that remembers tasks is also asked by numbers, and must agree.
+    let (_, report) = conformance(&shipped_plugin("api-contract-rule"));
+    let memory = checks(&report)
+        .into_iter()
+        .find(|(check, _, _)| check == "memory")
+        .expect("a memory check for a rule with task-memory");
+    assert!(
+        memory.1 && memory.2.contains("answers as check-batch"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn a_rule_that_forgets_what_it_is_handed_fails_the_memory_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = install_plugin_folder(
+        dir.path(),
+        "forgetful",
+        &fixture("forgetful-rule"),
+        "[config]\nmemory = \"forgets\"\n",
+    );
+    let (out, report) = conformance(&folder);
+    assert!(!out.status.success(), "{report:#}");
+    let failed = failures(&report);
+    assert_eq!(
+        failed.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
+        ["memory"],
+        "{report:#}"
+    );
+    assert!(
+        failed[0]
+            .1
+            .contains("does not remember right after being handed them"),
+        "{}",
+        failed[0].1
+    );
 }
 
 #[test]

@@ -22,7 +22,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::bus::{Bus, BusConfig, Event, EventQuery, NewEvent, Pattern};
-use crate::coordination::Task;
+use crate::coordination::{NumberedTask, Task};
 use crate::plugins::{
     Action, CallFailure, CheckOptions, Kind, MANIFEST_FILE, NoProcesses, Permissions, PluginError,
     PluginHost, PluginHostConfig, PluginRef, Verb, system_clock,
@@ -247,6 +247,8 @@ async fn run_checks(
         judge("tick".into(), plugin.tick().await.map(|o| o.actions));
     }
     let mut rule_calls = 0;
+    // `(agrees, what it answered)` of a rule that remembers tasks.
+    let mut memory: Option<(bool, String)> = None;
     if plugin.has_kind(Kind::DependencyRule) {
         let keywords = description
             .rule
@@ -255,17 +257,24 @@ async fn run_checks(
             .unwrap_or_default();
         let (task, candidates) = synthetic_tasks(&keywords);
         rule_calls = candidates.len();
-        if let Err(e) = plugin.check_many(&task, &candidates).await {
-            broken.push(format!(
+        match plugin.check_many(&task, &candidates).await {
+            Err(e) => broken.push(format!(
                 "check-batch of {} synthetic candidates: {e}",
                 candidates.len()
-            ));
+            )),
+            Ok(batch) if plugin.remembers_tasks() => {
+                memory = Some(ask_by_numbers(&plugin, task, candidates, &batch).await);
+            }
+            Ok(_) => {}
         }
     }
     // The host reports actions and batch answers it rejected as
     // `plugin.error` with failure `invalid`, naming the call.
     let invalid = invalid_reports(bus);
-    let (batch_invalid, action_invalid): (Vec<_>, Vec<_>) = invalid
+    let (rule_invalid, action_invalid): (Vec<_>, Vec<_>) = invalid
+        .into_iter()
+        .partition(|(call, _)| call == "check-batch" || call == "check-remembered");
+    let (batch_invalid, memory_invalid): (Vec<_>, Vec<_>) = rule_invalid
         .into_iter()
         .partition(|(call, _)| call == "check-batch");
     let calls = decided.len() + answered_errors + broken.len();
@@ -327,6 +336,18 @@ async fn run_checks(
                 format!("check-batch over {rule_calls} candidates named only candidates in range, each once")
             } else {
                 batch_invalid.into_iter().map(|(_, e)| e).collect::<Vec<_>>().join("; ")
+            },
+        );
+    }
+    if let Some((agrees, detail)) = memory {
+        let forgot: Vec<String> = memory_invalid.into_iter().map(|(_, e)| e).collect();
+        report.record(
+            "memory",
+            agrees && forgot.is_empty(),
+            if forgot.is_empty() {
+                detail
+            } else {
+                format!("{detail}; {}", forgot.join("; "))
             },
         );
     }
@@ -413,6 +434,47 @@ fn synthetic_events(patterns: &[String]) -> Vec<Event> {
 
 /// A task and candidates: some in other repositories mentioning the
 /// rule's keywords (so a rule has something to find), one unrelated.
+/// Asks a rule that remembers tasks about `task` against `candidates` by
+/// numbers, twice (first remembering nothing, then everything), and says
+/// whether both answers are `batch`, the answer of `check-batch`.
+async fn ask_by_numbers(
+    plugin: &PluginRef,
+    task: Task,
+    candidates: Vec<Task>,
+    batch: &[crate::coordination::Dependency],
+) -> (bool, String) {
+    let number = |(n, task): (u32, Task)| NumberedTask {
+        number: n,
+        task: Arc::new(task),
+    };
+    let known: Vec<NumberedTask> = (0..).zip(candidates).map(number).collect();
+    let new = number((known.len() as u32, task));
+    for round in ["remembering nothing", "remembering every task"] {
+        match plugin.check_numbered(&new, &known).await {
+            Err(e) => return (false, format!("check-remembered, {round}: {e}")),
+            Ok(found) if found != batch => {
+                return (
+                    false,
+                    format!(
+                        "check-remembered, {round}, found {} dependencies where check-batch found {}: it must answer as check-batch does",
+                        found.len(),
+                        batch.len()
+                    ),
+                );
+            }
+            Ok(_) => {}
+        }
+    }
+    (
+        true,
+        format!(
+            "task-memory: check-remembered over {} candidates answers as check-batch ({} found), remembering nothing and remembering every task",
+            known.len(),
+            batch.len()
+        ),
+    )
+}
+
 fn synthetic_tasks(keywords: &[String]) -> (Task, Vec<Task>) {
     let words = if keywords.is_empty() {
         "api endpoint schema".to_string()

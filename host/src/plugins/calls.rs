@@ -114,6 +114,15 @@ impl PluginRef {
             .is_some_and(|v| v.compiled.kinds.contains(&kind))
     }
 
+    /// Whether the current version is a dependency rule that remembers
+    /// tasks (`task-memory`), so [`PluginRef::check_numbered`] asks it by
+    /// numbers.
+    pub fn remembers_tasks(&self) -> bool {
+        self.slot
+            .current()
+            .is_some_and(|v| v.compiled.remembers_tasks())
+    }
+
     /// What the current version said about itself.
     pub fn description(&self) -> Option<Description> {
         self.slot.current().map(|v| v.description.clone())

@@ -197,6 +197,11 @@ impl Compiled {
         })
     }
 
+    /// Whether it is a dependency rule that remembers tasks (`task-memory`).
+    pub(crate) fn remembers_tasks(&self) -> bool {
+        self.indices.memory.is_some()
+    }
+
     /// A fresh store and instance for the worker `life`, which must be
     /// ready by `deadline` (instantiation may run guest initialisers: the
     /// caller gives it ten call deadlines, still bounded).
