@@ -20,7 +20,7 @@ use super::action::Action;
 
 mod generated {
     wasmtime::component::bindgen!({
-        world: "full-plugin",
+        world: "host-bindings",
         path: "../wit",
         // Host functions may trap the guest (e.g. a state quota exceeded).
         imports: { default: trappable },
@@ -37,7 +37,7 @@ mod generated_v01 {
     });
 }
 
-pub(crate) use generated::FullPlugin;
+pub(crate) use generated::HostBindings;
 pub(crate) use generated::exports::host::plugin::{
     background_agent, dependency_rule, event_handler, status_mapper, task_memory,
 };

@@ -17,7 +17,7 @@ use super::actor::Life;
 // Where the version type lived before `version.rs`; `dispatch.rs` names it
 // by this path.
 use super::bindings::{
-    BACKGROUND_AGENT, DEPENDENCY_RULE, EVENT_HANDLER, FullPlugin, STATUS_MAPPER, TASK_MEMORY,
+    BACKGROUND_AGENT, DEPENDENCY_RULE, EVENT_HANDLER, HostBindings, STATUS_MAPPER, TASK_MEMORY,
     VERSIONS, WitVersion, task_memory, v01,
 };
 use super::engine::PluginEngine;
@@ -102,7 +102,7 @@ pub(crate) fn linker(engine: &PluginEngine) -> Result<Linker<StoreState>, Plugin
     let err = |e: wasmtime::Error| PluginError::Engine(format!("{e:#}"));
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(err)?;
     super::guarded_io::add_to_linker(&mut linker).map_err(err)?;
-    FullPlugin::add_to_linker::<StoreState, HasSelf<super::sandbox::HostCtx>>(&mut linker, |s| {
+    HostBindings::add_to_linker::<StoreState, HasSelf<super::sandbox::HostCtx>>(&mut linker, |s| {
         &mut s.host
     })
     .map_err(err)?;
