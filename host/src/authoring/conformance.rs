@@ -263,7 +263,7 @@ async fn run_checks(
                 candidates.len()
             )),
             Ok(batch) if plugin.remembers_tasks() => {
-                memory = Some(ask_by_numbers(&plugin, task, candidates, &batch).await);
+                memory = Some(ask_by_numbers(plugin, task, candidates, &batch).await);
             }
             Ok(_) => {}
         }

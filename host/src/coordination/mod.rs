@@ -204,7 +204,7 @@ impl Coordinator {
         if let Err(e) = self
             .bus
             .commit_all_async(registration_events(
-                &task,
+                task,
                 by,
                 &found,
                 self.bus.max_event_bytes(),
