@@ -155,28 +155,11 @@ async fn a_rule_leaves_alone_the_pairs_outside_its_subject() {
 async fn one_batch_call_finds_what_asking_pair_by_pair_finds() {
     let h = rules().await;
     // Every seed example's tasks, plus noise, as candidates of each new task.
-    let mut candidates: Vec<Task> = seed_examples()
-        .into_iter()
-        .flat_map(|(_, _, a, b)| [a, b])
-        .collect();
-    for i in 0..40 {
-        candidates.push(task(&format!("n{i}"), "noise", &format!("Tidy module {i}")));
-    }
-    let probes = [
-        task(
-            "p1",
-            "mobile",
-            "Consume the user authentication API with a token",
-        ),
-        task(
-            "p2",
-            "ops",
-            "Add feature flag settings table for user preferences",
-        ),
-    ];
+    let candidates = backlog();
+    let probes = &probes()[..2];
     for name in RULES {
         let rule = h.host.get(name).unwrap();
-        for probe in &probes {
+        for probe in probes {
             let batch = rule.check_many(probe, &candidates).await.unwrap();
             let pairs = rule.check_pairs(probe, &candidates).await.unwrap();
             assert_eq!(batch, pairs, "{name} on {}", probe.id);
@@ -201,16 +184,7 @@ async fn a_backlog_larger_than_one_call_is_asked_in_chunks_that_keep_every_hit_i
     let h = harness(&[("sink", fixture("kitchen-sink"))], |_| {}).await;
     let sink = h.host.get("sink").unwrap();
     let hits = [0usize, 1023, 1024, 2047, 4999];
-    let others: Vec<Task> = (0..5000)
-        .map(|i| {
-            let title = if hits.contains(&i) {
-                "Same title"
-            } else {
-                "Other"
-            };
-            task(&format!("t{i}"), "two", title)
-        })
-        .collect();
+    let others = same_title_tasks(5000, &hits);
     let a = task("a", "one", "Same title");
     let found = sink.check_many(&a, &others).await.unwrap();
     let ids: Vec<String> = found.iter().map(|d| d.depends_on.clone()).collect();
@@ -374,7 +348,29 @@ async fn the_graphql_example_links_a_schema_change_to_its_resolvers_only() {
     assert_eq!(found, rule.check_pairs(&schema, &candidates).await.unwrap());
 }
 
-/// The seed examples' tasks and noise: what the probes below are asked against.
+/// New tasks to ask about: one API consumer, one settings table, one about
+/// credentials (each a hit for some shipped rule in [`backlog`]).
+fn probes() -> [Task; 3] {
+    [
+        task(
+            "p1",
+            "mobile",
+            "Consume the user authentication API with a token",
+        ),
+        task(
+            "p2",
+            "ops",
+            "Add feature flag settings table for user preferences",
+        ),
+        task(
+            "p3",
+            "infra",
+            "Rotate the database credentials and audit secrets",
+        ),
+    ]
+}
+
+/// The seed examples' tasks and noise: what the probes are asked against.
 fn backlog() -> Vec<Task> {
     let mut candidates: Vec<Task> = seed_examples()
         .into_iter()
@@ -391,26 +387,7 @@ async fn every_shipped_rule_asked_by_numbers_finds_what_check_batch_finds() {
     let h = rules().await;
     let candidates = backlog();
     let known = numbered(&candidates, 0);
-    let probes = numbered(
-        &[
-            task(
-                "p1",
-                "mobile",
-                "Consume the user authentication API with a token",
-            ),
-            task(
-                "p2",
-                "ops",
-                "Add feature flag settings table for user preferences",
-            ),
-            task(
-                "p3",
-                "infra",
-                "Rotate the database credentials and audit secrets",
-            ),
-        ],
-        1000,
-    );
+    let probes = numbered(&probes(), 1000);
     let mut hits = 0;
     for name in RULES {
         let rule = h.host.get(name).unwrap();
@@ -450,11 +427,11 @@ async fn forgetful(memory: &str) -> (Harness, host::plugins::PluginRef) {
     (h, rule)
 }
 
-/// 3,000 candidates, three chunks of the host's calls, with the same title
-/// as the probe on both sides of each chunk border.
-fn same_title_backlog() -> (NumberedTask, Vec<NumberedTask>, Vec<String>) {
-    let hits = [0usize, 1023, 1024, 2047, 2048, 2999];
-    let others: Vec<Task> = (0..3000)
+/// `count` tasks `t0`, `t1`, ... in repository `two`, titled "Same title"
+/// at the positions in `hits` and "Other" elsewhere: with a same-title
+/// rule, the hits are known in advance wherever the host cuts its calls.
+fn same_title_tasks(count: usize, hits: &[usize]) -> Vec<Task> {
+    (0..count)
         .map(|i| {
             let title = if hits.contains(&i) {
                 "Same title"
@@ -463,7 +440,14 @@ fn same_title_backlog() -> (NumberedTask, Vec<NumberedTask>, Vec<String>) {
             };
             task(&format!("t{i}"), "two", title)
         })
-        .collect();
+        .collect()
+}
+
+/// 3,000 candidates, three chunks of the host's calls, with the same title
+/// as the probe on both sides of each chunk border.
+fn same_title_backlog() -> (NumberedTask, Vec<NumberedTask>, Vec<String>) {
+    let hits = [0usize, 1023, 1024, 2047, 2048, 2999];
+    let others = same_title_tasks(3000, &hits);
     let probe = numbered(&[task("a", "one", "Same title")], 5000).remove(0);
     let expected = hits.iter().map(|i| format!("t{i}")).collect();
     (probe, numbered(&others, 0), expected)
