@@ -8,7 +8,7 @@
 
 use std::rc::Rc;
 
-use rule_text::{TermId, Words, is_stopword, term_id, term_word};
+use rule_text::{TermId, Words, push_words_sorted, term_id, term_is_stopword};
 
 /// Keywords that mark a task as touching an API; config `keywords` replaces them.
 pub const DEFAULT_KEYWORDS: &[&str] = &[
@@ -145,17 +145,16 @@ fn decide(a: &[TermId], b: &[TermId], vocabulary: &Vocabulary) -> Option<Finding
     if !a.iter().any(is_api) || !b.iter().any(is_api) {
         return None;
     }
-    let (mut shared, mut shared_api): (Vec<Rc<str>>, usize) = (Vec::new(), 0);
+    let (mut shared, mut shared_api): (Vec<TermId>, usize) = (Vec::new(), 0);
     let (mut i, mut j) = (0, 0);
     while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
         match x.cmp(y) {
             std::cmp::Ordering::Less => i += 1,
             std::cmp::Ordering::Greater => j += 1,
             std::cmp::Ordering::Equal => {
-                let word = term_word(*x);
-                if !is_stopword(&word) {
+                if !term_is_stopword(*x) {
                     shared_api += usize::from(is_api(x));
-                    shared.push(word);
+                    shared.push(*x);
                 }
                 (i, j) = (i + 1, j + 1);
             }
@@ -164,8 +163,6 @@ fn decide(a: &[TermId], b: &[TermId], vocabulary: &Vocabulary) -> Option<Finding
     if shared.is_empty() {
         return None;
     }
-    // Named in alphabetical order, whatever their numbers.
-    shared.sort_unstable();
     let shared_subject = shared.len() - shared_api;
     let defines_and_implements = (says(a, &vocabulary.defines) && says(b, &vocabulary.implements))
         || (says(b, &vocabulary.defines) && says(a, &vocabulary.implements));
@@ -177,7 +174,9 @@ fn decide(a: &[TermId], b: &[TermId], vocabulary: &Vocabulary) -> Option<Finding
         + 0.2 * shared_subject as f32
         + 0.1 * shared_api as f32
         + if defines_and_implements { 0.2 } else { 0.0 };
-    let mut reason = format!("both tasks touch an API and share: {}", shared.join(", "));
+    // Named in alphabetical order, whatever their numbers.
+    let mut reason = String::from("both tasks touch an API and share: ");
+    push_words_sorted(&mut reason, &shared);
     if defines_and_implements {
         reason.push_str("; one defines the contract, the other implements it");
     }

@@ -160,6 +160,9 @@ impl Remembered {
 struct Vocabulary {
     ids: HashMap<Rc<str>, TermId>,
     words: Vec<Rc<str>>,
+    /// Whether each word is one of the [`STOPWORDS`], read once when it
+    /// was numbered (a rule asks for every shared word of every hit).
+    stop: Vec<bool>,
 }
 
 /// A task remembered under the number the host gave it (WIT
@@ -192,6 +195,7 @@ pub fn term_id(word: &str) -> TermId {
         }
         let id = v.words.len() as TermId;
         let word: Rc<str> = Rc::from(word);
+        v.stop.push(is_stopword(&word));
         v.words.push(word.clone());
         v.ids.insert(word, id);
         id
@@ -205,6 +209,30 @@ pub fn term_word(id: TermId) -> Rc<str> {
             .get(id as usize)
             .cloned()
             .unwrap_or_else(|| Rc::from(""))
+    })
+}
+
+/// Whether the word numbered `id` is one of the [`STOPWORDS`] (false for
+/// a number never given).
+pub fn term_is_stopword(id: TermId) -> bool {
+    VOCABULARY_IN_USE.with_borrow(|v| v.stop.get(id as usize).copied().unwrap_or(false))
+}
+
+/// Appends the words numbered `ids` to `out` in alphabetical order,
+/// separated by ", " (the list a rule's reason names).
+pub fn push_words_sorted(out: &mut String, ids: &[TermId]) {
+    VOCABULARY_IN_USE.with_borrow(|v| {
+        let mut words: Vec<&str> = ids
+            .iter()
+            .filter_map(|id| v.words.get(*id as usize).map(|w| &**w))
+            .collect();
+        words.sort_unstable();
+        for (k, word) in words.into_iter().enumerate() {
+            if k > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(word);
+        }
     })
 }
 
@@ -500,6 +528,11 @@ mod tests {
             .collect();
         named.sort();
         assert_eq!(named, words.terms.iter().cloned().collect::<Vec<_>>());
+        let mut listed = String::new();
+        push_words_sorted(&mut listed, &words.ids);
+        assert_eq!(listed, "order, table");
+        assert!(term_is_stopword(term_id("the")));
+        assert!(!term_is_stopword(table));
     }
 
     #[test]
