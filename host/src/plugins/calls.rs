@@ -308,7 +308,8 @@ impl PluginRef {
         // against 50,000 tasks would otherwise be one call past any
         // deadline, and a plugin quarantined for the size of the backlog.
         let mut found = Vec::new();
-        let mut bad = Vec::new();
+        // Indices named out of range or twice, by the call that named them.
+        let mut bad: Vec<(&'static str, u32)> = Vec::new();
         let mut forgot = 0;
         // A 0.1 rule (or pairs asked for) answers pair by pair, so it is
         // given fewer per trip; which it is shows in the first answer.
@@ -351,6 +352,7 @@ impl PluginRef {
                                     return Ok(Ok(Checked {
                                         found,
                                         bad,
+                                        call: "check-remembered",
                                         asked: chunk.len(),
                                         forgot,
                                     }));
@@ -371,6 +373,7 @@ impl PluginRef {
                         return Ok(Ok(Checked {
                             found,
                             bad,
+                            call: "check-batch",
                             asked: bs.len(),
                             forgot,
                         }));
@@ -385,6 +388,7 @@ impl PluginRef {
                     Ok(Ok(Checked {
                         found,
                         bad: Vec::new(),
+                        call: "check",
                         asked,
                         forgot,
                     }))
@@ -394,20 +398,27 @@ impl PluginRef {
                 per_call = PAIR_CHUNK;
             }
             found.extend(answer.found.into_iter().map(|(i, d)| (start + i, d)));
-            bad.extend(answer.bad);
+            bad.extend(answer.bad.into_iter().map(|i| (answer.call, i)));
             forgot += usize::from(answer.forgot);
             start += answer.asked.max(1);
         }
-        if let Some(first) = bad.first() {
-            self.slot.report(
-                "check-batch",
-                None,
-                &CallFailure::Invalid(format!(
-                    "check-batch named {} candidates out of range or twice (first: {first}, in a call of at most {CHECK_CHUNK} of {} candidates); they are ignored",
-                    bad.len(),
-                    others.len()
-                )),
-            );
+        for call in ["check-batch", "check-remembered"] {
+            let named: Vec<u32> = bad
+                .iter()
+                .filter(|(c, _)| *c == call)
+                .map(|(_, i)| *i)
+                .collect();
+            if let Some(first) = named.first() {
+                self.slot.report(
+                    call,
+                    None,
+                    &CallFailure::Invalid(format!(
+                        "{call} named {} candidates out of range or twice (first: {first}, in a call of at most {CHECK_CHUNK} of {} candidates); they are ignored",
+                        named.len(),
+                        others.len()
+                    )),
+                );
+            }
         }
         if forgot > 0 {
             self.slot.report(
@@ -567,8 +578,10 @@ enum Asking<'a> {
 struct Checked {
     /// (index into the chunk, dependency), each index once, ascending.
     found: Vec<(usize, wit::Dependency)>,
-    /// Indices the rule named out of range or twice.
+    /// Indices the rule named out of range or twice...
     bad: Vec<u32>,
+    /// ...in its answer to this call.
+    call: &'static str,
     /// Candidates of the chunk it was asked about (a 0.1 rule takes fewer).
     asked: usize,
     /// It forgot tasks right after being handed them.

@@ -503,7 +503,7 @@ async fn indices_a_remembering_rule_names_twice_or_out_of_range_are_dropped_and_
     let found = rule.check_numbered(&probe, &others).await.unwrap();
     assert_eq!(depends_on(&found), expected);
     let error = h
-        .wait_event("plugin.error", |e| e.data["call"] == "check-batch")
+        .wait_event("plugin.error", |e| e.data["call"] == "check-remembered")
         .await;
     assert!(
         error.data["error"]
