@@ -11,6 +11,7 @@
 
 use super::*;
 use host::coordination::{Dependency, NumberedTask, SessionConfig, Sessions};
+use host::plugins::PluginRef;
 
 const RULES: [&str; 4] = [
     "api-contract-rule",
@@ -414,7 +415,7 @@ async fn every_shipped_rule_asked_by_numbers_finds_what_check_batch_finds() {
 }
 
 /// A harness with `forgetful-rule` loaded, its memory behaving as `memory` says.
-async fn forgetful(memory: &str) -> (Harness, host::plugins::PluginRef) {
+async fn forgetful(memory: &str) -> (Harness, PluginRef) {
     let h = harness(&[], |_| {}).await;
     manifest_plugin(
         &h,
@@ -474,42 +475,33 @@ async fn a_rule_that_remembers_is_asked_by_numbers_across_chunks_without_complai
     );
 }
 
+/// `forgetful-rule` with `memory`, asked by numbers about the same-title
+/// backlog: its answer must be the expected hits, each once; returns the
+/// text of the `plugin.error` it earned (call `check-remembered`).
+async fn asked_by_numbers_and_reported(memory: &str) -> (Harness, PluginRef, String) {
+    let (h, rule) = forgetful(memory).await;
+    let (probe, others, expected) = same_title_backlog();
+    let found = rule.check_numbered(&probe, &others).await.unwrap();
+    assert_eq!(depends_on(&found), expected, "{memory}");
+    let error = h
+        .wait_event("plugin.error", |e| e.data["call"] == "check-remembered")
+        .await;
+    let text = error.data["error"].as_str().unwrap().to_string();
+    (h, rule, text)
+}
+
 #[tokio::test]
 async fn a_rule_that_forgets_or_lies_about_its_memory_is_asked_with_check_batch_and_reported() {
     for memory in ["forgets", "liar"] {
-        let (h, rule) = forgetful(memory).await;
-        let (probe, others, expected) = same_title_backlog();
         // One answer per call, each found once: no loop of handing over.
-        let found = rule.check_numbered(&probe, &others).await.unwrap();
-        assert_eq!(depends_on(&found), expected, "{memory}");
-        let error = h
-            .wait_event("plugin.error", |e| e.data["call"] == "check-remembered")
-            .await;
-        assert!(
-            error.data["error"]
-                .as_str()
-                .unwrap()
-                .contains("in 3 of its calls"),
-            "{memory}: {error:#?}"
-        );
+        let (_h, rule, error) = asked_by_numbers_and_reported(memory).await;
+        assert!(error.contains("in 3 of its calls"), "{memory}: {error}");
         assert!(!rule.health().quarantined, "{memory}: not a failure");
     }
 }
 
 #[tokio::test]
 async fn indices_a_remembering_rule_names_twice_or_out_of_range_are_dropped_and_reported() {
-    let (h, rule) = forgetful("out-of-range").await;
-    let (probe, others, expected) = same_title_backlog();
-    let found = rule.check_numbered(&probe, &others).await.unwrap();
-    assert_eq!(depends_on(&found), expected);
-    let error = h
-        .wait_event("plugin.error", |e| e.data["call"] == "check-remembered")
-        .await;
-    assert!(
-        error.data["error"]
-            .as_str()
-            .unwrap()
-            .contains("out of range or twice"),
-        "{error:#?}"
-    );
+    let (_h, _rule, error) = asked_by_numbers_and_reported("out-of-range").await;
+    assert!(error.contains("out of range or twice"), "{error}");
 }
