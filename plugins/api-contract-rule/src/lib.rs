@@ -64,12 +64,7 @@ impl MemoryGuest for ApiContractRule {
         task: u32,
         candidates: Vec<u32>,
     ) -> Result<Vec<(u32, Dependency)>, Vec<u32>> {
-        let Some(a) = rule_text::recall(task) else {
-            let mut unknown = vec![task];
-            unknown.extend(rule_text::recall_all(&candidates).err().unwrap_or_default());
-            return Err(unknown);
-        };
-        let candidates = rule_text::recall_all(&candidates)?;
+        let (a, candidates) = rule_text::recall_batch(task, &candidates)?;
         let vocabulary = Vocabulary::new(&keywords());
         let a = Prepared::recalled(&a);
         Ok(candidates

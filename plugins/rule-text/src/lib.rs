@@ -315,6 +315,23 @@ pub fn recall_all(numbers: &[u32]) -> Result<Vec<Rc<Recalled>>, Vec<u32>> {
     })
 }
 
+/// A task asked about and its candidates, as remembered.
+pub type RecalledBatch = (Rc<Recalled>, Vec<Rc<Recalled>>);
+
+/// The task numbered `task` and the candidates numbered `candidates`, in
+/// order; or every one of those numbers not remembered: the `err` of
+/// `check-remembered`.
+pub fn recall_batch(task: u32, candidates: &[u32]) -> Result<RecalledBatch, Vec<u32>> {
+    match (recall(task), recall_all(candidates)) {
+        (Some(task), Ok(candidates)) => Ok((task, candidates)),
+        (known, rest) => {
+            let mut unknown: Vec<u32> = known.is_none().then_some(task).into_iter().collect();
+            unknown.extend(rest.err().unwrap_or_default());
+            Err(unknown)
+        }
+    }
+}
+
 /// Drops a plural `s`, but not from words like `status`, `analysis`, `class`.
 pub fn singular(word: &str) -> String {
     let keep = ["ss", "us", "is"].iter().any(|end| word.ends_with(end));
@@ -426,12 +443,7 @@ macro_rules! keyword_rule_plugin {
                 task: u32,
                 candidates: Vec<u32>,
             ) -> Result<Vec<(u32, Dependency)>, Vec<u32>> {
-                let Some(a) = $crate::recall(task) else {
-                    let mut unknown = vec![task];
-                    unknown.extend($crate::recall_all(&candidates).err().unwrap_or_default());
-                    return Err(unknown);
-                };
-                let candidates = $crate::recall_all(&candidates)?;
+                let (a, candidates) = $crate::recall_batch(task, &candidates)?;
                 let keywords = keywords();
                 let a = rule::Prepared::of(a.words.clone(), &keywords);
                 Ok(candidates
@@ -549,6 +561,10 @@ mod tests {
         assert!(recall(8).is_none());
         assert_eq!(recall_all(&[7, 8, 7, 9]).err(), Some(vec![8, 9]));
         assert_eq!(recall_all(&[7, 7]).map(|r| r.len()), Ok(2));
+        assert_eq!(recall_batch(8, &[7, 9]).err(), Some(vec![8, 9]));
+        assert_eq!(recall_batch(7, &[9]).err(), Some(vec![9]));
+        assert_eq!(recall_batch(8, &[7]).err(), Some(vec![8]));
+        assert!(recall_batch(7, &[7]).is_ok());
         // Past the bound everything goes, numbers with the vocabulary
         // their words were numbered in.
         for n in 0..REMEMBERED as u32 {
