@@ -49,7 +49,7 @@ pub use dependencies::DependencyReport;
 pub use extism::{ExtismOutcome, ExtismReport};
 pub use handlers::{HandlerReport, PipelineRun};
 pub use idle::IdleReport;
-pub use output::{BurstFigures, OutputReport};
+pub use output::{BurstFigures, FloodFigures, OutputReport};
 pub use reload::ReloadReport;
 pub use startup::StartupReport;
 pub use supervisord::PeerOutcome;

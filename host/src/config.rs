@@ -259,7 +259,7 @@ pub struct BusSection {
     /// Events kept in memory for fast reads. Example: `ring_capacity = 10000`
     pub ring_capacity: usize,
     /// Bytes the in-memory ring may hold; the oldest events leave first
-    /// when either bound is reached. Example: `ring_max_bytes = "64MiB"`
+    /// when either bound is reached. Example: `ring_max_bytes = "8MiB"`
     #[serde(deserialize_with = "crate::supervisor::size::required::deserialize")]
     pub ring_max_bytes: u64,
     /// Events kept in the journal; older ones are pruned (0 keeps all).

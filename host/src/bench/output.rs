@@ -18,6 +18,12 @@
 //! consumer of the API got it, minus the child's last timestamp. Both
 //! include the child's own exit in the kernel; the second also the journal
 //! commit and the HTTP stream.
+//!
+//! Flood: the same writer, endless, through a fresh `host run` with the
+//! default log rotation and bus, for [`FLOOD_SECS`]; the host's `VmRSS`
+//! every [`FLOOD_SAMPLE`]. A burst of a few seconds shows the bus's 4 MiB
+//! burst allowance; only a longer flood shows what the bus and its
+//! in-memory ring hold once the 1 MiB/s after it has run for a while.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,6 +45,11 @@ pub(crate) const BURST_LINES: u64 = (1 << 30) / 100;
 const EXIT_RUNS: usize = 200;
 /// Longest a burst may take.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(900);
+/// Length of the sustained flood, s: long enough for the bus's 1 MiB/s to
+/// fill an in-memory ring of tens of MiB.
+const FLOOD_SECS: u64 = 45;
+/// How often the flood samples the host's RSS.
+const FLOOD_SAMPLE: Duration = Duration::from_secs(5);
 
 /// What the output section measured.
 #[derive(Debug, Serialize)]
@@ -57,6 +68,22 @@ pub struct OutputReport {
     pub exit_to_event_ms: Spread,
     /// Process exit → the event received by an SSE consumer of the API, ms.
     pub exit_to_consumer_ms: Spread,
+    /// The host's memory through a sustained flood.
+    pub flood: FloodFigures,
+}
+
+/// The host's resident memory while a child writes as fast as it can for
+/// [`FLOOD_SECS`], with the default log rotation and bus budget.
+#[derive(Debug, Serialize)]
+pub struct FloodFigures {
+    /// How long the child wrote, s.
+    pub secs: u64,
+    /// The host's `VmRSS` before the flood, MiB.
+    pub idle_rss_mib: f64,
+    /// `VmRSS` every [`FLOOD_SAMPLE`] during the flood, MiB.
+    pub rss_mib: Vec<f64>,
+    /// `VmHWM` once the flood is stopped, MiB.
+    pub peak_rss_mib: f64,
 }
 
 /// One supervisor under the burst.
@@ -219,6 +246,7 @@ pub(crate) async fn measure(cache: &Path, peers: bool) -> anyhow::Result<OutputR
     let md5 = md5(None, &writer)?;
     let (host, exit_to_event_ms, exit_to_consumer_ms) =
         host_run(dir.path(), &writer, &stamp, bytes, &md5).await?;
+    let flood = flood(&dir.path().join("flood"), &writer).await?;
     let (supervisord, supervisord_note) = if !peers {
         (None, "--no-peers".to_string())
     } else {
@@ -247,6 +275,54 @@ pub(crate) async fn measure(cache: &Path, peers: bool) -> anyhow::Result<OutputR
         supervisord_note,
         exit_to_event_ms,
         exit_to_consumer_ms,
+        flood,
+    })
+}
+
+/// The writer, endless, through its own `host run` (default rotation: the
+/// log stays at a few tens of MiB) for [`FLOOD_SECS`].
+async fn flood(dir: &Path, writer: &Path) -> anyhow::Result<FloodFigures> {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins)?;
+    let config = dir.join("host.toml");
+    write(
+        &config,
+        &format!(
+            "[process.flood]\ncommand = {:?}\nargs = [\"{}\", {:?}]\nautostart = false\n",
+            writer.display().to_string(),
+            u64::MAX / 2,
+            dir.join("flood.report").display().to_string(),
+        ),
+    )?;
+    let mut host = HostChild::spawn(dir, &plugins, &config, &dir.join("state"))?;
+    let (client, _) = host.api().await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss = |pid: u32| -> anyhow::Result<f64> {
+        Ok(status_kib(Path::new(&format!("/proc/{pid}/status")), "VmRSS")? as f64 / 1024.0)
+    };
+    let idle_rss_mib = rss(host.pid)?;
+    client
+        .start("flood")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut rss_mib = Vec::new();
+    let samples = FLOOD_SECS / FLOOD_SAMPLE.as_secs();
+    for _ in 0..samples {
+        tokio::time::sleep(FLOOD_SAMPLE).await;
+        host.ensure_running()?;
+        rss_mib.push(rss(host.pid)?);
+    }
+    client
+        .stop("flood", crate::api::StopOptions { force: true })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let peak_rss_mib = peak_rss_mib(host.pid)?;
+    host.terminate(Duration::from_secs(60)).await?;
+    Ok(FloodFigures {
+        secs: samples * FLOOD_SAMPLE.as_secs(),
+        idle_rss_mib,
+        rss_mib,
+        peak_rss_mib,
     })
 }
 
@@ -427,5 +503,15 @@ pub(crate) fn print(r: &OutputReport) {
     println!(
         "exit -> process.exited, {} runs: published p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; at an SSE consumer p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         s.samples, s.median, s.p99, s.max, c.median, c.p99, c.max
+    );
+    let f = &r.flood;
+    let samples: Vec<String> = f.rss_mib.iter().map(|m| format!("{m:.1}")).collect();
+    println!(
+        "flood: a child writing as fast as it can for {} s, default rotation and bus: host RSS {:.1} MiB idle, then every {} s: {} MiB; peak {:.1} MiB",
+        f.secs,
+        f.idle_rss_mib,
+        FLOOD_SAMPLE.as_secs(),
+        samples.join(", "),
+        f.peak_rss_mib
     );
 }

@@ -19,9 +19,12 @@ pub struct BusConfig {
     /// Example: `ring_capacity = 10000`
     pub ring_capacity: usize,
     /// Approximate bytes the ring may hold (data JSON plus attributes); the
-    /// oldest events leave first when either bound is reached.
+    /// oldest events leave first when either bound is reached. The default,
+    /// 8 MiB, holds the 10,000 events of ordinary traffic (a few hundred
+    /// bytes each) and stops an output flood from keeping tens of MiB of
+    /// lines in memory that the journal holds anyway.
     ///
-    /// Example: `ring_max_bytes = 67108864`
+    /// Example: `ring_max_bytes = 8388608`
     pub ring_max_bytes: usize,
     /// Events kept in the journal; older ones are pruned and counted as skipped by
     /// any consumer that had not read them yet. 0 keeps every event.
@@ -49,7 +52,7 @@ impl Default for BusConfig {
     fn default() -> Self {
         BusConfig {
             ring_capacity: 10_000,
-            ring_max_bytes: 64 * MIB,
+            ring_max_bytes: 8 * MIB,
             max_journal_events: 1_000_000,
             max_journal_bytes: 1024 * MIB as u64,
             max_event_bytes: MIB,

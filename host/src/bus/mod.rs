@@ -10,7 +10,7 @@
 //! counted per consumer and announced.
 //!
 //! Every size is bounded ([`BusConfig`]): an event (`max_event_bytes`, 1 MiB),
-//! the ring (`ring_capacity` events and `ring_max_bytes`, 64 MiB), the journal
+//! the ring (`ring_capacity` events and `ring_max_bytes`, 8 MiB), the journal
 //! (`max_journal_events` and `max_journal_bytes`, 1 GiB), the queue to the
 //! writer (32 MiB, then publishers wait) and the WAL: the writer checks it after
 //! every commit and restarts it once it passes `max_wal_bytes` (64 MiB), after
