@@ -206,6 +206,35 @@ mod tests {
         }
     }
 
+    /// The default byte bound is sized for a flood, not for ordinary
+    /// traffic: 10,000 events the size of a resource sample (the most
+    /// frequent event of a quiet host) must all fit, so only events far
+    /// larger than usual (a flood's output lines) ever meet it.
+    #[test]
+    fn the_default_bounds_hold_ten_thousand_ordinary_events() {
+        let defaults = crate::bus::BusConfig::default();
+        let mut ring = Ring::new(defaults.ring_capacity, defaults.ring_max_bytes);
+        let data = serde_json::json!({
+            "cpu_percent": 0.0, "disk_read_bytes": 0, "disk_written_bytes": 0,
+            "memory_bytes": 1_650_688, "pids": [16789],
+        });
+        for seq in 1..=defaults.ring_capacity as u64 + 1 {
+            let e = NewEvent::new("host/supervisor", "process.resource", data.clone())
+                .with_subject("service")
+                .into_event(seq, Utc::now(), uuid::Uuid::now_v7().to_string());
+            // Twice the measured size: room for events larger than a sample.
+            let size = 2 * crate::bus::event::approx_size(
+                &e.id,
+                &e.source,
+                &e.ty,
+                e.subject.as_deref(),
+                e.data.json().len(),
+            );
+            ring.push(e, size);
+        }
+        assert_eq!(ring.first_seq(), Some(2), "held {} bytes", ring.bytes());
+    }
+
     #[test]
     fn the_byte_bound_evicts_the_oldest_events_too() {
         let mut ring = filled(100, 35, 1..=5);
