@@ -33,7 +33,7 @@ use futures::StreamExt as _;
 use serde::Serialize;
 
 use super::child::HostChild;
-use super::common::{Spread, cpu_and_user_secs, status_kib};
+use super::common::{AnonPeak, Spread, cpu_and_user_secs, status_kib};
 use super::fixtures::write;
 use super::output_peer as peer;
 use crate::api::{EventsQuery, Operations as _};
@@ -84,6 +84,8 @@ pub struct FloodFigures {
     pub rss_mib: Vec<f64>,
     /// `VmHWM` once the flood is stopped, MiB.
     pub peak_rss_mib: f64,
+    /// The peak of `RssAnon` over the flood (see [`BurstFigures`]), MiB.
+    pub peak_anon_mib: f64,
 }
 
 /// One supervisor under the burst.
@@ -104,6 +106,9 @@ pub struct BurstFigures {
     pub user_cpu_secs: f64,
     /// Supervisor peak resident memory, MiB.
     pub peak_rss_mib: f64,
+    /// Supervisor peak anonymous resident memory (`RssAnon`, sampled every
+    /// 10 ms: heap and stacks, without its program's pages), MiB.
+    pub peak_anon_mib: f64,
     /// Lines published on the bus as `process.output` (host only).
     pub lines_published: Option<u64>,
     /// Lines counted in `process.output_dropped` (host only).
@@ -301,6 +306,7 @@ async fn flood(dir: &Path, writer: &Path) -> anyhow::Result<FloodFigures> {
         Ok(status_kib(Path::new(&format!("/proc/{pid}/status")), "VmRSS")? as f64 / 1024.0)
     };
     let idle_rss_mib = rss(host.pid)?;
+    let anon = AnonPeak::start(host.pid);
     client
         .start("flood")
         .await
@@ -317,12 +323,14 @@ async fn flood(dir: &Path, writer: &Path) -> anyhow::Result<FloodFigures> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let peak_rss_mib = peak_rss_mib(host.pid)?;
+    let peak_anon_mib = anon.finish();
     host.terminate(Duration::from_secs(60)).await?;
     Ok(FloodFigures {
         secs: samples * FLOOD_SAMPLE.as_secs(),
         idle_rss_mib,
         rss_mib,
         peak_rss_mib,
+        peak_anon_mib,
     })
 }
 
@@ -360,6 +368,7 @@ async fn host_run(
     let (client, _) = host.api().await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (before, user_before) = cpu_and_user_secs(host.pid)?;
+    let anon = AnonPeak::start(host.pid);
     client
         .start("burst")
         .await
@@ -369,6 +378,7 @@ async fn host_run(
     let (after, user_after) = cpu_and_user_secs(host.pid)?;
     let (cpu, user_cpu) = (after - before, user_after - user_before);
     let peak = peak_rss_mib(host.pid)?;
+    let peak_anon_mib = anon.finish();
     eprintln!("host: burst done in {:.1} s", t.elapsed().as_secs_f64());
     let log = state.join("logs/burst.log");
     let log_bytes = std::fs::metadata(&log)?.len();
@@ -384,6 +394,7 @@ async fn host_run(
         cpu_secs: cpu,
         user_cpu_secs: user_cpu,
         peak_rss_mib: peak,
+        peak_anon_mib,
         lines_published: Some(published),
         lines_dropped: Some(dropped),
     };
@@ -483,14 +494,15 @@ pub(crate) fn print(r: &OutputReport) {
             _ => String::new(),
         };
         println!(
-            "  {who:<12} child writes {:>6.0} MiB/s ({:.2} s), log {} bytes identical: {}, CPU {:.2} s ({:.2} s user), peak RSS {:.1} MiB{bus}",
+            "  {who:<12} child writes {:>6.0} MiB/s ({:.2} s), log {} bytes identical: {}, CPU {:.2} s ({:.2} s user), peak RSS {:.1} MiB (anonymous {:.1}){bus}",
             f.child_write_mib_s,
             f.child_write_secs,
             f.log_bytes,
             f.identical,
             f.cpu_secs,
             f.user_cpu_secs,
-            f.peak_rss_mib
+            f.peak_rss_mib,
+            f.peak_anon_mib
         );
     };
     line("host run", &r.host);
@@ -507,11 +519,12 @@ pub(crate) fn print(r: &OutputReport) {
     let f = &r.flood;
     let samples: Vec<String> = f.rss_mib.iter().map(|m| format!("{m:.1}")).collect();
     println!(
-        "flood: a child writing as fast as it can for {} s, default rotation and bus: host RSS {:.1} MiB idle, then every {} s: {} MiB; peak {:.1} MiB",
+        "flood: a child writing as fast as it can for {} s, default rotation and bus: host RSS {:.1} MiB idle, then every {} s: {} MiB; peak {:.1} MiB (anonymous {:.1})",
         f.secs,
         f.idle_rss_mib,
         FLOOD_SAMPLE.as_secs(),
         samples.join(", "),
-        f.peak_rss_mib
+        f.peak_rss_mib,
+        f.peak_anon_mib
     );
 }

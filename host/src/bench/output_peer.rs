@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use super::common::cpu_and_user_secs;
+use super::common::{AnonPeak, cpu_and_user_secs};
 use super::fixtures::write;
 use super::output::{BURST_LINES, BurstFigures, PATIENCE, peak_rss_mib, write_secs};
 use super::supervisord::{run_capture, spawn, terminate};
@@ -59,6 +59,7 @@ pub(crate) async fn burst(
     tokio::time::sleep(Duration::from_secs(1)).await;
     let ctl = supervisord.with_file_name("supervisorctl");
     let (before, user_before) = cpu_and_user_secs(pid)?;
+    let anon = AnonPeak::start(pid);
     let conf_arg = conf.to_string_lossy().into_owned();
     run_capture(&ctl, &["-c", &conf_arg, "start", "burst"], PATIENCE).await?;
     let t = Instant::now();
@@ -75,6 +76,7 @@ pub(crate) async fn burst(
     let (after, user_after) = cpu_and_user_secs(pid)?;
     let (cpu, user_cpu) = (after - before, user_after - user_before);
     let peak = peak_rss_mib(pid)?;
+    let peak_anon_mib = anon.finish();
     eprintln!(
         "supervisord: burst done in {:.1} s",
         t.elapsed().as_secs_f64()
@@ -93,6 +95,7 @@ pub(crate) async fn burst(
             cpu_secs: cpu,
             user_cpu_secs: user_cpu,
             peak_rss_mib: peak,
+            peak_anon_mib,
             lines_published: None,
             lines_dropped: None,
         },
