@@ -33,7 +33,7 @@ use futures::StreamExt as _;
 use serde::Serialize;
 
 use super::child::HostChild;
-use super::common::{AnonPeak, Spread, cpu_and_user_secs, status_kib};
+use super::common::{AnonPeak, Spread, cpu_and_user_secs, rss_mib, status_kib};
 use super::fixtures::write;
 use super::output_peer as peer;
 use crate::api::{EventsQuery, Operations as _};
@@ -302,21 +302,18 @@ async fn flood(dir: &Path, writer: &Path) -> anyhow::Result<FloodFigures> {
     let mut host = HostChild::spawn(dir, &plugins, &config, &dir.join("state"))?;
     let (client, _) = host.api().await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss = |pid: u32| -> anyhow::Result<f64> {
-        Ok(status_kib(Path::new(&format!("/proc/{pid}/status")), "VmRSS")? as f64 / 1024.0)
-    };
-    let idle_rss_mib = rss(host.pid)?;
+    let idle_rss_mib = rss_mib(host.pid)?;
     let anon = AnonPeak::start(host.pid);
     client
         .start("flood")
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut rss_mib = Vec::new();
+    let mut samples_mib = Vec::new();
     let samples = FLOOD_SECS / FLOOD_SAMPLE.as_secs();
     for _ in 0..samples {
         tokio::time::sleep(FLOOD_SAMPLE).await;
         host.ensure_running()?;
-        rss_mib.push(rss(host.pid)?);
+        samples_mib.push(rss_mib(host.pid)?);
     }
     client
         .stop("flood", crate::api::StopOptions { force: true })
@@ -328,7 +325,7 @@ async fn flood(dir: &Path, writer: &Path) -> anyhow::Result<FloodFigures> {
     Ok(FloodFigures {
         secs: samples * FLOOD_SAMPLE.as_secs(),
         idle_rss_mib,
-        rss_mib,
+        rss_mib: samples_mib,
         peak_rss_mib,
         peak_anon_mib,
     })
