@@ -20,8 +20,9 @@
 //! commit and the HTTP stream.
 //!
 //! Flood: the same writer, endless, through a fresh `host run` with the
-//! default log rotation and bus, for [`FLOOD_SECS`]; the host's `VmRSS`
-//! every [`FLOOD_SAMPLE`]. A burst of a few seconds shows the bus's 4 MiB
+//! default log rotation and bus, and through supervisord rotating its log
+//! the same way, for [`FLOOD_SECS`]; each one's `VmRSS` every
+//! [`FLOOD_SAMPLE`]. A burst of a few seconds shows the bus's 4 MiB
 //! burst allowance; only a longer flood shows what the bus and its
 //! in-memory ring hold once the 1 MiB/s after it has run for a while.
 
@@ -70,10 +71,13 @@ pub struct OutputReport {
     pub exit_to_consumer_ms: Spread,
     /// The host's memory through a sustained flood.
     pub flood: FloodFigures,
+    /// supervisord's through the same flood, when it could run.
+    pub supervisord_flood: Option<FloodFigures>,
 }
 
-/// The host's resident memory while a child writes as fast as it can for
-/// [`FLOOD_SECS`], with the default log rotation and bus budget.
+/// A supervisor's resident memory while a child writes as fast as it can
+/// for [`FLOOD_SECS`], with the host's default log rotation (and its bus
+/// budget, for the host).
 #[derive(Debug, Serialize)]
 pub struct FloodFigures {
     /// How long the child wrote, s.
@@ -252,22 +256,26 @@ pub(crate) async fn measure(cache: &Path, peers: bool) -> anyhow::Result<OutputR
     let (host, exit_to_event_ms, exit_to_consumer_ms) =
         host_run(dir.path(), &writer, &stamp, bytes, &md5).await?;
     let flood = flood(&dir.path().join("flood"), &writer).await?;
-    let (supervisord, supervisord_note) = if !peers {
-        (None, "--no-peers".to_string())
+    let (supervisord, supervisord_note, supervisord_flood) = if !peers {
+        (None, "--no-peers".to_string(), None)
     } else {
         match super::supervisord::install(&cache.join("supervisor-venv")).await {
-            Err(e) => (None, format!("{e:#}")),
+            Err(e) => (None, format!("{e:#}"), None),
             Ok(bin) => {
                 let version = super::supervisord::version(&bin).await;
                 let peer = tempfile::tempdir()?;
                 let (log, figures) = peer::burst(&bin, &writer, peer.path()).await?;
                 let identical = figures.log_bytes == bytes && md5_of(&log)? == md5;
+                let flood_dir = tempfile::tempdir()?;
+                let flood =
+                    peer::flood(&bin, &writer, flood_dir.path(), FLOOD_SECS, FLOOD_SAMPLE).await?;
                 (
                     Some(BurstFigures {
                         identical,
                         ..figures
                     }),
                     version,
+                    Some(flood),
                 )
             }
         }
@@ -281,6 +289,7 @@ pub(crate) async fn measure(cache: &Path, peers: bool) -> anyhow::Result<OutputR
         exit_to_event_ms,
         exit_to_consumer_ms,
         flood,
+        supervisord_flood,
     })
 }
 
@@ -513,15 +522,23 @@ pub(crate) fn print(r: &OutputReport) {
         "exit -> process.exited, {} runs: published p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; at an SSE consumer p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         s.samples, s.median, s.p99, s.max, c.median, c.p99, c.max
     );
-    let f = &r.flood;
-    let samples: Vec<String> = f.rss_mib.iter().map(|m| format!("{m:.1}")).collect();
     println!(
-        "flood: a child writing as fast as it can for {} s, default rotation and bus: host RSS {:.1} MiB idle, then every {} s: {} MiB; peak {:.1} MiB (anonymous {:.1})",
-        f.secs,
-        f.idle_rss_mib,
-        FLOOD_SAMPLE.as_secs(),
-        samples.join(", "),
-        f.peak_rss_mib,
-        f.peak_anon_mib
+        "flood: a child writing as fast as it can for {} s, the host's default rotation (and bus):",
+        r.flood.secs
     );
+    let flood = |who: &str, f: &FloodFigures| {
+        let samples: Vec<String> = f.rss_mib.iter().map(|m| format!("{m:.1}")).collect();
+        println!(
+            "  {who:<12} RSS {:.1} MiB idle, then every {} s: {} MiB; peak {:.1} MiB (anonymous {:.1})",
+            f.idle_rss_mib,
+            FLOOD_SAMPLE.as_secs(),
+            samples.join(", "),
+            f.peak_rss_mib,
+            f.peak_anon_mib
+        );
+    };
+    flood("host run", &r.flood);
+    if let Some(s) = &r.supervisord_flood {
+        flood("supervisord", s);
+    }
 }
