@@ -46,9 +46,13 @@ pub(crate) const BURST_LINES: u64 = (1 << 30) / 100;
 const EXIT_RUNS: usize = 200;
 /// Longest a burst may take.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(900);
-/// Length of the sustained flood, s: long enough for the bus's 1 MiB/s to
-/// fill an in-memory ring of tens of MiB.
+/// Length of the sustained flood, s: long enough for the bus's 1 MiB/s
+/// after its burst to have filled an in-memory ring of 64 MiB (the bound
+/// before the flood showed what it cost).
 const FLOOD_SECS: u64 = 45;
+/// The writer's line count for the flood: more than it can write in
+/// [`FLOOD_SECS`], so it writes until stopped.
+pub(crate) const ENDLESS_LINES: i64 = i64::MAX;
 /// How often the flood samples the host's RSS.
 const FLOOD_SAMPLE: Duration = Duration::from_secs(5);
 
@@ -82,7 +86,7 @@ pub struct OutputReport {
 pub struct FloodFigures {
     /// How long the child wrote, s.
     pub secs: u64,
-    /// The host's `VmRSS` before the flood, MiB.
+    /// The supervisor's `VmRSS` before the flood, MiB.
     pub idle_rss_mib: f64,
     /// `VmRSS` every [`FLOOD_SAMPLE`] during the flood, MiB.
     pub rss_mib: Vec<f64>,
@@ -304,7 +308,7 @@ async fn flood(dir: &Path, writer: &Path) -> anyhow::Result<FloodFigures> {
         &format!(
             "[process.flood]\ncommand = {:?}\nargs = [\"{}\", {:?}]\nautostart = false\n",
             writer.display().to_string(),
-            u64::MAX / 2,
+            ENDLESS_LINES,
             dir.join("flood.report").display().to_string(),
         ),
     )?;

@@ -13,11 +13,13 @@ use anyhow::bail;
 
 use super::common::{AnonPeak, cpu_and_user_secs, rss_mib};
 use super::fixtures::write;
-use super::output::{BURST_LINES, BurstFigures, FloodFigures, PATIENCE, peak_rss_mib, write_secs};
+use super::output::{
+    BURST_LINES, BurstFigures, ENDLESS_LINES, FloodFigures, PATIENCE, peak_rss_mib, write_secs,
+};
 use super::supervisord::{run_capture, spawn, terminate};
 
 /// A supervisord serving its socket in `dir`, with one `[program:...]`
-/// section; the caller stops it with [`terminate`].
+/// section; the caller stops it with [`Peer::stop`].
 struct Peer {
     child: tokio::process::Child,
     pid: u32,
@@ -157,7 +159,7 @@ pub(crate) async fn flood(
          stdout_logfile_backups = 3\nstderr_logfile = {d}/flood.err\n",
         d = dir.display(),
         w = writer.display(),
-        lines = i64::MAX,
+        lines = ENDLESS_LINES,
     );
     let peer = Peer::start(supervisord, dir, &program).await?;
     let idle_rss_mib = rss_mib(peer.pid)?;

@@ -281,6 +281,39 @@ mod tests {
         assert_eq!(c.try_next().unwrap(), None);
     }
 
+    /// What the ring's byte bound promises: a consumer left behind by a
+    /// flood of large events (output lines) past the bound loses nothing; it
+    /// reads what the ring let go from the journal, in order and whole.
+    #[test]
+    fn a_consumer_behind_a_flood_past_the_byte_bound_reads_every_event_from_the_journal() {
+        const MIB: usize = 1024 * 1024;
+        let bus = Bus::open_in_memory(BusConfig {
+            ring_max_bytes: MIB,
+            ..BusConfig::default()
+        })
+        .unwrap();
+        let mut c = bus.consumer("behind", Vec::new(), StartAt::Head);
+        let line = "x".repeat(99);
+        for n in 0..40u64 {
+            // ~64 KiB each: 40 of them are 2.5 MiB against a 1 MiB ring.
+            let lines = vec![format!("{n} {line}"); 640];
+            bus.publish(NewEvent::new(
+                "host/supervisor",
+                "process.output",
+                json!({ "lines": lines }),
+            ))
+            .unwrap();
+        }
+        let got: Vec<_> = std::iter::from_fn(|| c.try_next().unwrap()).collect();
+        assert_eq!(got.len(), 40);
+        for (n, e) in got.iter().enumerate() {
+            assert_eq!(e.sequence, n as u64 + 1);
+            let lines = e.data["lines"].as_array().unwrap();
+            assert_eq!(lines.len(), 640);
+            assert_eq!(lines[639], format!("{n} {line}").as_str());
+        }
+    }
+
     #[test]
     fn consumer_at_head_sees_only_later_events() {
         let bus = Bus::open_in_memory(BusConfig::default()).unwrap();

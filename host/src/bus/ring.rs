@@ -206,10 +206,10 @@ mod tests {
         }
     }
 
-    /// The default byte bound is sized for a flood, not for ordinary
-    /// traffic: 10,000 events the size of a resource sample (the most
-    /// frequent event of a quiet host) must all fit, so only events far
-    /// larger than usual (a flood's output lines) ever meet it.
+    /// The default byte bound must only ever bind in a flood: 10,000 events
+    /// the size of a resource sample (the most frequent event of a quiet
+    /// host), counted at twice their size, all fit, so the count bound is
+    /// the one ordinary traffic meets.
     #[test]
     fn the_default_bounds_hold_ten_thousand_ordinary_events() {
         let defaults = crate::bus::BusConfig::default();
