@@ -59,7 +59,10 @@ fn link_order() {
     // `-Xlinker` hands the option over whole: `-Wl,` would split a path
     // with a comma in it.
     println!("cargo:rustc-link-arg-bins=-Xlinker");
-    println!("cargo:rustc-link-arg-bins=--symbol-ordering-file={}", list.display());
+    println!(
+        "cargo:rustc-link-arg-bins=--symbol-ordering-file={}",
+        list.display()
+    );
     println!("cargo:rustc-link-arg-bins=-Xlinker");
     println!("cargo:rustc-link-arg-bins=--no-warn-symbol-ordering");
 }
