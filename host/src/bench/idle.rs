@@ -23,7 +23,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::child::HostChild;
-use super::common::{alive, cpu_secs, rss_mib};
+use super::common::{alive, cpu_secs, program_code_mib, rss_mib};
 use super::fixtures::write;
 
 /// How long CPU is sampled while idle: six resource samples, one
@@ -51,6 +51,8 @@ pub struct IdleReport {
     pub start_all_dated_ms: Option<f64>,
     /// Resident memory of the supervisor process.
     pub rss_mib: f64,
+    /// Of it, its program's code (see `program_code_mib`).
+    pub code_mib: f64,
     /// CPU it used while idle, in percent of one core, over 60 s.
     pub idle_cpu_percent: f64,
     /// The same over the first 10 s of those 60.
@@ -77,6 +79,8 @@ fn config(n: usize) -> String {
 pub(crate) struct Footprint {
     /// Resident memory at the end of the window.
     pub(crate) rss_mib: f64,
+    /// Of it, the program's code.
+    pub(crate) code_mib: f64,
     /// CPU over [`IDLE_WINDOW`], percent of one core.
     pub(crate) idle_cpu_percent: f64,
     /// CPU over its first [`FIRST_WINDOW`], percent of one core.
@@ -94,6 +98,7 @@ pub(crate) async fn footprint(pid: u32) -> anyhow::Result<Footprint> {
     let used = cpu_secs(pid)? - before;
     Ok(Footprint {
         rss_mib: rss_mib(pid)?,
+        code_mib: program_code_mib(pid)?,
         idle_cpu_percent: percent(used, IDLE_WINDOW),
         idle_cpu_first_10s_percent: percent(first, FIRST_WINDOW),
     })
@@ -133,6 +138,7 @@ pub(crate) async fn measure<T>(
             start_all_ms,
             start_all_dated_ms,
             rss_mib: footprint.rss_mib,
+            code_mib: footprint.code_mib,
             idle_cpu_percent: footprint.idle_cpu_percent,
             idle_cpu_first_10s_percent: footprint.idle_cpu_first_10s_percent,
             stop_all_ms: stop_all.as_secs_f64() * 1000.0,
@@ -145,9 +151,10 @@ pub(crate) async fn measure<T>(
 /// Prints one supervisor's line.
 pub(crate) fn print(who: &str, i: &IdleReport) {
     println!(
-        "  {who:<12} start all {:>6.0} ms, RSS {:>5.1} MiB, idle CPU {:.2}% of a core over {} s ({:.2}% over its first {} s), stop all {:>6.0} ms; all gone: {}",
+        "  {who:<12} start all {:>6.0} ms, RSS {:>5.1} MiB (code {:.1}), idle CPU {:.2}% of a core over {} s ({:.2}% over its first {} s), stop all {:>6.0} ms; all gone: {}",
         i.start_all_ms,
         i.rss_mib,
+        i.code_mib,
         i.idle_cpu_percent,
         IDLE_WINDOW.as_secs(),
         i.idle_cpu_first_10s_percent,

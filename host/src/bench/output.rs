@@ -34,7 +34,7 @@ use futures::StreamExt as _;
 use serde::Serialize;
 
 use super::child::HostChild;
-use super::common::{AnonPeak, Spread, cpu_and_user_secs, rss_mib, status_kib};
+use super::common::{AnonPeak, Spread, cpu_and_user_secs, program_code_mib, rss_mib, status_kib};
 use super::fixtures::write;
 use super::output_peer as peer;
 use crate::api::{EventsQuery, Operations as _};
@@ -88,6 +88,8 @@ pub struct FloodFigures {
     pub secs: u64,
     /// The supervisor's `VmRSS` before the flood, MiB.
     pub idle_rss_mib: f64,
+    /// Of it, its program's code (see `program_code_mib`), MiB.
+    pub idle_code_mib: f64,
     /// `VmRSS` every [`FLOOD_SAMPLE`] during the flood, MiB.
     pub rss_mib: Vec<f64>,
     /// `VmHWM` once the flood is stopped, MiB.
@@ -316,6 +318,7 @@ async fn flood(dir: &Path, writer: &Path) -> anyhow::Result<FloodFigures> {
     let (client, _) = host.api().await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss_mib = rss_mib(host.pid)?;
+    let idle_code_mib = program_code_mib(host.pid)?;
     let anon = AnonPeak::start(host.pid);
     client
         .start("flood")
@@ -338,6 +341,7 @@ async fn flood(dir: &Path, writer: &Path) -> anyhow::Result<FloodFigures> {
     Ok(FloodFigures {
         secs: samples * FLOOD_SAMPLE.as_secs(),
         idle_rss_mib,
+        idle_code_mib,
         rss_mib: samples_mib,
         peak_rss_mib,
         peak_anon_mib,
@@ -533,8 +537,9 @@ pub(crate) fn print(r: &OutputReport) {
     let flood = |who: &str, f: &FloodFigures| {
         let samples: Vec<String> = f.rss_mib.iter().map(|m| format!("{m:.1}")).collect();
         println!(
-            "  {who:<12} RSS {:.1} MiB idle, then every {} s: {} MiB; peak {:.1} MiB (anonymous {:.1})",
+            "  {who:<12} RSS {:.1} MiB idle (code {:.1}), then every {} s: {} MiB; peak {:.1} MiB (anonymous {:.1})",
             f.idle_rss_mib,
+            f.idle_code_mib,
             FLOOD_SAMPLE.as_secs(),
             samples.join(", "),
             f.peak_rss_mib,

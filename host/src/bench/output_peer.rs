@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use super::common::{AnonPeak, cpu_and_user_secs, rss_mib};
+use super::common::{AnonPeak, cpu_and_user_secs, program_code_mib, rss_mib};
 use super::fixtures::write;
 use super::output::{
     BURST_LINES, BurstFigures, ENDLESS_LINES, FloodFigures, PATIENCE, peak_rss_mib, write_secs,
@@ -163,6 +163,7 @@ pub(crate) async fn flood(
     );
     let peer = Peer::start(supervisord, dir, &program).await?;
     let idle_rss_mib = rss_mib(peer.pid)?;
+    let idle_code_mib = program_code_mib(peer.pid)?;
     let anon = AnonPeak::start(peer.pid);
     peer.ctl("start", "flood").await?;
     let mut samples = Vec::new();
@@ -178,6 +179,7 @@ pub(crate) async fn flood(
     Ok(FloodFigures {
         secs: count * every.as_secs(),
         idle_rss_mib,
+        idle_code_mib,
         rss_mib: samples,
         peak_rss_mib,
         peak_anon_mib,

@@ -231,6 +231,7 @@ async fn run(supervisord: &Path, n: usize) -> anyhow::Result<IdleReport> {
         start_all_ms,
         start_all_dated_ms: None,
         rss_mib: footprint.rss_mib,
+        code_mib: footprint.code_mib,
         idle_cpu_percent: footprint.idle_cpu_percent,
         idle_cpu_first_10s_percent: footprint.idle_cpu_first_10s_percent,
         stop_all_ms,
