@@ -35,8 +35,13 @@ static long find(uint64_t a) {
 static void fwd(int sig) { if (root > 0) kill(root, sig); }
 
 int main(int argc, char **argv) {
-    if (argc < 5 || strcmp(argv[3], "--")) { fprintf(stderr, "usage\n"); return 2; }
-    FILE *f = fopen(argv[1], "r"); size_t cap = 1 << 16; addrs = malloc(cap * 8);
+    if (argc < 5 || strcmp(argv[3], "--")) {
+        fprintf(stderr, "usage: firstcall ADDRS OUT -- PROGRAM [ARGS...]\n");
+        return 2;
+    }
+    FILE *f = fopen(argv[1], "r");
+    if (!f) { perror(argv[1]); return 1; }
+    size_t cap = 1 << 16; addrs = malloc(cap * 8);
     char line[256];
     while (fgets(line, sizeof line, f)) {
         if (n == cap) addrs = realloc(addrs, (cap *= 2) * 8);
@@ -47,6 +52,7 @@ int main(int argc, char **argv) {
     size_t m = 0; for (size_t i = 0; i < n; i++) if (!m || addrs[i] != addrs[m - 1]) addrs[m++] = addrs[i]; n = m;
     orig = malloc(n); hit = calloc(n, 1);
     FILE *out = fopen(argv[2], "w");
+    if (!out) { perror(argv[2]); return 1; }
 
     root = fork();
     if (!root) { ptrace(PTRACE_TRACEME, 0, 0, 0); execv(argv[4], argv + 4); _exit(127); }
@@ -54,7 +60,10 @@ int main(int argc, char **argv) {
     int st; waitpid(root, &st, 0);  // stopped at exec
     ptrace(PTRACE_SETOPTIONS, root, 0, PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL);
     char path[64]; snprintf(path, sizeof path, "/proc/%d/maps", root);
-    f = fopen(path, "r"); uint64_t base = 0; fscanf(f, "%lx", &base); fclose(f);
+    uint64_t base = 0;
+    f = fopen(path, "r");
+    if (!f || fscanf(f, "%lx", &base) != 1) { fprintf(stderr, "firstcall: cannot read %s\n", path); return 1; }
+    fclose(f);
     snprintf(path, sizeof path, "/proc/%d/mem", root);
     int mem = open(path, O_RDWR);
     for (size_t i = 0; i < n; i++) {
@@ -65,11 +74,11 @@ int main(int argc, char **argv) {
     close(mem);
     fprintf(stderr, "firstcall: %zu breakpoints at base %lx\n", n, base);
     ptrace(PTRACE_CONT, root, 0, 0);
-    size_t hits = 0; int root_alive = 1;
+    size_t hits = 0;
     while (1) {
         pid_t pid = waitpid(-1, &st, __WALL);
         if (pid < 0) { if (errno == EINTR) continue; break; }
-        if (WIFEXITED(st) || WIFSIGNALED(st)) { if (pid == root) root_alive = 0; continue; }
+        if (WIFEXITED(st) || WIFSIGNALED(st)) continue;
         if (!WIFSTOPPED(st)) continue;
         int sig = WSTOPSIG(st), ev = st >> 16, deliver = 0;
         if (ev == PTRACE_EVENT_EXEC && pid != root) { ptrace(PTRACE_DETACH, pid, 0, 0); continue; }
@@ -90,7 +99,6 @@ int main(int argc, char **argv) {
             deliver = 0;  // the initial stop of a new thread or child
         } else deliver = sig;
         ptrace(PTRACE_CONT, pid, 0, deliver);
-        (void)root_alive;
     }
     fclose(out);
     fprintf(stderr, "firstcall: %zu of %zu hit\n", hits, n);
