@@ -27,13 +27,15 @@ fn main() {
 /// its code (`link-order.txt`, written by `benches/link-order/generate.sh`).
 ///
 /// The kernel maps a program's code 64 KiB around each page it faults in,
-/// and a run touches ~9,000 of the binary's 65,000 functions, scattered by
-/// the compiler over 30 MiB: an idle `host run` held 16–17 MiB of code
+/// and a run touches ~9,000 of the binary's 50,000 functions, scattered by
+/// the compiler over 27 MiB: an idle `host run` held 16–17 MiB of code
 /// resident for the 3 MiB it executes. Packed together they take 3.5 MiB
 /// (docs/benchmarks.md, "Eleventh pass, the code a run uses, laid out
 /// together").
 /// A stale list costs nothing but that saving: names the build no longer
-/// has are skipped, new functions are placed after the listed ones.
+/// has are skipped, new functions are placed after the listed ones. The
+/// host crate is one codegen unit in release (`Cargo.toml`) so that its
+/// functions keep their names from one edit to the next.
 fn link_order() {
     if env::var("HOST_LINK_ORDER").as_deref() == Ok("0") {
         return;

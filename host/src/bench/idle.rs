@@ -51,7 +51,7 @@ pub struct IdleReport {
     pub start_all_dated_ms: Option<f64>,
     /// Resident memory of the supervisor process.
     pub rss_mib: f64,
-    /// Of it, its program's code (see `program_code_mib`).
+    /// Of it, program code (see `program_code_mib`).
     pub code_mib: f64,
     /// CPU it used while idle, in percent of one core, over 60 s.
     pub idle_cpu_percent: f64,
@@ -79,7 +79,7 @@ fn config(n: usize) -> String {
 pub(crate) struct Footprint {
     /// Resident memory at the end of the window.
     pub(crate) rss_mib: f64,
-    /// Of it, the program's code.
+    /// Of it, program code (see `program_code_mib`).
     pub(crate) code_mib: f64,
     /// CPU over [`IDLE_WINDOW`], percent of one core.
     pub(crate) idle_cpu_percent: f64,

@@ -88,7 +88,7 @@ pub struct FloodFigures {
     pub secs: u64,
     /// The supervisor's `VmRSS` before the flood, MiB.
     pub idle_rss_mib: f64,
-    /// Of it, its program's code (see `program_code_mib`), MiB.
+    /// Of it, program code (see `program_code_mib`), MiB.
     pub idle_code_mib: f64,
     /// `VmRSS` every [`FLOOD_SAMPLE`] during the flood, MiB.
     pub rss_mib: Vec<f64>,
