@@ -15,7 +15,7 @@
 #      restart, stop);
 #   2. the shipped plugins on examples/dev.toml, compilation cache warm;
 #   3. the same with the cache cold (what a first run compiles).
-# Needs: cc, nm (binutils), a release build it makes itself. ~3 minutes
+# Needs: cc, nm (binutils), a release build it makes itself. ~1.5 minutes
 # beside the build. Regenerate when the host's code has moved a lot: a stale
 # list only loses the saving, never correctness.
 set -euo pipefail
