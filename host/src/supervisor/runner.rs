@@ -813,15 +813,12 @@ impl Runner {
         });
     }
 
-    /// Applies `f` under the table lock, then publishes what it returned.
+    /// Applies `f` under the table lock and publishes what it returned
+    /// before the lock is released (see `Inner::with_run_logged`).
     ///
     /// `f` also learns whether the supervisor is shutting down.
     fn update_and_publish(&self, f: impl FnOnce(&mut Record, bool) -> Vec<NewEvent>) {
-        let events = self
-            .inner
-            .with_run(&self.name, self.generation, f)
-            .unwrap_or_default();
-        events::publish(&self.inner.bus, events);
+        self.inner.with_run_logged(&self.name, self.generation, f);
     }
 }
 

@@ -320,7 +320,7 @@ impl Supervisor {
         };
         let (done_tx, done) = watch::channel(false);
         let (reply, answer) = oneshot::channel();
-        let (generation, event) = {
+        let generation = {
             let mut table = self.inner.table();
             let rec = table.get_mut(name).ok_or_else(|| unknown(name))?;
             if self.inner.shutting_down.load(Ordering::SeqCst) {
@@ -354,9 +354,10 @@ impl Supervisor {
                 // once its backoff is over.
                 Launch::Restart => None,
             };
-            (rec.generation, event)
+            // Under the lock, as `Inner::with_run_logged`.
+            events::publish(&self.inner.bus, event.into_iter().collect());
+            rec.generation
         };
-        events::publish(&self.inner.bus, event.into_iter().collect());
         self.inner.ensure_background();
         tokio::spawn(runner::run(
             self.inner.clone(),
@@ -503,7 +504,6 @@ impl Supervisor {
                         super::duration::format(spec.restart_window)
                     ),
                 };
-                drop(table);
                 events::publish(&self.inner.bus, gave_up.into_iter().collect());
                 return Err(refused);
             }
@@ -611,24 +611,25 @@ impl Supervisor {
             signal: signal.as_str().into(),
             source: e.into(),
         })?;
-        let event = {
-            let mut table = self.inner.table();
-            match table.get_mut(name) {
-                // Only if nothing else (an exit, a stop) moved it meanwhile.
-                Some(rec) if rec.state == from && rec.pid == Some(pid) => {
-                    rec.state = to;
-                    Some(events::transition(
+        let mut table = self.inner.table();
+        match table.get_mut(name) {
+            // Only if nothing else (an exit, a stop) moved it meanwhile.
+            Some(rec) if rec.state == from && rec.pid == Some(pid) => {
+                rec.state = to;
+                // Under the lock, as `Inner::with_run_logged`.
+                events::publish(
+                    &self.inner.bus,
+                    vec![events::transition(
                         name,
                         ty,
                         from,
                         to,
                         json!({ "pid": pid }),
-                    ))
-                }
-                _ => None,
+                    )],
+                );
             }
-        };
-        events::publish(&self.inner.bus, event.into_iter().collect());
+            _ => {}
+        }
         Ok(())
     }
 

@@ -24,7 +24,7 @@ use super::spec::ProcessSpec;
 use super::state::{Origin, ProcessInfo, ProcessState};
 use super::store::{Ring, SharedRing};
 use super::supervisor::SupervisorConfig;
-use crate::bus::Bus;
+use crate::bus::{Bus, NewEvent};
 
 /// State shared by every clone of a supervisor.
 pub(super) struct Inner {
@@ -186,29 +186,48 @@ impl Inner {
         Some(f(rec, shutting_down))
     }
 
+    /// [`Inner::with_run`], handing the events `f` returns to the bus before
+    /// the table's lock is released.
+    ///
+    /// Why under the lock: the log's order is then the table's. Handed
+    /// over after it, a runner preempted between the two let another
+    /// runner act on its change first (a dependant started on a `ready`
+    /// flag whose `process.ready` came after the dependant's
+    /// `process.started`), and a reader who saw the new state could miss
+    /// its event after a flush. The hand-off is a queue push; the bus's
+    /// writer never takes this lock, so waiting for room in its queue
+    /// cannot deadlock.
+    pub(super) fn with_run_logged(
+        &self,
+        name: &str,
+        generation: u64,
+        f: impl FnOnce(&mut Record, bool) -> Vec<NewEvent>,
+    ) {
+        self.with_run(name, generation, |rec, shutting_down| {
+            events::publish(&self.bus, f(rec, shutting_down));
+        });
+    }
+
     /// Called by a runner as it ends: the run is over for good. Records when,
     /// and applies the retention limit to finished runtime processes.
     pub(super) fn run_finished(&self, name: &str, generation: u64) {
-        let removed = {
-            let mut table = self.table();
-            let Some(rec) = table.get_mut(name).filter(|r| r.generation == generation) else {
-                return;
-            };
-            rec.run = None;
-            if rec.state.is_terminal() {
-                rec.completed_at = Some(Utc::now());
-            }
-            if rec.origin == Origin::Runtime {
-                prune_finished(&mut table, self.config.retain_finished)
-            } else {
-                Vec::new()
-            }
+        let mut table = self.table();
+        let Some(rec) = table.get_mut(name).filter(|r| r.generation == generation) else {
+            return;
         };
-        let events = removed
-            .iter()
-            .map(|(name, state)| events::removed(name, *state, "retention"))
-            .collect();
-        events::publish(&self.bus, events);
+        rec.run = None;
+        if rec.state.is_terminal() {
+            rec.completed_at = Some(Utc::now());
+        }
+        if rec.origin == Origin::Runtime {
+            let removed = prune_finished(&mut table, self.config.retain_finished);
+            // Under the lock, as `with_run_logged`.
+            let events = removed
+                .iter()
+                .map(|(name, state)| events::removed(name, *state, "retention"))
+                .collect();
+            events::publish(&self.bus, events);
+        }
     }
 
     pub(super) fn spawner(&self) -> std::io::Result<Arc<Spawner>> {

@@ -256,11 +256,13 @@ fn check_name(tracked: &Tracked) -> &'static str {
 
 /// Sets the record's `ready` flag for this run and publishes the change.
 fn set_ready(target: &Target, ready: bool, data: serde_json::Value) {
-    let event = target
+    // Published under the table's lock: a dependant that saw the flag is
+    // logged after it (`Inner::with_run_logged`).
+    target
         .inner
-        .with_run(&target.name, target.generation, |rec, _| {
+        .with_run_logged(&target.name, target.generation, |rec, _| {
             if rec.pid != Some(target.pid) || rec.ready == Some(ready) {
-                return None;
+                return Vec::new();
             }
             rec.ready = Some(ready);
             let ty = if ready {
@@ -268,8 +270,6 @@ fn set_ready(target: &Target, ready: bool, data: serde_json::Value) {
             } else {
                 EventType::Unready
             };
-            Some(events::new(&target.name, ty, data))
-        })
-        .flatten();
-    events::publish(&target.inner.bus, event.into_iter().collect());
+            vec![events::new(&target.name, ty, data)]
+        });
 }
