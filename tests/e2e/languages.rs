@@ -151,7 +151,7 @@ fn javascript_and_python_rules_handlers_and_agents_act_in_a_real_host_beside_rus
             })
             .unwrap_or_else(|e| panic!("no dependency from {rule}: {e}"));
         // One event per rule, its hits listed: here the one.
-        let listed = event["data"]["dependencies"].as_array().unwrap();
+        let listed = super::rules::hits(&event);
         assert_eq!(listed.len(), 1, "{event}");
         assert_eq!(listed[0]["depends_on"], "define-auth-api", "{event}");
         found.push(listed[0].clone());

@@ -152,10 +152,17 @@ title = "Implement JWT token refresh"
     host.terminate().unwrap();
 }
 
-/// The dependencies a `dependency.detected` event lists.
-fn hits(event: &Value) -> Vec<Value> {
-    event["data"]["dependencies"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+/// The dependencies a `dependency.detected` event lists, one object per
+/// hit (`depends_on`, `relationship`, `reason`, `confidence`): the event
+/// groups hits sharing relationship, reason and confidence.
+pub(crate) fn hits(event: &Value) -> Vec<Value> {
+    let mut hits = Vec::new();
+    for group in event["data"]["groups"].as_array().into_iter().flatten() {
+        for on in group["depends_on"].as_array().into_iter().flatten() {
+            let mut hit = group.clone();
+            hit["depends_on"] = on.clone();
+            hits.push(hit);
+        }
+    }
+    hits
 }

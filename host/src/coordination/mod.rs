@@ -10,9 +10,10 @@
 //! that remembers tasks (`task-memory`) by their numbers only, each task's
 //! text handed over once. The
 //! registration's `task.registered` and its hits (`dependency.detected`,
-//! one per rule with the rule's list) are published together, in one
-//! journal commit.
+//! one per rule with the rule's hits grouped by what they share, see
+//! `detected.rs`) are published together, in one journal commit.
 
+mod detected;
 mod index;
 mod sessions;
 mod sessions_consumer;
@@ -23,12 +24,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use serde::Serialize;
-use serde_json::json;
-
-use crate::bus::{Bus, EventData, NewEvent};
+use crate::bus::Bus;
 use crate::plugins::{Kind, PluginHost};
 
+pub(crate) use detected::registration_events;
 use index::KeywordIndex;
 pub use sessions::{SessionSummary, Sessions};
 pub use sessions_consumer::{CONSUMER as SESSIONS_CONSUMER, start as start_sessions};
@@ -290,119 +289,6 @@ pub(crate) fn rule_keywords(rule: &crate::plugins::PluginRef) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The events of one registration: `task.registered`, then, for each rule
-/// that found something, `dependency.detected` with the rule's hits in a
-/// `dependencies` list, all about the new task.
-///
-/// One event per rule rather than one per pair: a new task touching a
-/// thousand others is four events, not four thousand (committing an event
-/// costs ~6 µs, which was most of a dense registration). A list that would
-/// pass half of `max_event_bytes` is split into `parts` events, numbered
-/// by `part` from 1, so no hit is lost to the size limit.
-pub(crate) fn registration_events(
-    task: &Task,
-    by: &str,
-    found: &[Dependency],
-    max_event_bytes: usize,
-) -> Vec<NewEvent> {
-    let mut events = vec![
-        NewEvent::new(SOURCE, "task.registered", json!({ "task": task, "by": by }))
-            .with_subject(&task.id),
-    ];
-    let budget = (max_event_bytes / 2).max(1);
-    for by_rule in found.chunk_by(|a, b| a.rule == b.rule) {
-        let parts = split_by_size(by_rule, budget);
-        let count = parts.len();
-        for (k, part) in parts.into_iter().enumerate() {
-            // Written straight to text, with no `Value` tree on the way: half
-            // the cost of a dense registration's commit was building maps of
-            // every field, only for the journal to write them out as text.
-            let detected = Detected {
-                task: &task.id,
-                rule: &by_rule[0].rule,
-                dependencies: part.iter().map(Hit::of).collect(),
-                part: k + 1,
-                parts: count,
-            };
-            let data =
-                EventData::serialized(&detected).expect("strings and numbers always serialize");
-            events.push(NewEvent::new(SOURCE, "dependency.detected", data).with_subject(&task.id));
-        }
-    }
-    events
-}
-
-/// The data of one `dependency.detected`: a rule's hits for a new task.
-#[derive(Serialize)]
-struct Detected<'a> {
-    task: &'a str,
-    rule: &'a str,
-    dependencies: Vec<Hit<'a>>,
-    part: usize,
-    parts: usize,
-}
-
-/// One dependency in a `dependency.detected` list: what is not already
-/// said once for the whole list (`task`, `rule`).
-#[derive(Serialize)]
-struct Hit<'a> {
-    depends_on: &'a str,
-    relationship: &'a str,
-    reason: &'a str,
-    confidence: f64,
-}
-
-impl<'a> Hit<'a> {
-    fn of(d: &'a Dependency) -> Self {
-        Hit {
-            depends_on: &d.depends_on,
-            relationship: &d.relationship,
-            reason: &d.reason,
-            confidence: task::tidy_f32(d.confidence),
-        }
-    }
-}
-
-/// `found` cut into runs whose JSON stays within about `budget` bytes
-/// (each run holds at least one dependency).
-fn split_by_size(found: &[Dependency], budget: usize) -> Vec<&[Dependency]> {
-    // Field names, punctuation and the confidence: an over-estimate, so a
-    // run never passes its budget.
-    const OVERHEAD: usize = 128;
-    let mut runs = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, d) in found.iter().enumerate() {
-        let size = OVERHEAD
-            + [&d.depends_on, &d.relationship, &d.reason]
-                .into_iter()
-                .map(|text| escaped_len(text))
-                .sum::<usize>();
-        if i > start && bytes + size > budget {
-            runs.push(&found[start..i]);
-            (start, bytes) = (i, 0);
-        }
-        bytes += size;
-    }
-    if start < found.len() {
-        runs.push(&found[start..]);
-    }
-    runs
-}
-
-/// Bytes `text` takes as a JSON string at most: a quote or backslash takes
-/// two, a control character six (`\u0001`).
-fn escaped_len(text: &str) -> usize {
-    2 + text.len()
-        + text
-            .bytes()
-            .map(|b| match b {
-                b'"' | b'\\' => 1,
-                0..0x20 => 5,
-                _ => 0,
-            })
-            .sum::<usize>()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,17 +301,6 @@ mod tests {
             relationship: "api-contract".into(),
             reason: reason.into(),
             confidence: 0.5,
-        }
-    }
-
-    fn task() -> Task {
-        Task {
-            id: "new".into(),
-            repository: "r".into(),
-            title: "New".into(),
-            description: String::new(),
-            keywords: vec![],
-            agent: None,
         }
     }
 
@@ -452,59 +327,5 @@ mod tests {
         assert_eq!(left, [("b".into(), "t1".into()), ("c".into(), "t3".into())]);
         assert_eq!(reg.dependencies.len(), 2, "emptied lists are dropped");
         assert_eq!((reg.take_number(), reg.take_number()), (0, 1));
-    }
-
-    #[test]
-    fn a_registration_is_its_task_then_one_list_per_rule() {
-        let found: Vec<_> = (0..3)
-            .map(|i| dependency("api", i, "shares orders"))
-            .chain([dependency("db", 7, "shares tables")])
-            .collect();
-        let events = registration_events(&task(), "test", &found, 1 << 20);
-        let types: Vec<&str> = events.iter().map(|e| e.ty.as_str()).collect();
-        assert_eq!(
-            types,
-            [
-                "task.registered",
-                "dependency.detected",
-                "dependency.detected"
-            ]
-        );
-        assert_eq!(events[1].data["rule"], "api");
-        assert_eq!(events[1].data["dependencies"].as_array().unwrap().len(), 3);
-        assert_eq!(events[1].data["dependencies"][2]["depends_on"], "t2");
-        assert_eq!(events[2].data["dependencies"][0]["depends_on"], "t7");
-        assert!(events.iter().all(|e| e.subject.as_deref() == Some("new")));
-        // Nothing found: the registration alone.
-        assert_eq!(registration_events(&task(), "test", &[], 1 << 20).len(), 1);
-    }
-
-    #[test]
-    fn a_list_past_half_the_event_limit_is_split_into_numbered_parts_losing_nothing() {
-        // Quotes and control characters count at their escaped size.
-        let reason = "\"quoted\"\u{1}".repeat(40);
-        let found: Vec<_> = (0..500).map(|i| dependency("api", i, &reason)).collect();
-        let limit = 64 * 1024;
-        let events = registration_events(&task(), "test", &found, limit);
-        let lists = &events[1..];
-        assert!(lists.len() > 1, "split");
-        let mut seen = Vec::new();
-        for (k, e) in lists.iter().enumerate() {
-            let bytes = serde_json::to_vec(&e.data).unwrap().len();
-            assert!(bytes <= limit / 2, "part {k} is {bytes} bytes");
-            assert_eq!(e.data["part"], k + 1);
-            assert_eq!(e.data["parts"], lists.len());
-            for d in e.data["dependencies"].as_array().unwrap() {
-                seen.push(d["depends_on"].as_str().unwrap().to_string());
-            }
-        }
-        let expected: Vec<String> = (0..500).map(|i| format!("t{i}")).collect();
-        assert_eq!(seen, expected);
-        // One dependency larger than the budget still goes, alone.
-        let huge = dependency("api", 1, &"x".repeat(limit));
-        assert_eq!(
-            registration_events(&task(), "test", &[huge], limit).len(),
-            2
-        );
     }
 }

@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::detected::dependencies_in;
 use super::sessions::Sessions;
 use super::sessions_model::{Message, Session, SessionKind, SessionStatus, Verdict};
-use super::task::Dependency;
 use super::{Coordinator, SOURCE};
 use crate::bus::{Consumer, Event, Pattern, StartAt};
 
@@ -65,47 +65,6 @@ async fn follow(sessions: Sessions, coordinator: Coordinator, mut consumer: Cons
     }
 }
 
-/// The dependencies a `dependency.detected` lists; `None` when malformed.
-/// An event of the earlier shape (one pair, the fields of a
-/// [`Dependency`]), left unread in a journal by an older host, is a list
-/// of one.
-fn detected(data: &serde_json::Value) -> Option<Vec<Dependency>> {
-    if let Ok(list) = Detected::deserialize(data) {
-        let (rule, task) = (list.rule, list.task);
-        return Some(
-            list.dependencies
-                .into_iter()
-                .map(|hit| Dependency {
-                    rule: rule.clone(),
-                    task: task.clone(),
-                    depends_on: hit.depends_on,
-                    relationship: hit.relationship,
-                    reason: hit.reason,
-                    confidence: hit.confidence,
-                })
-                .collect(),
-        );
-    }
-    Dependency::deserialize(data).ok().map(|one| vec![one])
-}
-
-/// A `dependency.detected`: one rule's hits for one registered task.
-#[derive(Deserialize)]
-struct Detected {
-    task: String,
-    rule: String,
-    dependencies: Vec<Hit>,
-}
-
-/// One hit of a [`Detected`] list.
-#[derive(Deserialize)]
-struct Hit {
-    depends_on: String,
-    relationship: String,
-    reason: String,
-    confidence: f32,
-}
-
 #[derive(Deserialize)]
 struct Judged {
     session: String,
@@ -124,7 +83,7 @@ struct Planned {
 pub fn handle(sessions: &Sessions, coordinator: &Coordinator, event: &Event) {
     match event.ty.as_str() {
         "dependency.detected" if sessions.config().open_on_dependency => {
-            let Some(found) = detected(&event.data) else {
+            let Some(found) = dependencies_in(&event.data) else {
                 tracing::warn!("dependency.detected #{} is malformed", event.sequence);
                 return;
             };
@@ -362,33 +321,6 @@ mod tests {
         assert!(sessions.get(&ids[1]).is_err() && sessions.get(&ids[2]).is_err());
         assert_eq!(sessions.get(&open).unwrap().status, SessionStatus::Closed);
         assert_eq!(sessions.list(None).len(), 1);
-    }
-
-    #[test]
-    fn a_list_and_an_older_single_pair_event_both_read_as_dependencies() {
-        let list = json!({
-            "task": "b", "rule": "api", "part": 1, "parts": 1,
-            "dependencies": [
-                { "depends_on": "a", "relationship": "api-contract", "reason": "shares orders", "confidence": 0.5 },
-                { "depends_on": "c", "relationship": "api-contract", "reason": "shares carts", "confidence": 0.45 }
-            ]
-        });
-        let found = detected(&list).unwrap();
-        assert_eq!(found.len(), 2);
-        assert_eq!(
-            (found[1].rule.as_str(), found[1].task.as_str()),
-            ("api", "b")
-        );
-        assert_eq!(
-            (found[1].depends_on.as_str(), found[1].confidence),
-            ("c", 0.45)
-        );
-        let older = json!({
-            "rule": "api", "task": "b", "depends_on": "a",
-            "relationship": "api-contract", "reason": "shares orders", "confidence": 0.5
-        });
-        assert_eq!(detected(&older).unwrap(), found[..1]);
-        assert_eq!(detected(&json!({ "task": "b" })), None);
     }
 
     #[test]
