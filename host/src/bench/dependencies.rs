@@ -63,6 +63,8 @@ pub struct DependencyReport {
     pub batch_calls_ms: Spread,
     /// ... building and committing the registration's events, ms.
     pub publish_ms: Spread,
+    /// ... the JSON text of those events (the last sample), bytes.
+    pub published_bytes: usize,
     /// Seed-style detection of one new API task: every rule, every known
     /// task, one `check` call per pair, ms (three samples).
     pub all_pairs_ms: Spread,
@@ -166,7 +168,7 @@ pub(crate) async fn measure(
             if k < 2 { cold.push(ms) } else { dense.push(ms) }
         }
         // The dense registration phase by phase: where its time goes.
-        let (mut selection, mut publish) = (Vec::new(), Vec::new());
+        let (mut selection, mut publish, mut published_bytes) = (Vec::new(), Vec::new(), 0);
         let (mut remembered_calls, mut batch_calls) = (Vec::new(), Vec::new());
         for k in 0..5 {
             settle(&runtime).await?;
@@ -201,15 +203,9 @@ pub(crate) async fn measure(
                 found.extend(answer?);
             }
             let start = Instant::now();
-            runtime
-                .bus
-                .commit_all_async(registration_events(
-                    &new,
-                    "bench",
-                    &found,
-                    runtime.bus.max_event_bytes(),
-                ))
-                .await?;
+            let events = registration_events(&new, "bench", &found, runtime.bus.max_event_bytes());
+            published_bytes = events.iter().map(|e| e.data.json().len()).sum();
+            runtime.bus.commit_all_async(events).await?;
             publish.push(start.elapsed().as_secs_f64() * 1000.0);
         }
         let everyone = runtime.coordinator.tasks();
@@ -271,6 +267,7 @@ pub(crate) async fn measure(
             remembered_calls_ms: Spread::of(remembered_calls),
             batch_calls_ms: Spread::of(batch_calls),
             publish_ms: Spread::of(publish),
+            published_bytes,
             all_pairs_ms: Spread::of(all_pairs),
             all_pairs_found,
         })
@@ -330,11 +327,12 @@ pub(crate) fn print(d: &DependencyReport) {
         d.sparse_ms.median, d.sparse_ms.max, d.sparse_found
     );
     println!(
-        "  dense, phase by phase: candidate selection {:.2} ms, rule calls {:.2} ms (by numbers; {:.2} ms with check-batch), events committed {:.2} ms (medians)",
+        "  dense, phase by phase: candidate selection {:.2} ms, rule calls {:.2} ms (by numbers; {:.2} ms with check-batch), events committed {:.2} ms ({} KB of JSON) (medians)",
         d.selection_ms.median,
         d.remembered_calls_ms.median,
         d.batch_calls_ms.median,
-        d.publish_ms.median
+        d.publish_ms.median,
+        d.published_bytes.div_ceil(1000)
     );
     println!(
         "  seed's all-pairs (every task, one check per pair, no index): median {:.1} ms ({} found)",
