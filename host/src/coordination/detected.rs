@@ -406,7 +406,7 @@ mod tests {
         assert_eq!(back, expected);
         // One dependency larger than the budget still goes, alone.
         let huge = dependency("api", 1, &"x".repeat(limit));
-        let events = registration_events(&task(), "test", &[huge.clone()], limit);
+        let events = registration_events(&task(), "test", std::slice::from_ref(&huge), limit);
         assert_eq!(events.len(), 2);
         assert_eq!(read_back(&events), [huge]);
     }

@@ -437,9 +437,7 @@ async fn forgetful(memory: &str) -> (Harness, PluginRef) {
         &h,
         "forgetful",
         &fixture("forgetful-rule"),
-        // A deadline no loaded machine reaches: what is tested is the
-        // memory protocol, and a 100 ms deadline failed it under CI's load.
-        &format!("[config]\nmemory = \"{memory}\"\n[limits]\ndeadline_ms = 5000\n"),
+        &format!("[config]\nmemory = \"{memory}\"\n"),
     );
     h.host.reconcile().await.unwrap();
     let rule = h.host.get("forgetful").expect("forgetful-rule loads");
