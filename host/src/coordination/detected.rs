@@ -270,18 +270,8 @@ fn escaped_len(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::coordination::task::example_dependency as dependency;
     use serde_json::json;
-
-    fn dependency(rule: &str, on: usize, reason: &str) -> Dependency {
-        Dependency {
-            rule: rule.into(),
-            task: "new".into(),
-            depends_on: format!("t{on}"),
-            relationship: "api-contract".into(),
-            reason: reason.into(),
-            confidence: 0.5,
-        }
-    }
 
     fn task() -> Task {
         Task {

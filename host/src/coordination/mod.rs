@@ -292,17 +292,7 @@ pub(crate) fn rule_keywords(rule: &crate::plugins::PluginRef) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn dependency(rule: &str, on: usize, reason: &str) -> Dependency {
-        Dependency {
-            rule: rule.into(),
-            task: "new".into(),
-            depends_on: format!("t{on}"),
-            relationship: "api-contract".into(),
-            reason: reason.into(),
-            confidence: 0.5,
-        }
-    }
+    use crate::coordination::task::example_dependency as dependency;
 
     #[test]
     fn a_replaced_task_takes_its_dependencies_both_ways_with_it_and_only_those() {

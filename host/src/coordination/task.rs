@@ -76,3 +76,16 @@ fn tidy<S: serde::Serializer>(x: &f32, s: S) -> Result<S::Ok, S::Error> {
 pub(crate) fn tidy_f32(x: f32) -> f64 {
     (f64::from(x) * 1e6).round() / 1e6
 }
+
+/// A dependency of task `new` on task `t<on>` found by `rule`, for tests.
+#[cfg(test)]
+pub(crate) fn example_dependency(rule: &str, on: usize, reason: &str) -> Dependency {
+    Dependency {
+        rule: rule.into(),
+        task: "new".into(),
+        depends_on: format!("t{on}"),
+        relationship: "api-contract".into(),
+        reason: reason.into(),
+        confidence: 0.5,
+    }
+}
