@@ -269,7 +269,13 @@ async fn run_checks(
         }
     }
     // The host reports actions and batch answers it rejected as
-    // `plugin.error` with failure `invalid`, naming the call.
+    // `plugin.error` with failure `invalid`, naming the call. Reports are
+    // handed to the bus without waiting for their commit, so the check
+    // waits for it: under load a query right away could miss them and pass
+    // a plugin that broke the contract.
+    if let Err(e) = bus.flush_async().await {
+        broken.push(format!("the reports of its calls could not be read: {e}"));
+    }
     let invalid = invalid_reports(bus);
     let (rule_invalid, action_invalid): (Vec<_>, Vec<_>) = invalid
         .into_iter()
