@@ -163,7 +163,14 @@ impl Harness {
             .expect("action channel closed")
     }
 
+    /// Every committed event of type `ty`, after waiting for what was
+    /// submitted before: the host hands its reports to the bus without
+    /// waiting, and a test asserting that none was made must not read
+    /// before they land.
     fn events(&self, ty: &str) -> Vec<host::bus::Event> {
+        self.bus
+            .flush()
+            .expect("the bus commits what was submitted");
         self.bus
             .query(&EventQuery {
                 types: vec![Pattern::parse(ty).unwrap()],
