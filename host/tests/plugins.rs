@@ -704,7 +704,9 @@ async fn dependency_rules_are_asked_about_new_tasks_and_hits_become_events() {
         .await
         .unwrap();
     assert!(
-        found.iter().any(|d| d.rule == "api" && d.depends_on == "a"),
+        found
+            .iter()
+            .any(|d| &*d.rule == "api" && &*d.depends_on == "a"),
         "{found:#?}"
     );
     // kitchen-sink says two tasks with the same title depend; same
@@ -719,14 +721,11 @@ async fn dependency_rules_are_asked_about_new_tasks_and_hits_become_events() {
     let same_title = coordinator
         .dependencies()
         .into_iter()
-        .filter(|d| d.rule == "sink")
+        .filter(|d| &*d.rule == "sink")
         .collect::<Vec<_>>();
     assert_eq!(same_title.len(), 1, "{same_title:#?}");
     assert_eq!(
-        (
-            same_title[0].task.as_str(),
-            same_title[0].depends_on.as_str()
-        ),
+        (&*same_title[0].task, &*same_title[0].depends_on),
         ("c", "a")
     );
     let listed: usize = h

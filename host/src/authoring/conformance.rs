@@ -277,9 +277,10 @@ async fn run_checks(
         broken.push(format!("the reports of its calls could not be read: {e}"));
     }
     let invalid = invalid_reports(bus);
-    let (rule_invalid, action_invalid): (Vec<_>, Vec<_>) = invalid
-        .into_iter()
-        .partition(|(call, _)| call == "check-batch" || call == "check-remembered");
+    let (rule_invalid, action_invalid): (Vec<_>, Vec<_>) =
+        invalid.into_iter().partition(|(call, _)| {
+            ["check-batch", "check-remembered", "check-grouped"].contains(&call.as_str())
+        });
     let (batch_invalid, memory_invalid): (Vec<_>, Vec<_>) = rule_invalid
         .into_iter()
         .partition(|(call, _)| call == "check-batch");
@@ -449,20 +450,18 @@ async fn ask_by_numbers(
     candidates: Vec<Task>,
     batch: &[crate::coordination::Dependency],
 ) -> (bool, String) {
-    let number = |(n, task): (u32, Task)| NumberedTask {
-        number: n,
-        task: Arc::new(task),
-    };
+    let call = plugin.numbered_call().unwrap_or("check-remembered");
+    let number = |(n, task): (u32, Task)| NumberedTask::new(n, task);
     let known: Vec<NumberedTask> = (0..).zip(candidates).map(number).collect();
     let new = number((known.len() as u32, task));
     for round in ["remembering nothing", "remembering every task"] {
         match plugin.check_numbered(&new, &known).await {
-            Err(e) => return (false, format!("check-remembered, {round}: {e}")),
+            Err(e) => return (false, format!("{call}, {round}: {e}")),
             Ok(found) if found != batch => {
                 return (
                     false,
                     format!(
-                        "check-remembered, {round}, found {} dependencies where check-batch found {}: it must answer as check-batch does",
+                        "{call}, {round}, found {} dependencies where check-batch found {}: it must answer as check-batch does",
                         found.len(),
                         batch.len()
                     ),
@@ -474,7 +473,7 @@ async fn ask_by_numbers(
     (
         true,
         format!(
-            "task-memory: check-remembered over {} candidates answers as check-batch ({} found), remembering nothing and remembering every task",
+            "task-memory: {call} over {} candidates answers as check-batch ({} found), remembering nothing and remembering every task",
             known.len(),
             batch.len()
         ),

@@ -27,6 +27,7 @@
 //! left by one is read in full.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -146,34 +147,34 @@ struct Group<'a> {
 /// people and other readers; the lists say it all).
 #[derive(Deserialize)]
 struct Read {
-    task: String,
-    rule: String,
+    task: Arc<str>,
+    rule: Arc<str>,
     groups: Vec<ReadGroup>,
 }
 
 /// One group as read.
 #[derive(Deserialize)]
 struct ReadGroup {
-    relationship: String,
-    reason: String,
+    relationship: Arc<str>,
+    reason: Arc<str>,
     confidence: f32,
-    depends_on: Vec<String>,
+    depends_on: Vec<Arc<str>>,
 }
 
 /// The shape of an older host: one record per hit in `dependencies`.
 #[derive(Deserialize)]
 struct ReadList {
-    task: String,
-    rule: String,
+    task: Arc<str>,
+    rule: Arc<str>,
     dependencies: Vec<ReadHit>,
 }
 
 /// One hit of a [`ReadList`].
 #[derive(Deserialize)]
 struct ReadHit {
-    depends_on: String,
-    relationship: String,
-    reason: String,
+    depends_on: Arc<str>,
+    relationship: Arc<str>,
+    reason: Arc<str>,
     confidence: f32,
 }
 
@@ -183,11 +184,7 @@ fn groups_of(found: &[Dependency]) -> Vec<Group<'_>> {
     let mut groups: Vec<Group<'_>> = Vec::new();
     let mut index: HashMap<(&str, &str, u32), usize> = HashMap::new();
     for d in found {
-        let key = (
-            d.relationship.as_str(),
-            d.reason.as_str(),
-            d.confidence.to_bits(),
-        );
+        let key = (&*d.relationship, &*d.reason, d.confidence.to_bits());
         let at = *index.entry(key).or_insert_with(|| {
             groups.push(Group {
                 relationship: &d.relationship,
@@ -332,9 +329,7 @@ mod tests {
         let order: Vec<&str> = ["t0", "t2", "t1", "t7"].into();
         let back = read_back(&events);
         assert_eq!(
-            back.iter()
-                .map(|d| d.depends_on.as_str())
-                .collect::<Vec<_>>(),
+            back.iter().map(|d| &*d.depends_on).collect::<Vec<_>>(),
             order
         );
         for d in &back {
@@ -390,7 +385,10 @@ mod tests {
                 .sum();
             assert_eq!(e.data["count"], listed);
         }
-        let mut back: Vec<String> = read_back(lists).into_iter().map(|d| d.depends_on).collect();
+        let mut back: Vec<String> = read_back(lists)
+            .into_iter()
+            .map(|d| d.depends_on.to_string())
+            .collect();
         back.sort_by_key(|id| id[1..].parse::<usize>().unwrap());
         let expected: Vec<String> = (0..3000).map(|i| format!("t{i}")).collect();
         assert_eq!(back, expected);
@@ -412,14 +410,8 @@ mod tests {
         });
         let found = dependencies_in(&list).unwrap();
         assert_eq!(found.len(), 2);
-        assert_eq!(
-            (found[1].rule.as_str(), found[1].task.as_str()),
-            ("api", "b")
-        );
-        assert_eq!(
-            (found[1].depends_on.as_str(), found[1].confidence),
-            ("c", 0.45)
-        );
+        assert_eq!((&*found[1].rule, &*found[1].task), ("api", "b"));
+        assert_eq!((&*found[1].depends_on, found[1].confidence), ("c", 0.45));
         let older = json!({
             "rule": "api", "task": "b", "depends_on": "a",
             "relationship": "api-contract", "reason": "shares orders", "confidence": 0.5

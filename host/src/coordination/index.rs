@@ -131,17 +131,17 @@ mod tests {
     use super::*;
 
     fn task(id: &str, title: &str, keywords: &[&str]) -> NumberedTask {
-        NumberedTask {
-            number: 0,
-            task: Arc::new(Task {
+        NumberedTask::new(
+            0,
+            Task {
                 id: id.into(),
                 repository: "r".into(),
                 title: title.into(),
                 description: String::new(),
                 keywords: keywords.iter().map(|k| k.to_string()).collect(),
                 agent: None,
-            }),
-        }
+            },
+        )
     }
 
     fn ids(tasks: Vec<NumberedTask>) -> Vec<String> {

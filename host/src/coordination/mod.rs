@@ -89,7 +89,7 @@ struct Registry {
 impl Registry {
     /// Drops every dependency from or on the task `id`.
     fn forget_dependencies_of(&mut self, id: &str) {
-        let involves = |d: &Dependency| d.task == id || d.depends_on == id;
+        let involves = |d: &Dependency| *d.task == *id || *d.depends_on == *id;
         for found in &mut self.dependencies {
             if found.iter().any(involves) {
                 *found = found.iter().filter(|d| !involves(d)).cloned().collect();
@@ -163,10 +163,7 @@ impl Coordinator {
             }
             reg.take_number()
         };
-        let task = NumberedTask {
-            number,
-            task: Arc::new(task),
-        };
+        let task = NumberedTask::new(number, task);
         // Each rule runs on its own worker, so the rules are asked at once;
         // results are kept in rule order.
         let rules = self.plugins.with_kind(Kind::DependencyRule);
@@ -250,10 +247,7 @@ impl Coordinator {
     /// `task` with a number of its own, not registered: how `host bench`
     /// asks rules about a task phase by phase as `register` would.
     pub(crate) fn numbered(&self, task: Task) -> NumberedTask {
-        NumberedTask {
-            number: self.registry.lock().take_number(),
-            task: Arc::new(task),
-        }
+        NumberedTask::new(self.registry.lock().take_number(), task)
     }
 
     /// One registered task, by id.
@@ -312,7 +306,7 @@ mod tests {
             .dependencies
             .iter()
             .flat_map(|found| found.iter())
-            .map(|d| (d.task.clone(), d.depends_on.clone()))
+            .map(|d| (d.task.to_string(), d.depends_on.to_string()))
             .collect();
         assert_eq!(left, [("b".into(), "t1".into()), ("c".into(), "t3".into())]);
         assert_eq!(reg.dependencies.len(), 2, "emptied lists are dropped");

@@ -37,8 +37,21 @@ pub struct Task {
 pub struct NumberedTask {
     /// Unique for the life of the coordinator; never reused.
     pub number: u32,
+    /// The task's id, shared: every dependency found on it names it.
+    pub id: Arc<str>,
     /// The task as registered.
     pub task: Arc<Task>,
+}
+
+impl NumberedTask {
+    /// `task` under `number`.
+    pub fn new(number: u32, task: Task) -> Self {
+        Self {
+            number,
+            id: task.id.as_str().into(),
+            task: Arc::new(task),
+        }
+    }
 }
 
 impl Borrow<Task> for NumberedTask {
@@ -48,18 +61,22 @@ impl Borrow<Task> for NumberedTask {
 }
 
 /// A dependency a rule found between two tasks.
+///
+/// The text is shared (`Arc<str>`): a dense registration finds thousands
+/// of dependencies that name the same rule and task, and a rule's grouped
+/// answer gives many the same relationship and reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Dependency {
     /// The rule plugin that found it.
-    pub rule: String,
+    pub rule: Arc<str>,
     /// The task being registered when the rule found the dependency.
-    pub task: String,
+    pub task: Arc<str>,
     /// The task registered earlier that it depends on / relates to.
-    pub depends_on: String,
+    pub depends_on: Arc<str>,
     /// Kind of relationship, e.g. `api-contract`.
-    pub relationship: String,
+    pub relationship: Arc<str>,
     /// The rule's explanation.
-    pub reason: String,
+    pub reason: Arc<str>,
     /// 0.0 ..= 1.0.
     #[serde(serialize_with = "tidy")]
     pub confidence: f32,
@@ -83,7 +100,7 @@ pub(crate) fn example_dependency(rule: &str, on: usize, reason: &str) -> Depende
     Dependency {
         rule: rule.into(),
         task: "new".into(),
-        depends_on: format!("t{on}"),
+        depends_on: format!("t{on}").into(),
         relationship: "api-contract".into(),
         reason: reason.into(),
         confidence: 0.5,

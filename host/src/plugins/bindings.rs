@@ -39,7 +39,7 @@ mod generated_v01 {
 
 pub(crate) use generated::HostBindings;
 pub(crate) use generated::exports::host::plugin::{
-    background_agent, dependency_rule, event_handler, status_mapper, task_memory,
+    background_agent, dependency_rule, event_handler, grouped_memory, status_mapper, task_memory,
 };
 pub(crate) use generated::host::plugin::host as host_api;
 pub(crate) use generated::host::plugin::types as wit;
@@ -82,6 +82,8 @@ pub(crate) const DEPENDENCY_RULE: &str = "host:plugin/dependency-rule";
 pub(crate) const BACKGROUND_AGENT: &str = "host:plugin/background-agent";
 /// A dependency rule's optional memory of tasks (0.2 only; not a kind).
 pub(crate) const TASK_MEMORY: &str = "host:plugin/task-memory";
+/// A remembering rule's optional grouped answers (0.2 only; not a kind).
+pub(crate) const GROUPED_MEMORY: &str = "host:plugin/grouped-memory";
 
 /// Most bytes kept of an error string or a log line from a guest.
 pub(crate) const MAX_TEXT: usize = 4096;

@@ -20,8 +20,8 @@ use crate::supervisor::{ProcessInfo, StatusUpdate};
 
 use super::action::{Action, Cause};
 use super::bindings::{
-    MAX_LABEL, MAX_TEXT, action_from_wit, event_to_wit, numbered_to_wit, process_to_wit,
-    task_memory, task_to_wit, truncate, update_from_wit, wit,
+    MAX_LABEL, MAX_TEXT, action_from_wit, event_to_wit, grouped_memory, numbered_to_wit,
+    process_to_wit, task_memory, task_to_wit, truncate, update_from_wit, wit,
 };
 use super::error::{CallFailure, PluginError};
 use super::instance::Kind;
@@ -121,6 +121,21 @@ impl PluginRef {
         self.slot
             .current()
             .is_some_and(|v| v.compiled.remembers_tasks())
+    }
+
+    /// The call [`PluginRef::check_numbered`] asks the current version
+    /// with: `check-grouped` for a rule exporting `grouped-memory`,
+    /// `check-remembered` for one remembering tasks without it, `None` for
+    /// any other.
+    pub fn numbered_call(&self) -> Option<&'static str> {
+        let version = self.slot.current()?;
+        if version.compiled.answers_grouped() {
+            Some("check-grouped")
+        } else if version.compiled.remembers_tasks() {
+            Some("check-remembered")
+        } else {
+            None
+        }
     }
 
     /// What the current version said about itself.
@@ -307,10 +322,16 @@ impl PluginRef {
         // One call per chunk: a rule that sees every pair (no keywords)
         // against 50,000 tasks would otherwise be one call past any
         // deadline, and a plugin quarantined for the size of the backlog.
-        let mut found = Vec::new();
+        // What the rule said, each distinct answer once, and its hits as
+        // (candidate, index into `said`): a grouped answer's hits share
+        // their group's strings all the way into the published events.
+        let mut said: Vec<wit::Dependency> = Vec::new();
+        let mut found: Vec<(usize, usize)> = Vec::new();
         // Indices named out of range or twice, by the call that named them.
         let mut bad: Vec<(&'static str, u32)> = Vec::new();
-        let mut forgot = 0;
+        // Calls where the rule forgot tasks right after being handed them,
+        // by the memory call that said so.
+        let mut forgot: Vec<&'static str> = Vec::new();
         // A 0.1 rule (or pairs asked for) answers pair by pair, so it is
         // given fewer per trip; which it is shows in the first answer.
         let mut per_call = match asking {
@@ -343,22 +364,29 @@ impl PluginRef {
                     let Some(r) = &x.rule else {
                         return Ok(Err(not_exported("dependency-rule")));
                     };
-                    let mut forgot = false;
+                    let mut forgot = None;
                     let bs = match (numbered, &x.memory) {
                         (Some((new, chunk)), Some(m)) => {
-                            match ask_remembered(m, &mut *store, &new, &chunk, first)? {
+                            let grouped = x.grouped.as_ref();
+                            match ask_remembered(m, grouped, &mut *store, &new, &chunk, first)? {
                                 Some(answer) => {
-                                    let (found, bad) = from_batch(answer, chunk.len());
+                                    let call = answer.call();
+                                    let (said, found, bad) = answer.accept(chunk.len());
                                     return Ok(Ok(Checked {
+                                        said,
                                         found,
                                         bad,
-                                        call: "check-remembered",
+                                        call,
                                         asked: chunk.len(),
                                         forgot,
                                     }));
                                 }
                                 None => {
-                                    forgot = true;
+                                    forgot = Some(if grouped.is_some() {
+                                        "check-grouped"
+                                    } else {
+                                        "check-remembered"
+                                    });
                                     chunk.iter().map(|t| task_to_wit(&t.task)).collect()
                                 }
                             }
@@ -369,8 +397,9 @@ impl PluginRef {
                         (None, _) => bs,
                     };
                     if batch && let Some(answer) = r.call_check_batch(&mut *store, &a, &bs) {
-                        let (found, bad) = from_batch(answer?, bs.len());
+                        let (said, found, bad) = Answer::Flat(answer?).accept(bs.len());
                         return Ok(Ok(Checked {
+                            said,
                             found,
                             bad,
                             call: "check-batch",
@@ -379,13 +408,15 @@ impl PluginRef {
                         }));
                     }
                     let asked = bs.len().min(PAIR_CHUNK);
-                    let mut found = Vec::new();
+                    let (mut said, mut found) = (Vec::new(), Vec::new());
                     for (i, b) in bs[..asked].iter().enumerate() {
                         if let Some(d) = r.call_check(&mut *store, &a, b)? {
-                            found.push((i, d));
+                            found.push((i, said.len()));
+                            said.push(d);
                         }
                     }
                     Ok(Ok(Checked {
+                        said,
                         found,
                         bad: Vec::new(),
                         call: "check",
@@ -397,12 +428,19 @@ impl PluginRef {
             if answer.asked < chunk.len() {
                 per_call = PAIR_CHUNK;
             }
-            found.extend(answer.found.into_iter().map(|(i, d)| (start + i, d)));
+            let offset = said.len();
+            said.extend(answer.said);
+            found.extend(
+                answer
+                    .found
+                    .into_iter()
+                    .map(|(i, k)| (start + i, offset + k)),
+            );
             bad.extend(answer.bad.into_iter().map(|i| (answer.call, i)));
-            forgot += usize::from(answer.forgot);
+            forgot.extend(answer.forgot);
             start += answer.asked.max(1);
         }
-        for call in ["check-batch", "check-remembered"] {
+        for call in ["check-batch", "check-remembered", "check-grouped"] {
             let named: Vec<u32> = bad
                 .iter()
                 .filter(|(c, _)| *c == call)
@@ -420,28 +458,49 @@ impl PluginRef {
                 );
             }
         }
-        if forgot > 0 {
+        if let Some(call) = forgot.first() {
             self.slot.report(
-                "check-remembered",
+                call,
                 None,
                 &CallFailure::Invalid(format!(
-                    "check-remembered still named tasks it does not remember right after being handed them, in {forgot} of its calls; those candidates were asked with check-batch"
+                    "{call} still named tasks it does not remember right after being handed them, in {} of its calls; those candidates were asked with check-batch",
+                    forgot.len()
                 )),
             );
         }
+        // Each distinct answer, each name, made shared text once: the hits
+        // are then counted references, however many a registration finds.
+        let said: Vec<(Arc<str>, Arc<str>, f32)> = said
+            .into_iter()
+            .map(|d| {
+                (
+                    truncate(d.relationship, MAX_LABEL).into(),
+                    truncate(d.reason, MAX_TEXT).into(),
+                    if d.confidence.is_finite() {
+                        d.confidence.clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    },
+                )
+            })
+            .collect();
+        let rule: Arc<str> = self.slot.name.as_str().into();
+        let task_id: Arc<str> = task.id.as_str().into();
         Ok(found
             .into_iter()
-            .map(|(i, d)| Dependency {
-                rule: self.slot.name.clone(),
-                task: task.id.clone(),
-                depends_on: others[i].borrow().id.clone(),
-                relationship: truncate(d.relationship, MAX_LABEL),
-                reason: truncate(d.reason, MAX_TEXT),
-                confidence: if d.confidence.is_finite() {
-                    d.confidence.clamp(0.0, 1.0)
-                } else {
-                    0.0
-                },
+            .map(|(i, k)| {
+                let (relationship, reason, confidence) = &said[k];
+                Dependency {
+                    rule: rule.clone(),
+                    task: task_id.clone(),
+                    depends_on: match asking {
+                        Asking::Remembered { others, .. } => others[i].id.clone(),
+                        _ => others[i].borrow().id.as_str().into(),
+                    },
+                    relationship: relationship.clone(),
+                    reason: reason.clone(),
+                    confidence: *confidence,
+                }
             })
             .collect())
     }
@@ -537,26 +596,61 @@ fn guest_error(text: String) -> CallFailure {
     CallFailure::GuestError(truncate(text, MAX_TEXT))
 }
 
-/// A batch answer checked against the `len` candidates asked about: the
-/// hits in candidate order, and the indices that were out of range or repeated.
-fn from_batch(
-    answer: Vec<(u32, wit::Dependency)>,
-    len: usize,
-) -> (Vec<(usize, wit::Dependency)>, Vec<u32>) {
-    let mut seen = vec![false; len];
-    let mut found = Vec::with_capacity(answer.len().min(len));
-    let mut bad = Vec::new();
-    for (i, d) in answer {
-        match seen.get_mut(i as usize) {
-            Some(s) if !*s => {
-                *s = true;
-                found.push((i as usize, d));
+/// A rule's answer about one chunk of candidates, as it came.
+enum Answer {
+    /// `check-batch`, `check-remembered`: (candidate, dependency) per hit.
+    Flat(Vec<(u32, wit::Dependency)>),
+    /// `check-grouped`: each distinct dependency once, with its candidates.
+    Grouped(Vec<grouped_memory::HitGroup>),
+}
+
+impl Answer {
+    /// The answer checked against the `len` candidates asked about: what
+    /// the rule said (each group, or each hit, once); the hits as
+    /// (candidate, index into what it said), each candidate once,
+    /// ascending; and the candidates named out of range or again.
+    fn accept(self, len: usize) -> (Vec<wit::Dependency>, Vec<(usize, usize)>, Vec<u32>) {
+        let mut said = Vec::new();
+        let mut named: Vec<(u32, usize)> = Vec::new();
+        match self {
+            Answer::Flat(hits) => {
+                named.reserve(hits.len());
+                for (i, d) in hits {
+                    named.push((i, said.len()));
+                    said.push(d);
+                }
             }
-            _ => bad.push(i),
+            Answer::Grouped(groups) => {
+                for group in groups {
+                    let k = said.len();
+                    named.extend(group.candidates.into_iter().map(|i| (i, k)));
+                    said.push(group.dependency);
+                }
+            }
+        }
+        let mut seen = vec![false; len];
+        let mut found = Vec::with_capacity(named.len().min(len));
+        let mut bad = Vec::new();
+        for (i, k) in named {
+            match seen.get_mut(i as usize) {
+                Some(s) if !*s => {
+                    *s = true;
+                    found.push((i as usize, k));
+                }
+                _ => bad.push(i),
+            }
+        }
+        found.sort_unstable_by_key(|(i, _)| *i);
+        (said, found, bad)
+    }
+
+    /// The name of the call that gave it.
+    fn call(&self) -> &'static str {
+        match self {
+            Answer::Flat(_) => "check-remembered",
+            Answer::Grouped(_) => "check-grouped",
         }
     }
-    found.sort_by_key(|(i, _)| *i);
-    (found, bad)
 }
 
 /// How a dependency rule is asked about many candidates.
@@ -576,34 +670,41 @@ enum Asking<'a> {
 
 /// What one trip to a rule answered about one chunk of candidates.
 struct Checked {
-    /// (index into the chunk, dependency), each index once, ascending.
-    found: Vec<(usize, wit::Dependency)>,
+    /// What the rule said: each group of a grouped answer, each hit of
+    /// another.
+    said: Vec<wit::Dependency>,
+    /// (index into the chunk, index into `said`), each chunk index once,
+    /// ascending.
+    found: Vec<(usize, usize)>,
     /// Indices the rule named out of range or twice...
     bad: Vec<u32>,
     /// ...in its answer to this call.
     call: &'static str,
     /// Candidates of the chunk it was asked about (a 0.1 rule takes fewer).
     asked: usize,
-    /// It forgot tasks right after being handed them.
-    forgot: bool,
+    /// The memory call that named tasks as forgotten right after they
+    /// were handed over (the chunk was then asked with `check-batch`).
+    forgot: Option<&'static str>,
 }
 
-/// `check-remembered` of `new` against `chunk` on a rule's memory: hands it
-/// `new` first on the first chunk of a registration, and what it says it
-/// does not remember when it does not. `None` when it still does not
-/// remember them after being handed them.
+/// `check-remembered` of `new` against `chunk` on a rule's memory
+/// (`check-grouped` where the rule answers grouped): hands it `new` first
+/// on the first chunk of a registration, and what it says it does not
+/// remember when it does not. `None` when it still does not remember them
+/// after being handed them.
 fn ask_remembered(
     memory: &task_memory::Guest,
+    grouped: Option<&grouped_memory::Guest>,
     mut store: impl AsContextMut,
     new: &NumberedTask,
     chunk: &[NumberedTask],
     first: bool,
-) -> wasmtime::Result<Option<Vec<(u32, wit::Dependency)>>> {
+) -> wasmtime::Result<Option<Answer>> {
     if first {
         memory.call_remember(&mut store, &[numbered_to_wit(new)])?;
     }
     let numbers: Vec<u32> = chunk.iter().map(|t| t.number).collect();
-    let unknown = match memory.call_check_remembered(&mut store, new.number, &numbers)? {
+    let unknown = match check_memory(memory, grouped, &mut store, new.number, &numbers)? {
         Ok(answer) => return Ok(Some(answer)),
         Err(unknown) => unknown.into_iter().collect::<HashSet<u32>>(),
     };
@@ -618,9 +719,25 @@ fn ask_remembered(
         handed.push(numbered_to_wit(new));
     }
     memory.call_remember(&mut store, &handed)?;
-    Ok(memory
-        .call_check_remembered(&mut store, new.number, &numbers)?
-        .ok())
+    Ok(check_memory(memory, grouped, &mut store, new.number, &numbers)?.ok())
+}
+
+/// One `check-grouped` (where the rule has it) or `check-remembered`.
+fn check_memory(
+    memory: &task_memory::Guest,
+    grouped: Option<&grouped_memory::Guest>,
+    store: impl AsContextMut,
+    task: u32,
+    numbers: &[u32],
+) -> wasmtime::Result<Result<Answer, Vec<u32>>> {
+    Ok(match grouped {
+        Some(g) => g
+            .call_check_grouped(store, task, numbers)?
+            .map(Answer::Grouped),
+        None => memory
+            .call_check_remembered(store, task, numbers)?
+            .map(Answer::Flat),
+    })
 }
 
 fn not_exported(kind: &str) -> CallFailure {
@@ -669,17 +786,35 @@ mod tests {
 
     #[test]
     fn a_batch_answer_keeps_the_first_of_repeats_and_drops_indices_out_of_range() {
-        let (found, bad) = from_batch(
-            vec![
-                (2, dep("c")),
-                (0, dep("a")),
-                (2, dep("again")),
-                (7, dep("x")),
-            ],
-            3,
-        );
-        let kept: Vec<_> = found.iter().map(|(i, d)| (*i, d.reason.as_str())).collect();
+        let (said, found, bad) = Answer::Flat(vec![
+            (2, dep("c")),
+            (0, dep("a")),
+            (2, dep("again")),
+            (7, dep("x")),
+        ])
+        .accept(3);
+        let kept: Vec<_> = found
+            .iter()
+            .map(|(i, k)| (*i, said[*k].reason.as_str()))
+            .collect();
         assert_eq!(kept, [(0, "a"), (2, "c")]);
         assert_eq!(bad, [2, 7]);
+    }
+
+    #[test]
+    fn a_grouped_answer_shares_each_group_and_keeps_a_candidates_first_group() {
+        let group = |reason: &str, candidates: &[u32]| grouped_memory::HitGroup {
+            dependency: dep(reason),
+            candidates: candidates.to_vec(),
+        };
+        let (said, found, bad) =
+            Answer::Grouped(vec![group("x", &[3, 0, 9]), group("y", &[1, 3, 1])]).accept(4);
+        assert_eq!(said.len(), 2);
+        let kept: Vec<_> = found
+            .iter()
+            .map(|(i, k)| (*i, said[*k].reason.as_str()))
+            .collect();
+        assert_eq!(kept, [(0, "x"), (1, "y"), (3, "x")]);
+        assert_eq!(bad, [9, 3, 1]);
     }
 }

@@ -17,8 +17,8 @@ use super::actor::Life;
 // Where the version type lived before `version.rs`; `dispatch.rs` names it
 // by this path.
 use super::bindings::{
-    BACKGROUND_AGENT, DEPENDENCY_RULE, EVENT_HANDLER, HostBindings, STATUS_MAPPER, TASK_MEMORY,
-    VERSIONS, WitVersion, task_memory, v01,
+    BACKGROUND_AGENT, DEPENDENCY_RULE, EVENT_HANDLER, GROUPED_MEMORY, HostBindings, STATUS_MAPPER,
+    TASK_MEMORY, VERSIONS, WitVersion, grouped_memory, task_memory, v01,
 };
 use super::engine::PluginEngine;
 use super::error::{CallFailure, DeadlineExceeded, PluginError};
@@ -64,6 +64,8 @@ struct KindIndices {
     rule: Option<RuleIndices>,
     /// A 0.2 rule's optional `task-memory`.
     memory: Option<task_memory::GuestIndices>,
+    /// Its optional `grouped-memory`, only beside `memory`.
+    grouped: Option<grouped_memory::GuestIndices>,
     agent: Option<AgentIndices>,
 }
 
@@ -75,6 +77,8 @@ pub(crate) struct Exports {
     pub(crate) rule: Option<Rule>,
     /// Only beside a `rule` of 0.2.
     pub(crate) memory: Option<task_memory::Guest>,
+    /// Only beside `memory`.
+    pub(crate) grouped: Option<grouped_memory::Guest>,
     pub(crate) agent: Option<Agent>,
 }
 
@@ -168,6 +172,12 @@ impl Compiled {
             // component exporting it without a 0.2 rule is asked nothing.
             if version == WitVersion::V02 && exported(TASK_MEMORY) == Some(WitVersion::V02) {
                 indices.memory = Some(task_memory::GuestIndices::new(&pre).map_err(index_err)?);
+                // Grouped answers are a way of answering `check-remembered`:
+                // without a memory there is nothing to ask them of.
+                if exported(GROUPED_MEMORY) == Some(WitVersion::V02) {
+                    indices.grouped =
+                        Some(grouped_memory::GuestIndices::new(&pre).map_err(index_err)?);
+                }
             }
         }
         if let Some(version) = exported(BACKGROUND_AGENT) {
@@ -200,6 +210,11 @@ impl Compiled {
     /// Whether it is a dependency rule that remembers tasks (`task-memory`).
     pub(crate) fn remembers_tasks(&self) -> bool {
         self.indices.memory.is_some()
+    }
+
+    /// Whether it also answers by numbers grouped (`grouped-memory`).
+    pub(crate) fn answers_grouped(&self) -> bool {
+        self.indices.grouped.is_some()
     }
 
     /// A fresh store and instance for the worker `life`, which must be
@@ -250,6 +265,11 @@ impl Compiled {
                     .transpose()?,
                 memory: i
                     .memory
+                    .as_ref()
+                    .map(|x| x.load(&mut *store, &instance))
+                    .transpose()?,
+                grouped: i
+                    .grouped
                     .as_ref()
                     .map(|x| x.load(&mut *store, &instance))
                     .transpose()?,

@@ -35,10 +35,7 @@ fn task(id: &str, repository: &str, title: &str) -> Task {
 fn numbered(tasks: &[Task], first: u32) -> Vec<NumberedTask> {
     (first..)
         .zip(tasks)
-        .map(|(number, task)| NumberedTask {
-            number,
-            task: Arc::new(task.clone()),
-        })
+        .map(|(number, task)| NumberedTask::new(number, task.clone()))
         .collect()
 }
 
@@ -118,11 +115,8 @@ async fn each_shipped_rule_finds_its_seed_example_with_a_reason_and_a_confidence
         let found = rule.check_many(&b, std::slice::from_ref(&a)).await.unwrap();
         assert_eq!(found.len(), 1, "{name}: {found:#?}");
         let d = &found[0];
-        assert_eq!(d.relationship, relationship, "{name}");
-        assert_eq!(
-            (d.task.as_str(), d.depends_on.as_str()),
-            (b.id.as_str(), a.id.as_str())
-        );
+        assert_eq!(&*d.relationship, relationship, "{name}");
+        assert_eq!((&*d.task, &*d.depends_on), (b.id.as_str(), a.id.as_str()));
         assert!(!d.reason.is_empty(), "{name} gave no reason");
         assert!(
             d.confidence > 0.3 && d.confidence < 1.0,
@@ -188,7 +182,7 @@ async fn a_backlog_larger_than_one_call_is_asked_in_chunks_that_keep_every_hit_i
     let others = same_title_tasks(5000, &hits);
     let a = task("a", "one", "Same title");
     let found = sink.check_many(&a, &others).await.unwrap();
-    let ids: Vec<String> = found.iter().map(|d| d.depends_on.clone()).collect();
+    let ids: Vec<String> = found.iter().map(|d| d.depends_on.to_string()).collect();
     let expected: Vec<String> = hits.iter().map(|i| format!("t{i}")).collect();
     assert_eq!(ids, expected);
 
@@ -206,7 +200,7 @@ async fn a_backlog_larger_than_one_call_is_asked_in_chunks_that_keep_every_hit_i
         })
         .collect();
     let found = rule.check_many(&a, &others).await.unwrap();
-    let ids: Vec<String> = found.iter().map(|d| d.depends_on.clone()).collect();
+    let ids: Vec<String> = found.iter().map(|d| d.depends_on.to_string()).collect();
     assert_eq!(ids, ["t0", "t700", "t1400", "t2100", "t2800"]);
     assert_eq!(found, rule.check_pairs(&a, &others).await.unwrap());
 }
@@ -220,10 +214,7 @@ async fn a_rule_built_against_wit_0_1_is_still_asked_pair_by_pair() {
     let others = [task("b", "two", "Same title"), task("c", "two", "Other")];
     let found = sink.check_many(&a, &others).await.unwrap();
     assert_eq!(
-        found
-            .iter()
-            .map(|d| d.depends_on.as_str())
-            .collect::<Vec<_>>(),
+        found.iter().map(|d| &*d.depends_on).collect::<Vec<_>>(),
         ["b"]
     );
     assert_eq!(found, sink.check_pairs(&a, &others).await.unwrap());
@@ -262,7 +253,7 @@ async fn a_registration_publishes_its_task_and_one_list_of_hits_per_rule_togethe
         .filter(|e| e.subject.as_deref() == Some("p"))
         .collect();
     // One event per rule that found something, its hits in rule order.
-    let mut rules: Vec<&str> = found.iter().map(|d| d.rule.as_str()).collect();
+    let mut rules: Vec<&str> = found.iter().map(|d| &*d.rule).collect();
     rules.dedup();
     assert!(rules.len() >= 2, "{found:#?}");
     assert_eq!(lists.len(), rules.len(), "{lists:#?}");
@@ -280,7 +271,7 @@ async fn a_registration_publishes_its_task_and_one_list_of_hits_per_rule_togethe
             for on in group["depends_on"].as_array().unwrap() {
                 count += 1;
                 listed.push(Dependency {
-                    rule: rule.to_string(),
+                    rule: (*rule).into(),
                     task: "p".into(),
                     depends_on: on.as_str().unwrap().into(),
                     relationship: group["relationship"].as_str().unwrap().into(),
@@ -313,7 +304,7 @@ async fn a_registration_publishes_its_task_and_one_list_of_hits_per_rule_togethe
         .expect("api-contract found a1 and a3");
     let deps: Vec<&Dependency> = listed
         .iter()
-        .filter(|d| d.rule == "api-contract-rule")
+        .filter(|d| &*d.rule == "api-contract-rule")
         .collect();
     assert_eq!(deps.len(), 2, "{api:#?}");
     let second = format!("s{}.1", api.sequence);
@@ -326,8 +317,8 @@ async fn a_registration_publishes_its_task_and_one_list_of_hits_per_rule_togethe
     let other = sessions.get(&second).unwrap();
     let pair =
         |s: &host::coordination::Session| s.tasks.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
-    assert_eq!(pair(&first), [deps[0].depends_on.as_str(), "p"]);
-    assert_eq!(pair(&other), [deps[1].depends_on.as_str(), "p"]);
+    assert_eq!(pair(&first), [&*deps[0].depends_on, "p"]);
+    assert_eq!(pair(&other), [&*deps[1].depends_on, "p"]);
 }
 
 /// The example rule of `examples/rust/graphql-rule`, built when missing.
@@ -359,8 +350,8 @@ async fn the_graphql_example_links_a_schema_change_to_its_resolvers_only() {
     ];
     let found = rule.check_many(&schema, &candidates).await.unwrap();
     assert_eq!(found.len(), 1, "{found:#?}");
-    assert_eq!(found[0].depends_on, "g2");
-    assert_eq!(found[0].relationship, "graphql-schema");
+    assert_eq!(&*found[0].depends_on, "g2");
+    assert_eq!(&*found[0].relationship, "graphql-schema");
     assert!(found[0].reason.contains("order"), "{}", found[0].reason);
     assert_eq!(found, rule.check_pairs(&schema, &candidates).await.unwrap());
 }
@@ -400,7 +391,7 @@ fn backlog() -> Vec<Task> {
 }
 
 #[tokio::test]
-async fn every_shipped_rule_asked_by_numbers_finds_what_check_batch_finds() {
+async fn every_shipped_rule_asked_by_numbers_in_groups_finds_what_check_batch_finds() {
     let h = rules().await;
     let candidates = backlog();
     let known = numbered(&candidates, 0);
@@ -408,6 +399,8 @@ async fn every_shipped_rule_asked_by_numbers_finds_what_check_batch_finds() {
     let mut hits = 0;
     for name in RULES {
         let rule = h.host.get(name).unwrap();
+        // Each answers grouped: one record per distinct reason.
+        assert_eq!(rule.numbered_call(), Some("check-grouped"), "{name}");
         for probe in &probes {
             let batch = rule.check_many(&probe.task, &candidates).await.unwrap();
             // The first ask finds a rule that remembers nothing (a fresh
@@ -430,17 +423,26 @@ async fn every_shipped_rule_asked_by_numbers_finds_what_check_batch_finds() {
     );
 }
 
-/// A harness with `forgetful-rule` loaded, its memory behaving as `memory` says.
-async fn forgetful(memory: &str) -> (Harness, PluginRef) {
+/// The two remembering fixtures and the call each is asked by numbers
+/// with: `forgetful-rule` answers `check-remembered` hit by hit,
+/// `grouping-rule` (the same rule) `check-grouped` in groups.
+const REMEMBERING: [(&str, &str); 2] = [
+    ("forgetful-rule", "check-remembered"),
+    ("grouping-rule", "check-grouped"),
+];
+
+/// A harness with the remembering `fixture` loaded, its memory behaving as
+/// `memory` says.
+async fn remembering(fixture_name: &str, memory: &str) -> (Harness, PluginRef) {
     let h = harness(&[], |_| {}).await;
     manifest_plugin(
         &h,
         "forgetful",
-        &fixture("forgetful-rule"),
+        &fixture(fixture_name),
         &format!("[config]\nmemory = \"{memory}\"\n"),
     );
     h.host.reconcile().await.unwrap();
-    let rule = h.host.get("forgetful").expect("forgetful-rule loads");
+    let rule = h.host.get("forgetful").expect("the rule loads");
     (h, rule)
 }
 
@@ -471,36 +473,58 @@ fn same_title_backlog() -> (NumberedTask, Vec<NumberedTask>, Vec<String>) {
 }
 
 fn depends_on(found: &[Dependency]) -> Vec<String> {
-    found.iter().map(|d| d.depends_on.clone()).collect()
+    found.iter().map(|d| d.depends_on.to_string()).collect()
 }
 
 #[tokio::test]
 async fn a_rule_that_remembers_is_asked_by_numbers_across_chunks_without_complaint() {
-    let (h, rule) = forgetful("honest").await;
-    let (probe, others, expected) = same_title_backlog();
-    for _ in 0..2 {
-        let found = rule.check_numbered(&probe, &others).await.unwrap();
-        assert_eq!(depends_on(&found), expected);
-        let tasks: Vec<Task> = others.iter().map(|t| Task::clone(&t.task)).collect();
-        assert_eq!(found, rule.check_many(&probe.task, &tasks).await.unwrap());
+    for (fixture_name, call) in REMEMBERING {
+        let (h, rule) = remembering(fixture_name, "honest").await;
+        assert_eq!(rule.numbered_call(), Some(call));
+        let (probe, others, expected) = same_title_backlog();
+        for _ in 0..2 {
+            let found = rule.check_numbered(&probe, &others).await.unwrap();
+            assert_eq!(depends_on(&found), expected, "{call}");
+            let tasks: Vec<Task> = others.iter().map(|t| Task::clone(&t.task)).collect();
+            assert_eq!(found, rule.check_many(&probe.task, &tasks).await.unwrap());
+        }
+        assert!(
+            h.events("plugin.error").is_empty(),
+            "{call}: {:#?}",
+            h.events("plugin.error")
+        );
     }
-    assert!(
-        h.events("plugin.error").is_empty(),
-        "{:#?}",
-        h.events("plugin.error")
-    );
 }
 
-/// `forgetful-rule` with `memory`, asked by numbers about the same-title
-/// backlog: its answer must be the expected hits, each once; returns the
-/// text of the `plugin.error` it earned (call `check-remembered`).
-async fn asked_by_numbers_and_reported(memory: &str) -> (Harness, PluginRef, String) {
-    let (h, rule) = forgetful(memory).await;
+#[tokio::test]
+async fn a_grouped_answer_shares_each_groups_text_among_its_hits() {
+    let (_h, rule) = remembering("grouping-rule", "honest").await;
     let (probe, others, expected) = same_title_backlog();
     let found = rule.check_numbered(&probe, &others).await.unwrap();
-    assert_eq!(depends_on(&found), expected, "{memory}");
+    assert_eq!(depends_on(&found), expected);
+    // Every hit has the same title, so each of the three calls (the
+    // backlog is three chunks) answers one group: three reasons in all,
+    // each shared by its call's two hits, not copied per hit.
+    let mut reasons: Vec<*const u8> = found.iter().map(|d| d.reason.as_ptr()).collect();
+    reasons.dedup();
+    assert_eq!(reasons.len(), 3, "{found:#?}");
+}
+
+/// The remembering `fixture` with `memory`, asked by numbers about the
+/// same-title backlog: its answer must be the expected hits, each once;
+/// returns the text of the `plugin.error` it earned (the call it is asked
+/// by numbers with).
+async fn asked_by_numbers_and_reported(
+    fixture_name: &str,
+    call: &str,
+    memory: &str,
+) -> (Harness, PluginRef, String) {
+    let (h, rule) = remembering(fixture_name, memory).await;
+    let (probe, others, expected) = same_title_backlog();
+    let found = rule.check_numbered(&probe, &others).await.unwrap();
+    assert_eq!(depends_on(&found), expected, "{call}: {memory}");
     let error = h
-        .wait_event("plugin.error", |e| e.data["call"] == "check-remembered")
+        .wait_event("plugin.error", |e| e.data["call"] == call)
         .await;
     let text = error.data["error"].as_str().unwrap().to_string();
     (h, rule, text)
@@ -508,16 +532,32 @@ async fn asked_by_numbers_and_reported(memory: &str) -> (Harness, PluginRef, Str
 
 #[tokio::test]
 async fn a_rule_that_forgets_or_lies_about_its_memory_is_asked_with_check_batch_and_reported() {
-    for memory in ["forgets", "liar"] {
-        // One answer per call, each found once: no loop of handing over.
-        let (_h, rule, error) = asked_by_numbers_and_reported(memory).await;
-        assert!(error.contains("in 3 of its calls"), "{memory}: {error}");
-        assert!(!rule.health().quarantined, "{memory}: not a failure");
+    for (fixture_name, call) in REMEMBERING {
+        for memory in ["forgets", "liar"] {
+            // One answer per call, each found once: no loop of handing over.
+            let (_h, rule, error) = asked_by_numbers_and_reported(fixture_name, call, memory).await;
+            assert!(
+                error.contains(&format!(": {call} ")),
+                "{call}, {memory}: {error}"
+            );
+            assert!(
+                error.contains("in 3 of its calls"),
+                "{call}, {memory}: {error}"
+            );
+            assert!(
+                !rule.health().quarantined,
+                "{call}, {memory}: not a failure"
+            );
+        }
     }
 }
 
 #[tokio::test]
 async fn indices_a_remembering_rule_names_twice_or_out_of_range_are_dropped_and_reported() {
-    let (_h, _rule, error) = asked_by_numbers_and_reported("out-of-range").await;
-    assert!(error.contains("out of range or twice"), "{error}");
+    for (fixture_name, call) in REMEMBERING {
+        let (_h, _rule, error) =
+            asked_by_numbers_and_reported(fixture_name, call, "out-of-range").await;
+        assert!(error.contains(&format!(": {call} ")), "{call}: {error}");
+        assert!(error.contains("out of range or twice"), "{call}: {error}");
+    }
 }

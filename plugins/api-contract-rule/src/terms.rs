@@ -128,10 +128,28 @@ pub fn check(a: &TaskText, b: &TaskText, api_keywords: &[String]) -> Option<Find
 
 /// [`check`] of two prepared tasks.
 pub fn check_prepared(a: &Prepared, b: &Prepared, vocabulary: &Vocabulary) -> Option<Finding> {
+    let mut shared = Vec::new();
+    let defines_and_implements = shared_terms(a, b, vocabulary, &mut shared)?;
+    Some(finding(&shared, defines_and_implements, vocabulary))
+}
+
+/// What `a` and `b` share, when they depend through an API contract:
+/// their shared terms into `shared` (ascending, cleared first) and whether
+/// one defines what the other implements. `None` when they do not depend.
+///
+/// The finding follows from these two alone ([`finding`]), so a batch
+/// groups its hits by them and words each group's reason once.
+pub fn shared_terms(
+    a: &Prepared,
+    b: &Prepared,
+    vocabulary: &Vocabulary,
+    shared: &mut Vec<TermId>,
+) -> Option<bool> {
+    shared.clear();
     if a.repository == b.repository {
         return None;
     }
-    decide(&a.words.ids, &b.words.ids, vocabulary)
+    decide(&a.words.ids, &b.words.ids, vocabulary, shared)
 }
 
 /// The decision over the numbered terms of `a` and `b`.
@@ -139,13 +157,17 @@ pub fn check_prepared(a: &Prepared, b: &Prepared, vocabulary: &Vocabulary) -> Op
 /// Both lists are sorted, so the shared terms come from one merge of the
 /// two, and every test is a comparison of numbers: `check-batch` runs this
 /// for each of up to thousands of candidates.
-fn decide(a: &[TermId], b: &[TermId], vocabulary: &Vocabulary) -> Option<Finding> {
+fn decide(
+    a: &[TermId],
+    b: &[TermId],
+    vocabulary: &Vocabulary,
+    shared: &mut Vec<TermId>,
+) -> Option<bool> {
     let is_api = |t: &TermId| vocabulary.api.contains(t);
     let says = |terms: &[TermId], verbs: &[TermId]| terms.iter().any(|t| verbs.contains(t));
     if !a.iter().any(is_api) || !b.iter().any(is_api) {
         return None;
     }
-    let (mut shared, mut shared_api): (Vec<TermId>, usize) = (Vec::new(), 0);
     let (mut i, mut j) = (0, 0);
     while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
         match x.cmp(y) {
@@ -153,7 +175,6 @@ fn decide(a: &[TermId], b: &[TermId], vocabulary: &Vocabulary) -> Option<Finding
             std::cmp::Ordering::Greater => j += 1,
             std::cmp::Ordering::Equal => {
                 if !term_is_stopword(*x) {
-                    shared_api += usize::from(is_api(x));
                     shared.push(*x);
                 }
                 (i, j) = (i + 1, j + 1);
@@ -163,10 +184,21 @@ fn decide(a: &[TermId], b: &[TermId], vocabulary: &Vocabulary) -> Option<Finding
     if shared.is_empty() {
         return None;
     }
-    let shared_subject = shared.len() - shared_api;
-    let defines_and_implements = (says(a, &vocabulary.defines) && says(b, &vocabulary.implements))
-        || (says(b, &vocabulary.defines) && says(a, &vocabulary.implements));
+    Some(
+        (says(a, &vocabulary.defines) && says(b, &vocabulary.implements))
+            || (says(b, &vocabulary.defines) && says(a, &vocabulary.implements)),
+    )
+}
 
+/// The finding of two tasks sharing the terms `shared` (not empty), one
+/// defining what the other implements or not.
+pub fn finding(
+    shared: &[TermId],
+    defines_and_implements: bool,
+    vocabulary: &Vocabulary,
+) -> Finding {
+    let shared_api = shared.iter().filter(|t| vocabulary.api.contains(t)).count();
+    let shared_subject = shared.len() - shared_api;
     // A shared subject says more than a shared API word (two tasks can both
     // say "api" about unrelated APIs), and a define/implement pair is the
     // seed's own signal. Capped below 1: this is a heuristic.
@@ -176,14 +208,14 @@ fn decide(a: &[TermId], b: &[TermId], vocabulary: &Vocabulary) -> Option<Finding
         + if defines_and_implements { 0.2 } else { 0.0 };
     // Named in alphabetical order, whatever their numbers.
     let mut reason = String::from("both tasks touch an API and share: ");
-    push_words_sorted(&mut reason, &shared);
+    push_words_sorted(&mut reason, shared);
     if defines_and_implements {
         reason.push_str("; one defines the contract, the other implements it");
     }
-    Some(Finding {
+    Finding {
         reason,
         confidence: confidence.min(0.95),
-    })
+    }
 }
 
 /// Splits the `keywords` config value (a comma list), lowercased; unset or

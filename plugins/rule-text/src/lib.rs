@@ -332,6 +332,49 @@ pub fn recall_batch(task: u32, candidates: &[u32]) -> Result<RecalledBatch, Vec<
     }
 }
 
+/// A rule's hits grouped for `check-grouped`: candidates filed under a
+/// key that decides what the rule says about them (its reason and
+/// confidence, or what those are worded from), groups in the order of
+/// their first hit. A rule that can key its hits by what it would word
+/// (the shared terms) words each group's reason once instead of per hit.
+#[derive(Debug)]
+pub struct HitGroups<K> {
+    groups: Vec<(K, Vec<u32>)>,
+    index: HashMap<K, usize>,
+}
+
+impl<K> Default for HitGroups<K> {
+    fn default() -> Self {
+        Self {
+            groups: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> HitGroups<K> {
+    /// Files candidate `i` under `key`, taking a copy of the key only for
+    /// a group it opens.
+    pub fn add<Q>(&mut self, i: u32, key: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(&at) = self.index.get(key) {
+            self.groups[at].1.push(i);
+            return;
+        }
+        let key = key.to_owned();
+        self.index.insert(key.clone(), self.groups.len());
+        self.groups.push((key, vec![i]));
+    }
+
+    /// The groups: (key, candidates).
+    pub fn into_groups(self) -> Vec<(K, Vec<u32>)> {
+        self.groups
+    }
+}
+
 /// Drops a plural `s`, but not from words like `status`, `analysis`, `class`.
 pub fn singular(word: &str) -> String {
     let keep = ["ss", "us", "is"].iter().any(|end| word.ends_with(end));
@@ -376,7 +419,8 @@ pub fn shared<'a>(
 }
 
 /// The WIT glue of a shipped keyword rule: `describe`, `check`,
-/// `check-batch`, and `task-memory`'s `remember` and `check-remembered`,
+/// `check-batch`, `task-memory`'s `remember` and `check-remembered`, and
+/// `grouped-memory`'s `check-grouped` ([`HitGroups`]),
 /// over the calling crate's `rule` module, which provides `NAME`,
 /// `DESCRIPTION`, `RELATIONSHIP`, `DEFAULT_KEYWORDS`, `Finding`, `check`,
 /// and `Prepared` with `new`, `remembered` and `of`. One copy for every
@@ -390,9 +434,10 @@ pub fn shared<'a>(
 #[macro_export]
 macro_rules! keyword_rule_plugin {
     () => {
-        wit_bindgen::generate!({ world: "remembering-rule-plugin", path: "../../wit" });
+        wit_bindgen::generate!({ world: "grouping-rule-plugin", path: "../../wit" });
 
         use exports::host::plugin::dependency_rule::Guest;
+        use exports::host::plugin::grouped_memory::{Guest as GroupedGuest, HitGroup};
         use exports::host::plugin::task_memory::{Guest as MemoryGuest, NumberedTask};
         use host::plugin::host::config;
         use host::plugin::types::{Dependency, RuleInfo, Task};
@@ -457,6 +502,34 @@ macro_rules! keyword_rule_plugin {
             }
         }
 
+        impl GroupedGuest for Plugin {
+            fn check_grouped(task: u32, candidates: Vec<u32>) -> Result<Vec<HitGroup>, Vec<u32>> {
+                let (a, candidates) = $crate::recall_batch(task, &candidates)?;
+                let keywords = keywords();
+                let a = rule::Prepared::of(a.words.clone(), &keywords);
+                // Keyed by what the rule said: its reason and confidence.
+                let mut groups = $crate::HitGroups::<(String, u32)>::default();
+                for (i, b) in candidates.iter().enumerate() {
+                    let b = rule::Prepared::of(b.words.clone(), &keywords);
+                    if let Some(f) = rule::check(&a, &b, &keywords) {
+                        groups.add(i as u32, &(f.reason, f.confidence.to_bits()));
+                    }
+                }
+                Ok(groups
+                    .into_groups()
+                    .into_iter()
+                    .map(|((reason, confidence), candidates)| HitGroup {
+                        dependency: Dependency {
+                            relationship: rule::RELATIONSHIP.to_string(),
+                            reason,
+                            confidence: f32::from_bits(confidence),
+                        },
+                        candidates,
+                    })
+                    .collect())
+            }
+        }
+
         fn found(finding: Option<rule::Finding>) -> Option<Dependency> {
             finding.map(|f| Dependency {
                 relationship: rule::RELATIONSHIP.to_string(),
@@ -496,6 +569,23 @@ mod tests {
         assert!(STOPWORDS.windows(2).all(|w| w[0] < w[1]));
         assert!(STOPWORDS.iter().all(|w| is_stopword(w)));
         assert!(!is_stopword("orders"));
+    }
+
+    #[test]
+    fn hits_are_grouped_by_key_in_the_order_of_each_groups_first_hit() {
+        let mut groups = HitGroups::<Vec<u32>>::default();
+        for (i, key) in [(0, [7, 1]), (1, [2, 1]), (2, [7, 1]), (5, [2, 1])] {
+            groups.add(i, key.as_slice());
+        }
+        groups.add(9, [7].as_slice());
+        assert_eq!(
+            groups.into_groups(),
+            [
+                (vec![7, 1], vec![0, 2]),
+                (vec![2, 1], vec![1, 5]),
+                (vec![7], vec![9])
+            ]
+        );
     }
 
     #[test]
