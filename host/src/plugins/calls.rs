@@ -328,7 +328,7 @@ impl PluginRef {
         let mut said: Vec<wit::Dependency> = Vec::new();
         let mut found: Vec<(usize, usize)> = Vec::new();
         // Indices named out of range or twice, by the call that named them.
-        let mut bad: Vec<(&'static str, u32)> = Vec::new();
+        let mut bad: Vec<(&'static str, Misnamed)> = Vec::new();
         // Calls where the rule forgot tasks right after being handed them,
         // by the memory call that said so.
         let mut forgot: Vec<&'static str> = Vec::new();
@@ -418,7 +418,7 @@ impl PluginRef {
                     Ok(Ok(Checked {
                         said,
                         found,
-                        bad: Vec::new(),
+                        bad: Misnamed::default(),
                         call: "check",
                         asked,
                         forgot,
@@ -436,23 +436,21 @@ impl PluginRef {
                     .into_iter()
                     .map(|(i, k)| (start + i, offset + k)),
             );
-            bad.extend(answer.bad.into_iter().map(|i| (answer.call, i)));
+            match bad.iter_mut().find(|(call, _)| *call == answer.call) {
+                Some((_, named)) => named.add(answer.bad),
+                None => bad.push((answer.call, answer.bad)),
+            }
             forgot.extend(answer.forgot);
             start += answer.asked.max(1);
         }
-        for call in ["check-batch", "check-remembered", "check-grouped"] {
-            let named: Vec<u32> = bad
-                .iter()
-                .filter(|(c, _)| *c == call)
-                .map(|(_, i)| *i)
-                .collect();
-            if let Some(first) = named.first() {
+        for (call, named) in bad {
+            if let Some(first) = named.first {
                 self.slot.report(
                     call,
                     None,
                     &CallFailure::Invalid(format!(
                         "{call} named {} candidates out of range or twice (first: {first}, in a call of at most {CHECK_CHUNK} of {} candidates); they are ignored",
-                        named.len(),
+                        named.count,
                         others.len()
                     )),
                 );
@@ -605,43 +603,53 @@ enum Answer {
 }
 
 impl Answer {
-    /// The answer checked against the `len` candidates asked about: what
-    /// the rule said (each group, or each hit, once); the hits as
-    /// (candidate, index into what it said), each candidate once,
-    /// ascending; and the candidates named out of range or again.
-    fn accept(self, len: usize) -> (Vec<wit::Dependency>, Vec<(usize, usize)>, Vec<u32>) {
+    /// The answer checked against the `len` candidates asked about, in one
+    /// pass that keeps nothing it drops (an answer can be as large as the
+    /// guest's memory): what the rule said that names a kept hit (each
+    /// group, or each hit, once); the hits as (candidate, index into what
+    /// it said), each candidate once, ascending; and the candidates named
+    /// out of range or again.
+    fn accept(self, len: usize) -> (Vec<wit::Dependency>, Vec<(usize, usize)>, Misnamed) {
+        let mut seen = vec![false; len];
+        let mut misnamed = Misnamed::default();
+        let mut first_time = |i: u32| match seen.get_mut(i as usize) {
+            Some(s) if !*s => {
+                *s = true;
+                true
+            }
+            _ => {
+                misnamed.note(i);
+                false
+            }
+        };
         let mut said = Vec::new();
-        let mut named: Vec<(u32, usize)> = Vec::new();
+        let mut found = Vec::new();
         match self {
             Answer::Flat(hits) => {
-                named.reserve(hits.len());
                 for (i, d) in hits {
-                    named.push((i, said.len()));
-                    said.push(d);
+                    if first_time(i) {
+                        found.push((i as usize, said.len()));
+                        said.push(d);
+                    }
                 }
             }
             Answer::Grouped(groups) => {
                 for group in groups {
                     let k = said.len();
-                    named.extend(group.candidates.into_iter().map(|i| (i, k)));
-                    said.push(group.dependency);
+                    let before = found.len();
+                    for i in group.candidates {
+                        if first_time(i) {
+                            found.push((i as usize, k));
+                        }
+                    }
+                    if found.len() > before {
+                        said.push(group.dependency);
+                    }
                 }
-            }
-        }
-        let mut seen = vec![false; len];
-        let mut found = Vec::with_capacity(named.len().min(len));
-        let mut bad = Vec::new();
-        for (i, k) in named {
-            match seen.get_mut(i as usize) {
-                Some(s) if !*s => {
-                    *s = true;
-                    found.push((i as usize, k));
-                }
-                _ => bad.push(i),
             }
         }
         found.sort_unstable_by_key(|(i, _)| *i);
-        (said, found, bad)
+        (said, found, misnamed)
     }
 
     /// The name of the call that gave it.
@@ -668,6 +676,29 @@ enum Asking<'a> {
     },
 }
 
+/// Candidates an answer named out of range or again: how many, and the
+/// first (what the report says; the rest are not kept).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Misnamed {
+    count: usize,
+    first: Option<u32>,
+}
+
+impl Misnamed {
+    fn note(&mut self, i: u32) {
+        self.count += 1;
+        self.first.get_or_insert(i);
+    }
+
+    /// Adds `other`'s, which came later.
+    fn add(&mut self, other: Misnamed) {
+        self.count += other.count;
+        if self.first.is_none() {
+            self.first = other.first;
+        }
+    }
+}
+
 /// What one trip to a rule answered about one chunk of candidates.
 struct Checked {
     /// What the rule said: each group of a grouped answer, each hit of
@@ -677,7 +708,7 @@ struct Checked {
     /// ascending.
     found: Vec<(usize, usize)>,
     /// Indices the rule named out of range or twice...
-    bad: Vec<u32>,
+    bad: Misnamed,
     /// ...in its answer to this call.
     call: &'static str,
     /// Candidates of the chunk it was asked about (a 0.1 rule takes fewer).
@@ -793,12 +824,19 @@ mod tests {
             (7, dep("x")),
         ])
         .accept(3);
+        assert_eq!(said.len(), 2, "dropped hits are not kept");
         let kept: Vec<_> = found
             .iter()
             .map(|(i, k)| (*i, said[*k].reason.as_str()))
             .collect();
         assert_eq!(kept, [(0, "a"), (2, "c")]);
-        assert_eq!(bad, [2, 7]);
+        assert_eq!(
+            bad,
+            Misnamed {
+                count: 2,
+                first: Some(2)
+            }
+        );
     }
 
     #[test]
@@ -809,12 +847,21 @@ mod tests {
         };
         let (said, found, bad) =
             Answer::Grouped(vec![group("x", &[3, 0, 9]), group("y", &[1, 3, 1])]).accept(4);
-        assert_eq!(said.len(), 2);
         let kept: Vec<_> = found
             .iter()
             .map(|(i, k)| (*i, said[*k].reason.as_str()))
             .collect();
         assert_eq!(kept, [(0, "x"), (1, "y"), (3, "x")]);
-        assert_eq!(bad, [9, 3, 1]);
+        assert_eq!(
+            bad,
+            Misnamed {
+                count: 3,
+                first: Some(9)
+            }
+        );
+        // What the rule said is kept only where it names a kept hit.
+        let (said, found, _) =
+            Answer::Grouped(vec![group("x", &[0]), group("dropped", &[0, 7])]).accept(1);
+        assert_eq!((said.len(), found), (1, vec![(0, 0)]));
     }
 }

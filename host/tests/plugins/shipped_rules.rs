@@ -553,6 +553,19 @@ async fn a_rule_that_forgets_or_lies_about_its_memory_is_asked_with_check_batch_
 }
 
 #[tokio::test]
+async fn a_grouped_answer_naming_millions_out_of_range_keeps_the_hits_and_reports_a_count() {
+    // Each of the three calls adds four million: the host counts them, and
+    // keeps neither them nor a copy of the answer per candidate.
+    let (_h, rule, error) =
+        asked_by_numbers_and_reported("grouping-rule", "check-grouped", "flood").await;
+    assert!(
+        error.contains("named 12000000 candidates out of range or twice (first: 1024,"),
+        "{error}"
+    );
+    assert!(!rule.health().quarantined, "{error}");
+}
+
+#[tokio::test]
 async fn indices_a_remembering_rule_names_twice_or_out_of_range_are_dropped_and_reported() {
     for (fixture_name, call) in REMEMBERING {
         let (_h, _rule, error) =

@@ -17,6 +17,10 @@ thread_local! {
 
 struct Forgetful;
 
+/// How many candidates past the end a `flood` answer names.
+#[allow(dead_code)]
+const FLOOD: u32 = 4_000_000;
+
 fn mode() -> String {
     config("memory").unwrap_or_else(|| "honest".to_string())
 }
@@ -101,12 +105,18 @@ impl MemoryGuest for Forgetful {
 /// world has it): the same hits, so the same misbehaviour per `memory`.
 #[allow(dead_code)]
 fn grouped_hits(task: u32, candidates: Vec<u32>) -> Result<Vec<(Dependency, Vec<u32>)>, Vec<u32>> {
+    let len = candidates.len() as u32;
     let mut groups: Vec<(Dependency, Vec<u32>)> = Vec::new();
     for (i, d) in Forgetful::check_remembered(task, candidates)? {
         match groups.iter_mut().find(|(g, _)| g.reason == d.reason) {
             Some((_, hits)) => hits.push(i),
             None => groups.push((d, vec![i])),
         }
+    }
+    if mode() == "flood" {
+        // Four million candidates past the end, in one more group.
+        let past = same_title("flood", "flood").unwrap();
+        groups.push((past, (len..len + FLOOD).collect()));
     }
     Ok(groups)
 }

@@ -3,7 +3,8 @@
 //! `check-grouped`: its hits come back grouped by their dependency (one
 //! group per title here). Config `memory` behaves as in `forgetful-rule`;
 //! with `out-of-range` its groups name each hit twice and an index past
-//! the candidates.
+//! the candidates, and with `flood` (otherwise honest) it adds a group
+//! naming four million candidates past the end.
 
 use exports::host::plugin::grouped_memory::{Guest as GroupedGuest, HitGroup};
 
