@@ -129,13 +129,8 @@ impl PluginRef {
     /// any other.
     pub fn numbered_call(&self) -> Option<&'static str> {
         let version = self.slot.current()?;
-        if version.compiled.answers_grouped() {
-            Some("check-grouped")
-        } else if version.compiled.remembers_tasks() {
-            Some("check-remembered")
-        } else {
-            None
-        }
+        (version.compiled.remembers_tasks())
+            .then(|| memory_call(version.compiled.answers_grouped()))
     }
 
     /// What the current version said about itself.
@@ -382,11 +377,7 @@ impl PluginRef {
                                     }));
                                 }
                                 None => {
-                                    forgot = Some(if grouped.is_some() {
-                                        "check-grouped"
-                                    } else {
-                                        "check-remembered"
-                                    });
+                                    forgot = Some(memory_call(grouped.is_some()));
                                     chunk.iter().map(|t| task_to_wit(&t.task)).collect()
                                 }
                             }
@@ -436,9 +427,11 @@ impl PluginRef {
                     .into_iter()
                     .map(|(i, k)| (start + i, offset + k)),
             );
-            match bad.iter_mut().find(|(call, _)| *call == answer.call) {
-                Some((_, named)) => named.add(answer.bad),
-                None => bad.push((answer.call, answer.bad)),
+            if answer.bad.count > 0 {
+                match bad.iter_mut().find(|(call, _)| *call == answer.call) {
+                    Some((_, named)) => named.add(answer.bad),
+                    None => bad.push((answer.call, answer.bad)),
+                }
             }
             forgot.extend(answer.forgot);
             start += answer.asked.max(1);
@@ -652,12 +645,9 @@ impl Answer {
         (said, found, misnamed)
     }
 
-    /// The name of the call that gave it.
+    /// The name of the memory call that gave it.
     fn call(&self) -> &'static str {
-        match self {
-            Answer::Flat(_) => "check-remembered",
-            Answer::Grouped(_) => "check-grouped",
-        }
+        memory_call(matches!(self, Answer::Grouped(_)))
     }
 }
 
@@ -751,6 +741,16 @@ fn ask_remembered(
     }
     memory.call_remember(&mut store, &handed)?;
     Ok(check_memory(memory, grouped, &mut store, new.number, &numbers)?.ok())
+}
+
+/// The call a rule with `task-memory` is asked by numbers with:
+/// `check-grouped` where it also exports `grouped-memory`.
+fn memory_call(grouped: bool) -> &'static str {
+    if grouped {
+        "check-grouped"
+    } else {
+        "check-remembered"
+    }
 }
 
 /// One `check-grouped` (where the rule has it) or `check-remembered`.
