@@ -36,10 +36,12 @@ const PAGE: usize = 256;
 /// The writer connection's page cache. Appends touch the right edge of the
 /// events table and a few places in each index; retention, the left edge.
 /// A long-running host fills whatever is given: at 16 MiB the cache was the
-/// largest single item of a host over 1,000 processes (heaptrack), and
-/// 4 MiB costs the synthetic publish storms of `host bench --only bus` a
-/// few percent, inside their run-to-run noise (docs/benchmarks.md).
-const WRITER_CACHE_BYTES: u64 = 4 << 20;
+/// largest single item of a host over 1,000 processes (heaptrack), and at
+/// 4 MiB the largest part of a 1 GiB output burst's peak, the burst's first
+/// lines filling it. 1 MiB holds the pages appends keep touching; `host
+/// bench --only bus` measured 4 MiB, 1 MiB and 512 KiB alternately with no
+/// difference outside its run-to-run noise (docs/benchmarks.md).
+const WRITER_CACHE_BYTES: u64 = 1 << 20;
 /// Bytes queued for the writer before publishers wait (back-pressure).
 const QUEUE_BYTES: usize = 32 << 20;
 /// Most bytes of events read back into the ring at open: enough for resuming
