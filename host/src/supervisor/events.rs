@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::state::ProcessState;
-use crate::bus::{Bus, NewEvent};
+use crate::bus::{Bus, EventData, NewEvent};
 
 /// The `source` of every supervisor event.
 pub(crate) const SOURCE: &str = "host/supervisor";
@@ -132,7 +132,7 @@ impl EventType {
 }
 
 /// An event about process `name`.
-pub(crate) fn new(name: &str, ty: EventType, data: Value) -> NewEvent {
+pub(crate) fn new(name: &str, ty: EventType, data: impl Into<EventData>) -> NewEvent {
     NewEvent::new(SOURCE, ty.as_str(), data).with_subject(name)
 }
 

@@ -9,7 +9,8 @@
 //! interleave inside a line), and lines are cut with `memchr` for the ring
 //! (which copies the lines' bytes aside and builds strings for the last
 //! `ring_lines` only every 10 ms) and for the bus
-//! (which only builds lines while it has room). While the bus has no room
+//! (which only builds lines while it has room, written straight to JSON:
+//! see `publish.rs`). While the bus has no room
 //! (a flood past its budget), a read's lines are not even cut: they are
 //! counted with one vectorised pass and staged for the ring as one run,
 //! cut at the flush. The readers never wait on
@@ -43,7 +44,7 @@ use tokio::time::Instant;
 
 use super::lines::{MAX_LINE_BYTES, Splitter, run_lines};
 use super::logfile::LogFile;
-use super::publish;
+use super::publish::{self, JsonLines};
 use super::state::{OutputLine, Stream};
 use super::store::SharedRing;
 use crate::bus::Bus;
@@ -95,7 +96,7 @@ const _: () = assert!(std::mem::size_of::<Message>() <= 16);
 #[derive(Debug, PartialEq)]
 pub(super) struct LineBatch {
     pub(super) stream: Stream,
-    pub(super) lines: Vec<String>,
+    pub(super) lines: JsonLines,
     /// Lines that are pieces of a longer line, continued by the next.
     pub(super) split: usize,
     pub(super) bytes: usize,
@@ -268,7 +269,7 @@ impl OutputTasks {
 /// Lines of one stream waiting to be handed over.
 #[derive(Default)]
 struct Batch {
-    lines: Vec<String>,
+    lines: JsonLines,
     bytes: usize,
     split: usize,
     deadline: Option<Instant>,
@@ -753,10 +754,10 @@ impl Lines {
                     batch.dropped += 1;
                     return;
                 }
-                let line = String::from_utf8_lossy(bytes).into_owned();
+                let line = String::from_utf8_lossy(bytes);
                 batch.bytes += line.len();
                 batch.split += usize::from(continued);
-                batch.lines.push(line);
+                batch.lines.push(&line);
                 if batch.lines.len() >= BATCH_LINES {
                     open = batch.flush_now(stream, sink) && batch.room(sink);
                 }
@@ -777,10 +778,10 @@ impl Lines {
         let now = Utc::now();
         let stage = &mut self.stage;
         self.splitter.finish(|bytes, continued| {
-            let line = String::from_utf8_lossy(bytes).into_owned();
+            let line = String::from_utf8_lossy(bytes);
             batch.bytes += line.len();
             batch.split += usize::from(continued);
-            batch.lines.push(line);
+            batch.lines.push(&line);
             stage.push(bytes, now);
         });
         self.stage.flush(stream, &sink.ring);
