@@ -129,7 +129,9 @@ impl PluginRef {
     /// any other.
     pub fn numbered_call(&self) -> Option<&'static str> {
         let version = self.slot.current()?;
-        (version.compiled.remembers_tasks())
+        version
+            .compiled
+            .remembers_tasks()
             .then(|| memory_call(version.compiled.answers_grouped()))
     }
 

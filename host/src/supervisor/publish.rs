@@ -14,6 +14,7 @@
 //! built as a value tree (a second copy of every line) only to be written
 //! out as text.
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -91,8 +92,9 @@ impl Pending {
         serde_json::to_writer(&mut text, &self.stream).expect("a stream name serializes");
         text.extend_from_slice(b",\"lines\":[");
         text.extend_from_slice(&self.lines.text);
-        text.extend_from_slice(format!("],\"split\":{}}}", self.split).as_bytes());
-        // Every part above is written by serde_json: valid by construction.
+        write!(text, "],\"split\":{}}}", self.split).expect("writing to a Vec cannot fail");
+        // serde_json wrote the stream and every line, the rest is fixed
+        // punctuation and a number: valid by construction (and checked).
         let text = String::from_utf8(text).expect("serde_json writes UTF-8");
         let data = EventData::from_json(text).expect("serde_json writes valid JSON");
         events::new(name, EventType::Output, data)
