@@ -282,12 +282,30 @@ async fn without_a_grant_the_gatherer_reads_nothing_and_the_failed_tick_says_why
     assert!(text.contains("[permissions] dirs"), "{text}");
     h.wait_event("plugin.error", |e| e.data["plugin"] == "gatherer")
         .await;
-    let state = agents
-        .list()
-        .into_iter()
-        .find(|a| a.plugin == "gatherer")
-        .unwrap();
+    // The agent retries every 20 ms and shows `running` while a retry's
+    // tick runs, so a listing may fall inside one: wait for a listing
+    // between ticks, which must show the error.
+    let state = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let state = agents
+                .list()
+                .into_iter()
+                .find(|a| a.plugin == "gatherer")
+                .unwrap();
+            if state.status != host::agents::AgentStatus::Running {
+                return state;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("the agent rests between ticks within 30 s");
     assert_eq!(state.status, host::agents::AgentStatus::Error);
+    assert!(
+        state.last_error.as_deref().unwrap_or("").contains("cannot read /data"),
+        "{:?}",
+        state.last_error
+    );
     assert!(h.actions.try_recv().is_err(), "no findings without a grant");
     agents.shutdown().await;
 
