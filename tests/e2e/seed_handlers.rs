@@ -342,17 +342,27 @@ fn the_gatherer_reads_its_granted_folder_and_a_plugin_without_the_grant_cannot()
         .filter(|e| e["source"] == "plugin/blind")
         .collect();
     assert!(from_blind.is_empty(), "{from_blind:#?}");
+    // The blind agent retries every 100 ms and shows "running" while a
+    // retry's tick runs: read the listing until it falls between ticks,
+    // where it must show the error.
     let api = host.api();
-    let (code, agents) = api.get("/v1/agents");
-    assert_eq!(code, 200);
-    let blind = agents["agents"]
-        .as_array()
-        .or(agents.as_array())
-        .unwrap()
-        .iter()
-        .find(|a| a["plugin"] == "blind")
-        .cloned()
-        .unwrap();
+    let until = Instant::now() + PATIENCE;
+    let blind = loop {
+        let (code, agents) = api.get("/v1/agents");
+        assert_eq!(code, 200);
+        let blind = agents["agents"]
+            .as_array()
+            .or(agents.as_array())
+            .unwrap()
+            .iter()
+            .find(|a| a["plugin"] == "blind")
+            .cloned()
+            .unwrap();
+        if blind["status"] != "running" || Instant::now() > until {
+            break blind;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     assert_eq!(blind["status"], "error", "{blind}");
 
     let status = host.terminate().unwrap();

@@ -302,7 +302,11 @@ async fn without_a_grant_the_gatherer_reads_nothing_and_the_failed_tick_says_why
     .expect("the agent rests between ticks within 30 s");
     assert_eq!(state.status, host::agents::AgentStatus::Error);
     assert!(
-        state.last_error.as_deref().unwrap_or("").contains("cannot read /data"),
+        state
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("cannot read /data"),
         "{:?}",
         state.last_error
     );
